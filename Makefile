@@ -1,0 +1,70 @@
+# boxoffice — every set-up step a fresh machine needs, idempotent.
+#   make test    bootstrap, build, then every test (C++, C++ under ASan+UBSan, Python, lint, types)
+#   make demo    a small ticket drop through the engine
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+VENV     := .venv
+PY       := $(VENV)/bin/python
+PIP      := $(VENV)/bin/pip
+JOBS     ?= $(shell nproc)
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PKGS := g++ cmake libabsl-dev libsqlite3-dev catch2 python3-venv
+STAMP    := $(VENV)/.bootstrap-stamp
+
+.PHONY: bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve clean
+
+# System packages (Debian) and the virtual environment with the dev tools.
+$(STAMP): pyproject.toml
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.13" "numpy>=1.26" \
+	  "pytest>=8" "hypothesis>=6.100" "mypy>=1.10" "ruff>=0.5" "typing_extensions>=4.6"
+	@touch $@
+
+bootstrap: $(STAMP)
+
+# The Python package, built by scikit-build-core (incremental: build/ is kept).
+build: bootstrap
+	$(PIP) install -q --no-build-isolation --no-deps .
+
+build/cpp/CMakeCache.txt:
+	cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOXOFFICE_BUILD_TESTS=ON -DBOXOFFICE_WERROR=ON
+
+cpp-test: bootstrap build/cpp/CMakeCache.txt
+	cmake --build build/cpp -j $(JOBS)
+	ctest --test-dir build/cpp --output-on-failure -j $(JOBS)
+
+build/asan/CMakeCache.txt:
+	cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DBOXOFFICE_BUILD_TESTS=ON -DBOXOFFICE_SANITIZE=ON
+
+cpp-asan: bootstrap build/asan/CMakeCache.txt
+	cmake --build build/asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir build/asan --output-on-failure -j $(JOBS)
+
+py-test: build
+	$(PY) -m pytest -q
+
+lint: bootstrap
+	$(VENV)/bin/ruff check python tests
+	$(VENV)/bin/ruff format --check python tests
+
+typecheck: build
+	$(VENV)/bin/mypy
+
+test: cpp-test cpp-asan py-test lint typecheck
+
+demo: build
+	$(PY) -m boxoffice.demo
+
+# The HTTP service arrives with issue #4; until then `make serve` runs the demo drop.
+serve: demo
+
+clean:
+	rm -rf build $(VENV) *.egg-info

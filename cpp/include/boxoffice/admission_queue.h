@@ -1,0 +1,167 @@
+// AdmissionQueue: the waiting room of one concert (flows 3-5).
+//
+// A user joins and gets a queue token. While fewer than `capacity` tokens are
+// ACTIVE (and the optional admissions-per-minute budget allows), WAITING
+// tokens become ACTIVE strictly in join order. ACTIVE tokens expire after the
+// session TTL or when their user pays (completion); WAITING tokens that stop
+// polling for the abandon timeout lose their place. Joins before `opens_at`
+// land in a pre-queue whose order is shuffled fairly (seeded, reproducible) at
+// opening, so arriving early gives no edge over arriving on time.
+//
+// Position is exact: a Fenwick tree over join sequence numbers counts the
+// WAITING tokens ahead, so users leaving or being dropped ahead never make the
+// number drift. The queue never reads a clock; every call carries `now`.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "boxoffice/events.h"
+#include "boxoffice/hold_timer.h"
+#include "boxoffice/types.h"
+
+namespace boxoffice {
+
+struct QueueSettings {
+  int64_t capacity = 200;            // most ACTIVE tokens at once (seed: 200)
+  int64_t admission_per_minute = 0;  // 0 = no rate cap
+  DurationUs session_ttl_us = 600 * kMicrosPerSecond;
+  DurationUs abandon_timeout_us = 60 * kMicrosPerSecond;
+  DurationUs poll_interval_us = 5 * kMicrosPerSecond;  // seeds poll every 5 s
+  TimeUs opens_at = kNever;  // joins before this go to the pre-queue
+};
+
+struct QueueToken {
+  TokenId id = 0;
+  UserId user_id = 0;
+  ConcertId concert_id = 0;
+  TokenState state = TokenState::kWaiting;
+  TokenEnd end = TokenEnd::kNone;
+  int64_t join_seq = -1;   // order of admission; -1 while in the pre-queue
+  TimeUs joined_at = 0;
+  TimeUs last_seen_at = 0;
+  TimeUs activated_at = kNever;  // when it became ACTIVE
+  TimeUs expires_at = kNever;    // session end while ACTIVE
+  TimeUs ended_at = kNever;      // when it became EXPIRED
+};
+
+// Counts "WAITING at join sequence i" with O(log n) updates and prefix sums.
+class Fenwick {
+ public:
+  void Add(int64_t i, int32_t delta);
+  int64_t Prefix(int64_t end) const;  // sum over [0, end)
+  // Ensures index i is addressable; `value_at(j)` rebuilds when growing.
+  template <typename F>
+  void Reserve(int64_t i, F value_at) {
+    if (i < static_cast<int64_t>(tree_.size())) return;
+    size_t n = tree_.empty() ? 1024 : tree_.size();
+    while (static_cast<int64_t>(n) <= i) n *= 2;
+    const size_t old = tree_.size();
+    tree_.assign(n, 0);
+    for (size_t j = 0; j < old; ++j) {
+      const int32_t v = value_at(static_cast<int64_t>(j));
+      if (v != 0) Add(static_cast<int64_t>(j), v);
+    }
+  }
+  size_t size() const { return tree_.size(); }
+
+ private:
+  std::vector<int32_t> tree_;
+};
+
+class AdmissionQueue {
+ public:
+  // `tokens` is the engine's token table (index = TokenId); the queue appends
+  // to it on join. `timer` and `events` are the engine's.
+  AdmissionQueue(ConcertId concert_id, const QueueSettings& settings,
+                 TimeUs created_at, std::vector<QueueToken>* tokens,
+                 HoldTimer* timer, EventLog* events);
+
+  // Returns the user's live token, or a new one at the back of the line.
+  // Errors: QUEUE_FULL when `queue_length_max` live tokens already exist.
+  absl::StatusOr<TokenId> Join(UserId user, TimeUs now, int64_t queue_length_max);
+  // A poll: the token is still wanted (resets the abandon timeout).
+  void Touch(TokenId id, TimeUs now);
+  // The user leaves (WAITING or ACTIVE -> EXPIRED/LEFT). No-op when EXPIRED.
+  void Leave(TokenId id, TimeUs now);
+  // The user paid: ACTIVE -> EXPIRED/COMPLETED, the slot goes to the next.
+  void Complete(TokenId id, TimeUs now);
+
+  // Timer callbacks, called by the engine in deadline order.
+  void OnOpen(TimeUs at, uint64_t seed);
+  void OnSessionExpiry(TokenId id, TimeUs at);
+  void OnAbandon(TokenId id, TimeUs at);
+  void OnAdmissionTick(TimeUs at);
+
+  // Number of WAITING tokens ahead of `id` (exact); -1 when the token is in
+  // the pre-queue (order not drawn yet) or not WAITING.
+  int64_t Position(TokenId id) const;
+  // Estimated wait until admission, from the measured admission rate.
+  DurationUs Eta(TokenId id, TimeUs now) const;
+
+  ConcertId concert_id() const { return concert_id_; }
+  const QueueSettings& settings() const { return settings_; }
+  bool open() const { return open_; }
+  int64_t waiting() const { return waiting_ + prequeue_waiting_; }
+  int64_t active() const { return active_; }
+  int64_t admitted_total() const { return admitted_total_; }
+  int64_t joined_total() const { return joined_total_; }
+  int64_t abandoned_total() const { return abandoned_total_; }
+  // Live (WAITING or ACTIVE) token of `user`, or 0.
+  TokenId LiveToken(UserId user) const;
+
+  // Checks the queue's own invariants; returns a description or "".
+  std::string CheckInvariants() const;
+  // Feeds the queue's state to `mix` in a canonical order (for state hashes).
+  template <typename Mix>
+  void Digest(Mix&& mix) const {
+    mix(concert_id_);
+    mix(open_ ? 1 : 0);
+    mix(waiting_);
+    mix(active_);
+    mix(head_);
+    mix(next_admit_at_);
+    mix(tick_at_);
+    mix(admitted_total_);
+    for (TokenId t : order_) mix(t);
+    for (TokenId t : prequeue_) mix(t);
+    mix(prequeue_waiting_);
+    for (TimeUs t : recent_admissions_) mix(t);
+  }
+
+ private:
+  QueueToken& token(TokenId id) { return (*tokens_)[static_cast<size_t>(id)]; }
+  const QueueToken& token(TokenId id) const { return (*tokens_)[static_cast<size_t>(id)]; }
+  void AdmitWhilePossible(TimeUs at);
+  // Ends a live token; `timer_fired` when its deadline entry was just popped.
+  void End(QueueToken& t, TokenEnd why, TimeUs at, EventType event, bool timer_fired = false);
+  void Emit(EventType type, const QueueToken& t, TimeUs at, int64_t value);
+  void Enqueue(QueueToken& t);  // gives t the next join sequence
+
+  ConcertId concert_id_;
+  QueueSettings settings_;
+  std::vector<QueueToken>* tokens_;
+  HoldTimer* timer_;
+  EventLog* events_;
+
+  bool open_ = false;
+  std::vector<TokenId> order_;     // join sequence -> token
+  std::vector<TokenId> prequeue_;  // joined before opens_at, not yet ordered
+  int64_t prequeue_waiting_ = 0;   // of those, still WAITING
+  Fenwick waiting_at_;             // 1 at join sequences still WAITING
+  int64_t head_ = 0;               // first join sequence that may be WAITING
+  int64_t waiting_ = 0;            // WAITING tokens with a join sequence
+  int64_t active_ = 0;
+  absl::flat_hash_map<UserId, TokenId> live_by_user_;
+  TimeUs next_admit_at_ = 0;       // admission-rate budget (GCRA, burst 1)
+  TimeUs tick_at_ = 0;             // scheduled kAdmissionTick, or 0
+  std::deque<TimeUs> recent_admissions_;  // for the measured rate (ETA)
+  int64_t admitted_total_ = 0;
+  int64_t joined_total_ = 0;
+  int64_t abandoned_total_ = 0;
+};
+
+}  // namespace boxoffice

@@ -1,0 +1,297 @@
+// Engine: the whole domain as one deterministic state machine.
+//
+// It composes an AdmissionQueue per concert, a SeatInventory per schedule,
+// one HoldTimer for every deadline, one Ledger and one EventLog, and keeps the
+// reservations, payments and idempotency records. Every command and query
+// takes `now`; the engine first advances its clock to max(now, last now) and
+// fires every deadline up to it (so a read after expires_at never sees a
+// seat as held), then applies the command all-or-nothing: a command either
+// returns an error and changes nothing, or succeeds and changes everything it
+// names. The one deliberate exception is a concert's
+// `release_on_payment_failure` policy, which cancels the reservation when a
+// payment fails for lack of balance (the seeds' SAGA compensation) and still
+// reports INSUFFICIENT_BALANCE.
+//
+// Thread safety: every public method takes one internal mutex, so an Engine
+// may be shared by many threads; commands are applied one at a time in the
+// order the mutex grants them. Given the same commands in the same order, two
+// engines end in the same state (same `StateHash`), which is what the journal
+// (durability issue) relies on: the seam is that every state change enters
+// through one of the public commands below.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "boxoffice/admission_queue.h"
+#include "boxoffice/batch.h"
+#include "boxoffice/events.h"
+#include "boxoffice/hold_timer.h"
+#include "boxoffice/ledger.h"
+#include "boxoffice/limits.h"
+#include "boxoffice/reservation.h"
+#include "boxoffice/seat_inventory.h"
+#include "boxoffice/types.h"
+
+namespace boxoffice {
+
+struct EngineConfig {
+  Limits limits;
+  uint64_t seed = 0;  // draws the pre-queue shuffles; same seed, same draw
+};
+
+// Sale settings of a concert (HTTP `sale` object), durations in microseconds.
+struct SaleSettings {
+  TimeUs opens_at = kNever;              // kNever = open at creation
+  int64_t queue_capacity = 200;          // most ACTIVE tokens at once
+  int64_t admission_per_minute = 0;      // 0 = no rate cap
+  DurationUs session_ttl_us = 600 * kMicrosPerSecond;
+  DurationUs hold_ttl_us = 300 * kMicrosPerSecond;
+  int64_t max_seats_per_reservation = 4;
+  int64_t max_seats_per_user = 0;        // HELD + SOLD per concert; 0 = no cap
+  bool release_on_payment_failure = false;
+  DurationUs abandon_timeout_us = 60 * kMicrosPerSecond;
+  DurationUs poll_interval_us = 5 * kMicrosPerSecond;
+};
+
+struct ScheduleSpec {
+  TimeUs starts_at = 0;
+  std::vector<SectionSpec> sections;
+};
+
+struct ConcertSpec {
+  std::string title;
+  std::string artist;
+  std::string venue;
+  std::vector<ScheduleSpec> schedules;
+  SaleSettings sale;
+};
+
+struct ScheduleView {
+  ScheduleId id = 0;
+  ConcertId concert_id = 0;
+  TimeUs starts_at = 0;
+  int64_t seats_total = 0;
+  int64_t seats_available = 0;
+  int64_t seats_held = 0;
+  int64_t seats_sold = 0;
+};
+
+struct ConcertView {
+  ConcertId id = 0;
+  std::string title;
+  std::string artist;
+  std::string venue;
+  SaleSettings sale;
+  std::vector<std::string> grades;  // distinct grades, in seat-map order
+  std::vector<ScheduleView> schedules;
+  TimeUs created_at = 0;
+};
+
+struct SeatView {
+  SeatId id = 0;
+  ScheduleId schedule_id = 0;
+  std::string label;    // "A-3-12"
+  std::string section;
+  int64_t row = 0;      // 1-based
+  int64_t number = 0;   // 1-based
+  std::string grade;
+  Won price = 0;
+  SeatStatus status = SeatStatus::kAvailable;
+};
+
+struct TokenView {
+  TokenId id = 0;
+  UserId user_id = 0;
+  ConcertId concert_id = 0;
+  TokenState state = TokenState::kWaiting;
+  TokenEnd end = TokenEnd::kNone;
+  int64_t position = -1;  // WAITING tokens ahead; -1 when not WAITING or in the pre-queue
+  DurationUs eta_us = 0;  // estimated wait until ACTIVE (WAITING only)
+  DurationUs poll_after_us = 0;
+  TimeUs joined_at = 0;
+  TimeUs activated_at = kNever;
+  TimeUs expires_at = kNever;
+  TimeUs ended_at = kNever;
+};
+
+struct ConcertStats {
+  ConcertId concert_id = 0;
+  int64_t queue_waiting = 0;
+  int64_t queue_active = 0;
+  int64_t queue_joined_total = 0;
+  int64_t queue_admitted_total = 0;
+  int64_t queue_abandoned_total = 0;
+  int64_t seats_total = 0;
+  int64_t seats_available = 0;
+  int64_t seats_held = 0;
+  int64_t seats_sold = 0;
+  int64_t reservations_pending = 0;
+  int64_t reservations_confirmed = 0;
+  int64_t reservations_expired = 0;
+  int64_t reservations_canceled = 0;
+  int64_t reservations_refunded = 0;
+  int64_t payments = 0;
+  Won revenue = 0;  // balance of the concert's revenue account
+};
+
+struct HoldRequest {
+  UserId user_id = 0;
+  TokenId token_id = 0;
+  ScheduleId schedule_id = 0;
+  std::vector<SeatId> seat_ids;  // explicit seats, or empty for best-available
+  int64_t quantity = 0;          // best-available: how many adjacent seats
+  std::string grade;             // best-available: which grade ("" = any)
+  std::string idempotency_key;   // "" = none
+};
+
+class Engine {
+ public:
+  explicit Engine(EngineConfig config = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const Limits& limits() const { return config_.limits; }
+
+  // --- commands ---------------------------------------------------------
+  absl::StatusOr<UserId> CreateUser(TimeUs now);
+  absl::StatusOr<ConcertView> CreateConcert(const ConcertSpec& spec, TimeUs now);
+  absl::StatusOr<TokenView> JoinQueue(UserId user, ConcertId concert, TimeUs now);
+  // A poll: the token's state, position and ETA; resets its abandon timeout.
+  absl::StatusOr<TokenView> QueueStatus(UserId user, TokenId token, TimeUs now);
+  absl::StatusOr<TokenView> LeaveQueue(UserId user, TokenId token, TimeUs now);
+  // The gate: OK with the token when it is the user's ACTIVE token for the
+  // concert; QUEUE_NOT_ACTIVE (position, ETA), QUEUE_TOKEN_EXPIRED or
+  // QUEUE_TOKEN_INVALID otherwise. Counts as a poll.
+  absl::StatusOr<TokenView> CheckGate(UserId user, TokenId token, ConcertId concert,
+                                      TimeUs now);
+  absl::StatusOr<Reservation> Hold(const HoldRequest& request, TimeUs now);
+  absl::StatusOr<Reservation> ReleaseSeat(UserId user, ReservationId reservation,
+                                          SeatId seat, TimeUs now);
+  absl::StatusOr<Reservation> Cancel(UserId user, ReservationId reservation, TimeUs now);
+  absl::StatusOr<ChargeResult> Charge(UserId user, Won amount,
+                                      absl::string_view idempotency_key, TimeUs now);
+  absl::StatusOr<Payment> Pay(UserId user, TokenId token, ReservationId reservation,
+                              absl::string_view idempotency_key, TimeUs now);
+  absl::StatusOr<Reservation> Refund(UserId user, ReservationId reservation, TimeUs now);
+  // Fires every deadline up to `now`.
+  void Advance(TimeUs now);
+  // Applies commands[i] and writes results[i], in order (same length).
+  void ApplyBatch(std::span<const BatchCommand> commands, std::span<BatchResult> results);
+
+  // --- queries (each first advances to `now`) ----------------------------
+  absl::StatusOr<ConcertView> GetConcert(ConcertId concert, TimeUs now);
+  // Concerts whose title or artist contains `query` (ASCII case-insensitive)
+  // and that have a schedule starting in [starts_from, starts_to] (nullopt = open).
+  std::vector<ConcertView> ListConcerts(absl::string_view query,
+                                        std::optional<TimeUs> starts_from,
+                                        std::optional<TimeUs> starts_to, TimeUs now);
+  absl::StatusOr<std::vector<ScheduleView>> ListSchedules(ConcertId concert, TimeUs now);
+  absl::StatusOr<std::vector<SeatView>> ListSeats(ScheduleId schedule,
+                                                  std::optional<SeatStatus> status,
+                                                  TimeUs now);
+  absl::StatusOr<Reservation> GetReservation(UserId user, ReservationId reservation,
+                                             TimeUs now);
+  absl::StatusOr<std::vector<Reservation>> ListReservations(UserId user, TimeUs now);
+  absl::StatusOr<Won> Balance(UserId user, TimeUs now);
+  absl::StatusOr<std::vector<HistoryEntry>> History(UserId user, TimeUs now);
+  absl::StatusOr<ConcertStats> Stats(ConcertId concert, TimeUs now);
+  std::vector<Event> EventsAfter(Seq after, int64_t limit);
+  Seq last_event_seq();
+  TimeUs clock();
+
+  // A 64-bit digest of the whole state, equal for equal states.
+  uint64_t StateHash();
+  // Checks every invariant of the brief over the whole state; INTERNAL with a
+  // description when one is broken (which is a bug).
+  absl::Status CheckInvariants();
+
+ private:
+  struct User;
+  struct Concert;
+  struct IdempotencyRecord;
+  struct HoldArgs;
+
+  // Unlocked implementations; `*Locked` names need mu_ held.
+  // Fires every deadline up to max(now, clock_); returns the new clock.
+  TimeUs AdvanceLocked(TimeUs now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Fire(const TimerEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<UserId> CreateUserLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TokenView> JoinLocked(UserId user, ConcertId concert)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TokenView> StatusLocked(UserId user, TokenId token)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TokenView> LeaveLocked(UserId user, TokenId token)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<const QueueToken*> GateLocked(UserId user, TokenId token,
+                                               ConcertId concert)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<QueueToken*> UserToken(UserId user, TokenId token)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Reservation> HoldLocked(const HoldArgs& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Reservation> ReleaseSeatLocked(UserId user, ReservationId id, SeatId seat)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Reservation> CancelLocked(UserId user, ReservationId id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<ChargeResult> ChargeLocked(UserId user, Won amount, absl::string_view key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Payment> PayLocked(UserId user, TokenId token, ReservationId id,
+                                    absl::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Reservation> RefundLocked(UserId user, ReservationId id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyOne(const BatchCommand& c, BatchResult& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Status CheckUser(UserId user) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Reservation*> OwnedReservation(UserId user, ReservationId id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends a PENDING reservation: seats back to AVAILABLE, hold timer cancelled.
+  void EndPending(Reservation& r, ReservationStatus to, EventType event,
+                  bool timer_fired = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AdjustUserSeats(UserId user, ConcertId concert, int64_t delta)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  TokenView ViewToken(const QueueToken& t) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  ConcertView ViewConcert(const Concert& c) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  ScheduleView ViewSchedule(const SeatInventory& s) const;
+  void Emit(EventType type, UserId user, ConcertId concert, TokenId token,
+            ReservationId reservation, Won amount, int64_t value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Idempotency: a stored result for (user, op, key), or nullptr.
+  const IdempotencyRecord* FindIdempotent(UserId user, uint8_t op, absl::string_view key) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  template <typename T>
+  void RememberIdempotent(UserId user, uint8_t op, absl::string_view key,
+                          uint64_t fingerprint, const T& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const EngineConfig config_;
+  mutable absl::Mutex mu_;
+  TimeUs clock_ ABSL_GUARDED_BY(mu_) = 0;
+  HoldTimer timer_ ABSL_GUARDED_BY(mu_);
+  EventLog events_ ABSL_GUARDED_BY(mu_);
+  Ledger ledger_ ABSL_GUARDED_BY(mu_);
+  std::vector<User> users_ ABSL_GUARDED_BY(mu_);                // index = UserId - 1
+  std::vector<std::unique_ptr<Concert>> concerts_ ABSL_GUARDED_BY(mu_);  // index = id - 1
+  std::vector<std::unique_ptr<SeatInventory>> schedules_ ABSL_GUARDED_BY(mu_);
+  std::vector<QueueToken> tokens_ ABSL_GUARDED_BY(mu_);         // index = TokenId
+  std::vector<Reservation> reservations_ ABSL_GUARDED_BY(mu_);  // index = id - 1
+  std::vector<Payment> payments_ ABSL_GUARDED_BY(mu_);          // index = id - 1
+  SeatId next_seat_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<std::pair<UserId, ConcertId>, int64_t> user_seats_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int64_t> idempotency_index_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int64_t, std::unique_ptr<IdempotencyRecord>> idempotency_
+      ABSL_GUARDED_BY(mu_);
+  int64_t next_idempotency_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace boxoffice

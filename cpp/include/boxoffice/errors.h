@@ -1,0 +1,86 @@
+// Error codes of the core and how they travel inside absl::Status.
+//
+// Each expected failure has a stable string code (SEAT_UNAVAILABLE, ...) that
+// is the same in C++, in Python (`boxoffice.errors`) and in HTTP problem
+// responses. The absl::StatusCode is chosen by what the caller should do next
+// (absl/status/status.h): kNotFound, kFailedPrecondition (don't retry until
+// the state changes), kResourceExhausted (a limit was reached),
+// kInvalidArgument, kPermissionDenied. The code travels as a Status payload,
+// together with optional integer details (a queue position, an ETA, a seat).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+
+namespace boxoffice {
+
+#define BOXOFFICE_ERROR_CODES(X)                                       \
+  X(kOk, "OK", kOk, 200)                                               \
+  X(kInvalidArgument, "INVALID_ARGUMENT", kInvalidArgument, 422)       \
+  X(kInvalidAmount, "INVALID_AMOUNT", kInvalidArgument, 422)           \
+  X(kTooManySeats, "TOO_MANY_SEATS", kInvalidArgument, 422)            \
+  X(kIdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED", kInvalidArgument, \
+    422)                                                               \
+  X(kLimitExceeded, "LIMIT_EXCEEDED", kResourceExhausted, 422)         \
+  X(kUserNotFound, "USER_NOT_FOUND", kNotFound, 404)                   \
+  X(kConcertNotFound, "CONCERT_NOT_FOUND", kNotFound, 404)             \
+  X(kScheduleNotFound, "SCHEDULE_NOT_FOUND", kNotFound, 404)           \
+  X(kSeatNotFound, "SEAT_NOT_FOUND", kNotFound, 404)                   \
+  X(kSeatNotInReservation, "SEAT_NOT_IN_RESERVATION", kNotFound, 404)  \
+  X(kReservationNotFound, "RESERVATION_NOT_FOUND", kNotFound, 404)     \
+  X(kSeatUnavailable, "SEAT_UNAVAILABLE", kFailedPrecondition, 409)    \
+  X(kHoldExpired, "HOLD_EXPIRED", kFailedPrecondition, 409)            \
+  X(kReservationNotPending, "RESERVATION_NOT_PENDING",                 \
+    kFailedPrecondition, 409)                                          \
+  X(kReservationNotConfirmed, "RESERVATION_NOT_CONFIRMED",             \
+    kFailedPrecondition, 409)                                          \
+  X(kInsufficientBalance, "INSUFFICIENT_BALANCE", kFailedPrecondition, \
+    409)                                                               \
+  X(kBalanceLimitExceeded, "BALANCE_LIMIT_EXCEEDED",                   \
+    kResourceExhausted, 409)                                           \
+  X(kSeatLimitPerUser, "SEAT_LIMIT_PER_USER", kResourceExhausted, 409) \
+  X(kQueueNotActive, "QUEUE_NOT_ACTIVE", kFailedPrecondition, 403)     \
+  X(kQueueTokenExpired, "QUEUE_TOKEN_EXPIRED", kFailedPrecondition,    \
+    403)                                                               \
+  X(kQueueTokenInvalid, "QUEUE_TOKEN_INVALID", kPermissionDenied, 403) \
+  X(kQueueFull, "QUEUE_FULL", kResourceExhausted, 429)                 \
+  X(kInternal, "INTERNAL", kInternal, 500)
+
+enum class ErrorCode : uint16_t {
+#define BOXOFFICE_X(e, name, absl_code, http) e,
+  BOXOFFICE_ERROR_CODES(BOXOFFICE_X)
+#undef BOXOFFICE_X
+      kCount
+};
+
+struct ErrorInfo {
+  ErrorCode code;
+  absl::string_view name;       // the stable code, e.g. "SEAT_UNAVAILABLE"
+  absl::StatusCode status_code;
+  int http_status;
+};
+
+// The table of every code, indexed by ErrorCode.
+const ErrorInfo& GetErrorInfo(ErrorCode code);
+inline constexpr int kErrorCodeCount = static_cast<int>(ErrorCode::kCount);
+
+// Integer details an error may carry (absent when not set).
+struct ErrorDetails {
+  std::optional<int64_t> position;    // QUEUE_NOT_ACTIVE: tokens waiting ahead
+  std::optional<int64_t> eta_us;      // QUEUE_NOT_ACTIVE: estimated wait
+  std::optional<int64_t> seat_id;     // the seat a seat error is about
+  std::optional<int64_t> retry_after_us;  // QUEUE_FULL, QUEUE_NOT_ACTIVE
+};
+
+// Builds a status with the code's absl::StatusCode, the message and payloads.
+absl::Status MakeError(ErrorCode code, absl::string_view message,
+                       const ErrorDetails& details = {});
+// The ErrorCode carried by `status`: kOk for OK, kInternal for a status that
+// was not built by MakeError.
+ErrorCode GetErrorCode(const absl::Status& status);
+ErrorDetails GetErrorDetails(const absl::Status& status);
+
+}  // namespace boxoffice

@@ -1,0 +1,78 @@
+// HoldTimer: every deadline of the engine, ordered by time.
+//
+// Holds expire at exactly created_at + hold_ttl, ACTIVE tokens at
+// activated_at + session_ttl, WAITING tokens that stop polling at
+// last_seen_at + abandon_timeout, idempotency keys after their TTL, and a
+// rate-limited queue wants to admit its next user at a given time. The engine
+// advances this timer to `now` before every command and query, firing due
+// entries in (deadline, kind, id) order, so nothing after a deadline ever sees
+// the state from before it. Entries are cancelled eagerly (a btree erase) when
+// the thing they time out ends early, so the set holds only live deadlines.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <tuple>
+
+#include "absl/container/btree_set.h"
+#include "boxoffice/types.h"
+
+namespace boxoffice {
+
+enum class TimerKind : uint8_t {
+  kQueueOpen = 0,       // id = concert: opens_at reached, shuffle the pre-queue
+  kHoldExpiry = 1,      // id = reservation
+  kSessionExpiry = 2,   // id = token
+  kAbandon = 3,         // id = token
+  kAdmissionTick = 4,   // id = concert: the admission rate allows one more
+  kIdempotencyExpiry = 5,  // id = idempotency record
+};
+
+struct TimerEntry {
+  TimeUs at;
+  TimerKind kind;
+  int64_t id;
+
+  friend bool operator<(const TimerEntry& a, const TimerEntry& b) {
+    return std::tie(a.at, a.kind, a.id) < std::tie(b.at, b.kind, b.id);
+  }
+  friend bool operator==(const TimerEntry& a, const TimerEntry& b) {
+    return a.at == b.at && a.kind == b.kind && a.id == b.id;
+  }
+};
+
+class HoldTimer {
+ public:
+  void Schedule(TimeUs at, TimerKind kind, int64_t id) {
+    entries_.insert(TimerEntry{at, kind, id});
+  }
+  // Returns whether the entry was scheduled.
+  bool Cancel(TimeUs at, TimerKind kind, int64_t id) {
+    return entries_.erase(TimerEntry{at, kind, id}) > 0;
+  }
+  // Removes and returns the earliest entry with at <= now, if any.
+  std::optional<TimerEntry> PopDue(TimeUs now) {
+    if (entries_.empty()) return std::nullopt;
+    auto it = entries_.begin();
+    if (it->at > now) return std::nullopt;
+    TimerEntry e = *it;
+    entries_.erase(it);
+    return e;
+  }
+  std::optional<TimeUs> NextDeadline() const {
+    if (entries_.empty()) return std::nullopt;
+    return entries_.begin()->at;
+  }
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (const TimerEntry& e : entries_) f(e);
+  }
+
+ private:
+  absl::btree_set<TimerEntry> entries_;
+};
+
+}  // namespace boxoffice

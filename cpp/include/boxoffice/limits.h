@@ -1,0 +1,38 @@
+// Named limits of the engine, with units last (TigerBeetle style).
+//
+// Every collection the engine grows and every amount it accepts has a bound
+// here; exceeding one is a clear error (LIMIT_EXCEEDED, TOO_MANY_SEATS,
+// INVALID_AMOUNT, QUEUE_FULL, ...), never a crash or a silent truncation.
+#pragma once
+
+#include <cstdint>
+
+#include "boxoffice/types.h"
+
+namespace boxoffice {
+
+struct Limits {
+  int64_t users_max = 100'000'000;
+  int64_t concerts_max = 100'000;
+  int64_t schedules_per_concert_max = 256;
+  int64_t sections_per_schedule_max = 256;
+  int64_t seats_per_schedule_max = 200'000;
+  int64_t rows_per_section_max = 1'000;
+  int64_t seats_per_row_max = 1'000;
+  // Upper bound for a concert's max_seats_per_reservation sale setting.
+  int64_t seats_per_reservation_max = 16;
+  // Live (WAITING + ACTIVE) tokens per concert.
+  int64_t queue_length_max = 5'000'000;
+  int64_t queue_capacity_max = 1'000'000;
+  Won price_max = 10'000'000;
+  Won charge_amount_max = 10'000'000;
+  Won balance_max = 100'000'000;
+  int64_t text_length_max = 200;             // bytes of a title, name, grade
+  int64_t idempotency_key_length_max = 128;  // bytes
+  DurationUs idempotency_ttl_us = 24 * 3600 * kMicrosPerSecond;
+  // Events kept in memory for `EventsAfter`; older ones are dropped first.
+  int64_t event_retention_max = 1'000'000;
+  int64_t list_limit_max = 10'000;  // items per page of EventsAfter
+};
+
+}  // namespace boxoffice

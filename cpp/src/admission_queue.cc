@@ -1,0 +1,321 @@
+// AdmissionQueue: see admission_queue.h for what it models and why.
+#include "boxoffice/admission_queue.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "boxoffice/assert.h"
+#include "boxoffice/errors.h"
+
+namespace boxoffice {
+namespace {
+
+constexpr DurationUs kEtaWindowUs = 60 * kMicrosPerSecond;
+constexpr size_t kRecentAdmissionsMax = 1024;
+
+// SplitMix64 (Steele, Lea, Flood 2014): small, fast, and the same everywhere,
+// so a seed draws the same pre-queue order on every machine.
+uint64_t SplitMix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+void Fenwick::Add(int64_t i, int32_t delta) {
+  const auto n = static_cast<int64_t>(tree_.size());
+  BOXOFFICE_ASSERT(i >= 0 && i < n);
+  for (int64_t k = i + 1; k <= n; k += k & -k) tree_[static_cast<size_t>(k - 1)] += delta;
+}
+
+int64_t Fenwick::Prefix(int64_t end) const {
+  int64_t sum = 0;
+  for (int64_t k = std::min<int64_t>(end, static_cast<int64_t>(tree_.size())); k > 0;
+       k -= k & -k) {
+    sum += tree_[static_cast<size_t>(k - 1)];
+  }
+  return sum;
+}
+
+AdmissionQueue::AdmissionQueue(ConcertId concert_id, const QueueSettings& settings,
+                               TimeUs created_at, std::vector<QueueToken>* tokens,
+                               HoldTimer* timer, EventLog* events)
+    : concert_id_(concert_id),
+      settings_(settings),
+      tokens_(tokens),
+      timer_(timer),
+      events_(events) {
+  BOXOFFICE_ASSERT(settings_.capacity > 0);
+  BOXOFFICE_ASSERT(settings_.session_ttl_us > 0 && settings_.abandon_timeout_us > 0);
+  if (settings_.opens_at == kNever || settings_.opens_at <= created_at) {
+    open_ = true;
+  } else {
+    timer_->Schedule(settings_.opens_at, TimerKind::kQueueOpen, concert_id_);
+  }
+}
+
+TokenId AdmissionQueue::LiveToken(UserId user) const {
+  auto it = live_by_user_.find(user);
+  return it == live_by_user_.end() ? 0 : it->second;
+}
+
+absl::StatusOr<TokenId> AdmissionQueue::Join(UserId user, TimeUs now,
+                                             int64_t queue_length_max) {
+  if (TokenId live = LiveToken(user); live != 0) {
+    Touch(live, now);
+    return live;
+  }
+  if (waiting() + active_ >= queue_length_max) {
+    return MakeError(ErrorCode::kQueueFull,
+                     absl::StrCat("the queue of concert ", concert_id_, " is full (",
+                                  queue_length_max, " live tokens)"),
+                     {.retry_after_us = settings_.poll_interval_us});
+  }
+  const auto id = static_cast<TokenId>(tokens_->size());
+  QueueToken fresh;
+  fresh.id = id;
+  fresh.user_id = user;
+  fresh.concert_id = concert_id_;
+  fresh.joined_at = now;
+  fresh.last_seen_at = now;
+  tokens_->push_back(fresh);
+  QueueToken& t = token(id);
+  live_by_user_[user] = id;
+  ++joined_total_;
+  timer_->Schedule(now + settings_.abandon_timeout_us, TimerKind::kAbandon, id);
+  if (!open_) {
+    prequeue_.push_back(id);
+    ++prequeue_waiting_;
+    Emit(EventType::kQueueJoined, t, now, 1);
+  } else {
+    Enqueue(t);
+    Emit(EventType::kQueueJoined, t, now, 0);
+    AdmitWhilePossible(now);
+  }
+  return id;
+}
+
+void AdmissionQueue::Enqueue(QueueToken& t) {
+  const auto seq = static_cast<int64_t>(order_.size());
+  waiting_at_.Reserve(seq, [this](int64_t j) -> int32_t {
+    if (j >= static_cast<int64_t>(order_.size())) return 0;
+    return token(order_[static_cast<size_t>(j)]).state == TokenState::kWaiting ? 1 : 0;
+  });
+  order_.push_back(t.id);
+  t.join_seq = seq;
+  waiting_at_.Add(seq, 1);
+  ++waiting_;
+}
+
+void AdmissionQueue::Touch(TokenId id, TimeUs now) {
+  QueueToken& t = token(id);
+  if (t.state == TokenState::kWaiting) {
+    const bool had = timer_->Cancel(t.last_seen_at + settings_.abandon_timeout_us,
+                                    TimerKind::kAbandon, id);
+    BOXOFFICE_ASSERT(had);
+    timer_->Schedule(now + settings_.abandon_timeout_us, TimerKind::kAbandon, id);
+  }
+  t.last_seen_at = now;
+}
+
+void AdmissionQueue::End(QueueToken& t, TokenEnd why, TimeUs at, EventType event,
+                         bool timer_fired) {
+  if (t.state == TokenState::kWaiting) {
+    const bool had = timer_fired || timer_->Cancel(t.last_seen_at + settings_.abandon_timeout_us,
+                                                   TimerKind::kAbandon, t.id);
+    BOXOFFICE_ASSERT(had);
+    if (t.join_seq >= 0) {
+      waiting_at_.Add(t.join_seq, -1);
+      --waiting_;
+    } else {
+      --prequeue_waiting_;  // stays in prequeue_, skipped at opening
+    }
+  } else if (t.state == TokenState::kActive) {
+    const bool had =
+        timer_fired || timer_->Cancel(t.expires_at, TimerKind::kSessionExpiry, t.id);
+    BOXOFFICE_ASSERT(had);
+    --active_;
+  } else {
+    BOXOFFICE_ASSERT(false && "ending an EXPIRED token");
+  }
+  t.state = TokenState::kExpired;
+  t.end = why;
+  t.ended_at = at;
+  t.expires_at = kNever;
+  live_by_user_.erase(t.user_id);
+  Emit(event, t, at, 0);
+}
+
+void AdmissionQueue::Leave(TokenId id, TimeUs now) {
+  QueueToken& t = token(id);
+  if (t.state == TokenState::kExpired) return;
+  End(t, TokenEnd::kLeft, now, EventType::kQueueLeft);
+  AdmitWhilePossible(now);
+}
+
+void AdmissionQueue::Complete(TokenId id, TimeUs now) {
+  QueueToken& t = token(id);
+  BOXOFFICE_ASSERT(t.state == TokenState::kActive);
+  End(t, TokenEnd::kCompleted, now, EventType::kQueueCompleted);
+  AdmitWhilePossible(now);
+}
+
+void AdmissionQueue::OnOpen(TimeUs at, uint64_t seed) {
+  BOXOFFICE_ASSERT(!open_);
+  open_ = true;
+  std::vector<TokenId> drawn;
+  drawn.reserve(static_cast<size_t>(prequeue_waiting_));
+  for (TokenId id : prequeue_) {
+    if (token(id).state == TokenState::kWaiting) drawn.push_back(id);
+  }
+  BOXOFFICE_ASSERT(static_cast<int64_t>(drawn.size()) == prequeue_waiting_);
+  // Fisher-Yates: every order of the pre-queue is equally likely.
+  uint64_t state = seed ^ static_cast<uint64_t>(concert_id_);
+  for (size_t i = drawn.size(); i > 1; --i) {
+    const size_t j = static_cast<size_t>(SplitMix64(state) % i);
+    std::swap(drawn[i - 1], drawn[j]);
+  }
+  for (TokenId id : drawn) Enqueue(token(id));
+  prequeue_.clear();
+  prequeue_.shrink_to_fit();
+  prequeue_waiting_ = 0;
+  Event e;
+  e.at = at;
+  e.type = EventType::kQueueOpened;
+  e.concert_id = concert_id_;
+  e.value = static_cast<int64_t>(drawn.size());
+  events_->Append(e);
+  AdmitWhilePossible(at);
+}
+
+void AdmissionQueue::OnSessionExpiry(TokenId id, TimeUs at) {
+  QueueToken& t = token(id);
+  BOXOFFICE_ASSERT(t.state == TokenState::kActive && t.expires_at == at);
+  End(t, TokenEnd::kSessionExpired, at, EventType::kQueueSessionExpired, /*timer_fired=*/true);
+  AdmitWhilePossible(at);
+}
+
+void AdmissionQueue::OnAbandon(TokenId id, TimeUs at) {
+  QueueToken& t = token(id);
+  BOXOFFICE_ASSERT(t.state == TokenState::kWaiting);
+  BOXOFFICE_ASSERT(t.last_seen_at + settings_.abandon_timeout_us == at);
+  End(t, TokenEnd::kAbandoned, at, EventType::kQueueAbandoned, /*timer_fired=*/true);
+  ++abandoned_total_;
+}
+
+void AdmissionQueue::OnAdmissionTick(TimeUs at) {
+  if (tick_at_ == at) tick_at_ = 0;
+  AdmitWhilePossible(at);
+}
+
+void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
+  if (!open_) return;
+  const int64_t per_minute = settings_.admission_per_minute;
+  while (active_ < settings_.capacity && waiting_ > 0) {
+    if (per_minute > 0 && at < next_admit_at_) {
+      if (tick_at_ != next_admit_at_) {
+        timer_->Schedule(next_admit_at_, TimerKind::kAdmissionTick, concert_id_);
+        tick_at_ = next_admit_at_;
+      }
+      return;
+    }
+    while (token(order_[static_cast<size_t>(head_)]).state != TokenState::kWaiting) ++head_;
+    QueueToken& t = token(order_[static_cast<size_t>(head_)]);
+    const bool had = timer_->Cancel(t.last_seen_at + settings_.abandon_timeout_us,
+                                    TimerKind::kAbandon, t.id);
+    BOXOFFICE_ASSERT(had);
+    waiting_at_.Add(t.join_seq, -1);
+    --waiting_;
+    ++active_;
+    t.state = TokenState::kActive;
+    t.activated_at = at;
+    t.expires_at = at + settings_.session_ttl_us;
+    timer_->Schedule(t.expires_at, TimerKind::kSessionExpiry, t.id);
+    ++admitted_total_;
+    recent_admissions_.push_back(at);
+    if (recent_admissions_.size() > kRecentAdmissionsMax) recent_admissions_.pop_front();
+    if (per_minute > 0) {
+      next_admit_at_ = std::max(next_admit_at_, at) + 60 * kMicrosPerSecond / per_minute;
+    }
+    Emit(EventType::kQueueAdmitted, t, at, 0);
+  }
+  BOXOFFICE_ASSERT(active_ <= settings_.capacity);
+}
+
+int64_t AdmissionQueue::Position(TokenId id) const {
+  const QueueToken& t = token(id);
+  if (t.state != TokenState::kWaiting || t.join_seq < 0) return -1;
+  return waiting_at_.Prefix(t.join_seq);
+}
+
+DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
+  const QueueToken& t = token(id);
+  if (t.state != TokenState::kWaiting) return 0;
+  if (t.join_seq < 0) return std::max<DurationUs>(0, settings_.opens_at - now);
+  const int64_t p = Position(id) + 1;
+  int64_t n = 0;
+  for (auto it = recent_admissions_.rbegin();
+       it != recent_admissions_.rend() && *it > now - kEtaWindowUs; ++it) {
+    ++n;
+  }
+  const int64_t per_minute = settings_.admission_per_minute;
+  const DurationUs interval = per_minute > 0 ? 60 * kMicrosPerSecond / per_minute : 0;
+  DurationUs eta;
+  if (n > 0) {
+    eta = p * kEtaWindowUs / n;
+  } else if (per_minute > 0) {
+    eta = p * interval;
+  } else {
+    eta = p * settings_.session_ttl_us / settings_.capacity;
+  }
+  if (per_minute > 0) eta = std::max(eta, p * interval);
+  return eta;
+}
+
+void AdmissionQueue::Emit(EventType type, const QueueToken& t, TimeUs at, int64_t value) {
+  Event e;
+  e.at = at;
+  e.type = type;
+  e.user_id = t.user_id;
+  e.concert_id = concert_id_;
+  e.token_id = t.id;
+  e.value = value;
+  events_->Append(e);
+}
+
+std::string AdmissionQueue::CheckInvariants() const {
+  if (active_ > settings_.capacity) {
+    return absl::StrCat("queue ", concert_id_, ": ", active_, " ACTIVE > capacity ",
+                        settings_.capacity);
+  }
+  int64_t waiting = 0;
+  int64_t active = 0;
+  for (size_t seq = 0; seq < order_.size(); ++seq) {
+    const QueueToken& t = token(order_[seq]);
+    if (t.join_seq != static_cast<int64_t>(seq)) {
+      return absl::StrCat("queue ", concert_id_, ": token ", t.id, " has a wrong join sequence");
+    }
+    if (t.state == TokenState::kWaiting) {
+      ++waiting;
+      if (static_cast<int64_t>(seq) < head_) {
+        return absl::StrCat("queue ", concert_id_, ": WAITING token behind the head");
+      }
+    }
+    if (t.state == TokenState::kActive) ++active;
+    if (static_cast<int64_t>(seq) > head_ && t.activated_at != kNever) {
+      return absl::StrCat("queue ", concert_id_, ": token ", t.id,
+                          " was admitted out of join order");
+    }
+  }
+  if (waiting != waiting_ || waiting_at_.Prefix(static_cast<int64_t>(order_.size())) != waiting_) {
+    return absl::StrCat("queue ", concert_id_, ": WAITING count drifted");
+  }
+  if (active != active_) return absl::StrCat("queue ", concert_id_, ": ACTIVE count drifted");
+  return "";
+}
+
+}  // namespace boxoffice

@@ -1,0 +1,1298 @@
+// Engine: see engine.h for what it models and why; docs/engine-rules.md
+// states every rule (and the order of its checks) that this file applies.
+#include "boxoffice/engine.h"
+
+#include <algorithm>
+#include <utility>
+#include <variant>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "boxoffice/assert.h"
+#include "boxoffice/digest.h"
+#include "boxoffice/errors.h"
+
+namespace boxoffice {
+namespace {
+
+constexpr uint8_t kIdempotentHold = 1;
+constexpr uint8_t kIdempotentCharge = 2;
+constexpr uint8_t kIdempotentPay = 3;
+constexpr int64_t kAdmissionPerMinuteMax = 60 * kMicrosPerSecond;  // one per µs
+constexpr TimeUs kTimeMaxUs = 100'000'000'000LL * kMicrosPerSecond;  // year ~5138
+
+absl::Status Invalid(absl::string_view message) {
+  return MakeError(ErrorCode::kInvalidArgument, message);
+}
+absl::Status Limit(absl::string_view message) {
+  return MakeError(ErrorCode::kLimitExceeded, message);
+}
+
+// Below a minimum is a malformed request; above a named maximum is a limit.
+absl::Status CheckRange(absl::string_view what, int64_t v, int64_t min, int64_t max) {
+  if (v < min) return Invalid(absl::StrCat(what, " must be at least ", min, ", got ", v));
+  if (v > max) return Limit(absl::StrCat(what, " must be at most ", max, ", got ", v));
+  return absl::OkStatus();
+}
+
+absl::Status CheckText(absl::string_view what, absl::string_view s, bool required,
+                       int64_t max_bytes) {
+  if (required && s.empty()) return Invalid(absl::StrCat(what, " must not be empty"));
+  if (static_cast<int64_t>(s.size()) > max_bytes) {
+    return Invalid(absl::StrCat(what, " must be at most ", max_bytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateConcert(const ConcertSpec& spec, const Limits& limits,
+                             int64_t concert_count) {
+  const int64_t text_max = limits.text_length_max;
+  if (auto s = CheckText("title", spec.title, true, text_max); !s.ok()) return s;
+  if (auto s = CheckText("artist", spec.artist, false, text_max); !s.ok()) return s;
+  if (auto s = CheckText("venue", spec.venue, false, text_max); !s.ok()) return s;
+  if (concert_count >= limits.concerts_max) {
+    return Limit(absl::StrCat("at most ", limits.concerts_max, " concerts"));
+  }
+  if (auto s = CheckRange("number of schedules", static_cast<int64_t>(spec.schedules.size()), 1,
+                          limits.schedules_per_concert_max);
+      !s.ok()) {
+    return s;
+  }
+  for (const ScheduleSpec& schedule : spec.schedules) {
+    if (schedule.starts_at < 0 || schedule.starts_at > kTimeMaxUs) {
+      return Invalid("starts_at is out of range");
+    }
+    if (auto s = CheckRange("number of sections", static_cast<int64_t>(schedule.sections.size()),
+                            1, limits.sections_per_schedule_max);
+        !s.ok()) {
+      return s;
+    }
+    int64_t seats = 0;
+    for (const SectionSpec& section : schedule.sections) {
+      if (auto s = CheckText("section name", section.name, true, text_max); !s.ok()) return s;
+      if (auto s = CheckText("grade", section.grade, true, text_max); !s.ok()) return s;
+      if (auto s = CheckRange("rows", section.rows, 1, limits.rows_per_section_max); !s.ok()) {
+        return s;
+      }
+      if (auto s = CheckRange("seats_per_row", section.seats_per_row, 1, limits.seats_per_row_max);
+          !s.ok()) {
+        return s;
+      }
+      if (auto s = CheckRange("price", section.price, 1, limits.price_max); !s.ok()) return s;
+      seats += section.rows * section.seats_per_row;
+    }
+    if (seats > limits.seats_per_schedule_max) {
+      return Limit(absl::StrCat("a schedule has at most ", limits.seats_per_schedule_max,
+                                " seats, got ", seats));
+    }
+  }
+  const SaleSettings& sale = spec.sale;
+  if (auto s = CheckRange("queue_capacity", sale.queue_capacity, 1, limits.queue_capacity_max);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = CheckRange("admission_per_minute", sale.admission_per_minute, 0,
+                          kAdmissionPerMinuteMax);
+      !s.ok()) {
+    return s;
+  }
+  if (sale.session_ttl_us <= 0 || sale.hold_ttl_us <= 0 || sale.abandon_timeout_us <= 0 ||
+      sale.poll_interval_us <= 0) {
+    return Invalid("session_ttl, hold_ttl, abandon_timeout and poll_interval must be positive");
+  }
+  if (sale.session_ttl_us > kTimeMaxUs || sale.hold_ttl_us > kTimeMaxUs ||
+      sale.abandon_timeout_us > kTimeMaxUs) {
+    return Invalid("a duration is out of range");
+  }
+  if (sale.poll_interval_us > sale.abandon_timeout_us) {
+    return Invalid("poll_interval must not exceed abandon_timeout");
+  }
+  if (auto s = CheckRange("max_seats_per_reservation", sale.max_seats_per_reservation, 1,
+                          limits.seats_per_reservation_max);
+      !s.ok()) {
+    return s;
+  }
+  if (sale.max_seats_per_user < 0) return Invalid("max_seats_per_user must not be negative");
+  if ((sale.opens_at < 0 && sale.opens_at != kNever) || sale.opens_at > kTimeMaxUs) {
+    return Invalid("opens_at is out of range");
+  }
+  return absl::OkStatus();
+}
+
+std::string IdempotencyIndexKey(UserId user, uint8_t op, absl::string_view key) {
+  return absl::StrCat(user, ":", op, ":", key);
+}
+
+}  // namespace
+
+struct Engine::User {
+  AccountId account = 0;
+  std::vector<ReservationId> reservations;
+  std::vector<EntryId> history;
+};
+
+struct Engine::Concert {
+  ConcertId id = 0;
+  std::string title;
+  std::string artist;
+  std::string venue;
+  SaleSettings sale;
+  std::vector<std::string> grades;
+  std::vector<ScheduleId> schedules;
+  AccountId revenue_account = 0;
+  TimeUs created_at = 0;
+  std::unique_ptr<AdmissionQueue> queue;
+  int64_t reservations_by_status[5] = {0, 0, 0, 0, 0};
+  int64_t payments = 0;
+};
+
+struct Engine::IdempotencyRecord {
+  std::string index_key;
+  uint64_t fingerprint = 0;
+  TimeUs expires_at = 0;
+  std::variant<Reservation, ChargeResult, Payment> result;
+};
+
+// Arguments of a hold without owning containers (the batch path allocates
+// nothing per command).
+struct Engine::HoldArgs {
+  UserId user_id = 0;
+  TokenId token_id = 0;
+  ScheduleId schedule_id = 0;
+  std::span<const SeatId> seat_ids;
+  int64_t quantity = 0;
+  absl::string_view grade;
+  absl::string_view idempotency_key;
+};
+
+Engine::Engine(EngineConfig config)
+    : config_(std::move(config)), events_(config_.limits.event_retention_max) {
+  tokens_.emplace_back();  // token id 0 is "none"
+}
+
+Engine::~Engine() = default;
+
+// --- time ------------------------------------------------------------------
+
+TimeUs Engine::AdvanceLocked(TimeUs now) {
+  if (now < clock_) now = clock_;
+  while (std::optional<TimerEntry> e = timer_.PopDue(now)) {
+    BOXOFFICE_ASSERT(e->at >= clock_);
+    clock_ = e->at;
+    Fire(*e);
+  }
+  clock_ = now;
+  return now;
+}
+
+void Engine::Fire(const TimerEntry& e) {
+  switch (e.kind) {
+    case TimerKind::kQueueOpen:
+      concerts_[static_cast<size_t>(e.id - 1)]->queue->OnOpen(e.at, config_.seed);
+      return;
+    case TimerKind::kHoldExpiry: {
+      Reservation& r = reservations_[static_cast<size_t>(e.id - 1)];
+      BOXOFFICE_ASSERT(r.status == ReservationStatus::kPending && r.expires_at == e.at);
+      EndPending(r, ReservationStatus::kExpired, EventType::kReservationExpired,
+                 /*timer_fired=*/true);
+      return;
+    }
+    case TimerKind::kSessionExpiry:
+    case TimerKind::kAbandon: {
+      const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
+      AdmissionQueue& q = *concerts_[static_cast<size_t>(t.concert_id - 1)]->queue;
+      if (e.kind == TimerKind::kSessionExpiry) {
+        q.OnSessionExpiry(e.id, e.at);
+      } else {
+        q.OnAbandon(e.id, e.at);
+      }
+      return;
+    }
+    case TimerKind::kAdmissionTick:
+      concerts_[static_cast<size_t>(e.id - 1)]->queue->OnAdmissionTick(e.at);
+      return;
+    case TimerKind::kIdempotencyExpiry: {
+      auto it = idempotency_.find(e.id);
+      BOXOFFICE_ASSERT(it != idempotency_.end());
+      idempotency_index_.erase(it->second->index_key);
+      idempotency_.erase(it);
+      return;
+    }
+  }
+  BOXOFFICE_ASSERT(false && "unknown timer kind");
+}
+
+void Engine::Advance(TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+}
+
+TimeUs Engine::clock() {
+  absl::MutexLock lock(&mu_);
+  return clock_;
+}
+
+// --- helpers ---------------------------------------------------------------
+
+void Engine::Emit(EventType type, UserId user, ConcertId concert, TokenId token,
+                  ReservationId reservation, Won amount, int64_t value) {
+  Event e;
+  e.at = clock_;
+  e.type = type;
+  e.user_id = user;
+  e.concert_id = concert;
+  e.token_id = token;
+  e.reservation_id = reservation;
+  e.amount = amount;
+  e.value = value;
+  events_.Append(e);
+}
+
+absl::Status Engine::CheckUser(UserId user) const {
+  if (user < 1 || user > static_cast<int64_t>(users_.size())) {
+    return MakeError(ErrorCode::kUserNotFound, absl::StrCat("no user ", user));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Reservation*> Engine::OwnedReservation(UserId user, ReservationId id) {
+  if (id < 1 || id > static_cast<int64_t>(reservations_.size()) ||
+      reservations_[static_cast<size_t>(id - 1)].user_id != user) {
+    // Someone else's reservation is reported exactly like a missing one.
+    return MakeError(ErrorCode::kReservationNotFound,
+                     absl::StrCat("no reservation ", id, " of user ", user));
+  }
+  return &reservations_[static_cast<size_t>(id - 1)];
+}
+
+void Engine::AdjustUserSeats(UserId user, ConcertId concert, int64_t delta) {
+  int64_t& n = user_seats_[std::make_pair(user, concert)];
+  n += delta;
+  BOXOFFICE_ASSERT(n >= 0);
+  if (n == 0) user_seats_.erase(std::make_pair(user, concert));
+}
+
+void Engine::EndPending(Reservation& r, ReservationStatus to, EventType event, bool timer_fired) {
+  BOXOFFICE_ASSERT(r.status == ReservationStatus::kPending);
+  BOXOFFICE_ASSERT(to == ReservationStatus::kExpired || to == ReservationStatus::kCanceled);
+  SeatInventory& schedule = *schedules_[static_cast<size_t>(r.schedule_id - 1)];
+  for (SeatId seat : r.seat_ids) {
+    BOXOFFICE_ASSERT(schedule.seat(seat).reservation_id == r.id);
+    schedule.Release(seat);
+  }
+  if (!r.seat_ids.empty()) {
+    AdjustUserSeats(r.user_id, r.concert_id, -static_cast<int64_t>(r.seat_ids.size()));
+  }
+  const bool had = timer_fired || timer_.Cancel(r.expires_at, TimerKind::kHoldExpiry, r.id);
+  BOXOFFICE_ASSERT(had);
+  Concert& c = *concerts_[static_cast<size_t>(r.concert_id - 1)];
+  --c.reservations_by_status[static_cast<int>(ReservationStatus::kPending)];
+  ++c.reservations_by_status[static_cast<int>(to)];
+  r.status = to;
+  r.ended_at = clock_;
+  Emit(event, r.user_id, r.concert_id, r.token_id, r.id, r.amount,
+       static_cast<int64_t>(r.seat_ids.size()));
+}
+
+TokenView Engine::ViewToken(const QueueToken& t) const {
+  const Concert& c = *concerts_[static_cast<size_t>(t.concert_id - 1)];
+  TokenView v;
+  v.id = t.id;
+  v.user_id = t.user_id;
+  v.concert_id = t.concert_id;
+  v.state = t.state;
+  v.end = t.end;
+  v.position = c.queue->Position(t.id);
+  v.eta_us = t.state == TokenState::kWaiting ? c.queue->Eta(t.id, clock_) : 0;
+  v.poll_after_us = c.sale.poll_interval_us;
+  v.joined_at = t.joined_at;
+  v.activated_at = t.activated_at;
+  v.expires_at = t.expires_at;
+  v.ended_at = t.ended_at;
+  return v;
+}
+
+ScheduleView Engine::ViewSchedule(const SeatInventory& s) const {
+  ScheduleView v;
+  v.id = s.id();
+  v.concert_id = s.concert_id();
+  v.starts_at = s.starts_at();
+  v.seats_total = s.seat_count();
+  v.seats_available = s.count(SeatStatus::kAvailable);
+  v.seats_held = s.count(SeatStatus::kHeld);
+  v.seats_sold = s.count(SeatStatus::kSold);
+  return v;
+}
+
+ConcertView Engine::ViewConcert(const Concert& c) const {
+  ConcertView v;
+  v.id = c.id;
+  v.title = c.title;
+  v.artist = c.artist;
+  v.venue = c.venue;
+  v.sale = c.sale;
+  v.grades = c.grades;
+  v.created_at = c.created_at;
+  for (ScheduleId s : c.schedules) {
+    v.schedules.push_back(ViewSchedule(*schedules_[static_cast<size_t>(s - 1)]));
+  }
+  return v;
+}
+
+const Engine::IdempotencyRecord* Engine::FindIdempotent(UserId user, uint8_t op,
+                                                        absl::string_view key) const {
+  if (key.empty()) return nullptr;
+  auto it = idempotency_index_.find(IdempotencyIndexKey(user, op, key));
+  if (it == idempotency_index_.end()) return nullptr;
+  return idempotency_.at(it->second).get();
+}
+
+template <typename T>
+void Engine::RememberIdempotent(UserId user, uint8_t op, absl::string_view key,
+                                uint64_t fingerprint, const T& result) {
+  if (key.empty()) return;
+  auto record = std::make_unique<IdempotencyRecord>();
+  record->index_key = IdempotencyIndexKey(user, op, key);
+  record->fingerprint = fingerprint;
+  record->expires_at = clock_ + config_.limits.idempotency_ttl_us;
+  record->result = result;
+  const int64_t id = next_idempotency_id_++;
+  timer_.Schedule(record->expires_at, TimerKind::kIdempotencyExpiry, id);
+  idempotency_index_.emplace(record->index_key, id);
+  idempotency_.emplace(id, std::move(record));
+}
+
+namespace {
+
+absl::Status CheckKey(absl::string_view key, const Limits& limits) {
+  if (static_cast<int64_t>(key.size()) > limits.idempotency_key_length_max) {
+    return Invalid(absl::StrCat("an idempotency key has at most ",
+                                limits.idempotency_key_length_max, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KeyReused(absl::string_view key) {
+  return MakeError(ErrorCode::kIdempotencyKeyReused,
+                   absl::StrCat("idempotency key '", key, "' was used with another request"));
+}
+
+}  // namespace
+
+// --- catalog -----------------------------------------------------------------
+
+absl::StatusOr<UserId> Engine::CreateUserLocked() {
+  if (static_cast<int64_t>(users_.size()) >= config_.limits.users_max) {
+    return Limit(absl::StrCat("at most ", config_.limits.users_max, " users"));
+  }
+  User u;
+  u.account = ledger_.OpenAccount(AccountKind::kWallet);
+  users_.push_back(std::move(u));
+  const auto id = static_cast<UserId>(users_.size());
+  Emit(EventType::kUserCreated, id, 0, 0, 0, 0, 0);
+  return id;
+}
+
+absl::StatusOr<UserId> Engine::CreateUser(TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  return CreateUserLocked();
+}
+
+absl::StatusOr<ConcertView> Engine::CreateConcert(const ConcertSpec& spec, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  if (absl::Status s =
+          ValidateConcert(spec, config_.limits, static_cast<int64_t>(concerts_.size()));
+      !s.ok()) {
+    return s;
+  }
+  auto c = std::make_unique<Concert>();
+  c->id = static_cast<ConcertId>(concerts_.size() + 1);
+  c->title = spec.title;
+  c->artist = spec.artist;
+  c->venue = spec.venue;
+  c->sale = spec.sale;
+  c->created_at = clock_;
+  c->revenue_account = ledger_.OpenAccount(AccountKind::kRevenue);
+  for (const ScheduleSpec& schedule : spec.schedules) {
+    const auto sid = static_cast<ScheduleId>(schedules_.size() + 1);
+    auto inventory = std::make_unique<SeatInventory>(sid, c->id, schedule.starts_at,
+                                                     next_seat_id_, schedule.sections);
+    next_seat_id_ += inventory->seat_count();
+    schedules_.push_back(std::move(inventory));
+    c->schedules.push_back(sid);
+    for (const SectionSpec& section : schedule.sections) {
+      if (std::find(c->grades.begin(), c->grades.end(), section.grade) == c->grades.end()) {
+        c->grades.push_back(section.grade);
+      }
+    }
+  }
+  QueueSettings q;
+  q.capacity = spec.sale.queue_capacity;
+  q.admission_per_minute = spec.sale.admission_per_minute;
+  q.session_ttl_us = spec.sale.session_ttl_us;
+  q.abandon_timeout_us = spec.sale.abandon_timeout_us;
+  q.poll_interval_us = spec.sale.poll_interval_us;
+  q.opens_at = spec.sale.opens_at;
+  c->queue = std::make_unique<AdmissionQueue>(c->id, q, clock_, &tokens_, &timer_, &events_);
+  Concert& ref = *c;
+  concerts_.push_back(std::move(c));
+  Emit(EventType::kConcertCreated, 0, ref.id, 0, 0, 0, 0);
+  return ViewConcert(ref);
+}
+
+// --- queue -------------------------------------------------------------------
+
+absl::StatusOr<TokenView> Engine::JoinLocked(UserId user, ConcertId concert) {
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
+    return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
+  }
+  AdmissionQueue& q = *concerts_[static_cast<size_t>(concert - 1)]->queue;
+  absl::StatusOr<TokenId> id = q.Join(user, clock_, config_.limits.queue_length_max);
+  if (!id.ok()) return id.status();
+  return ViewToken(tokens_[static_cast<size_t>(*id)]);
+}
+
+absl::StatusOr<QueueToken*> Engine::UserToken(UserId user, TokenId token) {
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  if (token < 1 || token >= static_cast<int64_t>(tokens_.size()) ||
+      tokens_[static_cast<size_t>(token)].user_id != user) {
+    return MakeError(ErrorCode::kQueueTokenInvalid,
+                     absl::StrCat("queue token ", token, " is not a token of user ", user));
+  }
+  return &tokens_[static_cast<size_t>(token)];
+}
+
+absl::StatusOr<TokenView> Engine::StatusLocked(UserId user, TokenId token) {
+  absl::StatusOr<QueueToken*> t = UserToken(user, token);
+  if (!t.ok()) return t.status();
+  concerts_[static_cast<size_t>((*t)->concert_id - 1)]->queue->Touch(token, clock_);
+  return ViewToken(**t);
+}
+
+absl::StatusOr<TokenView> Engine::LeaveLocked(UserId user, TokenId token) {
+  absl::StatusOr<QueueToken*> t = UserToken(user, token);
+  if (!t.ok()) return t.status();
+  concerts_[static_cast<size_t>((*t)->concert_id - 1)]->queue->Leave(token, clock_);
+  return ViewToken(**t);
+}
+
+absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
+                                                     ConcertId concert) {
+  absl::StatusOr<QueueToken*> found = UserToken(user, token);
+  if (!found.ok()) return found.status();
+  QueueToken& t = **found;
+  if (t.concert_id != concert) {
+    return MakeError(ErrorCode::kQueueTokenInvalid,
+                     absl::StrCat("queue token ", token, " is for concert ", t.concert_id,
+                                  ", not ", concert));
+  }
+  AdmissionQueue& q = *concerts_[static_cast<size_t>(concert - 1)]->queue;
+  q.Touch(token, clock_);
+  if (t.state == TokenState::kExpired) {
+    return MakeError(ErrorCode::kQueueTokenExpired,
+                     absl::StrCat("queue token ", token, " expired (", ToString(t.end), ")"));
+  }
+  if (t.state == TokenState::kWaiting) {
+    ErrorDetails d;
+    const int64_t position = q.Position(token);
+    if (position >= 0) d.position = position;
+    d.eta_us = q.Eta(token, clock_);
+    d.retry_after_us = q.settings().poll_interval_us;
+    return MakeError(ErrorCode::kQueueNotActive,
+                     position >= 0
+                         ? absl::StrCat("queue token ", token, " is WAITING; ", position,
+                                        " ahead")
+                         : absl::StrCat("queue token ", token,
+                                        " is WAITING in the pre-queue until the sale opens"),
+                     d);
+  }
+  return &t;
+}
+
+absl::StatusOr<TokenView> Engine::JoinQueue(UserId user, ConcertId concert, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  return JoinLocked(user, concert);
+}
+
+absl::StatusOr<TokenView> Engine::QueueStatus(UserId user, TokenId token, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  return StatusLocked(user, token);
+}
+
+absl::StatusOr<TokenView> Engine::LeaveQueue(UserId user, TokenId token, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  return LeaveLocked(user, token);
+}
+
+absl::StatusOr<TokenView> Engine::CheckGate(UserId user, TokenId token, ConcertId concert,
+                                            TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  absl::StatusOr<const QueueToken*> t = GateLocked(user, token, concert);
+  if (!t.ok()) return t.status();
+  return ViewToken(**t);
+}
+
+// --- reservations --------------------------------------------------------------
+
+namespace {
+
+uint64_t HoldFingerprint(ScheduleId schedule, std::span<const SeatId> seats, int64_t quantity,
+                         absl::string_view grade) {
+  Digest d;
+  d.Mix(schedule);
+  d.Mix(static_cast<int64_t>(seats.size()));
+  for (SeatId s : seats) d.Mix(s);
+  d.Mix(quantity);
+  d.Mix(grade);
+  return d.value();
+}
+
+}  // namespace
+
+absl::StatusOr<Reservation> Engine::HoldLocked(const HoldArgs& a) {
+  if (absl::Status s = CheckUser(a.user_id); !s.ok()) return s;
+  if (absl::Status s = CheckKey(a.idempotency_key, config_.limits); !s.ok()) return s;
+  const uint64_t fingerprint = HoldFingerprint(a.schedule_id, a.seat_ids, a.quantity, a.grade);
+  if (const IdempotencyRecord* r = FindIdempotent(a.user_id, kIdempotentHold, a.idempotency_key)) {
+    if (r->fingerprint != fingerprint) return KeyReused(a.idempotency_key);
+    return std::get<Reservation>(r->result);
+  }
+  if (a.schedule_id < 1 || a.schedule_id > static_cast<int64_t>(schedules_.size())) {
+    return MakeError(ErrorCode::kScheduleNotFound, absl::StrCat("no schedule ", a.schedule_id));
+  }
+  SeatInventory& schedule = *schedules_[static_cast<size_t>(a.schedule_id - 1)];
+  Concert& concert = *concerts_[static_cast<size_t>(schedule.concert_id() - 1)];
+  absl::StatusOr<const QueueToken*> gate = GateLocked(a.user_id, a.token_id, concert.id);
+  if (!gate.ok()) return gate.status();
+
+  const bool explicit_seats = !a.seat_ids.empty();
+  if (explicit_seats == (a.quantity > 0) || a.quantity < 0) {
+    return Invalid("give either seat_ids or a positive quantity");
+  }
+  if (explicit_seats && !a.grade.empty()) return Invalid("grade goes with quantity only");
+  const int64_t count = explicit_seats ? static_cast<int64_t>(a.seat_ids.size()) : a.quantity;
+  if (count > concert.sale.max_seats_per_reservation) {
+    return MakeError(ErrorCode::kTooManySeats,
+                     absl::StrCat("at most ", concert.sale.max_seats_per_reservation,
+                                  " seats per reservation, asked for ", count));
+  }
+  if (explicit_seats) {
+    for (size_t i = 0; i < a.seat_ids.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (a.seat_ids[i] == a.seat_ids[j]) {
+          return Invalid(absl::StrCat("seat ", a.seat_ids[i], " is listed twice"));
+        }
+      }
+    }
+  } else if (!a.grade.empty() && std::find(concert.grades.begin(), concert.grades.end(),
+                                           a.grade) == concert.grades.end()) {
+    return Invalid(absl::StrCat("concert ", concert.id, " has no grade '", a.grade, "'"));
+  }
+  if (concert.sale.max_seats_per_user > 0) {
+    auto it = user_seats_.find(std::make_pair(a.user_id, concert.id));
+    const int64_t owned = it == user_seats_.end() ? 0 : it->second;
+    if (owned + count > concert.sale.max_seats_per_user) {
+      return MakeError(ErrorCode::kSeatLimitPerUser,
+                       absl::StrCat("at most ", concert.sale.max_seats_per_user,
+                                    " seats per user for this concert; already ", owned));
+    }
+  }
+  SeatList seats;
+  if (explicit_seats) {
+    if (absl::Status s = schedule.CheckAvailable(a.seat_ids); !s.ok()) return s;
+    seats.assign(a.seat_ids.begin(), a.seat_ids.end());
+  } else {
+    std::optional<std::vector<SeatId>> found = schedule.FindBestAvailable(a.quantity, a.grade);
+    if (!found.has_value()) {
+      return MakeError(ErrorCode::kSeatUnavailable,
+                       absl::StrCat("no ", a.quantity, " adjacent available seats",
+                                    a.grade.empty() ? "" : absl::StrCat(" of grade ", a.grade)));
+    }
+    seats.assign(found->begin(), found->end());
+  }
+
+  Reservation r;
+  r.id = static_cast<ReservationId>(reservations_.size() + 1);
+  r.user_id = a.user_id;
+  r.concert_id = concert.id;
+  r.schedule_id = schedule.id();
+  r.token_id = a.token_id;
+  r.status = ReservationStatus::kPending;
+  r.seat_ids = seats;
+  for (SeatId seat : seats) {
+    r.amount += schedule.price(seat);
+    schedule.Hold(seat, r.id);
+  }
+  r.created_at = clock_;
+  r.expires_at = clock_ + concert.sale.hold_ttl_us;
+  reservations_.push_back(r);
+  users_[static_cast<size_t>(a.user_id - 1)].reservations.push_back(r.id);
+  AdjustUserSeats(a.user_id, concert.id, count);
+  timer_.Schedule(r.expires_at, TimerKind::kHoldExpiry, r.id);
+  ++concert.reservations_by_status[static_cast<int>(ReservationStatus::kPending)];
+  Emit(EventType::kReservationHeld, r.user_id, r.concert_id, r.token_id, r.id, r.amount, count);
+  RememberIdempotent(a.user_id, kIdempotentHold, a.idempotency_key, fingerprint, r);
+  return r;
+}
+
+absl::StatusOr<Reservation> Engine::Hold(const HoldRequest& request, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  HoldArgs a;
+  a.user_id = request.user_id;
+  a.token_id = request.token_id;
+  a.schedule_id = request.schedule_id;
+  a.seat_ids = request.seat_ids;
+  a.quantity = request.quantity;
+  a.grade = request.grade;
+  a.idempotency_key = request.idempotency_key;
+  return HoldLocked(a);
+}
+
+namespace {
+
+absl::Status NotPending(const Reservation& r) {
+  if (r.status == ReservationStatus::kExpired) {
+    return MakeError(ErrorCode::kHoldExpired,
+                     absl::StrCat("reservation ", r.id, " expired; its seats were released"));
+  }
+  return MakeError(ErrorCode::kReservationNotPending,
+                   absl::StrCat("reservation ", r.id, " is ", ToString(r.status)));
+}
+
+}  // namespace
+
+absl::StatusOr<Reservation> Engine::ReleaseSeatLocked(UserId user, ReservationId id,
+                                                      SeatId seat) {
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  absl::StatusOr<Reservation*> found = OwnedReservation(user, id);
+  if (!found.ok()) return found.status();
+  Reservation& r = **found;
+  if (r.status != ReservationStatus::kPending) return NotPending(r);
+  auto it = std::find(r.seat_ids.begin(), r.seat_ids.end(), seat);
+  if (it == r.seat_ids.end()) {
+    return MakeError(ErrorCode::kSeatNotInReservation,
+                     absl::StrCat("seat ", seat, " is not part of reservation ", id),
+                     {.seat_id = seat});
+  }
+  SeatInventory& schedule = *schedules_[static_cast<size_t>(r.schedule_id - 1)];
+  r.amount -= schedule.price(seat);
+  schedule.Release(seat);
+  r.seat_ids.erase(it);
+  AdjustUserSeats(user, r.concert_id, -1);
+  Emit(EventType::kSeatReleased, user, r.concert_id, r.token_id, r.id, schedule.price(seat), seat);
+  if (r.seat_ids.empty()) {
+    EndPending(r, ReservationStatus::kCanceled, EventType::kReservationCanceled);
+  }
+  return r;
+}
+
+absl::StatusOr<Reservation> Engine::ReleaseSeat(UserId user, ReservationId reservation,
+                                                SeatId seat, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  return ReleaseSeatLocked(user, reservation, seat);
+}
+
+absl::StatusOr<Reservation> Engine::CancelLocked(UserId user, ReservationId id) {
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  absl::StatusOr<Reservation*> found = OwnedReservation(user, id);
+  if (!found.ok()) return found.status();
+  Reservation& r = **found;
+  if (r.status != ReservationStatus::kPending) return NotPending(r);
+  EndPending(r, ReservationStatus::kCanceled, EventType::kReservationCanceled);
+  return r;
+}
+
+absl::StatusOr<Reservation> Engine::Cancel(UserId user, ReservationId reservation, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  return CancelLocked(user, reservation);
+}
+
+// --- money -------------------------------------------------------------------
+
+absl::StatusOr<ChargeResult> Engine::ChargeLocked(UserId user, Won amount,
+                                                  absl::string_view key) {
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  if (absl::Status s = CheckKey(key, config_.limits); !s.ok()) return s;
+  Digest fp;
+  fp.Mix(amount);
+  if (const IdempotencyRecord* r = FindIdempotent(user, kIdempotentCharge, key)) {
+    if (r->fingerprint != fp.value()) return KeyReused(key);
+    return std::get<ChargeResult>(r->result);
+  }
+  if (amount < 1 || amount > config_.limits.charge_amount_max) {
+    return MakeError(ErrorCode::kInvalidAmount,
+                     absl::StrCat("a charge must be between 1 and ",
+                                  config_.limits.charge_amount_max, " won, got ", amount));
+  }
+  User& u = users_[static_cast<size_t>(user - 1)];
+  const Won balance = ledger_.balance(u.account);
+  if (balance + amount > config_.limits.balance_max) {
+    return MakeError(ErrorCode::kBalanceLimitExceeded,
+                     absl::StrCat("a balance is at most ", config_.limits.balance_max,
+                                  " won; it is ", balance));
+  }
+  ledger_.Transfer(Ledger::kFundingAccount, u.account, amount);
+  ChargeResult result;
+  result.user_id = user;
+  result.amount = amount;
+  result.balance = ledger_.balance(u.account);
+  result.at = clock_;
+  result.entry_id = ledger_.Record(user, EntryKind::kCharge, amount, result.balance, clock_, 0);
+  u.history.push_back(result.entry_id);
+  Emit(EventType::kBalanceCharged, user, 0, 0, 0, amount, result.balance);
+  RememberIdempotent(user, kIdempotentCharge, key, fp.value(), result);
+  return result;
+}
+
+absl::StatusOr<ChargeResult> Engine::Charge(UserId user, Won amount,
+                                            absl::string_view idempotency_key, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  return ChargeLocked(user, amount, idempotency_key);
+}
+
+absl::StatusOr<Payment> Engine::PayLocked(UserId user, TokenId token, ReservationId id,
+                                          absl::string_view key) {
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  if (absl::Status s = CheckKey(key, config_.limits); !s.ok()) return s;
+  Digest fp;
+  fp.Mix(id);
+  if (const IdempotencyRecord* rec = FindIdempotent(user, kIdempotentPay, key)) {
+    if (rec->fingerprint != fp.value()) return KeyReused(key);
+    return std::get<Payment>(rec->result);
+  }
+  absl::StatusOr<Reservation*> found = OwnedReservation(user, id);
+  if (!found.ok()) return found.status();
+  Reservation& r = **found;
+  absl::StatusOr<const QueueToken*> gate = GateLocked(user, token, r.concert_id);
+  if (!gate.ok()) return gate.status();
+  if (r.status != ReservationStatus::kPending) return NotPending(r);
+
+  User& u = users_[static_cast<size_t>(user - 1)];
+  Concert& concert = *concerts_[static_cast<size_t>(r.concert_id - 1)];
+  const Won balance = ledger_.balance(u.account);
+  if (balance < r.amount) {
+    Emit(EventType::kPaymentFailed, user, r.concert_id, token, r.id, r.amount, balance);
+    if (concert.sale.release_on_payment_failure) {
+      // The seeds' SAGA compensation: give the seats back at once.
+      EndPending(r, ReservationStatus::kCanceled, EventType::kReservationCanceled);
+    }
+    return MakeError(ErrorCode::kInsufficientBalance,
+                     absl::StrCat("balance ", balance, " won is less than the amount ", r.amount,
+                                  " won"));
+  }
+  ledger_.Transfer(u.account, concert.revenue_account, r.amount);
+  Payment p;
+  p.id = static_cast<PaymentId>(payments_.size() + 1);
+  p.reservation_id = r.id;
+  p.user_id = user;
+  p.amount = r.amount;
+  p.status = PaymentStatus::kSucceeded;
+  p.paid_at = clock_;
+  p.balance_after = ledger_.balance(u.account);
+  payments_.push_back(p);
+  u.history.push_back(
+      ledger_.Record(user, EntryKind::kPayment, p.amount, p.balance_after, clock_, r.id));
+  SeatInventory& schedule = *schedules_[static_cast<size_t>(r.schedule_id - 1)];
+  for (SeatId seat : r.seat_ids) schedule.Sell(seat);
+  const bool had = timer_.Cancel(r.expires_at, TimerKind::kHoldExpiry, r.id);
+  BOXOFFICE_ASSERT(had);
+  r.status = ReservationStatus::kConfirmed;
+  r.ended_at = clock_;
+  r.payment_id = p.id;
+  --concert.reservations_by_status[static_cast<int>(ReservationStatus::kPending)];
+  ++concert.reservations_by_status[static_cast<int>(ReservationStatus::kConfirmed)];
+  ++concert.payments;
+  Emit(EventType::kPaymentSucceeded, user, r.concert_id, token, r.id, r.amount, p.id);
+  concert.queue->Complete(token, clock_);
+  RememberIdempotent(user, kIdempotentPay, key, fp.value(), p);
+  return p;
+}
+
+absl::StatusOr<Payment> Engine::Pay(UserId user, TokenId token, ReservationId reservation,
+                                    absl::string_view idempotency_key, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  return PayLocked(user, token, reservation, idempotency_key);
+}
+
+absl::StatusOr<Reservation> Engine::RefundLocked(UserId user, ReservationId id) {
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  absl::StatusOr<Reservation*> found = OwnedReservation(user, id);
+  if (!found.ok()) return found.status();
+  Reservation& r = **found;
+  if (r.status != ReservationStatus::kConfirmed) {
+    return MakeError(ErrorCode::kReservationNotConfirmed,
+                     absl::StrCat("reservation ", id, " is ", ToString(r.status),
+                                  "; only a CONFIRMED one can be refunded"));
+  }
+  User& u = users_[static_cast<size_t>(user - 1)];
+  Concert& concert = *concerts_[static_cast<size_t>(r.concert_id - 1)];
+  Payment& p = payments_[static_cast<size_t>(r.payment_id - 1)];
+  BOXOFFICE_ASSERT(p.status == PaymentStatus::kSucceeded && p.amount == r.amount);
+  ledger_.Transfer(concert.revenue_account, u.account, r.amount);
+  p.status = PaymentStatus::kRefunded;
+  SeatInventory& schedule = *schedules_[static_cast<size_t>(r.schedule_id - 1)];
+  for (SeatId seat : r.seat_ids) schedule.Release(seat);
+  AdjustUserSeats(user, r.concert_id, -static_cast<int64_t>(r.seat_ids.size()));
+  r.status = ReservationStatus::kRefunded;
+  --concert.reservations_by_status[static_cast<int>(ReservationStatus::kConfirmed)];
+  ++concert.reservations_by_status[static_cast<int>(ReservationStatus::kRefunded)];
+  u.history.push_back(ledger_.Record(user, EntryKind::kRefund, r.amount,
+                                     ledger_.balance(u.account), clock_, r.id));
+  Emit(EventType::kReservationRefunded, user, r.concert_id, r.token_id, r.id, r.amount,
+       static_cast<int64_t>(r.seat_ids.size()));
+  return r;
+}
+
+absl::StatusOr<Reservation> Engine::Refund(UserId user, ReservationId reservation, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  return RefundLocked(user, reservation);
+}
+
+// --- batch -------------------------------------------------------------------
+
+void Engine::ApplyBatch(std::span<const BatchCommand> commands, std::span<BatchResult> results) {
+  BOXOFFICE_ASSERT(commands.size() == results.size());
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < commands.size(); ++i) ApplyOne(commands[i], results[i]);
+}
+
+namespace {
+
+template <typename T>
+bool Failed(const absl::StatusOr<T>& s, BatchResult& r) {
+  if (s.ok()) return false;
+  r.code = static_cast<uint16_t>(GetErrorCode(s.status()));
+  return true;
+}
+
+void PutToken(const TokenView& t, BatchResult& r) {
+  r.id = t.id;
+  r.state = static_cast<uint8_t>(t.state);
+  r.value = t.position;
+}
+
+void PutReservation(const Reservation& res, BatchResult& r) {
+  r.id = res.id;
+  r.state = static_cast<uint8_t>(res.status);
+  r.value = res.amount;
+}
+
+}  // namespace
+
+void Engine::ApplyOne(const BatchCommand& c, BatchResult& r) {
+  r = BatchResult{};
+  if (c.now_us < 0 || c.now_us > kTimeMaxUs || c.op >= static_cast<uint8_t>(BatchOp::kCount)) {
+    r.code = static_cast<uint16_t>(ErrorCode::kInvalidArgument);
+    return;
+  }
+  AdvanceLocked(c.now_us);
+  switch (static_cast<BatchOp>(c.op)) {
+    case BatchOp::kAdvance:
+      return;
+    case BatchOp::kCreateUser: {
+      auto s = CreateUserLocked();
+      if (!Failed(s, r)) r.id = *s;
+      return;
+    }
+    case BatchOp::kJoin: {
+      auto s = JoinLocked(c.user, c.target);
+      if (!Failed(s, r)) PutToken(*s, r);
+      return;
+    }
+    case BatchOp::kStatus: {
+      auto s = StatusLocked(c.user, c.token);
+      if (!Failed(s, r)) PutToken(*s, r);
+      return;
+    }
+    case BatchOp::kLeave: {
+      auto s = LeaveLocked(c.user, c.token);
+      if (!Failed(s, r)) PutToken(*s, r);
+      return;
+    }
+    case BatchOp::kHold:
+    case BatchOp::kHoldBest: {
+      HoldArgs a;
+      a.user_id = c.user;
+      a.token_id = c.token;
+      a.schedule_id = c.target;
+      SeatId seats[64];
+      if (static_cast<BatchOp>(c.op) == BatchOp::kHold) {
+        if (c.quantity > config_.limits.seats_per_reservation_max || c.quantity > 64) {
+          r.code = static_cast<uint16_t>(ErrorCode::kTooManySeats);
+          return;
+        }
+        for (int k = 0; k < c.quantity; ++k) seats[k] = c.arg + k;
+        a.seat_ids = std::span<const SeatId>(seats, c.quantity);
+      } else {
+        a.quantity = c.quantity;
+        if (c.grade != 0) {
+          if (c.target < 1 || c.target > static_cast<int64_t>(schedules_.size())) {
+            r.code = static_cast<uint16_t>(ErrorCode::kScheduleNotFound);
+            return;
+          }
+          const Concert& concert = *concerts_[static_cast<size_t>(
+              schedules_[static_cast<size_t>(c.target - 1)]->concert_id() - 1)];
+          if (c.grade > concert.grades.size()) {
+            r.code = static_cast<uint16_t>(ErrorCode::kInvalidArgument);
+            return;
+          }
+          a.grade = concert.grades[c.grade - 1u];
+        }
+      }
+      auto s = HoldLocked(a);
+      if (!Failed(s, r)) PutReservation(*s, r);
+      return;
+    }
+    case BatchOp::kReleaseSeat: {
+      auto s = ReleaseSeatLocked(c.user, c.target, c.arg);
+      if (!Failed(s, r)) PutReservation(*s, r);
+      return;
+    }
+    case BatchOp::kCancel: {
+      auto s = CancelLocked(c.user, c.target);
+      if (!Failed(s, r)) PutReservation(*s, r);
+      return;
+    }
+    case BatchOp::kCharge: {
+      auto s = ChargeLocked(c.user, c.arg, "");
+      if (!Failed(s, r)) {
+        r.id = s->entry_id;
+        r.value = s->balance;
+      }
+      return;
+    }
+    case BatchOp::kPay: {
+      auto s = PayLocked(c.user, c.token, c.target, "");
+      if (!Failed(s, r)) {
+        r.id = s->id;
+        r.value = s->amount;
+        r.state = static_cast<uint8_t>(ReservationStatus::kConfirmed);
+      }
+      return;
+    }
+    case BatchOp::kRefund: {
+      auto s = RefundLocked(c.user, c.target);
+      if (!Failed(s, r)) PutReservation(*s, r);
+      return;
+    }
+    case BatchOp::kCount:
+      break;
+  }
+  r.code = static_cast<uint16_t>(ErrorCode::kInvalidArgument);
+}
+
+// --- queries -----------------------------------------------------------------
+
+absl::StatusOr<ConcertView> Engine::GetConcert(ConcertId concert, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
+    return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
+  }
+  return ViewConcert(*concerts_[static_cast<size_t>(concert - 1)]);
+}
+
+std::vector<ConcertView> Engine::ListConcerts(absl::string_view query,
+                                              std::optional<TimeUs> starts_from,
+                                              std::optional<TimeUs> starts_to, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  const std::string needle = absl::AsciiStrToLower(query);
+  std::vector<ConcertView> out;
+  for (const auto& c : concerts_) {
+    if (!needle.empty() && !absl::StrContains(absl::AsciiStrToLower(c->title), needle) &&
+        !absl::StrContains(absl::AsciiStrToLower(c->artist), needle)) {
+      continue;
+    }
+    bool in_range = false;
+    for (ScheduleId s : c->schedules) {
+      const TimeUs t = schedules_[static_cast<size_t>(s - 1)]->starts_at();
+      if ((!starts_from || t >= *starts_from) && (!starts_to || t <= *starts_to)) {
+        in_range = true;
+        break;
+      }
+    }
+    if (in_range) out.push_back(ViewConcert(*c));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<ScheduleView>> Engine::ListSchedules(ConcertId concert, TimeUs now) {
+  absl::StatusOr<ConcertView> c = GetConcert(concert, now);
+  if (!c.ok()) return c.status();
+  return std::move(c->schedules);
+}
+
+absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
+                                                        std::optional<SeatStatus> status,
+                                                        TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  if (schedule < 1 || schedule > static_cast<int64_t>(schedules_.size())) {
+    return MakeError(ErrorCode::kScheduleNotFound, absl::StrCat("no schedule ", schedule));
+  }
+  const SeatInventory& s = *schedules_[static_cast<size_t>(schedule - 1)];
+  std::vector<SeatView> out;
+  out.reserve(static_cast<size_t>(status ? s.count(*status) : s.seat_count()));
+  for (SeatId id = s.first_seat_id(); id < s.first_seat_id() + s.seat_count(); ++id) {
+    const Seat& seat = s.seat(id);
+    if (status && seat.status != *status) continue;
+    const SeatInventory::Section& section = s.sections()[seat.section];
+    SeatView v;
+    v.id = id;
+    v.schedule_id = schedule;
+    v.label = s.Label(id);
+    v.section = section.spec.name;
+    v.row = seat.row + 1;
+    v.number = seat.number + 1;
+    v.grade = section.spec.grade;
+    v.price = section.spec.price;
+    v.status = seat.status;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+absl::StatusOr<Reservation> Engine::GetReservation(UserId user, ReservationId reservation,
+                                                   TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  absl::StatusOr<Reservation*> r = OwnedReservation(user, reservation);
+  if (!r.ok()) return r.status();
+  return **r;
+}
+
+absl::StatusOr<std::vector<Reservation>> Engine::ListReservations(UserId user, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  std::vector<Reservation> out;
+  for (ReservationId id : users_[static_cast<size_t>(user - 1)].reservations) {
+    out.push_back(reservations_[static_cast<size_t>(id - 1)]);
+  }
+  return out;
+}
+
+absl::StatusOr<Won> Engine::Balance(UserId user, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  return ledger_.balance(users_[static_cast<size_t>(user - 1)].account);
+}
+
+absl::StatusOr<std::vector<HistoryEntry>> Engine::History(UserId user, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  std::vector<HistoryEntry> out;
+  for (EntryId id : users_[static_cast<size_t>(user - 1)].history) {
+    out.push_back(ledger_.entry(id));
+  }
+  return out;
+}
+
+absl::StatusOr<ConcertStats> Engine::Stats(ConcertId concert, TimeUs now) {
+  absl::MutexLock lock(&mu_);
+  AdvanceLocked(now);
+  if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
+    return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
+  }
+  const Concert& c = *concerts_[static_cast<size_t>(concert - 1)];
+  ConcertStats s;
+  s.concert_id = c.id;
+  s.queue_waiting = c.queue->waiting();
+  s.queue_active = c.queue->active();
+  s.queue_joined_total = c.queue->joined_total();
+  s.queue_admitted_total = c.queue->admitted_total();
+  s.queue_abandoned_total = c.queue->abandoned_total();
+  for (ScheduleId id : c.schedules) {
+    const SeatInventory& inv = *schedules_[static_cast<size_t>(id - 1)];
+    s.seats_total += inv.seat_count();
+    s.seats_available += inv.count(SeatStatus::kAvailable);
+    s.seats_held += inv.count(SeatStatus::kHeld);
+    s.seats_sold += inv.count(SeatStatus::kSold);
+  }
+  s.reservations_pending = c.reservations_by_status[0];
+  s.reservations_confirmed = c.reservations_by_status[1];
+  s.reservations_expired = c.reservations_by_status[2];
+  s.reservations_canceled = c.reservations_by_status[3];
+  s.reservations_refunded = c.reservations_by_status[4];
+  s.payments = c.payments;
+  s.revenue = ledger_.balance(c.revenue_account);
+  return s;
+}
+
+std::vector<Event> Engine::EventsAfter(Seq after, int64_t limit) {
+  absl::MutexLock lock(&mu_);
+  return events_.After(after, std::min(limit, config_.limits.list_limit_max));
+}
+
+Seq Engine::last_event_seq() {
+  absl::MutexLock lock(&mu_);
+  return events_.last_seq();
+}
+
+// --- whole-state checks ----------------------------------------------------------
+
+uint64_t Engine::StateHash() {
+  absl::MutexLock lock(&mu_);
+  Digest d;
+  d.Mix(clock_);
+  d.Mix(static_cast<int64_t>(timer_.size()));
+  timer_.ForEach([&](const TimerEntry& e) {
+    d.Mix(e.at);
+    d.Mix(static_cast<int64_t>(e.kind));
+    d.Mix(e.id);
+  });
+  for (const User& u : users_) {
+    d.Mix(u.account);
+    for (ReservationId r : u.reservations) d.Mix(r);
+    for (EntryId e : u.history) d.Mix(e);
+  }
+  for (const auto& c : concerts_) {
+    d.Mix(c->id);
+    d.Mix(c->title);
+    d.Mix(c->artist);
+    d.Mix(c->venue);
+    for (int64_t n : c->reservations_by_status) d.Mix(n);
+    d.Mix(c->payments);
+    c->queue->Digest(d);
+  }
+  for (const auto& s : schedules_) s->Digest(d);
+  for (const QueueToken& t : tokens_) {
+    d.Mix(t.id);
+    d.Mix(t.user_id);
+    d.Mix(static_cast<int64_t>(t.state));
+    d.Mix(static_cast<int64_t>(t.end));
+    d.Mix(t.join_seq);
+    d.Mix(t.joined_at);
+    d.Mix(t.last_seen_at);
+    d.Mix(t.activated_at);
+    d.Mix(t.expires_at);
+    d.Mix(t.ended_at);
+  }
+  for (const Reservation& r : reservations_) {
+    d.Mix(r.id);
+    d.Mix(static_cast<int64_t>(r.status));
+    for (SeatId s : r.seat_ids) d.Mix(s);
+    d.Mix(r.amount);
+    d.Mix(r.created_at);
+    d.Mix(r.expires_at);
+    d.Mix(r.ended_at);
+    d.Mix(r.payment_id);
+  }
+  for (const Payment& p : payments_) {
+    d.Mix(p.id);
+    d.Mix(static_cast<int64_t>(p.status));
+    d.Mix(p.amount);
+  }
+  ledger_.Digest(d);
+  std::vector<std::pair<std::pair<UserId, ConcertId>, int64_t>> seats(user_seats_.begin(),
+                                                                     user_seats_.end());
+  std::sort(seats.begin(), seats.end());
+  for (const auto& [key, n] : seats) {
+    d.Mix(key.first);
+    d.Mix(key.second);
+    d.Mix(n);
+  }
+  std::vector<int64_t> keys;
+  for (const auto& [id, rec] : idempotency_) keys.push_back(id);
+  std::sort(keys.begin(), keys.end());
+  for (int64_t id : keys) {
+    const IdempotencyRecord& rec = *idempotency_.at(id);
+    d.Mix(id);
+    d.Mix(rec.index_key);
+    d.Mix(static_cast<int64_t>(rec.fingerprint));
+    d.Mix(rec.expires_at);
+  }
+  d.Mix(events_.last_seq());
+  return d.value();
+}
+
+absl::Status Engine::CheckInvariants() {
+  absl::MutexLock lock(&mu_);
+  auto broken = [](absl::string_view what) {
+    return MakeError(ErrorCode::kInternal, absl::StrCat("invariant broken: ", what));
+  };
+  // Seats <-> reservations.
+  absl::flat_hash_map<std::pair<UserId, ConcertId>, int64_t> owned;
+  for (const Reservation& r : reservations_) {
+    const bool live = r.status == ReservationStatus::kPending ||
+                      r.status == ReservationStatus::kConfirmed;
+    if (!live) continue;
+    if (r.seat_ids.empty()) return broken(absl::StrCat("reservation ", r.id, " has no seats"));
+    const SeatInventory& s = *schedules_[static_cast<size_t>(r.schedule_id - 1)];
+    const SeatStatus want =
+        r.status == ReservationStatus::kPending ? SeatStatus::kHeld : SeatStatus::kSold;
+    Won amount = 0;
+    for (SeatId seat : r.seat_ids) {
+      if (!s.Contains(seat) || s.seat(seat).reservation_id != r.id ||
+          s.seat(seat).status != want) {
+        return broken(absl::StrCat("seat ", seat, " does not match reservation ", r.id));
+      }
+      amount += s.price(seat);
+    }
+    if (amount != r.amount) return broken(absl::StrCat("amount of reservation ", r.id));
+    if (r.status == ReservationStatus::kPending && r.expires_at <= clock_) {
+      return broken(absl::StrCat("reservation ", r.id, " is PENDING after expires_at"));
+    }
+    owned[std::make_pair(r.user_id, r.concert_id)] += static_cast<int64_t>(r.seat_ids.size());
+  }
+  if (owned != user_seats_) return broken("per-user seat counts drifted");
+  for (const auto& s : schedules_) {
+    int64_t counts[3] = {0, 0, 0};
+    for (SeatId id = s->first_seat_id(); id < s->first_seat_id() + s->seat_count(); ++id) {
+      const Seat& seat = s->seat(id);
+      ++counts[static_cast<int>(seat.status)];
+      if (seat.status == SeatStatus::kAvailable) {
+        if (seat.reservation_id != 0) return broken(absl::StrCat("available seat ", id, " owned"));
+        continue;
+      }
+      const Reservation& r = reservations_[static_cast<size_t>(seat.reservation_id - 1)];
+      if (std::find(r.seat_ids.begin(), r.seat_ids.end(), id) == r.seat_ids.end()) {
+        return broken(absl::StrCat("seat ", id, " not listed by its reservation"));
+      }
+    }
+    for (int k = 0; k < 3; ++k) {
+      if (counts[k] != s->count(static_cast<SeatStatus>(k))) return broken("seat counts drifted");
+    }
+  }
+  // Money.
+  if (ledger_.Sum() != 0) return broken("the ledger does not sum to zero");
+  for (size_t a = 1; a < ledger_.account_count(); ++a) {
+    if (ledger_.balance(static_cast<AccountId>(a)) < 0) {
+      return broken(absl::StrCat("account ", a, " is negative"));
+    }
+  }
+  std::vector<Won> paid(concerts_.size(), 0);
+  for (const Payment& p : payments_) {
+    if (p.status != PaymentStatus::kSucceeded) continue;
+    paid[static_cast<size_t>(reservations_[static_cast<size_t>(p.reservation_id - 1)].concert_id -
+                             1)] += p.amount;
+  }
+  for (const auto& c : concerts_) {
+    if (ledger_.balance(c->revenue_account) != paid[static_cast<size_t>(c->id - 1)]) {
+      return broken(absl::StrCat("revenue of concert ", c->id, " != its payments"));
+    }
+    if (std::string q = c->queue->CheckInvariants(); !q.empty()) return broken(q);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace boxoffice

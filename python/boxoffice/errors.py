@@ -1,0 +1,293 @@
+"""The exception tree of boxoffice: one class per stable error code.
+
+Every error the engine reports carries a ``code`` (``"SEAT_UNAVAILABLE"``,
+``"HOLD_EXPIRED"``, ...) that is the same string in C++ (``cpp/include/boxoffice/errors.h``),
+here, and in the HTTP layer's RFC 9457 problem responses; ``http_status`` is the
+status that layer answers with. The classes group by what the caller should do
+next (after ``absl::StatusCode``): :class:`InvalidArgument` (fix the request,
+also a :class:`ValueError`), :class:`NotFound` (also a :class:`LookupError`),
+:class:`Conflict` (the state forbids it; don't retry until it changes),
+:class:`LimitExceeded` (a named limit was reached) and :class:`PermissionDenied`.
+
+The C++ extension raises these through :func:`_from_status`, the one place where
+a status becomes an exception.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BalanceLimitExceeded",
+    "BoxOfficeError",
+    "ConcertNotFound",
+    "Conflict",
+    "HoldExpired",
+    "IdempotencyKeyReused",
+    "InsufficientBalance",
+    "InternalError",
+    "InvalidAmount",
+    "InvalidArgument",
+    "LimitExceeded",
+    "NotFound",
+    "PermissionDenied",
+    "QueueFull",
+    "QueueNotActive",
+    "QueueTokenExpired",
+    "QueueTokenInvalid",
+    "ReservationNotConfirmed",
+    "ReservationNotFound",
+    "ReservationNotPending",
+    "ScheduleNotFound",
+    "SeatLimitPerUser",
+    "SeatNotFound",
+    "SeatNotInReservation",
+    "SeatUnavailable",
+    "TooManySeats",
+    "UserNotFound",
+    "error_class",
+]
+
+
+class BoxOfficeError(Exception):
+    """Base of every boxoffice error.
+
+    Attributes:
+        code: the stable error code, e.g. ``"SEAT_UNAVAILABLE"``.
+        http_status: the HTTP status the API layer answers with.
+        message: a human-readable explanation.
+        position: QUEUE_NOT_ACTIVE only: WAITING tokens ahead (``None`` if unknown).
+        eta_s: QUEUE_NOT_ACTIVE only: estimated wait in seconds.
+        seat_id: seat errors: the seat the error is about.
+        retry_after_s: seconds after which a retry may succeed (queue errors).
+    """
+
+    code: ClassVar[str] = "INTERNAL"
+    http_status: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        position: int | None = None,
+        eta_s: float | None = None,
+        seat_id: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+        self.eta_s = eta_s
+        self.seat_id = seat_id
+        self.retry_after_s = retry_after_s
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class InternalError(BoxOfficeError):
+    """A broken invariant or an unexpected state: a bug, never bad input."""
+
+    code = "INTERNAL"
+    http_status = 500
+
+
+class InvalidArgument(BoxOfficeError, ValueError):
+    """The request itself is wrong; fix it before retrying (HTTP 422)."""
+
+    code = "INVALID_ARGUMENT"
+    http_status = 422
+
+
+class InvalidAmount(InvalidArgument):
+    """A charge amount is not positive or above ``charge_amount_max``."""
+
+    code = "INVALID_AMOUNT"
+
+
+class TooManySeats(InvalidArgument):
+    """More seats than the concert's ``max_seats_per_reservation``."""
+
+    code = "TOO_MANY_SEATS"
+
+
+class IdempotencyKeyReused(InvalidArgument):
+    """The idempotency key was used before with a different request."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class NotFound(BoxOfficeError, LookupError):
+    """Unknown id, or a resource that belongs to someone else (HTTP 404)."""
+
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class UserNotFound(NotFound):
+    code = "USER_NOT_FOUND"
+
+
+class ConcertNotFound(NotFound):
+    code = "CONCERT_NOT_FOUND"
+
+
+class ScheduleNotFound(NotFound):
+    code = "SCHEDULE_NOT_FOUND"
+
+
+class SeatNotFound(NotFound):
+    code = "SEAT_NOT_FOUND"
+
+
+class SeatNotInReservation(NotFound):
+    code = "SEAT_NOT_IN_RESERVATION"
+
+
+class ReservationNotFound(NotFound):
+    code = "RESERVATION_NOT_FOUND"
+
+
+class Conflict(BoxOfficeError):
+    """The current state forbids the command; retry only after it changes (HTTP 409)."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+class SeatUnavailable(Conflict):
+    """A seat is HELD or SOLD (``seat_id`` names it), or no adjacent block is free."""
+
+    code = "SEAT_UNAVAILABLE"
+
+
+class HoldExpired(Conflict):
+    """The reservation passed ``expires_at``; its seats were released."""
+
+    code = "HOLD_EXPIRED"
+
+
+class ReservationNotPending(Conflict):
+    """The reservation is already CONFIRMED, CANCELED or REFUNDED."""
+
+    code = "RESERVATION_NOT_PENDING"
+
+
+class ReservationNotConfirmed(Conflict):
+    """Only a CONFIRMED reservation can be refunded."""
+
+    code = "RESERVATION_NOT_CONFIRMED"
+
+
+class InsufficientBalance(Conflict):
+    """The wallet holds less than the reservation's amount."""
+
+    code = "INSUFFICIENT_BALANCE"
+
+
+class LimitExceeded(BoxOfficeError):
+    """A named limit of the engine was reached (see ``boxoffice.Limits``)."""
+
+    code = "LIMIT_EXCEEDED"
+    http_status = 422
+
+
+class BalanceLimitExceeded(LimitExceeded):
+    """The charge would raise the balance above ``balance_max``."""
+
+    code = "BALANCE_LIMIT_EXCEEDED"
+    http_status = 409
+
+
+class SeatLimitPerUser(LimitExceeded):
+    """The user would hold or own more than ``max_seats_per_user`` seats of the concert."""
+
+    code = "SEAT_LIMIT_PER_USER"
+    http_status = 409
+
+
+class QueueFull(LimitExceeded):
+    """The admission queue reached ``queue_length_max`` live tokens; retry later."""
+
+    code = "QUEUE_FULL"
+    http_status = 429
+
+
+class PermissionDenied(BoxOfficeError):
+    """The gate refuses the request (HTTP 403)."""
+
+    code = "PERMISSION_DENIED"
+    http_status = 403
+
+
+class QueueTokenInvalid(PermissionDenied):
+    """The queue token is unknown or names another user or concert."""
+
+    code = "QUEUE_TOKEN_INVALID"
+
+
+class QueueNotActive(Conflict):
+    """The queue token is still WAITING; ``position`` and ``eta_s`` say how long."""
+
+    code = "QUEUE_NOT_ACTIVE"
+    http_status = 403
+
+
+class QueueTokenExpired(Conflict):
+    """The queue token is EXPIRED (left, abandoned, session over or completed)."""
+
+    code = "QUEUE_TOKEN_EXPIRED"
+    http_status = 403
+
+
+_BY_CODE: dict[str, type[BoxOfficeError]] = {
+    cls.code: cls
+    for cls in (
+        InternalError,
+        InvalidArgument,
+        InvalidAmount,
+        TooManySeats,
+        IdempotencyKeyReused,
+        LimitExceeded,
+        UserNotFound,
+        ConcertNotFound,
+        ScheduleNotFound,
+        SeatNotFound,
+        SeatNotInReservation,
+        ReservationNotFound,
+        SeatUnavailable,
+        HoldExpired,
+        ReservationNotPending,
+        ReservationNotConfirmed,
+        InsufficientBalance,
+        BalanceLimitExceeded,
+        SeatLimitPerUser,
+        QueueNotActive,
+        QueueTokenExpired,
+        QueueTokenInvalid,
+        QueueFull,
+    )
+}
+
+
+def error_class(code: str) -> type[BoxOfficeError]:
+    """The exception class for a stable error ``code`` (``InternalError`` if unknown)."""
+    return _BY_CODE.get(code, InternalError)
+
+
+def _from_status(
+    code: str,
+    message: str,
+    position: int | None,
+    eta_us: int | None,
+    seat_id: int | None,
+    retry_after_us: int | None,
+) -> BoxOfficeError:
+    """Builds the exception for a C++ status (called by the extension only)."""
+    return error_class(code)(
+        message,
+        position=position,
+        eta_s=None if eta_us is None else eta_us / 1e6,
+        seat_id=seat_id,
+        retry_after_s=None if retry_after_us is None else retry_after_us / 1e6,
+    )
