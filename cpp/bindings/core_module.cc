@@ -31,11 +31,19 @@ py::object OptionalInt(const std::optional<int64_t>& v) {
   return v.has_value() ? py::object(py::int_(*v)) : py::object(py::none());
 }
 
+// boxoffice.errors._from_status, looked up once per interpreter.
+const py::object& FromStatus() {
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> storage;
+  return storage
+      .call_once_and_store_result(
+          [] { return py::module_::import("boxoffice.errors").attr("_from_status"); })
+      .get_stored();
+}
+
 [[noreturn]] void ThrowStatus(const absl::Status& status) {
   const ErrorInfo& info = GetErrorInfo(GetErrorCode(status));
   const ErrorDetails d = GetErrorDetails(status);
-  py::object from_status = py::module_::import("boxoffice.errors").attr("_from_status");
-  py::object exc = from_status(std::string(info.name), std::string(status.message()),
+  py::object exc = FromStatus()(std::string(info.name), std::string(status.message()),
                                OptionalInt(d.position), OptionalInt(d.eta_us),
                                OptionalInt(d.seat_id), OptionalInt(d.retry_after_us));
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());

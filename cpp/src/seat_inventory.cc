@@ -16,7 +16,7 @@ SeatInventory::SeatInventory(ScheduleId id, ConcertId concert_id, TimeUs starts_
     const SectionSpec& spec = sections[s];
     BOXOFFICE_ASSERT(spec.rows > 0 && spec.rows <= 65535);
     BOXOFFICE_ASSERT(spec.seats_per_row > 0 && spec.seats_per_row <= 65535);
-    sections_.push_back(Section{spec, seat_index, row_index});
+    sections_.push_back(Section{spec, seat_index, row_index, spec.rows * spec.seats_per_row});
     for (int64_t r = 0; r < spec.rows; ++r) {
       row_available_.push_back(static_cast<uint16_t>(spec.seats_per_row));
       for (int64_t n = 0; n < spec.seats_per_row; ++n) {
@@ -65,6 +65,7 @@ std::optional<std::vector<SeatId>> SeatInventory::FindBestAvailable(
     return out;
   };
   for (const Section& section : sections_) {
+    if (section.available < quantity) continue;  // sold-out sections cost nothing
     if (!grade.empty() && section.spec.grade != grade) continue;
     const int64_t per_row = section.spec.seats_per_row;
     for (int64_t r = 0; r < section.spec.rows; ++r) {
@@ -98,8 +99,15 @@ void SeatInventory::SetStatus(Seat& s, SeatStatus to) {
   --counts_[static_cast<int>(s.status)];
   ++counts_[static_cast<int>(to)];
   uint16_t& row = row_available_[static_cast<size_t>(row_index(s))];
-  if (s.status == SeatStatus::kAvailable) --row;
-  if (to == SeatStatus::kAvailable) ++row;
+  int64_t& section = sections_[s.section].available;
+  if (s.status == SeatStatus::kAvailable) {
+    --row;
+    --section;
+  }
+  if (to == SeatStatus::kAvailable) {
+    ++row;
+    ++section;
+  }
   s.status = to;
 }
 

@@ -43,6 +43,7 @@ class SeatInventory {
     SectionSpec spec;
     int64_t first_seat_index = 0;  // index of its seat (row 0, number 0)
     int64_t first_row_index = 0;   // index of its row 0 in row_available
+    int64_t available = 0;         // AVAILABLE seats in the section
   };
 
   SeatInventory(ScheduleId id, ConcertId concert_id, TimeUs starts_at,
