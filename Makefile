@@ -29,9 +29,10 @@ $(STAMP): pyproject.toml
 
 bootstrap: $(STAMP)
 
-# The Python package, built by scikit-build-core (incremental: build/ is kept).
+# The Python package, built by scikit-build-core (incremental: build/ is kept); editable, so
+# Python sources are used in place and only C++ changes need `make build` again.
 build: bootstrap
-	$(PIP) install -q --no-build-isolation --no-deps .
+	$(PIP) install -q --no-build-isolation --no-deps --editable .
 
 build/cpp/CMakeCache.txt:
 	cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOXOFFICE_BUILD_TESTS=ON -DBOXOFFICE_WERROR=ON
