@@ -94,6 +94,10 @@ py::object OptionalSeconds(TimeUs us) {
   return us == kNever ? py::object(py::none()) : py::object(py::float_(Seconds(us)));
 }
 
+py::object OptionalLimit(int64_t v) {
+  return v == kNoLimit ? py::object(py::none()) : py::object(py::int_(v));
+}
+
 py::object OptionalId(int64_t id) {
   return id == 0 ? py::object(py::none()) : py::object(py::int_(id));
 }
@@ -165,11 +169,11 @@ void BindSettings(py::module_& m) {
              SaleSettings s;
              s.opens_at = opens_at ? ToMicros(*opens_at, "opens_at") : kNever;
              s.queue_capacity = queue_capacity;
-             s.admission_per_minute = admission_per_minute.value_or(0);
+             s.admission_per_minute = admission_per_minute.value_or(kNoLimit);
              s.session_ttl_us = DurationToMicros(session_ttl_s, "session_ttl_s");
              s.hold_ttl_us = DurationToMicros(hold_ttl_s, "hold_ttl_s");
              s.max_seats_per_reservation = max_seats_per_reservation;
-             s.max_seats_per_user = max_seats_per_user.value_or(0);
+             s.max_seats_per_user = max_seats_per_user.value_or(kNoLimit);
              s.release_on_payment_failure = release_on_payment_failure;
              s.abandon_timeout_us = DurationToMicros(abandon_timeout_s, "abandon_timeout_s");
              s.poll_interval_us = DurationToMicros(poll_interval_s, "poll_interval_s");
@@ -185,13 +189,13 @@ void BindSettings(py::module_& m) {
                              [](const SaleSettings& s) { return OptionalSeconds(s.opens_at); })
       .def_readonly("queue_capacity", &SaleSettings::queue_capacity)
       .def_property_readonly("admission_per_minute",
-                             [](const SaleSettings& s) { return OptionalId(s.admission_per_minute); })
+                             [](const SaleSettings& s) { return OptionalLimit(s.admission_per_minute); })
       .def_property_readonly("session_ttl_s",
                              [](const SaleSettings& s) { return Seconds(s.session_ttl_us); })
       .def_property_readonly("hold_ttl_s", [](const SaleSettings& s) { return Seconds(s.hold_ttl_us); })
       .def_readonly("max_seats_per_reservation", &SaleSettings::max_seats_per_reservation)
       .def_property_readonly("max_seats_per_user",
-                             [](const SaleSettings& s) { return OptionalId(s.max_seats_per_user); })
+                             [](const SaleSettings& s) { return OptionalLimit(s.max_seats_per_user); })
       .def_readonly("release_on_payment_failure", &SaleSettings::release_on_payment_failure)
       .def_property_readonly("abandon_timeout_s",
                              [](const SaleSettings& s) { return Seconds(s.abandon_timeout_us); })

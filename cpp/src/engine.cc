@@ -93,10 +93,12 @@ absl::Status ValidateConcert(const ConcertSpec& spec, const Limits& limits,
       !s.ok()) {
     return s;
   }
-  if (auto s = CheckRange("admission_per_minute", sale.admission_per_minute, 0,
-                          kAdmissionPerMinuteMax);
-      !s.ok()) {
-    return s;
+  if (sale.admission_per_minute != kNoLimit) {
+    if (auto s = CheckRange("admission_per_minute", sale.admission_per_minute, 1,
+                            kAdmissionPerMinuteMax);
+        !s.ok()) {
+      return s;
+    }
   }
   if (sale.session_ttl_us <= 0 || sale.hold_ttl_us <= 0 || sale.abandon_timeout_us <= 0 ||
       sale.poll_interval_us <= 0) {
@@ -114,7 +116,9 @@ absl::Status ValidateConcert(const ConcertSpec& spec, const Limits& limits,
       !s.ok()) {
     return s;
   }
-  if (sale.max_seats_per_user < 0) return Invalid("max_seats_per_user must not be negative");
+  if (sale.max_seats_per_user != kNoLimit && sale.max_seats_per_user < 1) {
+    return Invalid("max_seats_per_user must be at least 1");
+  }
   if ((sale.opens_at < 0 && sale.opens_at != kNever) || sale.opens_at > kTimeMaxUs) {
     return Invalid("opens_at is out of range");
   }
@@ -597,7 +601,7 @@ absl::StatusOr<Reservation> Engine::HoldLocked(const HoldArgs& a) {
                                            a.grade) == concert.grades.end()) {
     return Invalid(absl::StrCat("concert ", concert.id, " has no grade '", a.grade, "'"));
   }
-  if (concert.sale.max_seats_per_user > 0) {
+  if (concert.sale.max_seats_per_user != kNoLimit) {
     auto it = user_seats_.find(std::make_pair(a.user_id, concert.id));
     const int64_t owned = it == user_seats_.end() ? 0 : it->second;
     if (owned + count > concert.sale.max_seats_per_user) {

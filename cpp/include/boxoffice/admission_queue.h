@@ -27,7 +27,7 @@ namespace boxoffice {
 
 struct QueueSettings {
   int64_t capacity = 200;            // most ACTIVE tokens at once (seed: 200)
-  int64_t admission_per_minute = 0;  // 0 = no rate cap
+  int64_t admission_per_minute = kNoLimit;  // kNoLimit = no rate cap
   DurationUs session_ttl_us = 600 * kMicrosPerSecond;
   DurationUs abandon_timeout_us = 60 * kMicrosPerSecond;
   DurationUs poll_interval_us = 5 * kMicrosPerSecond;  // seeds poll every 5 s

@@ -53,11 +53,11 @@ struct EngineConfig {
 struct SaleSettings {
   TimeUs opens_at = kNever;              // kNever = open at creation
   int64_t queue_capacity = 200;          // most ACTIVE tokens at once
-  int64_t admission_per_minute = 0;      // 0 = no rate cap
+  int64_t admission_per_minute = kNoLimit;  // admissions per minute; kNoLimit = no cap
   DurationUs session_ttl_us = 600 * kMicrosPerSecond;
   DurationUs hold_ttl_us = 300 * kMicrosPerSecond;
   int64_t max_seats_per_reservation = 4;
-  int64_t max_seats_per_user = 0;        // HELD + SOLD per concert; 0 = no cap
+  int64_t max_seats_per_user = kNoLimit;    // HELD + SOLD per concert; kNoLimit = no cap
   bool release_on_payment_failure = false;
   DurationUs abandon_timeout_us = 60 * kMicrosPerSecond;
   DurationUs poll_interval_us = 5 * kMicrosPerSecond;

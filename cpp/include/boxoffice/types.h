@@ -19,6 +19,8 @@ using Won = int64_t;         // Korean won, integer
 inline constexpr DurationUs kMicrosPerSecond = 1'000'000;
 // "Not happened / not set" for optional times (valid times are >= 0).
 inline constexpr TimeUs kNever = -1;
+// "No limit" for optional limits such as admission_per_minute (valid limits are >= 1).
+inline constexpr int64_t kNoLimit = -1;
 
 using UserId = int64_t;
 using ConcertId = int64_t;
