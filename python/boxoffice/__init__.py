@@ -12,9 +12,9 @@ Example::
     import boxoffice as bo
     eng = bo.Engine()
     user = eng.create_user(now=0)
+    hall = [bo.SectionSpec("A", 10, 20, "VIP", 165000)]
     concert = eng.create_concert(
-        title="IU 2027", schedules=[bo.ScheduleSpec(1.8e9, [bo.SectionSpec("A", 10, 20, "VIP", 165000)])],
-        now=0)
+        title="IU 2027", schedules=[bo.ScheduleSpec(1.8e9, hall)], now=0)
     token = eng.join_queue(user, concert.id, now=1)           # ACTIVE: the queue is empty
     seat = eng.seats(concert.schedules[0].id, now=2)[0]
     res = eng.hold(user, token.id, concert.schedules[0].id, [seat.id], now=3)
@@ -103,5 +103,5 @@ class Engine(_CoreEngine):
             raise TypeError("commands must be one-dimensional")
         commands = np.ascontiguousarray(commands)
         results = np.zeros(commands.shape[0], dtype=RESULT_DTYPE)
-        self._apply_batch(commands.view(np.uint8), results.view(np.uint8))
+        self._apply_batch(commands.view(np.uint8).data, results.view(np.uint8).data)
         return results

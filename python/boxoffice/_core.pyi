@@ -13,7 +13,7 @@ PaymentStatusName = Literal["SUCCEEDED", "REFUNDED"]
 EntryKindName = Literal["CHARGE", "PAYMENT", "REFUND"]
 
 ERROR_CODES: dict[str, tuple[str, int, int]]
-"""Every stable error code -> (absl status code name, HTTP status, numeric value in batch results)."""
+"""Every stable error code -> (absl status code name, HTTP status, batch result code)."""
 BATCH_OPS: dict[str, int]
 """Batch op name -> its numeric value in ``COMMAND_DTYPE['op']``."""
 
@@ -70,7 +70,9 @@ class SectionSpec:
     seats_per_row: int
     grade: str
     price: int
-    def __init__(self, name: str, rows: int, seats_per_row: int, grade: str, price: int) -> None: ...
+    def __init__(
+        self, name: str, rows: int, seats_per_row: int, grade: str, price: int
+    ) -> None: ...
 
 class ScheduleSpec:
     starts_at: float
@@ -284,14 +286,25 @@ class Event:
     def value(self) -> int: ...
 
 class Engine:
-    def __init__(self, *, seed: int = 0, limits: Limits | None = None) -> None: ...
+    def __init__(self, *, seed: int = 0, limits: Limits | None = None) -> None:
+        """An empty in-memory engine.
+
+        Args:
+            seed: draws the pre-queue shuffles (same seed and commands, same state).
+            limits: the named limits (:class:`Limits`); defaults when None.
+        """
     @property
     def limits(self) -> Limits: ...
     @property
     def clock(self) -> float: ...
     @property
     def last_event_seq(self) -> int: ...
-    def create_user(self, *, now: float) -> int: ...
+    def create_user(self, *, now: float) -> int:
+        """Creates a user with an empty wallet and returns its id (1, 2, ...).
+
+        Raises:
+            LimitExceeded: ``users_max`` users exist already.
+        """
     def create_concert(
         self,
         *,
@@ -301,13 +314,55 @@ class Engine:
         schedules: Sequence[ScheduleSpec],
         sale: SaleSettings | None = None,
         now: float,
-    ) -> Concert: ...
-    def join_queue(self, user_id: int, concert_id: int, *, now: float) -> QueueToken: ...
-    def queue_status(self, user_id: int, token_id: int, *, now: float) -> QueueToken: ...
-    def leave_queue(self, user_id: int, token_id: int, *, now: float) -> QueueToken: ...
-    def check_gate(
-        self, user_id: int, token_id: int, concert_id: int, *, now: float
-    ) -> QueueToken: ...
+    ) -> Concert:
+        """Creates a concert with its schedules, seat maps and sale settings.
+
+        Args:
+            title, artist, venue: catalog text, at most ``text_length_max`` bytes each.
+            schedules: 1..``schedules_per_concert_max`` schedules; seat ids are assigned in
+                seat-map order (section, row, seat).
+            sale: queue capacity, admission rate, TTLs (seconds), seat limits, failure policy.
+            now: seconds since the Unix epoch.
+
+        Returns:
+            The concert with its schedules and seat counts.
+
+        Raises:
+            InvalidArgument: empty or malformed fields (a number below its minimum).
+            LimitExceeded: a number above its named limit (seats per schedule, ...).
+        """
+    def join_queue(self, user_id: int, concert_id: int, *, now: float) -> QueueToken:
+        """Joins the concert's admission queue, or returns the user's live token (a poll).
+
+        Returns:
+            The token: ACTIVE at once while fewer than ``queue_capacity`` are ACTIVE, else
+            WAITING with ``position`` (tokens ahead), ``eta_s`` and ``poll_after_s``.
+
+        Raises:
+            UserNotFound, ConcertNotFound; QueueFull (retry after ``retry_after_s``).
+        """
+    def queue_status(self, user_id: int, token_id: int, *, now: float) -> QueueToken:
+        """A poll: the token's state, exact position and ETA; keeps a WAITING token alive.
+
+        Raises:
+            UserNotFound; QueueTokenInvalid (unknown token or another user's).
+        """
+    def leave_queue(self, user_id: int, token_id: int, *, now: float) -> QueueToken:
+        """Leaves the queue (the token becomes EXPIRED, LEFT); a freed slot admits the next.
+
+        Raises:
+            UserNotFound; QueueTokenInvalid.
+        """
+    def check_gate(self, user_id: int, token_id: int, concert_id: int, *, now: float) -> QueueToken:
+        """The gate: returns the token when it is the user's ACTIVE token for the concert.
+
+        Counts as a poll.
+
+        Raises:
+            UserNotFound; QueueTokenInvalid (unknown, another user's or another concert's);
+            QueueTokenExpired; QueueNotActive (WAITING: ``position``, ``eta_s``,
+            ``retry_after_s``).
+        """
     def hold(
         self,
         user_id: int,
@@ -319,14 +374,47 @@ class Engine:
         grade: str = "",
         idempotency_key: str = "",
         now: float,
-    ) -> Reservation: ...
+    ) -> Reservation:
+        """Holds seats of one schedule, all or nothing, until ``expires_at``.
+
+        Args:
+            user_id, token_id: the user and their ACTIVE queue token for the concert.
+            schedule_id: the schedule whose seats to hold.
+            seat_ids: explicit seats; or instead
+            quantity, grade: best-available adjacent seats in one row (any grade if "").
+            idempotency_key: a retry with the same key and request returns the first result.
+            now: seconds since the Unix epoch.
+
+        Returns:
+            A PENDING reservation; ``amount`` in won, ``expires_at = now + hold_ttl_s``.
+
+        Raises:
+            UserNotFound, ScheduleNotFound, SeatNotFound; the gate's errors;
+            InvalidArgument, TooManySeats, IdempotencyKeyReused; SeatLimitPerUser;
+            SeatUnavailable (``seat_id`` names the taken seat).
+        """
     def release_seat(
         self, user_id: int, reservation_id: int, seat_id: int, *, now: float
-    ) -> Reservation: ...
-    def cancel(self, user_id: int, reservation_id: int, *, now: float) -> Reservation: ...
-    def charge(
-        self, user_id: int, amount: int, *, idempotency_key: str = "", now: float
-    ) -> Charge: ...
+    ) -> Reservation:
+        """Releases one seat of a PENDING reservation (the last seat cancels it).
+
+        Raises:
+            UserNotFound; ReservationNotFound (also another user's); HoldExpired;
+            ReservationNotPending; SeatNotInReservation.
+        """
+    def cancel(self, user_id: int, reservation_id: int, *, now: float) -> Reservation:
+        """Cancels a PENDING reservation; its seats become AVAILABLE.
+
+        Raises:
+            UserNotFound; ReservationNotFound; HoldExpired; ReservationNotPending.
+        """
+    def charge(self, user_id: int, amount: int, *, idempotency_key: str = "", now: float) -> Charge:
+        """Adds ``amount`` won to the user's wallet.
+
+        Raises:
+            UserNotFound; InvalidAmount (< 1 or > ``charge_amount_max``);
+            BalanceLimitExceeded (balance would pass ``balance_max``); IdempotencyKeyReused.
+        """
     def pay(
         self,
         user_id: int,
@@ -335,10 +423,28 @@ class Engine:
         *,
         idempotency_key: str = "",
         now: float,
-    ) -> Payment: ...
-    def refund(self, user_id: int, reservation_id: int, *, now: float) -> Reservation: ...
-    def advance(self, *, now: float) -> None: ...
-    def concert(self, concert_id: int, *, now: float) -> Concert: ...
+    ) -> Payment:
+        """Pays the user's PENDING reservation from their wallet, all or nothing.
+
+        On success the seats are SOLD, the reservation CONFIRMED, the token EXPIRED
+        (COMPLETED) and the next waiting user admitted.
+
+        Raises:
+            UserNotFound; ReservationNotFound (also another user's); the gate's errors;
+            HoldExpired; ReservationNotPending; IdempotencyKeyReused;
+            InsufficientBalance (the reservation stays PENDING, or is CANCELED when the
+            concert sets ``release_on_payment_failure``).
+        """
+    def refund(self, user_id: int, reservation_id: int, *, now: float) -> Reservation:
+        """Refunds a CONFIRMED reservation: money back to the wallet, seats AVAILABLE.
+
+        Raises:
+            UserNotFound; ReservationNotFound; ReservationNotConfirmed.
+        """
+    def advance(self, *, now: float) -> None:
+        """Fires every deadline up to ``now`` (every other call does this first)."""
+    def concert(self, concert_id: int, *, now: float) -> Concert:
+        """One concert. Raises ConcertNotFound."""
     def concerts(
         self,
         query: str = "",
@@ -346,17 +452,34 @@ class Engine:
         starts_from: float | None = None,
         starts_to: float | None = None,
         now: float,
-    ) -> list[Concert]: ...
-    def schedules(self, concert_id: int, *, now: float) -> list[Schedule]: ...
+    ) -> list[Concert]:
+        """Concerts whose title or artist contains ``query`` (ASCII case-insensitive) with a
+        schedule starting in [``starts_from``, ``starts_to``] (seconds; None = open)."""
+    def schedules(self, concert_id: int, *, now: float) -> list[Schedule]:
+        """The concert's schedules with seat counts. Raises ConcertNotFound."""
     def seats(
         self, schedule_id: int, status: SeatStatusName | None = None, *, now: float
-    ) -> list[Seat]: ...
-    def reservation(self, user_id: int, reservation_id: int, *, now: float) -> Reservation: ...
-    def reservations(self, user_id: int, *, now: float) -> list[Reservation]: ...
-    def balance(self, user_id: int, *, now: float) -> int: ...
-    def history(self, user_id: int, *, now: float) -> list[HistoryEntry]: ...
-    def stats(self, concert_id: int, *, now: float) -> ConcertStats: ...
-    def events(self, after: int = 0, limit: int = 1000) -> list[Event]: ...
-    def state_hash(self) -> int: ...
-    def check_invariants(self) -> None: ...
+    ) -> list[Seat]:
+        """The schedule's seats in seat-map order, optionally only those with ``status``.
+
+        Raises:
+            ScheduleNotFound; InvalidArgument (unknown status).
+        """
+    def reservation(self, user_id: int, reservation_id: int, *, now: float) -> Reservation:
+        """One of the user's reservations. Raises UserNotFound, ReservationNotFound."""
+    def reservations(self, user_id: int, *, now: float) -> list[Reservation]:
+        """The user's reservations, oldest first. Raises UserNotFound."""
+    def balance(self, user_id: int, *, now: float) -> int:
+        """The user's wallet balance in won. Raises UserNotFound."""
+    def history(self, user_id: int, *, now: float) -> list[HistoryEntry]:
+        """The user's CHARGE, PAYMENT and REFUND entries with ``balance_after`` (won)."""
+    def stats(self, concert_id: int, *, now: float) -> ConcertStats:
+        """Operator view: queue, seats, reservations, payments, revenue (won)."""
+    def events(self, after: int = 0, limit: int = 1000) -> list[Event]:
+        """Domain events with ``seq > after``, oldest first, at most ``limit``
+        (capped by ``list_limit_max``; only the last ``event_retention_max`` are kept)."""
+    def state_hash(self) -> int:
+        """A 64-bit digest of the whole state: equal for engines fed the same commands."""
+    def check_invariants(self) -> None:
+        """Checks every invariant of the brief. Raises InternalError when one is broken."""
     def _apply_batch(self, commands: Buffer, results: Buffer) -> None: ...

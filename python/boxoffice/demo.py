@@ -4,9 +4,10 @@
 for 200 shoppers at once. Each admitted fan holds 1-4 best-available seats, pays with
 probability 0.8, and otherwise leaves the queue and lets the hold expire (fans who find
 nothing free look again at their next poll, until their session ends); waiting fans poll
-every 5 s and one in ten may give up. Every step goes through the same engine a server would use; the clock is
-virtual, so the demo takes well under a second. Prints what happened and checks the
-invariants of the brief (no seat sold twice, money conserved).
+every 5 s and one in ten may give up. Every step goes through the same engine a server would
+use; the clock is virtual, so the demo takes seconds, not an hour. Prints what happened and
+checks the invariants of the
+brief (no seat sold twice, money conserved).
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ def run(fans: int = 3_000, seed: int = 1) -> dict[str, float]:
                 ],
             )
         ],
-        sale=SaleSettings(opens_at=opens_at, queue_capacity=200, hold_ttl_s=300,
-                          session_ttl_s=600, max_seats_per_reservation=4),
+        sale=SaleSettings(
+            opens_at=opens_at,
+            queue_capacity=200,
+            hold_ttl_s=300,
+            session_ttl_s=600,
+            max_seats_per_reservation=4,
+        ),
         now=0,
     )
     schedule_id = concert.schedules[0].id
