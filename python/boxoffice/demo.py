@@ -6,8 +6,7 @@ probability 0.8, and otherwise leaves the queue and lets the hold expire (fans w
 nothing free look again at their next poll, until their session ends); waiting fans poll
 every 5 s and one in ten may give up. Every step goes through the same engine a server would
 use; the clock is virtual, so the demo takes seconds, not an hour. Prints what happened and
-checks the invariants of the
-brief (no seat sold twice, money conserved).
+checks the invariants of the brief (no seat sold twice, money conserved).
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ QueueSettings Settings(int64_t capacity) {
   s.session_ttl_us = Sec(600);
   s.abandon_timeout_us = Sec(3'600);
   s.poll_interval_us = Sec(5);
-  s.opens_at = 0;
+  s.opens_at = kNever;
   return s;
 }
 
@@ -179,7 +179,7 @@ TEST_CASE("the first `capacity` joiners are ACTIVE at once, the rest WAIT in joi
       CHECK(h.queue.Position(ids[i]) == -1);
     } else {
       CHECK(StateName(t.state) == "WAITING");
-      CHECK(t.activated_at == 0);
+      CHECK(t.activated_at == kNever);
       CHECK(h.queue.Position(ids[i]) == static_cast<int64_t>(i - 3));
     }
   }
@@ -320,7 +320,7 @@ TEST_CASE("positions are exact past the first 1024 join sequences", "[admission_
   TimeUs now = kT0 + n + 1;
   CHECK(h.queue.Position(ids.back()) == n - 4);
   CHECK(h.queue.Position(ids[1024]) == 1024 - 3);
-  CHECK(h.queue.Position(ids[2047]) == 2047 - 3);
+  if (n > 2'048) CHECK(h.queue.Position(ids[2'048]) == 2'048 - 3);
 
   // Drop every third waiting token, scattered over the whole range.
   for (size_t i = 5; i < ids.size(); i += 3) h.Leave(ids[i], now);
@@ -418,7 +418,7 @@ TEST_CASE("an ACTIVE session expires at activated_at + session_ttl and admits th
   CHECK(h.token(b).activated_at == kT0 + Sec(100));
   CHECK(h.token(b).ended_at == kT0 + Sec(200));
   CHECK(h.token(c).activated_at == kT0 + Sec(200));
-  CHECK(h.token(c).expires_at == kT0 + Sec(300));
+  CHECK(h.token(c).ended_at == kT0 + Sec(300));
   CHECK(EndName(h.token(c).end) == "SESSION_EXPIRED");
   CHECK(h.CountEvents(EventType::kQueueSessionExpired) == 3);
   CHECK(h.queue.active() == 0);

@@ -4,6 +4,7 @@ Time in these tests is virtual: ``T0`` is an arbitrary instant (small, so that
 ``T0 + 299.999999`` is exact to the microsecond as a float) and every test moves
 forward from it, because the engine clock never goes back.
 """
+# mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ T0 = 1_000.0
 US = 1e-6
 """One microsecond, in seconds."""
 
-DEFAULT_SECTIONS = (bo.SectionSpec("A", 2, 5, "VIP", 165_000), bo.SectionSpec("B", 1, 4, "R", 99_000))
+DEFAULT_SECTIONS = (
+    bo.SectionSpec("A", 2, 5, "VIP", 165_000),
+    bo.SectionSpec("B", 1, 4, "R", 99_000),
+)
 
 
 @dataclass

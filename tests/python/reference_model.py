@@ -423,6 +423,14 @@ def _text_too_long(text: str, limit: int) -> bool:
     return len(text.encode("utf-8")) > limit
 
 
+def _check_range(name: str, value: int, low: int, named_max: int) -> None:
+    """Below the minimum is INVALID_ARGUMENT; above a named limit, LIMIT_EXCEEDED."""
+    if value < low:
+        raise errors.InvalidArgument(f"{name} must be >= {low}")
+    if value > named_max:
+        raise errors.LimitExceeded(f"{name} must be <= {named_max}")
+
+
 def _ascii_lower(text: str) -> str:
     return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
 
@@ -664,12 +672,9 @@ class ReferenceModel:
             for sec in sched.sections:
                 if sec.name == "" or sec.grade == "":
                     raise errors.InvalidArgument("empty section name or grade")
-                if not 1 <= sec.rows <= lim.rows_per_section_max:
-                    raise errors.InvalidArgument("rows out of range")
-                if not 1 <= sec.seats_per_row <= lim.seats_per_row_max:
-                    raise errors.InvalidArgument("seats_per_row out of range")
-                if not 1 <= sec.price <= lim.price_max:
-                    raise errors.InvalidArgument("price out of range")
+                _check_range("rows", sec.rows, 1, lim.rows_per_section_max)
+                _check_range("seats_per_row", sec.seats_per_row, 1, lim.seats_per_row_max)
+                _check_range("price", sec.price, 1, lim.price_max)
                 total += sec.rows * sec.seats_per_row
             if total > lim.seats_per_schedule_max:
                 raise errors.LimitExceeded("too many seats in a schedule")
@@ -728,23 +733,31 @@ class ReferenceModel:
                 seconds_to_us(sale.poll_interval_s),
             )
         lim = self.limits
-        ok = (
-            1 <= s.queue_capacity <= lim.queue_capacity_max
-            and (
-                s.admission_per_minute is None
-                or 1 <= s.admission_per_minute <= ADMISSION_PER_MINUTE_MAX
-            )
-            and s.session_ttl_us > 0
-            and s.hold_ttl_us > 0
-            and s.abandon_timeout_us > 0
-            and s.poll_interval_us > 0
-            and s.poll_interval_us <= s.abandon_timeout_us
-            and 1 <= s.max_seats_per_reservation <= lim.seats_per_reservation_max
-            and (s.max_seats_per_user is None or s.max_seats_per_user >= 1)
-            and (s.opens_at_us is None or s.opens_at_us >= 0)
+        _check_range("queue_capacity", s.queue_capacity, 1, lim.queue_capacity_max)
+        if s.admission_per_minute is not None:
+            # 60,000,000 is a constant of the rules, not a named limit: INVALID_ARGUMENT.
+            if not 1 <= s.admission_per_minute <= ADMISSION_PER_MINUTE_MAX:
+                raise errors.InvalidArgument("admission_per_minute out of range")
+        for name, us in (
+            ("session_ttl_s", s.session_ttl_us),
+            ("hold_ttl_s", s.hold_ttl_us),
+            ("abandon_timeout_s", s.abandon_timeout_us),
+            ("poll_interval_s", s.poll_interval_us),
+        ):
+            if us <= 0:
+                raise errors.InvalidArgument(f"{name} must be positive")
+        if s.poll_interval_us > s.abandon_timeout_us:
+            raise errors.InvalidArgument("poll_interval_s must be <= abandon_timeout_s")
+        _check_range(
+            "max_seats_per_reservation",
+            s.max_seats_per_reservation,
+            1,
+            lim.seats_per_reservation_max,
         )
-        if not ok:
-            raise errors.InvalidArgument("invalid sale settings")
+        if s.max_seats_per_user is not None and s.max_seats_per_user < 1:
+            raise errors.InvalidArgument("max_seats_per_user must be >= 1")
+        if s.opens_at_us is not None and s.opens_at_us < 0:
+            raise errors.InvalidArgument("opens_at must be >= 0")
         return s
 
     # --- admission queue --------------------------------------------------------------------
@@ -1008,7 +1021,9 @@ class ReferenceModel:
         sched = self._schedule(schedule_id)
         c = self._concerts[sched.concert_id]
         token = self._gate(user_id, token_id, c.id, at)
-        if (len(seats) > 0) == (quantity > 0):
+        # The rules say "exactly one of a non-empty seat_ids or quantity > 0"; a negative
+        # quantity is read as invalid input in every case (the rules leave it open).
+        if quantity < 0 or (len(seats) > 0) == (quantity > 0):
             raise errors.InvalidArgument("give exactly one of seat_ids or quantity")
         if grade and seats:
             raise errors.InvalidArgument("grade only goes with quantity")
@@ -1088,6 +1103,7 @@ class ReferenceModel:
             token=r.token_id,
             reservation=r.id,
             amount=r.amount,
+            value=len(r.seat_ids),  # not in the rules; the engine's choice
         )
 
     def _pending_reservation(self, user_id: int, reservation_id: int) -> _Reservation:
@@ -1261,6 +1277,7 @@ class ReferenceModel:
             token=r.token_id,
             reservation=r.id,
             amount=p.amount,
+            value=len(r.seat_ids),  # not in the rules; the engine's choice
         )
         return self._view_reservation(r)
 
@@ -1411,9 +1428,8 @@ class ReferenceModel:
             reservations_expired=res.count("EXPIRED"),
             reservations_canceled=res.count("CANCELED"),
             reservations_refunded=res.count("REFUNDED"),
-            payments=sum(
-                1 for p in self._payments.values() if p.concert_id == c.id and p.status == "SUCCEEDED"
-            ),
+            # Every payment made, refunded ones included (the rules do not say; the engine's).
+            payments=sum(1 for p in self._payments.values() if p.concert_id == c.id),
             revenue=self._revenue[c.id],
         )
 

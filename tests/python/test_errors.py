@@ -1,8 +1,10 @@
 """The error tree: every code has a class; bad input is a clear error, never a crash."""
+# mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -79,6 +81,7 @@ def test_every_code_belongs_to_the_family_of_its_status_code(code):
 
 
 def test_class_hierarchy_uses_the_fitting_builtins():
+    cls: type[errors.BoxOfficeError]
     assert issubclass(errors.InvalidArgument, ValueError)
     for cls in (errors.InvalidAmount, errors.TooManySeats, errors.IdempotencyKeyReused):
         assert issubclass(cls, errors.InvalidArgument)
@@ -220,14 +223,20 @@ def test_ids_outside_int64_are_refused_cleanly(drop, huge):
 
 def test_unknown_seat_status_filter_is_refused(drop):
     with pytest.raises((ValueError, TypeError)):
-        drop.engine.seats(drop.schedule_id, "GONE", now=T0)  # type: ignore[arg-type]
+        drop.engine.seats(drop.schedule_id, "GONE", now=T0)
 
 
 # --- catalog validation -----------------------------------------------------------------------
 
 
 def section(**overrides):
-    fields = {"name": "A", "rows": 2, "seats_per_row": 3, "grade": "VIP", "price": 1_000}
+    fields: dict[str, Any] = {
+        "name": "A",
+        "rows": 2,
+        "seats_per_row": 3,
+        "grade": "VIP",
+        "price": 1_000,
+    }
     fields.update(overrides)
     return bo.SectionSpec(
         fields["name"], fields["rows"], fields["seats_per_row"], fields["grade"], fields["price"]
@@ -235,49 +244,54 @@ def section(**overrides):
 
 
 def create(engine, *, title="Show", sections=None, schedules=None, sale=None, **text):
+    """Creates a concert; ``sections`` are override dicts for :func:`section`, ``sale`` a dict."""
     if schedules is None:
-        schedules = [bo.ScheduleSpec(1.8e9, [section()] if sections is None else sections)]
+        specs = [section(**o) for o in sections] if sections is not None else [section()]
+        schedules = [bo.ScheduleSpec(1.8e9, specs)]
     return engine.create_concert(
-        title=title, schedules=schedules, sale=sale or bo.SaleSettings(), now=T0, **text
+        title=title, schedules=schedules, sale=bo.SaleSettings(**(sale or {})), now=T0, **text
     )
 
 
-INVALID_CONCERTS = {
+INVALID_CONCERTS: dict[str, dict[str, Any]] = {
     "empty title": {"title": ""},
     "long title": {"title": "x" * 201},
     "long artist": {"artist": "x" * 201},
     "long venue": {"venue": "x" * 201},
     "no schedules": {"schedules": []},
     "no sections": {"sections": []},
-    "empty section name": {"sections": [section(name="")]},
-    "empty grade": {"sections": [section(grade="")]},
-    "long grade": {"sections": [section(grade="g" * 201)]},
-    "zero rows": {"sections": [section(rows=0)]},
-    "negative rows": {"sections": [section(rows=-1)]},
-    "too many rows": {"sections": [section(rows=1_001, seats_per_row=1)]},
-    "zero seats per row": {"sections": [section(seats_per_row=0)]},
-    "too many seats per row": {"sections": [section(rows=1, seats_per_row=1_001)]},
-    "zero price": {"sections": [section(price=0)]},
-    "negative price": {"sections": [section(price=-5)]},
-    "price above max": {"sections": [section(price=10_000_001)]},
-    "zero capacity": {"sale": bo.SaleSettings(queue_capacity=0)},
-    "capacity above max": {"sale": bo.SaleSettings(queue_capacity=1_000_001)},
-    "zero admission rate": {"sale": bo.SaleSettings(admission_per_minute=0)},
-    "admission rate too high": {"sale": bo.SaleSettings(admission_per_minute=60_000_001)},
-    "zero session ttl": {"sale": bo.SaleSettings(session_ttl_s=0.0)},
-    "negative hold ttl": {"sale": bo.SaleSettings(hold_ttl_s=-1.0)},
-    "nan hold ttl": {"sale": bo.SaleSettings(hold_ttl_s=math.nan)},
-    "inf session ttl": {"sale": bo.SaleSettings(session_ttl_s=math.inf)},
-    "zero abandon timeout": {"sale": bo.SaleSettings(abandon_timeout_s=0.0, poll_interval_s=0.0)},
-    "zero poll interval": {"sale": bo.SaleSettings(poll_interval_s=0.0)},
-    "poll slower than abandon": {
-        "sale": bo.SaleSettings(poll_interval_s=61.0, abandon_timeout_s=60.0)
-    },
-    "zero seats per reservation": {"sale": bo.SaleSettings(max_seats_per_reservation=0)},
-    "seats per reservation above max": {"sale": bo.SaleSettings(max_seats_per_reservation=17)},
-    "zero seats per user": {"sale": bo.SaleSettings(max_seats_per_user=0)},
-    "negative opens_at": {"sale": bo.SaleSettings(opens_at=-1.0)},
-    "nan opens_at": {"sale": bo.SaleSettings(opens_at=math.nan)},
+    "empty section name": {"sections": [{"name": ""}]},
+    "long section name": {"sections": [{"name": "n" * 201}]},
+    "empty grade": {"sections": [{"grade": ""}]},
+    "long grade": {"sections": [{"grade": "g" * 201}]},
+    "zero rows": {"sections": [{"rows": 0}]},
+    "negative rows": {"sections": [{"rows": -1}]},
+    "zero seats per row": {"sections": [{"seats_per_row": 0}]},
+    "zero price": {"sections": [{"price": 0}]},
+    "negative price": {"sections": [{"price": -5}]},
+    "zero capacity": {"sale": {"queue_capacity": 0}},
+    "zero admission rate": {"sale": {"admission_per_minute": 0}},
+    "zero session ttl": {"sale": {"session_ttl_s": 0.0}},
+    "negative hold ttl": {"sale": {"hold_ttl_s": -1.0}},
+    "nan hold ttl": {"sale": {"hold_ttl_s": math.nan}},
+    "zero abandon timeout": {"sale": {"abandon_timeout_s": 0.0, "poll_interval_s": 0.0}},
+    "zero poll interval": {"sale": {"poll_interval_s": 0.0}},
+    "poll slower than abandon": {"sale": {"poll_interval_s": 61.0, "abandon_timeout_s": 60.0}},
+    "zero seats per reservation": {"sale": {"max_seats_per_reservation": 0}},
+    "zero seats per user": {"sale": {"max_seats_per_user": 0}},
+    "negative opens_at": {"sale": {"opens_at": -1.0}},
+    "nan opens_at": {"sale": {"opens_at": math.nan}},
+}
+
+
+# Above a named maximum is a limit (LIMIT_EXCEEDED), below the minimum a malformed request.
+OVER_LIMIT_CONCERTS: dict[str, dict[str, Any]] = {
+    "too many rows": {"sections": [{"rows": 1_001, "seats_per_row": 1}]},
+    "too many seats per row": {"sections": [{"rows": 1, "seats_per_row": 1_001}]},
+    "price above max": {"sections": [{"price": 10_000_001}]},
+    "capacity above max": {"sale": {"queue_capacity": 1_000_001}},
+    "admission rate too high": {"sale": {"admission_per_minute": 60_000_001}},
+    "seats per reservation above max": {"sale": {"max_seats_per_reservation": 17}},
 }
 
 
@@ -295,6 +309,16 @@ def test_invalid_concerts_are_refused_and_create_nothing(engine, case):
     assert engine.seats(1, now=T0)[0].id == 1
 
 
+@pytest.mark.parametrize("case", sorted(OVER_LIMIT_CONCERTS))
+def test_concerts_over_a_named_limit_are_refused_and_create_nothing(engine, case):
+    with pytest.raises(errors.LimitExceeded) as info:
+        create(engine, **OVER_LIMIT_CONCERTS[case])
+    assert info.value.code == "LIMIT_EXCEEDED"
+    assert engine.concerts(now=T0) == []
+    assert engine.last_event_seq == 0
+    assert create(engine).id == 1
+
+
 def test_limits_on_the_seat_map_are_limit_exceeded(make_engine):
     eng = make_engine(
         schedules_per_concert_max=2, sections_per_schedule_max=2, seats_per_schedule_max=10
@@ -304,15 +328,18 @@ def test_limits_on_the_seat_map_are_limit_exceeded(make_engine):
         create(eng, schedules=too_many_schedules)
     assert info.value.code == "LIMIT_EXCEEDED"
     with pytest.raises(errors.LimitExceeded):
-        create(eng, sections=[section(name=n) for n in "ABC"])
+        create(eng, sections=[{"name": n} for n in "ABC"])
     with pytest.raises(errors.LimitExceeded):
-        create(eng, sections=[section(rows=2, seats_per_row=3), section(name="B", rows=5)])
+        create(eng, sections=[{"rows": 2, "seats_per_row": 3}, {"name": "B", "rows": 5}])
     assert eng.concerts(now=T0) == []
     # Exactly at every limit is fine.
     ok = create(
         eng,
         schedules=[
-            bo.ScheduleSpec(1.8e9, [section(rows=2, seats_per_row=3), section(name="B", rows=1, seats_per_row=4)])
+            bo.ScheduleSpec(
+                1.8e9,
+                [section(rows=2, seats_per_row=3), section(name="B", rows=1, seats_per_row=4)],
+            )
         ]
         * 2,
     )

@@ -1,6 +1,10 @@
 """Flow 11: the domain event journal, numbered by sequence and read after a sequence."""
+# mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
 
 from __future__ import annotations
+
+import itertools
+from typing import Any
 
 import pytest
 
@@ -90,8 +94,8 @@ def test_a_drop_emits_every_event_type_with_its_fields(make_drop):
     events = eng.events(0)
     seqs = [e.seq for e in events]
     assert seqs == list(range(1, len(events) + 1))
-    assert all(x.at <= y.at for x, y in zip(events, events[1:], strict=False))
-    by_type: dict[str, list] = {}
+    assert all(x.at <= y.at for x, y in itertools.pairwise(events))
+    by_type: dict[str, list[Any]] = {}
     for e in events:
         by_type.setdefault(e.type, []).append(e)
     assert set(by_type) == {

@@ -1,4 +1,5 @@
 """Flows 3-5: the admission queue (join, waiting, admission, abandon, session, pre-queue, gate)."""
+# mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
 
 from __future__ import annotations
 
@@ -337,6 +338,7 @@ def test_prequeue_waits_without_position_until_opening(make_drop):
     with pytest.raises(errors.QueueNotActive) as info:
         eng.check_gate(user, token.id, drop.concert_id, now=T0 + 62)
     assert info.value.position is None
+    assert info.value.eta_s == pytest.approx(38.0, abs=1e-6)
     opened = eng.queue_status(user, token.id, now=T0 + 100)
     assert opened.state == "ACTIVE"
     assert opened.activated_at == T0 + 100
@@ -371,7 +373,7 @@ def test_prequeue_is_shuffled_at_opening_reproducibly(make_engine, make_drop):
 
 
 def test_joins_after_opening_queue_behind_the_prequeue(make_engine, make_drop):
-    drop, joined = prequeue_drop(make_engine, make_drop, seed=1, users=6)
+    drop, _joined = prequeue_drop(make_engine, make_drop, seed=1, users=6)
     eng = drop.engine
     late = drop.user(now=T0 + 101)
     token = eng.join_queue(late, drop.concert_id, now=T0 + 101)
@@ -484,3 +486,41 @@ def test_session_expiry_fires_before_abandon_at_the_same_instant(make_drop):
     assert view.state == "ACTIVE"
     assert view.activated_at == T0 + 60
     assert eng.stats(drop.concert_id, now=T0 + 60).queue_abandoned_total == 0
+
+
+def test_session_expiry_is_inclusive(make_drop):
+    drop = make_drop(session_ttl_s=600.0)
+    eng = drop.engine
+    user, token = drop.admitted(now=T0)
+    assert eng.check_gate(user, token, drop.concert_id, now=T0 + 600 - US).state == "ACTIVE"
+    with pytest.raises(errors.QueueTokenExpired):
+        eng.check_gate(user, token, drop.concert_id, now=T0 + 600)
+
+
+def test_rate_eta_is_never_below_the_admission_interval(make_drop):
+    # 7 per minute: one admission every 60,000,000 // 7 = 8,571,428 µs. Eight admissions fit in
+    # (now - 60 s, now], so the measured rate (60 s / 8 = 7.5 s) is faster than the cap allows.
+    drop = make_drop(queue_capacity=100, admission_per_minute=7, abandon_timeout_s=600.0)
+    eng = drop.engine
+    users = [drop.user(now=T0) for _ in range(9)]
+    tokens = [eng.join_queue(u, drop.concert_id, now=T0) for u in users]
+    last_admission = T0 + 7 * 8.571428
+    assert eng.stats(drop.concert_id, now=last_admission - US).queue_active == 7
+    view = eng.queue_status(users[8], tokens[8].id, now=last_admission)
+    assert eng.stats(drop.concert_id, now=last_admission).queue_active == 8
+    assert view.position == 0
+    assert view.eta_s == pytest.approx(8.571428, abs=1e-6)
+
+
+def test_prequeue_tokens_that_stop_polling_are_abandoned_before_opening(make_drop):
+    drop = make_drop(opens_at=T0 + 100, abandon_timeout_s=60.0)
+    eng = drop.engine
+    idle = drop.user(now=T0)
+    idle_token = eng.join_queue(idle, drop.concert_id, now=T0)
+    keen = drop.user(now=T0)
+    keen_token = eng.join_queue(keen, drop.concert_id, now=T0)
+    eng.queue_status(keen, keen_token.id, now=T0 + 50)
+    assert eng.queue_status(keen, keen_token.id, now=T0 + 100).state == "ACTIVE"
+    gone = eng.queue_status(idle, idle_token.id, now=T0 + 100)
+    assert (gone.state, gone.ended_reason, gone.ended_at) == ("EXPIRED", "ABANDONED", T0 + 60)
+    assert [e.value for e in eng.events(0) if e.type == "QueueOpened"] == [1]
