@@ -58,6 +58,8 @@ lint: bootstrap
 
 typecheck: build
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --allow-untyped-defs --allow-incomplete-defs --allow-untyped-calls \
+	  --disable-error-code=no-untyped-call tests/python
 
 test: cpp-test cpp-asan py-test lint typecheck
 

@@ -257,11 +257,10 @@ DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
   if (t.state != TokenState::kWaiting) return 0;
   if (t.join_seq < 0) return std::max<DurationUs>(0, settings_.opens_at - now);
   const int64_t p = Position(id) + 1;
-  int64_t n = 0;
-  for (auto it = recent_admissions_.rbegin();
-       it != recent_admissions_.rend() && *it > now - kEtaWindowUs; ++it) {
-    ++n;
-  }
+  // Admission times are ascending: count those in (now - window, now].
+  const auto n = static_cast<int64_t>(
+      recent_admissions_.end() - std::upper_bound(recent_admissions_.begin(),
+                                                  recent_admissions_.end(), now - kEtaWindowUs));
   const int64_t per_minute = settings_.admission_per_minute;
   const DurationUs interval = per_minute > 0 ? 60 * kMicrosPerSecond / per_minute : 0;
   DurationUs eta;

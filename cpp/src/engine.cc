@@ -229,12 +229,12 @@ void Engine::Fire(const TimerEntry& e) {
 }
 
 void Engine::Advance(TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
 }
 
 TimeUs Engine::clock() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return clock_;
 }
 
@@ -400,13 +400,13 @@ absl::StatusOr<UserId> Engine::CreateUserLocked() {
 }
 
 absl::StatusOr<UserId> Engine::CreateUser(TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   return CreateUserLocked();
 }
 
 absl::StatusOr<ConcertView> Engine::CreateConcert(const ConcertSpec& spec, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   if (absl::Status s =
           ValidateConcert(spec, config_.limits, static_cast<int64_t>(concerts_.size()));
@@ -519,26 +519,26 @@ absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
 }
 
 absl::StatusOr<TokenView> Engine::JoinQueue(UserId user, ConcertId concert, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   return JoinLocked(user, concert);
 }
 
 absl::StatusOr<TokenView> Engine::QueueStatus(UserId user, TokenId token, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   return StatusLocked(user, token);
 }
 
 absl::StatusOr<TokenView> Engine::LeaveQueue(UserId user, TokenId token, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   return LeaveLocked(user, token);
 }
 
 absl::StatusOr<TokenView> Engine::CheckGate(UserId user, TokenId token, ConcertId concert,
                                             TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   absl::StatusOr<const QueueToken*> t = GateLocked(user, token, concert);
   if (!t.ok()) return t.status();
@@ -565,7 +565,8 @@ uint64_t HoldFingerprint(ScheduleId schedule, std::span<const SeatId> seats, int
 absl::StatusOr<Reservation> Engine::HoldLocked(const HoldArgs& a) {
   if (absl::Status s = CheckUser(a.user_id); !s.ok()) return s;
   if (absl::Status s = CheckKey(a.idempotency_key, config_.limits); !s.ok()) return s;
-  const uint64_t fingerprint = HoldFingerprint(a.schedule_id, a.seat_ids, a.quantity, a.grade);
+  const uint64_t fingerprint =
+      a.idempotency_key.empty() ? 0 : HoldFingerprint(a.schedule_id, a.seat_ids, a.quantity, a.grade);
   if (const IdempotencyRecord* r = FindIdempotent(a.user_id, kIdempotentHold, a.idempotency_key)) {
     if (r->fingerprint != fingerprint) return KeyReused(a.idempotency_key);
     return std::get<Reservation>(r->result);
@@ -649,7 +650,7 @@ absl::StatusOr<Reservation> Engine::HoldLocked(const HoldArgs& a) {
 }
 
 absl::StatusOr<Reservation> Engine::Hold(const HoldRequest& request, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   HoldArgs a;
   a.user_id = request.user_id;
@@ -702,7 +703,7 @@ absl::StatusOr<Reservation> Engine::ReleaseSeatLocked(UserId user, ReservationId
 
 absl::StatusOr<Reservation> Engine::ReleaseSeat(UserId user, ReservationId reservation,
                                                 SeatId seat, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   return ReleaseSeatLocked(user, reservation, seat);
 }
@@ -718,7 +719,7 @@ absl::StatusOr<Reservation> Engine::CancelLocked(UserId user, ReservationId id) 
 }
 
 absl::StatusOr<Reservation> Engine::Cancel(UserId user, ReservationId reservation, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   return CancelLocked(user, reservation);
 }
@@ -762,7 +763,7 @@ absl::StatusOr<ChargeResult> Engine::ChargeLocked(UserId user, Won amount,
 
 absl::StatusOr<ChargeResult> Engine::Charge(UserId user, Won amount,
                                             absl::string_view idempotency_key, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   return ChargeLocked(user, amount, idempotency_key);
 }
@@ -827,7 +828,7 @@ absl::StatusOr<Payment> Engine::PayLocked(UserId user, TokenId token, Reservatio
 
 absl::StatusOr<Payment> Engine::Pay(UserId user, TokenId token, ReservationId reservation,
                                     absl::string_view idempotency_key, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   return PayLocked(user, token, reservation, idempotency_key);
 }
@@ -862,7 +863,7 @@ absl::StatusOr<Reservation> Engine::RefundLocked(UserId user, ReservationId id) 
 }
 
 absl::StatusOr<Reservation> Engine::Refund(UserId user, ReservationId reservation, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   return RefundLocked(user, reservation);
 }
@@ -871,7 +872,7 @@ absl::StatusOr<Reservation> Engine::Refund(UserId user, ReservationId reservatio
 
 void Engine::ApplyBatch(std::span<const BatchCommand> commands, std::span<BatchResult> results) {
   BOXOFFICE_ASSERT(commands.size() == results.size());
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 0; i < commands.size(); ++i) ApplyOne(commands[i], results[i]);
 }
 
@@ -1003,7 +1004,7 @@ void Engine::ApplyOne(const BatchCommand& c, BatchResult& r) {
 // --- queries -----------------------------------------------------------------
 
 absl::StatusOr<ConcertView> Engine::GetConcert(ConcertId concert, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
     return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
@@ -1014,7 +1015,7 @@ absl::StatusOr<ConcertView> Engine::GetConcert(ConcertId concert, TimeUs now) {
 std::vector<ConcertView> Engine::ListConcerts(absl::string_view query,
                                               std::optional<TimeUs> starts_from,
                                               std::optional<TimeUs> starts_to, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   const std::string needle = absl::AsciiStrToLower(query);
   std::vector<ConcertView> out;
@@ -1045,7 +1046,7 @@ absl::StatusOr<std::vector<ScheduleView>> Engine::ListSchedules(ConcertId concer
 absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
                                                         std::optional<SeatStatus> status,
                                                         TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   if (schedule < 1 || schedule > static_cast<int64_t>(schedules_.size())) {
     return MakeError(ErrorCode::kScheduleNotFound, absl::StrCat("no schedule ", schedule));
@@ -1074,7 +1075,7 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
 
 absl::StatusOr<Reservation> Engine::GetReservation(UserId user, ReservationId reservation,
                                                    TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   absl::StatusOr<Reservation*> r = OwnedReservation(user, reservation);
@@ -1083,7 +1084,7 @@ absl::StatusOr<Reservation> Engine::GetReservation(UserId user, ReservationId re
 }
 
 absl::StatusOr<std::vector<Reservation>> Engine::ListReservations(UserId user, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   std::vector<Reservation> out;
@@ -1094,14 +1095,14 @@ absl::StatusOr<std::vector<Reservation>> Engine::ListReservations(UserId user, T
 }
 
 absl::StatusOr<Won> Engine::Balance(UserId user, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   return ledger_.balance(users_[static_cast<size_t>(user - 1)].account);
 }
 
 absl::StatusOr<std::vector<HistoryEntry>> Engine::History(UserId user, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   std::vector<HistoryEntry> out;
@@ -1112,7 +1113,7 @@ absl::StatusOr<std::vector<HistoryEntry>> Engine::History(UserId user, TimeUs no
 }
 
 absl::StatusOr<ConcertStats> Engine::Stats(ConcertId concert, TimeUs now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   AdvanceLocked(now);
   if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
     return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
@@ -1143,19 +1144,19 @@ absl::StatusOr<ConcertStats> Engine::Stats(ConcertId concert, TimeUs now) {
 }
 
 std::vector<Event> Engine::EventsAfter(Seq after, int64_t limit) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return events_.After(after, std::min(limit, config_.limits.list_limit_max));
 }
 
 Seq Engine::last_event_seq() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return events_.last_seq();
 }
 
 // --- whole-state checks ----------------------------------------------------------
 
 uint64_t Engine::StateHash() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Digest d;
   d.Mix(clock_);
   d.Mix(static_cast<int64_t>(timer_.size()));
@@ -1230,7 +1231,7 @@ uint64_t Engine::StateHash() {
 }
 
 absl::Status Engine::CheckInvariants() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto broken = [](absl::string_view what) {
     return MakeError(ErrorCode::kInternal, absl::StrCat("invariant broken: ", what));
   };

@@ -45,7 +45,10 @@ const ErrorInfo& GetErrorInfo(ErrorCode code) {
 absl::Status MakeError(ErrorCode code, absl::string_view message, const ErrorDetails& details) {
   const ErrorInfo& info = GetErrorInfo(code);
   absl::Status s(info.status_code, message);
-  s.SetPayload(kCodePayload, absl::Cord(info.name));
+  // The payload is the numeric code, so reading it back is an index, not a search.
+  const char code_byte[2] = {static_cast<char>(static_cast<uint16_t>(code) & 0xff),
+                             static_cast<char>(static_cast<uint16_t>(code) >> 8)};
+  s.SetPayload(kCodePayload, absl::Cord(absl::string_view(code_byte, 2)));
   PutInt(s, kPositionPayload, details.position);
   PutInt(s, kEtaPayload, details.eta_us);
   PutInt(s, kSeatPayload, details.seat_id);
@@ -56,12 +59,11 @@ absl::Status MakeError(ErrorCode code, absl::string_view message, const ErrorDet
 ErrorCode GetErrorCode(const absl::Status& status) {
   if (status.ok()) return ErrorCode::kOk;
   auto c = status.GetPayload(kCodePayload);
-  if (!c.has_value()) return ErrorCode::kInternal;
-  const std::string name(*c);
-  for (const ErrorInfo& info : kTable) {
-    if (info.name == name) return info.code;
-  }
-  return ErrorCode::kInternal;
+  if (!c.has_value() || c->size() != 2) return ErrorCode::kInternal;
+  const std::string bytes(*c);  // two bytes: no allocation (small-string buffer)
+  const auto code = static_cast<uint16_t>(static_cast<uint8_t>(bytes[0]) |
+                                          (static_cast<uint8_t>(bytes[1]) << 8));
+  return code < kErrorCodeCount ? static_cast<ErrorCode>(code) : ErrorCode::kInternal;
 }
 
 ErrorDetails GetErrorDetails(const absl::Status& status) {
