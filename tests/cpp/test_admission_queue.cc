@@ -575,6 +575,40 @@ TEST_CASE("joins before opens_at wait in an unordered pre-queue", "[admission_qu
   h.CheckQueueInvariants();
 }
 
+TEST_CASE("a pre-queue token that stops polling is abandoned before opening",
+          "[admission_queue]") {
+  QueueSettings s = Settings(5);
+  s.opens_at = kT0 + Sec(100);
+  s.abandon_timeout_us = Sec(30);
+  Harness h(s, kT0, 3);
+  const TokenId quiet = h.Join(1, kT0);
+  const TokenId polling = h.Join(2, kT0);
+  h.Touch(polling, kT0 + Sec(25));
+  h.Touch(polling, kT0 + Sec(50));
+  h.Touch(polling, kT0 + Sec(75));
+  h.Advance(kT0 + Sec(30));
+  CHECK(EndName(h.token(quiet).end) == "ABANDONED");
+  CHECK(h.token(quiet).ended_at == kT0 + Sec(30));
+  CHECK(h.queue.waiting() == 1);
+  h.Advance(kT0 + Sec(100));
+  CHECK(StateName(h.token(polling).state) == "ACTIVE");
+  CHECK(StateName(h.token(quiet).state) == "EXPIRED");
+  CHECK(h.queue.active() == 1);
+  CHECK(h.queue.admitted_total() == 1);
+  h.CheckQueueInvariants();
+}
+
+TEST_CASE("opening fires before an abandon deadline at the same time", "[admission_queue]") {
+  QueueSettings s = Settings(5);
+  s.opens_at = kT0 + Sec(60);
+  s.abandon_timeout_us = Sec(60);
+  Harness h(s, kT0, 3);
+  const TokenId t = h.Join(1, kT0);  // abandon deadline == opens_at
+  h.Advance(kT0 + Sec(60));
+  CHECK(StateName(h.token(t).state) == "ACTIVE");
+  CHECK(h.token(t).activated_at == kT0 + Sec(60));
+}
+
 TEST_CASE("the pre-queue shuffle is reproducible by seed and differs across seeds",
           "[admission_queue]") {
   const std::vector<TokenId> a = DrawPrequeue(12345, 50);
@@ -585,7 +619,8 @@ TEST_CASE("the pre-queue shuffle is reproducible by seed and differs across seed
   std::vector<TokenId> identity;
   for (TokenId t = 1; t <= 50; ++t) identity.push_back(t);
   CHECK(a != identity);  // arriving first gives no edge
-  CHECK(std::set<TokenId>(a.begin(), a.end()) == std::set<TokenId>(identity.begin(), identity.end()));
+  const std::set<TokenId> drawn(a.begin(), a.end());
+  CHECK(drawn == std::set<TokenId>(identity.begin(), identity.end()));
 }
 
 TEST_CASE("the pre-queue shuffle is fair: every arrival rank leads about equally often",
