@@ -25,6 +25,8 @@
 
 namespace boxoffice {
 
+class SnapshotCodec;
+
 struct QueueSettings {
   int64_t capacity = 200;            // most ACTIVE tokens at once (seed: 200)
   int64_t admission_per_minute = kNoLimit;  // kNoLimit = no rate cap
@@ -69,6 +71,7 @@ class Fenwick {
   size_t size() const { return tree_.size(); }
 
  private:
+  friend class SnapshotCodec;
   std::vector<int32_t> tree_;
 };
 
@@ -133,6 +136,7 @@ class AdmissionQueue {
   }
 
  private:
+  friend class SnapshotCodec;
   QueueToken& token(TokenId id) { return (*tokens_)[static_cast<size_t>(id)]; }
   const QueueToken& token(TokenId id) const { return (*tokens_)[static_cast<size_t>(id)]; }
   void AdmitWhilePossible(TimeUs at);

@@ -44,6 +44,8 @@
 
 namespace boxoffice {
 
+class SnapshotCodec;
+
 struct EngineConfig {
   Limits limits;
   uint64_t seed = 0;  // draws the pre-queue shuffles; same seed, same draw
@@ -217,6 +219,7 @@ class Engine {
   absl::Status CheckInvariants();
 
  private:
+  friend class SnapshotCodec;  // snapshot.cc: saves and restores the whole state
   struct User;
   struct Concert;
   struct IdempotencyRecord;

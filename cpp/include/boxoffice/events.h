@@ -15,6 +15,8 @@
 
 namespace boxoffice {
 
+class SnapshotCodec;
+
 enum class EventType : uint8_t {
   kUserCreated = 0,
   kConcertCreated,
@@ -83,6 +85,7 @@ class EventLog {
   }
 
  private:
+  friend class SnapshotCodec;
   int64_t retention_max_;
   Seq last_seq_ = 0;
   std::deque<Event> events_;

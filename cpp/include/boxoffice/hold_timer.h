@@ -20,6 +20,8 @@
 
 namespace boxoffice {
 
+class SnapshotCodec;
+
 enum class TimerKind : uint8_t {
   kQueueOpen = 0,       // id = concert: opens_at reached, shuffle the pre-queue
   kHoldExpiry = 1,      // id = reservation
@@ -72,6 +74,7 @@ class HoldTimer {
   }
 
  private:
+  friend class SnapshotCodec;
   absl::btree_set<TimerEntry> entries_;
 };
 

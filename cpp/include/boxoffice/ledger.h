@@ -16,6 +16,8 @@
 
 namespace boxoffice {
 
+class SnapshotCodec;
+
 enum class EntryKind : uint8_t { kCharge = 0, kPayment = 1, kRefund = 2 };
 absl::string_view ToString(EntryKind k);
 
@@ -67,6 +69,7 @@ class Ledger {
   }
 
  private:
+  friend class SnapshotCodec;
   std::vector<Won> balances_;
   std::vector<AccountKind> kinds_;
   std::vector<HistoryEntry> entries_;

@@ -21,6 +21,8 @@
 
 namespace boxoffice {
 
+class SnapshotCodec;
+
 struct SectionSpec {
   std::string name;        // e.g. "A"
   int64_t rows = 0;
@@ -90,6 +92,7 @@ class SeatInventory {
   }
 
  private:
+  friend class SnapshotCodec;
   size_t index(SeatId id) const { return static_cast<size_t>(id - first_seat_id_); }
   int64_t row_index(const Seat& s) const {
     return sections_[s.section].first_row_index + s.row;
