@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "boxoffice/assert.h"
+#include "boxoffice/command.h"
 #include "boxoffice/digest.h"
 #include "boxoffice/errors.h"
 #include "engine_internal.h"
@@ -192,12 +193,108 @@ void Engine::Fire(const TimerEntry& e) {
 
 void Engine::Advance(TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  RecordQuery(now);
   AdvanceLocked(now);
 }
 
 TimeUs Engine::clock() {
   std::lock_guard<std::mutex> lock(mu_);
   return clock_;
+}
+
+// --- journal seam ------------------------------------------------------------
+
+namespace {
+
+// The last journal sequence a thread got from an engine (see LastRecordedSeq).
+struct ThreadSeq {
+  const Engine* engine = nullptr;
+  Seq seq = 0;
+};
+thread_local ThreadSeq tls_seq;
+
+}  // namespace
+
+void Engine::SetCommandSink(CommandSink* sink) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sink_ = sink;
+}
+
+Seq Engine::LastRecordedSeq() const {
+  return tls_seq.engine == this ? tls_seq.seq : 0;
+}
+
+void Engine::RecordCommand(const Command& c) {
+  if (sink_ == nullptr) return;
+  tls_seq = ThreadSeq{this, sink_->Record(c)};
+}
+
+void Engine::Record(CommandType type, TimeUs now, int64_t user, int64_t token, int64_t target,
+                    int64_t arg, absl::string_view key) {
+  if (sink_ == nullptr) return;
+  Command c;
+  c.type = type;
+  c.now = now;
+  c.user = user;
+  c.token = token;
+  c.target = target;
+  c.arg = arg;
+  c.key = std::string(key);
+  RecordCommand(c);
+}
+
+void Engine::RecordQuery(TimeUs now) {
+  if (sink_ != nullptr && now > clock_) Record(CommandType::kAdvance, now);
+}
+
+absl::Status Engine::Replay(const Command& c) {
+  switch (c.type) {
+    case CommandType::kAdvance:
+      Advance(c.now);
+      return absl::OkStatus();
+    case CommandType::kCreateUser:
+      return CreateUser(c.now).status();
+    case CommandType::kCreateConcert:
+      return CreateConcert(c.concert, c.now).status();
+    case CommandType::kJoin:
+      return JoinQueue(c.user, c.target, c.now).status();
+    case CommandType::kStatus:
+      return QueueStatus(c.user, c.token, c.now).status();
+    case CommandType::kLeave:
+      return LeaveQueue(c.user, c.token, c.now).status();
+    case CommandType::kGate:
+      return CheckGate(c.user, c.token, c.target, c.now).status();
+    case CommandType::kHold: {
+      HoldRequest r;
+      r.user_id = c.user;
+      r.token_id = c.token;
+      r.schedule_id = c.target;
+      r.seat_ids = c.seats;
+      r.quantity = c.quantity;
+      r.grade = c.grade;
+      r.idempotency_key = c.key;
+      return Hold(r, c.now).status();
+    }
+    case CommandType::kReleaseSeat:
+      return ReleaseSeat(c.user, c.target, c.arg, c.now).status();
+    case CommandType::kCancel:
+      return Cancel(c.user, c.target, c.now).status();
+    case CommandType::kCharge:
+      return Charge(c.user, c.arg, c.key, c.now).status();
+    case CommandType::kPay:
+      return Pay(c.user, c.token, c.target, c.key, c.now).status();
+    case CommandType::kRefund:
+      return Refund(c.user, c.target, c.now).status();
+    case CommandType::kBatchCommand: {
+      BatchResult r;
+      ApplyBatch(std::span<const BatchCommand>(&c.batch, 1), std::span<BatchResult>(&r, 1));
+      return r.code == 0 ? absl::OkStatus()
+                         : MakeError(static_cast<ErrorCode>(r.code), "batch command failed");
+    }
+    case CommandType::kCount:
+      break;
+  }
+  return absl::DataLossError("unknown command type");
 }
 
 // --- helpers ---------------------------------------------------------------
@@ -363,12 +460,20 @@ absl::StatusOr<UserId> Engine::CreateUserLocked() {
 
 absl::StatusOr<UserId> Engine::CreateUser(TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  Record(CommandType::kCreateUser, now);
   AdvanceLocked(now);
   return CreateUserLocked();
 }
 
 absl::StatusOr<ConcertView> Engine::CreateConcert(const ConcertSpec& spec, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (sink_ != nullptr) {
+    Command c;
+    c.type = CommandType::kCreateConcert;
+    c.now = now;
+    c.concert = spec;
+    RecordCommand(c);
+  }
   AdvanceLocked(now);
   if (absl::Status s =
           ValidateConcert(spec, config_.limits, static_cast<int64_t>(concerts_.size()));
@@ -482,18 +587,21 @@ absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
 
 absl::StatusOr<TokenView> Engine::JoinQueue(UserId user, ConcertId concert, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  Record(CommandType::kJoin, now, user, 0, concert);
   AdvanceLocked(now);
   return JoinLocked(user, concert);
 }
 
 absl::StatusOr<TokenView> Engine::QueueStatus(UserId user, TokenId token, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  Record(CommandType::kStatus, now, user, token);
   AdvanceLocked(now);
   return StatusLocked(user, token);
 }
 
 absl::StatusOr<TokenView> Engine::LeaveQueue(UserId user, TokenId token, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  Record(CommandType::kLeave, now, user, token);
   AdvanceLocked(now);
   return LeaveLocked(user, token);
 }
@@ -501,6 +609,7 @@ absl::StatusOr<TokenView> Engine::LeaveQueue(UserId user, TokenId token, TimeUs 
 absl::StatusOr<TokenView> Engine::CheckGate(UserId user, TokenId token, ConcertId concert,
                                             TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  Record(CommandType::kGate, now, user, token, concert);
   AdvanceLocked(now);
   absl::StatusOr<const QueueToken*> t = GateLocked(user, token, concert);
   if (!t.ok()) return t.status();
@@ -613,6 +722,19 @@ absl::StatusOr<Reservation> Engine::HoldLocked(const HoldArgs& a) {
 
 absl::StatusOr<Reservation> Engine::Hold(const HoldRequest& request, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (sink_ != nullptr) {
+    Command c;
+    c.type = CommandType::kHold;
+    c.now = now;
+    c.user = request.user_id;
+    c.token = request.token_id;
+    c.target = request.schedule_id;
+    c.seats = request.seat_ids;
+    c.quantity = request.quantity;
+    c.grade = request.grade;
+    c.key = request.idempotency_key;
+    RecordCommand(c);
+  }
   AdvanceLocked(now);
   HoldArgs a;
   a.user_id = request.user_id;
@@ -666,6 +788,7 @@ absl::StatusOr<Reservation> Engine::ReleaseSeatLocked(UserId user, ReservationId
 absl::StatusOr<Reservation> Engine::ReleaseSeat(UserId user, ReservationId reservation,
                                                 SeatId seat, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  Record(CommandType::kReleaseSeat, now, user, 0, reservation, seat);
   AdvanceLocked(now);
   return ReleaseSeatLocked(user, reservation, seat);
 }
@@ -682,6 +805,7 @@ absl::StatusOr<Reservation> Engine::CancelLocked(UserId user, ReservationId id) 
 
 absl::StatusOr<Reservation> Engine::Cancel(UserId user, ReservationId reservation, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  Record(CommandType::kCancel, now, user, 0, reservation);
   AdvanceLocked(now);
   return CancelLocked(user, reservation);
 }
@@ -726,6 +850,7 @@ absl::StatusOr<ChargeResult> Engine::ChargeLocked(UserId user, Won amount,
 absl::StatusOr<ChargeResult> Engine::Charge(UserId user, Won amount,
                                             absl::string_view idempotency_key, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  Record(CommandType::kCharge, now, user, 0, 0, amount, idempotency_key);
   AdvanceLocked(now);
   return ChargeLocked(user, amount, idempotency_key);
 }
@@ -791,6 +916,7 @@ absl::StatusOr<Payment> Engine::PayLocked(UserId user, TokenId token, Reservatio
 absl::StatusOr<Payment> Engine::Pay(UserId user, TokenId token, ReservationId reservation,
                                     absl::string_view idempotency_key, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  Record(CommandType::kPay, now, user, token, reservation, 0, idempotency_key);
   AdvanceLocked(now);
   return PayLocked(user, token, reservation, idempotency_key);
 }
@@ -826,6 +952,7 @@ absl::StatusOr<Reservation> Engine::RefundLocked(UserId user, ReservationId id) 
 
 absl::StatusOr<Reservation> Engine::Refund(UserId user, ReservationId reservation, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  Record(CommandType::kRefund, now, user, 0, reservation);
   AdvanceLocked(now);
   return RefundLocked(user, reservation);
 }
@@ -866,6 +993,13 @@ void Engine::ApplyOne(const BatchCommand& c, BatchResult& r) {
   if (c.now_us < 0 || c.now_us > kTimeMaxUs || c.op >= static_cast<uint8_t>(BatchOp::kCount)) {
     r.code = static_cast<uint16_t>(ErrorCode::kInvalidArgument);
     return;
+  }
+  if (sink_ != nullptr) {
+    Command record;
+    record.type = CommandType::kBatchCommand;
+    record.now = c.now_us;
+    record.batch = c;
+    RecordCommand(record);
   }
   AdvanceLocked(c.now_us);
   switch (static_cast<BatchOp>(c.op)) {
@@ -967,6 +1101,7 @@ void Engine::ApplyOne(const BatchCommand& c, BatchResult& r) {
 
 absl::StatusOr<ConcertView> Engine::GetConcert(ConcertId concert, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  RecordQuery(now);
   AdvanceLocked(now);
   if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
     return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
@@ -978,6 +1113,7 @@ std::vector<ConcertView> Engine::ListConcerts(absl::string_view query,
                                               std::optional<TimeUs> starts_from,
                                               std::optional<TimeUs> starts_to, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  RecordQuery(now);
   AdvanceLocked(now);
   const std::string needle = absl::AsciiStrToLower(query);
   std::vector<ConcertView> out;
@@ -1009,6 +1145,7 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
                                                         std::optional<SeatStatus> status,
                                                         TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  RecordQuery(now);
   AdvanceLocked(now);
   if (schedule < 1 || schedule > static_cast<int64_t>(schedules_.size())) {
     return MakeError(ErrorCode::kScheduleNotFound, absl::StrCat("no schedule ", schedule));
@@ -1038,6 +1175,7 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
 absl::StatusOr<Reservation> Engine::GetReservation(UserId user, ReservationId reservation,
                                                    TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  RecordQuery(now);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   absl::StatusOr<Reservation*> r = OwnedReservation(user, reservation);
@@ -1047,6 +1185,7 @@ absl::StatusOr<Reservation> Engine::GetReservation(UserId user, ReservationId re
 
 absl::StatusOr<std::vector<Reservation>> Engine::ListReservations(UserId user, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  RecordQuery(now);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   std::vector<Reservation> out;
@@ -1058,6 +1197,7 @@ absl::StatusOr<std::vector<Reservation>> Engine::ListReservations(UserId user, T
 
 absl::StatusOr<Won> Engine::Balance(UserId user, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  RecordQuery(now);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   return ledger_.balance(users_[static_cast<size_t>(user - 1)].account);
@@ -1065,6 +1205,7 @@ absl::StatusOr<Won> Engine::Balance(UserId user, TimeUs now) {
 
 absl::StatusOr<std::vector<HistoryEntry>> Engine::History(UserId user, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  RecordQuery(now);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   std::vector<HistoryEntry> out;
@@ -1076,6 +1217,7 @@ absl::StatusOr<std::vector<HistoryEntry>> Engine::History(UserId user, TimeUs no
 
 absl::StatusOr<ConcertStats> Engine::Stats(ConcertId concert, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  RecordQuery(now);
   AdvanceLocked(now);
   if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
     return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));

@@ -45,6 +45,9 @@
 namespace boxoffice {
 
 class SnapshotCodec;
+struct Command;
+class CommandSink;
+enum class CommandType : uint8_t;
 
 struct EngineConfig {
   Limits limits;
@@ -212,6 +215,19 @@ class Engine {
   Seq last_event_seq();
   TimeUs clock();
 
+  // --- journal seam ------------------------------------------------------
+  // Reports every state-changing call to `sink` before applying it, under the
+  // engine's lock, in apply order (nullptr: none). Set it before the engine
+  // is shared; the sink must outlive the engine or be reset first.
+  void SetCommandSink(CommandSink* sink);
+  // Applies a recorded command through the same code as the original call
+  // and returns that call's status (a command that failed when it was
+  // recorded fails the same way again). Recovery replays with no sink set.
+  absl::Status Replay(const Command& command);
+  // The sequence number the sink gave the last command this thread applied
+  // on this engine (0 if none): what a caller waits on to be durable.
+  Seq LastRecordedSeq() const;
+
   // A 64-bit digest of the whole state, equal for equal states.
   uint64_t StateHash();
   // Checks every invariant of the brief over the whole state; INTERNAL with a
@@ -253,6 +269,13 @@ class Engine {
   absl::StatusOr<Reservation> RefundLocked(UserId user, ReservationId id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyOne(const BatchCommand& c, BatchResult& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Journal reporting (no-ops without a sink).
+  void RecordCommand(const Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Record(CommandType type, TimeUs now, int64_t user = 0, int64_t token = 0,
+              int64_t target = 0, int64_t arg = 0, absl::string_view key = {})
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A query moves the clock: reported as kAdvance when it would.
+  void RecordQuery(TimeUs now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Status CheckUser(UserId user) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Reservation*> OwnedReservation(UserId user, ReservationId id)
@@ -281,6 +304,7 @@ class Engine {
   // A plain mutex: absl::Mutex's deadlock detection showed up in profiles.
   mutable std::mutex mu_;
   TimeUs clock_ ABSL_GUARDED_BY(mu_) = 0;
+  CommandSink* sink_ ABSL_GUARDED_BY(mu_) = nullptr;
   HoldTimer timer_ ABSL_GUARDED_BY(mu_);
   EventLog events_ ABSL_GUARDED_BY(mu_);
   Ledger ledger_ ABSL_GUARDED_BY(mu_);
