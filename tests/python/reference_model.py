@@ -509,7 +509,10 @@ class ReferenceModel:
             t = self._tokens[ident]
             assert t.state == "WAITING"
             self._concerts[t.concert_id].abandoned_total += 1
-            self._end_token(t, "ABANDONED", at, "QueueAbandoned")
+            # No admission here: an abandoned token held no slot, and every abandon due at
+            # `at` fires before the admission tick due at `at` (the rules list admission for
+            # session expiry, leave and payment; "after a token ends" is read as those).
+            self._end_token(t, "ABANDONED", at, "QueueAbandoned", admit=False)
         elif kind == K_TICK:
             self._admit(self._concerts[ident], at)
         elif kind == K_IDEMPOTENCY:
@@ -734,10 +737,10 @@ class ReferenceModel:
             )
         lim = self.limits
         _check_range("queue_capacity", s.queue_capacity, 1, lim.queue_capacity_max)
-        if s.admission_per_minute is not None:
-            # 60,000,000 is a constant of the rules, not a named limit: INVALID_ARGUMENT.
-            if not 1 <= s.admission_per_minute <= ADMISSION_PER_MINUTE_MAX:
-                raise errors.InvalidArgument("admission_per_minute out of range")
+        # 60,000,000 is a constant of the rules, not a named limit: INVALID_ARGUMENT.
+        apm = s.admission_per_minute
+        if apm is not None and not 1 <= apm <= ADMISSION_PER_MINUTE_MAX:
+            raise errors.InvalidArgument("admission_per_minute out of range")
         for name, us in (
             ("session_ttl_s", s.session_ttl_us),
             ("hold_ttl_s", s.hold_ttl_us),
@@ -823,7 +826,7 @@ class ReferenceModel:
             abandon = self._concerts[t.concert_id].sale.abandon_timeout_us
             self._set_abandon(t, now + abandon)
 
-    def _end_token(self, t: _Token, reason: str, at: int, event: str) -> None:
+    def _end_token(self, t: _Token, reason: str, at: int, event: str, admit: bool = True) -> None:
         c = self._concerts[t.concert_id]
         if t.state == "WAITING":
             self._set_abandon(t, None)
@@ -837,7 +840,8 @@ class ReferenceModel:
         t.ended_reason = reason
         t.ended_at_us = at
         self._emit(event, at, user=t.user_id, concert=c.id, token=t.id)
-        self._admit(c, at)
+        if admit:
+            self._admit(c, at)
 
     def _position(self, t: _Token) -> int | None:
         if t.state != "WAITING" or t.seq is None:
@@ -1164,9 +1168,7 @@ class ReferenceModel:
         self._funding -= amount
         self._set_balance(user_id, self._balance(user_id) + amount)
         entry = self._record(user_id, "CHARGE", amount, at, None)
-        self._emit(
-            "BalanceCharged", at, user=user_id, amount=amount, value=self._balance(user_id)
-        )
+        self._emit("BalanceCharged", at, user=user_id, amount=amount, value=self._balance(user_id))
         result = Charge(entry.id, user_id, amount, self._balance(user_id), us_to_seconds(at))
         self._remember(user_id, "charge", idempotency_key, fingerprint, result, at)
         return result
@@ -1395,9 +1397,14 @@ class ReferenceModel:
         self._check_user(user_id)
         return [
             HistoryEntry(
-                e.id, e.user_id, e.kind, e.amount, e.balance_after, us_to_seconds(e.at_us),
+                e.id,
+                e.user_id,
+                e.kind,
+                e.amount,
+                e.balance_after,
+                us_to_seconds(e.at_us),
                 e.reservation_id,
-            )  # fmt: skip
+            )
             for e in self._entries
             if e.user_id == user_id
         ]
@@ -1463,6 +1470,12 @@ class ReferenceModel:
             (r.id, r.user_id, r.concert_id, r.status, list(r.seat_ids))
             for r in self._reservations.values()
         ]
+
+    def wallet(self, user_id: int) -> int:
+        return self._balance(user_id)
+
+    def amount_of(self, reservation_id: int) -> int:
+        return self._reservations[reservation_id].amount
 
     def check_invariants(self) -> None:
         """Asserts the invariants of the rules over the model's own state."""
