@@ -737,10 +737,10 @@ class ReferenceModel:
             )
         lim = self.limits
         _check_range("queue_capacity", s.queue_capacity, 1, lim.queue_capacity_max)
-        # 60,000,000 is a constant of the rules, not a named limit: INVALID_ARGUMENT.
-        apm = s.admission_per_minute
-        if apm is not None and not 1 <= apm <= ADMISSION_PER_MINUTE_MAX:
-            raise errors.InvalidArgument("admission_per_minute out of range")
+        if s.admission_per_minute is not None:
+            _check_range(
+                "admission_per_minute", s.admission_per_minute, 1, ADMISSION_PER_MINUTE_MAX
+            )
         for name, us in (
             ("session_ttl_s", s.session_ttl_us),
             ("hold_ttl_s", s.hold_ttl_us),
