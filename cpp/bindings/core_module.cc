@@ -19,6 +19,8 @@
 #include "boxoffice/batch.h"
 #include "boxoffice/engine.h"
 #include "boxoffice/errors.h"
+#include "boxoffice/journal.h"
+#include "boxoffice/store.h"
 
 namespace py = pybind11;
 using namespace boxoffice;  // NOLINT: a bindings file names every core type
@@ -383,15 +385,86 @@ void BindViews(py::module_& m) {
 
 // --- engine -------------------------------------------------------------------
 
+// The Store behind a durable engine; STORE_CLOSED when it has none (any more).
+Store* StoreOf(Engine& e) {
+  auto* store = dynamic_cast<Store*>(e.sink());
+  if (store == nullptr) {
+    ThrowStatus(MakeError(ErrorCode::kStoreClosed, "this engine has no open store"));
+  }
+  return store;
+}
+
 void BindEngine(py::module_& m) {
-  py::class_<Engine>(m, "Engine")
-      .def(py::init([](uint64_t seed, std::optional<Limits> limits) {
+  py::class_<Engine, std::shared_ptr<Engine>>(m, "Engine")
+      .def(py::init([](std::optional<std::string> path, const std::string& durability,
+                       int64_t snapshot_every_records, uint64_t seed,
+                       std::optional<Limits> limits) -> std::shared_ptr<Engine> {
              EngineConfig config;
              config.seed = seed;
              if (limits) config.limits = *limits;
-             return std::make_unique<Engine>(config);
+             if (!path) return std::make_shared<Engine>(config);
+             StoreOptions options;
+             options.path = *path;
+             options.config = config;
+             options.snapshot_every_records = snapshot_every_records;
+             absl::StatusOr<Durability> d = ParseDurability(durability);
+             if (!d.ok()) {
+               ThrowStatus(MakeError(ErrorCode::kInvalidArgument,
+                                     "durability must be 'full', 'normal' or 'off'"));
+             }
+             options.durability = *d;
+             absl::StatusOr<std::unique_ptr<Store>> store;
+             {
+               py::gil_scoped_release nogil;
+               store = Store::Open(options);
+             }
+             if (!store.ok()) ThrowStatus(store.status());
+             return Store::ShareEngine(std::shared_ptr<Store>(*std::move(store)));
            }),
-           py::kw_only(), py::arg("seed") = 0, py::arg("limits") = py::none())
+           py::arg("path") = py::none(), py::kw_only(), py::arg("durability") = "full",
+           py::arg("snapshot_every_records") = 1'000'000, py::arg("seed") = 0,
+           py::arg("limits") = py::none())
+      .def_property_readonly("last_seq", &Engine::LastRecordedSeq)
+      .def("_wait_durable",
+           [](Engine& e, Seq seq) {
+             Store* store = StoreOf(e);
+             absl::Status s;
+             {
+               py::gil_scoped_release nogil;
+               s = store->WaitDurable(seq);
+             }
+             if (!s.ok()) ThrowStatus(s);
+           })
+      .def("_snapshot",
+           [](Engine& e) {
+             Store* store = StoreOf(e);
+             absl::Status s;
+             {
+               py::gil_scoped_release nogil;
+               s = store->Snapshot();
+             }
+             if (!s.ok()) ThrowStatus(s);
+           })
+      .def("_close",
+           [](Engine& e) {
+             Store* store = StoreOf(e);
+             absl::Status s;
+             {
+               py::gil_scoped_release nogil;
+               s = store->Close();
+             }
+             if (!s.ok()) ThrowStatus(s);
+           })
+      .def("_recovery", [](Engine& e) {
+        const RecoveryStats& r = StoreOf(e)->recovery();
+        py::dict d;
+        d["created"] = r.created;
+        d["snapshot_seq"] = r.snapshot_seq;
+        d["replayed"] = r.replayed;
+        d["torn_groups_skipped"] = r.torn_groups_skipped;
+        d["last_seq"] = r.last_seq;
+        return d;
+      })
       .def_property_readonly("limits", &Engine::limits)
       .def_property_readonly("clock",
                              [](Engine& e) {

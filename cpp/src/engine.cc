@@ -215,9 +215,15 @@ thread_local ThreadSeq tls_seq;
 
 }  // namespace
 
-void Engine::SetCommandSink(CommandSink* sink) {
+void Engine::SetCommandSink(CommandSink* sink, Seq journal_seq) {
   std::lock_guard<std::mutex> lock(mu_);
   sink_ = sink;
+  if (sink != nullptr) journal_seq_ = journal_seq;
+}
+
+CommandSink* Engine::sink() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sink_;
 }
 
 Seq Engine::LastRecordedSeq() const {
@@ -226,7 +232,8 @@ Seq Engine::LastRecordedSeq() const {
 
 void Engine::RecordCommand(const Command& c) {
   if (sink_ == nullptr) return;
-  tls_seq = ThreadSeq{this, sink_->Record(c)};
+  journal_seq_ = sink_->Record(c);
+  tls_seq = ThreadSeq{this, journal_seq_};
 }
 
 void Engine::Record(CommandType type, TimeUs now, int64_t user, int64_t token, int64_t target,

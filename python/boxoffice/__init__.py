@@ -24,6 +24,9 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 import numpy as np
 import numpy.typing as npt
 
@@ -73,15 +76,114 @@ __all__ = [
 
 
 class Engine(_CoreEngine):
-    """The boxoffice engine, in memory, safe to share between threads.
+    """The boxoffice engine: in memory, or durable in one SQLite file; safe to share
+    between threads.
 
-    ``Engine(seed=0, limits=None)``: ``seed`` draws the pre-queue shuffles (same seed,
-    same draw); ``limits`` (:class:`Limits`) bounds every collection and amount.
+    ``Engine()`` keeps everything in memory. ``Engine(path)`` opens or creates a durable
+    store: the state is recovered from the latest snapshot plus a replay of the journal,
+    every command is journaled before it applies, and :meth:`wait_durable` blocks until
+    it is committed (group commit). Reopening the same file gives back the same state,
+    equal in :meth:`state_hash`.
 
-    All methods are those of the C++ core (see ``_core.pyi`` and ``docs/engine-rules.md``);
+    Args:
+        path: the SQLite file of a durable store, or None for in memory.
+        durability: ``"full"`` (fsync every group: nothing acknowledged is ever lost),
+            ``"normal"`` (survives a process crash; an OS crash or power loss may roll back
+            the last groups) or ``"off"`` (survives a process crash only; an OS crash may
+            corrupt the file). See ``cpp/include/boxoffice/journal.h``.
+        snapshot_every_records: journal records between automatic snapshots (0: only on
+            :meth:`close`).
+        seed: draws the pre-queue shuffles (same seed and commands, same state); a reopened
+            store keeps the seed and limits it was created with.
+        limits: the named limits (:class:`Limits`).
+
+    Raises:
+        boxoffice.errors.StoreUnavailable: the directory is missing or not writable.
+        boxoffice.errors.StoreLocked: another writer has the store open.
+        boxoffice.errors.StoreVersionUnsupported: written by a newer boxoffice.
+        boxoffice.errors.DataLoss: damage beyond a torn tail (which is ignored and logged).
+
+    Every other method is the C++ core's (see ``_core.pyi`` and ``docs/engine-rules.md``):
     each takes ``now`` in float seconds and raises :class:`boxoffice.errors.BoxOfficeError`
-    subclasses. This class adds :meth:`apply_batch`.
+    subclasses.
     """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        durability: str = "full",
+        snapshot_every_records: int = 1_000_000,
+        seed: int = 0,
+        limits: Limits | None = None,
+    ) -> None:
+        super().__init__(
+            None if path is None else os.fspath(path),
+            durability=durability,
+            snapshot_every_records=snapshot_every_records,
+            seed=seed,
+            limits=limits,
+        )
+        self.path = None if path is None else os.fspath(path)
+        self.durability = durability if path is not None else None
+
+    def wait_durable(self, seq: int | None = None) -> int:
+        """Blocks (GIL released) until journal record ``seq`` is durable.
+
+        Args:
+            seq: a journal sequence number; by default :attr:`last_seq`, the last command
+                this thread applied on this engine.
+
+        Returns:
+            The sequence number waited for (0 for an in-memory engine, which returns at once).
+
+        Raises:
+            boxoffice.errors.StoreClosed: the store was closed before ``seq`` was written.
+            boxoffice.errors.StoreUnavailable: the journal writer failed (disk full, I/O error).
+        """
+        if self.path is None:
+            return 0
+        seq = self.last_seq if seq is None else seq
+        self._wait_durable(seq)
+        return seq
+
+    async def wait_durable_async(self, seq: int | None = None) -> int:
+        """:meth:`wait_durable` for asyncio: waits in a worker thread, never blocking the
+        event loop. Pass ``seq`` (read :attr:`last_seq` right after the command) when the
+        command ran in another thread."""
+        seq = self.last_seq if seq is None else seq
+        return await asyncio.to_thread(self.wait_durable, seq)
+
+    def snapshot(self) -> None:
+        """Saves a snapshot of the whole state now and compacts the journal behind it.
+
+        Raises:
+            boxoffice.errors.StoreClosed: an in-memory engine, or a closed store.
+        """
+        self._snapshot()
+
+    def close(self) -> None:
+        """Takes a last snapshot and closes the store (idempotent; no-op in memory).
+
+        The engine keeps working in memory afterwards, but nothing more is journaled.
+        """
+        if self.path is not None and not self._closed:
+            self._closed = True
+            self._close()
+
+    @property
+    def recovery(self) -> dict[str, int | bool]:
+        """What opening the store did: ``created``, ``snapshot_seq``, ``replayed`` records,
+        ``torn_groups_skipped`` and ``last_seq``. Raises StoreClosed in memory."""
+        return self._recovery()
+
+    _closed = False
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def apply_batch(self, commands: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
         """Applies many commands in one call, in order, with the GIL released.

@@ -286,13 +286,26 @@ class Event:
     def value(self) -> int: ...
 
 class Engine:
-    def __init__(self, *, seed: int = 0, limits: Limits | None = None) -> None:
-        """An empty in-memory engine.
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        durability: str = "full",
+        snapshot_every_records: int = 1_000_000,
+        seed: int = 0,
+        limits: Limits | None = None,
+    ) -> None:
+        """An engine, in memory (``path`` None) or recovered from a durable store.
 
-        Args:
-            seed: draws the pre-queue shuffles (same seed and commands, same state).
-            limits: the named limits (:class:`Limits`); defaults when None.
+        See ``boxoffice.Engine`` for the arguments and errors.
         """
+    @property
+    def last_seq(self) -> int:
+        """The journal sequence of the last command this thread applied (0 in memory)."""
+    def _wait_durable(self, seq: int) -> None: ...
+    def _snapshot(self) -> None: ...
+    def _close(self) -> None: ...
+    def _recovery(self) -> dict[str, int | bool]: ...
     @property
     def limits(self) -> Limits: ...
     @property

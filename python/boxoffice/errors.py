@@ -22,6 +22,7 @@ __all__ = [
     "BoxOfficeError",
     "ConcertNotFound",
     "Conflict",
+    "DataLoss",
     "HoldExpired",
     "IdempotencyKeyReused",
     "InsufficientBalance",
@@ -43,6 +44,11 @@ __all__ = [
     "SeatNotFound",
     "SeatNotInReservation",
     "SeatUnavailable",
+    "StoreClosed",
+    "StoreError",
+    "StoreLocked",
+    "StoreUnavailable",
+    "StoreVersionUnsupported",
     "TooManySeats",
     "UserNotFound",
     "error_class",
@@ -213,6 +219,44 @@ class QueueFull(LimitExceeded):
     http_status = 429
 
 
+class StoreError(BoxOfficeError):
+    """The durable store cannot be used right now (HTTP 503)."""
+
+    code = "STORE_ERROR"
+    http_status = 503
+
+
+class StoreUnavailable(StoreError):
+    """The store's directory is missing or not writable, or an I/O error occurred."""
+
+    code = "STORE_UNAVAILABLE"
+
+
+class StoreLocked(StoreError):
+    """Another process (or engine) has the store open for writing."""
+
+    code = "STORE_LOCKED"
+
+
+class StoreVersionUnsupported(StoreError):
+    """The store was written by a newer boxoffice; upgrade to open it."""
+
+    code = "STORE_VERSION_UNSUPPORTED"
+
+
+class StoreClosed(StoreError):
+    """The engine's store was closed (or the engine is in memory only)."""
+
+    code = "STORE_CLOSED"
+
+
+class DataLoss(BoxOfficeError):
+    """The store is damaged beyond a torn tail (a checksum failed in the middle)."""
+
+    code = "DATA_LOSS"
+    http_status = 500
+
+
 class PermissionDenied(BoxOfficeError):
     """The gate refuses the request (HTTP 403)."""
 
@@ -266,6 +310,11 @@ _BY_CODE: dict[str, type[BoxOfficeError]] = {
         QueueTokenExpired,
         QueueTokenInvalid,
         QueueFull,
+        StoreUnavailable,
+        StoreLocked,
+        StoreVersionUnsupported,
+        StoreClosed,
+        DataLoss,
     )
 }
 

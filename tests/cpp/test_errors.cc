@@ -3,6 +3,7 @@
 // The stable code names are a public contract (Python exceptions and HTTP
 // problem responses use them), so the table must be complete, unambiguous
 // and map each code to an HTTP status that fits what the caller should do.
+#include "absl/strings/match.h"
 #include "boxoffice/errors.h"
 
 #include <catch2/catch.hpp>
@@ -52,7 +53,14 @@ TEST_CASE("every code has an HTTP status that fits its absl code", "[errors]") {
         CHECK(info.http_status == 404);
         break;
       case absl::StatusCode::kFailedPrecondition:
-        CHECK((info.http_status == 409 || info.http_status == 403));
+        // 503: the durable store cannot be used (locked, closed, too new).
+        CHECK((info.http_status == 409 || info.http_status == 403 || info.http_status == 503));
+        break;
+      case absl::StatusCode::kUnavailable:
+        CHECK(info.http_status == 503);
+        break;
+      case absl::StatusCode::kDataLoss:
+        CHECK(info.http_status == 500);
         break;
       case absl::StatusCode::kPermissionDenied:
         CHECK(info.http_status == 403);
@@ -67,8 +75,11 @@ TEST_CASE("every code has an HTTP status that fits its absl code", "[errors]") {
       default:
         FAIL("unexpected absl code for " << info.name);
     }
-    // Only INTERNAL is a server error; bad input is never a 500.
-    if (CodeAt(i) != ErrorCode::kInternal && CodeAt(i) != ErrorCode::kOk) {
+    // Only a bug or the store's own trouble is a server error; bad input never is.
+    const bool server_side = CodeAt(i) == ErrorCode::kInternal ||
+                             CodeAt(i) == ErrorCode::kDataLoss ||
+                             absl::StartsWith(info.name, "STORE_");
+    if (!server_side && CodeAt(i) != ErrorCode::kOk) {
       CHECK(info.http_status >= 400);
       CHECK(info.http_status < 500);
     }

@@ -219,7 +219,9 @@ class Engine {
   // Reports every state-changing call to `sink` before applying it, under the
   // engine's lock, in apply order (nullptr: none). Set it before the engine
   // is shared; the sink must outlive the engine or be reset first.
-  void SetCommandSink(CommandSink* sink);
+  // `journal_seq` is the sink's sequence of the last command already in the
+  // state (after a recovery: the last one replayed).
+  void SetCommandSink(CommandSink* sink, Seq journal_seq = 0);
   // Applies a recorded command through the same code as the original call
   // and returns that call's status (a command that failed when it was
   // recorded fails the same way again). Recovery replays with no sink set.
@@ -227,6 +229,8 @@ class Engine {
   // The sequence number the sink gave the last command this thread applied
   // on this engine (0 if none): what a caller waits on to be durable.
   Seq LastRecordedSeq() const;
+  // The sink this engine reports to (nullptr: none).
+  CommandSink* sink();
 
   // A 64-bit digest of the whole state, equal for equal states.
   uint64_t StateHash();
@@ -305,6 +309,9 @@ class Engine {
   mutable std::mutex mu_;
   TimeUs clock_ ABSL_GUARDED_BY(mu_) = 0;
   CommandSink* sink_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The sink's sequence for the last command recorded: a snapshot taken under
+  // the lock is the state after exactly this command.
+  Seq journal_seq_ ABSL_GUARDED_BY(mu_) = 0;
   HoldTimer timer_ ABSL_GUARDED_BY(mu_);
   EventLog events_ ABSL_GUARDED_BY(mu_);
   Ledger ledger_ ABSL_GUARDED_BY(mu_);

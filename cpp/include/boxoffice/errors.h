@@ -47,6 +47,12 @@ namespace boxoffice {
     403)                                                               \
   X(kQueueTokenInvalid, "QUEUE_TOKEN_INVALID", kPermissionDenied, 403) \
   X(kQueueFull, "QUEUE_FULL", kResourceExhausted, 429)                 \
+  X(kStoreUnavailable, "STORE_UNAVAILABLE", kUnavailable, 503)         \
+  X(kStoreLocked, "STORE_LOCKED", kFailedPrecondition, 503)            \
+  X(kStoreVersionUnsupported, "STORE_VERSION_UNSUPPORTED",             \
+    kFailedPrecondition, 503)                                          \
+  X(kStoreClosed, "STORE_CLOSED", kFailedPrecondition, 503)            \
+  X(kDataLoss, "DATA_LOSS", kDataLoss, 500)                            \
   X(kInternal, "INTERNAL", kInternal, 500)
 
 enum class ErrorCode : uint16_t {

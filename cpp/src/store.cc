@@ -1,0 +1,165 @@
+// Store: see store.h for what it does and why.
+#include "boxoffice/store.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "boxoffice/assert.h"
+#include "boxoffice/errors.h"
+#include "boxoffice/snapshot.h"
+
+namespace boxoffice {
+namespace {
+
+// The journal speaks plain absl codes; users get the store's stable codes.
+absl::Status StoreError(const absl::Status& s) {
+  if (s.ok()) return s;
+  const std::string msg(s.message());
+  switch (s.code()) {
+    case absl::StatusCode::kDataLoss:
+      return MakeError(ErrorCode::kDataLoss, msg);
+    case absl::StatusCode::kInvalidArgument:
+      return MakeError(ErrorCode::kInvalidArgument, msg);
+    case absl::StatusCode::kFailedPrecondition:
+      if (absl::StrContains(msg, "already open for writing")) {
+        return MakeError(ErrorCode::kStoreLocked, msg);
+      }
+      if (absl::StrContains(msg, "format version")) {
+        return MakeError(ErrorCode::kStoreVersionUnsupported, msg);
+      }
+      if (absl::StrContains(msg, "closed")) return MakeError(ErrorCode::kStoreClosed, msg);
+      return MakeError(ErrorCode::kStoreUnavailable, msg);
+    default:
+      return MakeError(ErrorCode::kStoreUnavailable, msg);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  std::unique_ptr<Store> store(new Store(options));
+  JournalOptions j;
+  j.path = options.path;
+  j.durability = options.durability;
+  absl::StatusOr<std::unique_ptr<Journal>> journal = Journal::Open(j);
+  if (!journal.ok()) return StoreError(journal.status());
+  store->journal_ = *std::move(journal);
+
+  absl::StatusOr<std::optional<boxoffice::Snapshot>> latest = store->journal_->LatestSnapshot();
+  if (!latest.ok()) return StoreError(latest.status());
+  RecoveryStats& stats = store->recovery_;
+  if (!latest->has_value()) {
+    if (store->journal_->appended_seq() != 0) {
+      return MakeError(ErrorCode::kDataLoss,
+                       absl::StrCat("store ", options.path,
+                                    " has journal records but no valid snapshot to start from"));
+    }
+    // A new store: its first snapshot carries the config (limits, seed).
+    store->engine_ = std::make_unique<Engine>(options.config);
+    if (absl::Status s = store->journal_->SaveSnapshot(0, SaveSnapshot(*store->engine_));
+        !s.ok()) {
+      return StoreError(s);
+    }
+    stats.created = true;
+  } else {
+    absl::StatusOr<std::unique_ptr<Engine>> engine = LoadSnapshot((*latest)->bytes);
+    if (!engine.ok()) {
+      return MakeError(ErrorCode::kDataLoss,
+                       absl::StrCat("store ", options.path, ": snapshot at seq ", (*latest)->seq,
+                                    ": ", engine.status().message()));
+    }
+    store->engine_ = *std::move(engine);
+    stats.snapshot_seq = (*latest)->seq;
+    ReadStats read;
+    Engine& e = *store->engine_;
+    absl::Status s = store->journal_->Read(
+        stats.snapshot_seq,
+        [&](Seq, absl::string_view record) -> absl::Status {
+          absl::StatusOr<Command> c = DecodeCommand(record);
+          if (!c.ok()) return c.status();
+          (void)e.Replay(*c);  // commands that failed when recorded fail again
+          return absl::OkStatus();
+        },
+        &read);
+    if (!s.ok()) return StoreError(s);
+    stats.replayed = read.records_read;
+    stats.torn_groups_skipped = read.torn_groups_skipped;
+  }
+  stats.last_seq = store->journal_->appended_seq();
+  // The state now holds every record up to last_seq: snapshots are taken at it.
+  store->engine_->SetCommandSink(store.get(), stats.last_seq);
+  if (options.snapshot_every_records > 0) {
+    store->snapshotter_ = std::thread([s = store.get()] { s->SnapshotLoop(); });
+  }
+  return store;
+}
+
+Store::~Store() { (void)Close(); }
+
+std::shared_ptr<Engine> Store::ShareEngine(std::shared_ptr<Store> store) {
+  Engine* engine = store->engine_.get();
+  return std::shared_ptr<Engine>(std::move(store), engine);
+}
+
+Seq Store::Record(const Command& command) {
+  // Called under the engine's lock: one caller at a time, in apply order.
+  scratch_.clear();
+  EncodeCommand(command, &scratch_);
+  const Seq seq = journal_->Append(scratch_);
+  if (options_.snapshot_every_records > 0 && ++since_snapshot_counter_ >= options_.snapshot_every_records) {
+    since_snapshot_counter_ = 0;
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    snapshot_requested_ = true;
+    snapshot_cv_.notify_one();
+  }
+  return seq;
+}
+
+absl::Status Store::WaitDurable(Seq seq) {
+  if (seq <= 0) return absl::OkStatus();
+  return StoreError(journal_->WaitDurable(seq));
+}
+
+absl::Status Store::Snapshot() {
+  std::lock_guard<std::mutex> lock(close_mu_);
+  if (closed_.load()) return MakeError(ErrorCode::kStoreClosed, "the store is closed");
+  Seq seq = 0;
+  std::string bytes = SaveSnapshot(*engine_, &seq);
+  if (absl::Status s = journal_->SaveSnapshot(seq, bytes); !s.ok()) return StoreError(s);
+  return StoreError(journal_->Compact(seq));
+}
+
+void Store::SnapshotLoop() {
+  std::unique_lock<std::mutex> lock(snapshot_mu_);
+  while (true) {
+    snapshot_cv_.wait(lock, [this] { return stopping_ || snapshot_requested_; });
+    if (stopping_) return;
+    snapshot_requested_ = false;
+    lock.unlock();
+    (void)Snapshot();  // a failed snapshot only means a longer replay next time
+    lock.lock();
+  }
+}
+
+absl::Status Store::Close() {
+  {
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    stopping_ = true;
+    snapshot_cv_.notify_one();
+  }
+  if (snapshotter_.joinable()) snapshotter_.join();
+  std::lock_guard<std::mutex> lock(close_mu_);
+  if (closed_.exchange(true)) return absl::OkStatus();
+  if (journal_ == nullptr) return absl::OkStatus();        // Open failed early
+  if (engine_ == nullptr) return StoreError(journal_->Close());  // Open failed in recovery
+  engine_->SetCommandSink(nullptr);
+  Seq seq = 0;
+  std::string bytes = SaveSnapshot(*engine_, &seq);
+  absl::Status s = journal_->SaveSnapshot(seq, bytes);
+  if (s.ok()) s = journal_->Compact(seq);
+  absl::Status closed = journal_->Close();
+  return StoreError(s.ok() ? closed : s);
+}
+
+}  // namespace boxoffice
