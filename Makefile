@@ -53,8 +53,8 @@ py-test: build
 	$(PY) -m pytest -q
 
 lint: bootstrap
-	$(VENV)/bin/ruff check python tests
-	$(VENV)/bin/ruff format --check python tests
+	$(VENV)/bin/ruff check python tests bench
+	$(VENV)/bin/ruff format --check python tests bench
 
 typecheck: build
 	$(VENV)/bin/mypy

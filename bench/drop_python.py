@@ -24,8 +24,9 @@ SEATS_PER_ROW = 50
 GRADES = ("VIP", "R", "S")
 
 
-def make_engine(seats: int) -> tuple[bo.Engine, int, int]:
-    engine = bo.Engine(seed=7)
+def make_engine(seats: int, engine: bo.Engine | None = None) -> tuple[bo.Engine, int, int]:
+    """Creates the drop's concert (in ``engine``, or a new in-memory engine)."""
+    engine = bo.Engine(seed=7) if engine is None else engine
     rows = seats // SEATS_PER_ROW
     sections = [
         bo.SectionSpec("VIP", rows // 5, SEATS_PER_ROW, "VIP", 165_000),
@@ -82,8 +83,12 @@ def run_single_calls(users: int, seats: int) -> tuple[int, float, int]:
     return commands, seconds, engine.stats(concert, now=now).seats_sold
 
 
-def run_batches(users: int, seats: int) -> tuple[int, float, int]:
-    engine, concert, schedule = make_engine(seats)
+def run_batches(
+    users: int, seats: int, engine: bo.Engine | None = None, durable: bool = False
+) -> tuple[int, float, int]:
+    """The drop through ``apply_batch``; with ``durable``, each batch is waited for until
+    its journal group is committed before the next one is built (group commit)."""
+    engine, concert, schedule = make_engine(seats, engine)
     commands = 0
     start = time.perf_counter()
     now_us = 1_000_000
@@ -98,6 +103,8 @@ def run_batches(users: int, seats: int) -> tuple[int, float, int]:
     setup["user"][2 * users :] = ids
     setup["target"][2 * users :] = concert
     engine.apply_batch(setup)
+    if durable:
+        engine.wait_durable()
     commands += len(setup)
     nxt = 1
     while nxt <= users:
@@ -113,6 +120,8 @@ def run_batches(users: int, seats: int) -> tuple[int, float, int]:
         holds["quantity"] = 1 + active % 4
         holds["grade"] = 1 + active % 3
         held = engine.apply_batch(holds)
+        if durable:
+            engine.wait_durable()
         ok = held["code"] == 0
         pay = ok & (active % 5 != 0)
         cancel = ok & ~pay
@@ -136,6 +145,8 @@ def run_batches(users: int, seats: int) -> tuple[int, float, int]:
             follow["target"][i : i + k] = target
             i += k
         engine.apply_batch(follow)
+        if durable:
+            engine.wait_durable()
         commands += len(holds) + len(follow)
         nxt = last + 1
     seconds = time.perf_counter() - start
