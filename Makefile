@@ -1,6 +1,7 @@
 # boxoffice — every set-up step a fresh machine needs, idempotent.
 #   make test    bootstrap, build, then every test (C++, C++ under ASan+UBSan, Python, lint, types)
 #   make demo    a small ticket drop through the engine
+#   make bench   the benchmarks (docs/benchmarks.md);  make soak   long randomized and crash tests
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
@@ -12,7 +13,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := g++ cmake libabsl-dev libsqlite3-dev catch2 python3-venv
 STAMP    := $(VENV)/.bootstrap-stamp
 
-.PHONY: bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve clean
+.PHONY: bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve bench soak clean
 
 # System packages (Debian) and the virtual environment with the dev tools.
 $(STAMP): pyproject.toml
@@ -62,6 +63,21 @@ typecheck: build
 	  --disable-error-code=no-untyped-call tests/python
 
 test: cpp-test cpp-asan py-test lint typecheck
+
+# Benchmarks print tables (docs/benchmarks.md); they are not part of `make test`.
+bench: build
+	cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBOXOFFICE_BUILD_BENCH=ON >/dev/null
+	cmake --build build/bench -j $(JOBS) --target drop_bench
+	build/bench/drop_bench
+	$(PY) bench/drop_python.py
+	$(PY) bench/durability_bench.py
+
+# The long versions of the randomized tests: SOAK_KILLS SIGKILLs, SOAK_EXAMPLES Hypothesis runs.
+SOAK_KILLS    ?= 1000
+SOAK_EXAMPLES ?= 5000
+soak: build
+	BOXOFFICE_CRASH_KILLS=$(SOAK_KILLS) $(PY) -m pytest -q tests/python/test_durability.py -k sigkill
+	BOXOFFICE_HYPOTHESIS_EXAMPLES=$(SOAK_EXAMPLES) $(PY) -m pytest -q tests/python/test_model_equivalence.py
 
 demo: build
 	$(PY) -m boxoffice.demo

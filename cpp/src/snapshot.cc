@@ -705,8 +705,8 @@ absl::StatusOr<std::unique_ptr<Engine>> SnapshotCodec::Load(absl::string_view by
   const uint64_t have = bytes.size() - kHeaderBytes - kChecksumBytes;
   if (body_bytes != have) {
     return absl::DataLossError(absl::StrCat(
-        "damaged snapshot: ", body_bytes > have ? "truncated: " : "wrong length: ", "the header says ",
-        body_bytes, " body bytes, there are ", have));
+        "damaged snapshot: ", body_bytes > have ? "truncated: " : "wrong length: ",
+        "the header says ", body_bytes, " body bytes, there are ", have));
   }
   const size_t covered = bytes.size() - kChecksumBytes;
   const uint64_t stored = GetFixed(bytes, covered, 8);
@@ -907,8 +907,8 @@ void SnapshotCodec::DecodeConcerts(Reader& r, Decoded& d) {
     q.poll_interval_us = c->sale.poll_interval_us;
     q.opens_at = c->sale.opens_at;
     // The constructor may schedule the opening; Rebuild redoes the timer.
-    c->queue =
-        std::make_unique<AdmissionQueue>(c->id, q, c->created_at, &e.tokens_, &e.timer_, &e.events_);
+    c->queue = std::make_unique<AdmissionQueue>(c->id, q, c->created_at, &e.tokens_, &e.timer_,
+                                                &e.events_);
     DecodeQueue(r, *c->queue, e.clock_);
     e.concerts_.push_back(std::move(c));
   }

@@ -48,7 +48,9 @@ constexpr DurationUs Sec(int64_t s) { return s * kMicrosPerSecond; }
 class Rng {
  public:
   explicit Rng(uint64_t seed) : gen_(seed) {}
-  int64_t In(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(gen_); }
+  int64_t In(int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(gen_);
+  }
   bool Chance(int64_t percent) { return In(1, 100) <= percent; }
   template <typename T>
   const T& Pick(const std::vector<T>& v) {
@@ -784,7 +786,9 @@ std::string SmallSnapshot() {
 std::string Resealed(std::string bytes) {
   // Rewrites the body length and the checksum after a change to the body.
   const uint64_t body = bytes.size() - 16 - 8;
-  for (int i = 0; i < 8; ++i) bytes[8 + static_cast<size_t>(i)] = static_cast<char>((body >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i) {
+    bytes[8 + static_cast<size_t>(i)] = static_cast<char>((body >> (8 * i)) & 0xff);
+  }
   Digest d;
   d.Mix(absl::string_view(bytes).substr(0, bytes.size() - 8));
   const uint64_t sum = d.value();
@@ -902,8 +906,8 @@ TEST_CASE("damage behind a valid checksum is refused or loads a sound engine",
 TEST_CASE("wrong magic and newer versions are refused with a clear message", "[snapshot]") {
   const std::string bytes = SmallSnapshot();
   for (const std::string& other :
-       {std::string("hello, world, this is not a snapshot"), std::string("BXSNAQ") + bytes.substr(6),
-        std::string("SQLite format 3")}) {
+       {std::string("hello, world, this is not a snapshot"),
+        std::string("BXSNAQ") + bytes.substr(6), std::string("SQLite format 3")}) {
     const absl::Status s = LoadSnapshot(other).status();
     CHECK(s.code() == absl::StatusCode::kInvalidArgument);
     CHECK(GetErrorCode(s) == ErrorCode::kInvalidArgument);
