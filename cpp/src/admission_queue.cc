@@ -14,6 +14,8 @@ namespace {
 
 constexpr DurationUs kEtaWindowUs = 60 * kMicrosPerSecond;
 constexpr size_t kRecentAdmissionsMax = 1024;
+// ETAs are capped at ten years: beyond that a number means nothing to a user.
+constexpr DurationUs kEtaMaxUs = 10LL * 365 * 24 * 3600 * kMicrosPerSecond;
 
 // SplitMix64 (Steele, Lea, Flood 2014): small, fast, and the same everywhere,
 // so a seed draws the same pre-queue order on every machine.
@@ -269,10 +271,13 @@ DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
   } else if (per_minute > 0) {
     eta = p * interval;
   } else {
-    eta = p * settings_.session_ttl_us / settings_.capacity;
+    // Millions waiting times a long session TTL overflows 64 bits: use 128.
+    __extension__ using Int128 = __int128;
+    eta = static_cast<DurationUs>(std::min<Int128>(
+        static_cast<Int128>(p) * settings_.session_ttl_us / settings_.capacity, kEtaMaxUs));
   }
   if (per_minute > 0) eta = std::max(eta, p * interval);
-  return eta;
+  return std::min(eta, kEtaMaxUs);
 }
 
 void AdmissionQueue::Emit(EventType type, const QueueToken& t, TimeUs at, int64_t value) {

@@ -33,6 +33,7 @@ K_IDEMPOTENCY = 5
 
 RECENT_ADMISSIONS_MAX = 1024
 ETA_WINDOW_US = 60 * US_PER_S
+ETA_MAX_US = 10 * 365 * 24 * 3600 * US_PER_S
 ADMISSION_PER_MINUTE_MAX = 60_000_000
 
 
@@ -870,7 +871,7 @@ class ReferenceModel:
             eta = p * s.session_ttl_us // s.queue_capacity
         if s.admission_per_minute is not None:
             eta = max(eta, p * s.admission_interval_us())
-        return eta
+        return min(eta, ETA_MAX_US)
 
     def _view_token(self, t: _Token, now: int) -> QueueToken:
         c = self._concerts[t.concert_id]
