@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.13" "numpy>=1.26" \
-	  "pytest>=8" "hypothesis>=6.100" "mypy>=1.10" "ruff>=0.5" "typing_extensions>=4.6"
+	  "pytest>=8" "hypothesis>=6.100" "mypy>=1.10" "ruff>=0.5" "typing_extensions>=4.6" \
+	  "pandas>=2" "pandas-stubs>=2"
 	@touch $@
 
 bootstrap: $(STAMP)

@@ -471,6 +471,16 @@ void BindEngine(py::module_& m) {
                                py::gil_scoped_release nogil;
                                return Seconds(e.clock());
                              })
+      .def_property_readonly("user_count",
+                             [](Engine& e) {
+                               py::gil_scoped_release nogil;
+                               return e.user_count();
+                             })
+      .def_property_readonly("concert_count",
+                             [](Engine& e) {
+                               py::gil_scoped_release nogil;
+                               return e.concert_count();
+                             })
       .def_property_readonly("last_event_seq",
                              [](Engine& e) {
                                py::gil_scoped_release nogil;

@@ -1259,6 +1259,16 @@ std::vector<Event> Engine::EventsAfter(Seq after, int64_t limit) {
   return events_.After(after, std::min(limit, config_.limits.list_limit_max));
 }
 
+int64_t Engine::user_count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(users_.size());
+}
+
+int64_t Engine::concert_count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(concerts_.size());
+}
+
 Seq Engine::last_event_seq() {
   std::lock_guard<std::mutex> lock(mu_);
   return events_.last_seq();

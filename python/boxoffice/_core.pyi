@@ -312,6 +312,12 @@ class Engine:
     def clock(self) -> float: ...
     @property
     def last_event_seq(self) -> int: ...
+    @property
+    def user_count(self) -> int:
+        """Users are numbered 1..user_count."""
+    @property
+    def concert_count(self) -> int:
+        """Concerts are numbered 1..concert_count."""
     def create_user(self, *, now: float) -> int:
         """Creates a user with an empty wallet and returns its id (1, 2, ...).
 

@@ -213,6 +213,8 @@ class Engine {
   absl::StatusOr<ConcertStats> Stats(ConcertId concert, TimeUs now);
   std::vector<Event> EventsAfter(Seq after, int64_t limit);
   Seq last_event_seq();
+  int64_t user_count();     // users are 1..user_count()
+  int64_t concert_count();  // concerts are 1..concert_count()
   TimeUs clock();
 
   // --- journal seam ------------------------------------------------------
