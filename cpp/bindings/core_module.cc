@@ -624,6 +624,13 @@ void BindEngine(py::module_& m) {
           py::arg("query") = "", py::kw_only(), py::arg("starts_from") = py::none(),
           py::arg("starts_to") = py::none(), py::arg("now"))
       .def(
+          "live_token",
+          [](Engine& e, UserId user, ConcertId concert, double now) {
+            const TimeUs t = ToMicros(now, "now");
+            return Released([&] { return e.LiveToken(user, concert, t); });
+          },
+          py::arg("user_id"), py::arg("concert_id"), py::kw_only(), py::arg("now"))
+      .def(
           "schedules",
           [](Engine& e, ConcertId concert, double now) {
             const TimeUs t = ToMicros(now, "now");

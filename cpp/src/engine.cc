@@ -1142,6 +1142,20 @@ std::vector<ConcertView> Engine::ListConcerts(absl::string_view query,
   return out;
 }
 
+absl::StatusOr<std::optional<TokenView>> Engine::LiveToken(UserId user, ConcertId concert,
+                                                           TimeUs now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RecordQuery(now);
+  AdvanceLocked(now);
+  if (absl::Status s = CheckUser(user); !s.ok()) return s;
+  if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
+    return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
+  }
+  const TokenId id = concerts_[static_cast<size_t>(concert - 1)]->queue->LiveToken(user);
+  if (id == 0) return std::optional<TokenView>();
+  return std::optional<TokenView>(ViewToken(tokens_[static_cast<size_t>(id)]));
+}
+
 absl::StatusOr<std::vector<ScheduleView>> Engine::ListSchedules(ConcertId concert, TimeUs now) {
   absl::StatusOr<ConcertView> c = GetConcert(concert, now);
   if (!c.ok()) return c.status();

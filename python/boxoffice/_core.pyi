@@ -474,6 +474,9 @@ class Engine:
     ) -> list[Concert]:
         """Concerts whose title or artist contains ``query`` (ASCII case-insensitive) with a
         schedule starting in [``starts_from``, ``starts_to``] (seconds; None = open)."""
+    def live_token(self, user_id: int, concert_id: int, *, now: float) -> QueueToken | None:
+        """The user's WAITING or ACTIVE token for the concert, or None. A read: it neither
+        joins nor counts as a poll. Raises UserNotFound, ConcertNotFound."""
     def schedules(self, concert_id: int, *, now: float) -> list[Schedule]:
         """The concert's schedules with seat counts. Raises ConcertNotFound."""
     def seats(

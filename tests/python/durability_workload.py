@@ -45,28 +45,38 @@ def command(i: int, seed: int) -> Callable[[bo.Engine], object]:
         )
     rng = random.Random(seed * 1_000_003 + i)
     user = rng.randint(1, USERS)
-    token = rng.randint(1, 3 * USERS)
-    reservation = rng.randint(1, 40)
+    stray_token = rng.randint(1, 3 * USERS)
     op = rng.randrange(8)
+
+    # Reads at the engine's own clock change nothing and are not journaled, so a step can
+    # look up the user's token or reservation and still be exactly one command.
+    def token(e: bo.Engine) -> int:
+        live = e.live_token(user, 1, now=e.clock)
+        return stray_token if live is None or rng.random() < 0.1 else live.id
+
+    def pending(e: bo.Engine) -> tuple[int, int]:
+        mine = [r for r in e.reservations(user, now=e.clock) if r.status == "PENDING"]
+        return (mine[-1].token_id, mine[-1].id) if mine else (stray_token, rng.randint(1, 40))
+
     if op == 0:
         return lambda e: e.join_queue(user, 1, now=now)
     if op == 1:
-        return lambda e: e.queue_status(user, token, now=now)
+        return lambda e: e.queue_status(user, token(e), now=now)
     if op == 2:
         seats = sorted(rng.sample(range(1, 57), rng.randint(1, 3)))
-        return lambda e: e.hold(user, token, 1, seats, now=now)
+        return lambda e: e.hold(user, token(e), 1, seats, now=now)
     if op == 3:
         quantity = rng.randint(1, 4)
-        return lambda e: e.hold(user, token, 1, quantity=quantity, now=now)
+        return lambda e: e.hold(user, token(e), 1, quantity=quantity, now=now)
     if op == 4:
         amount = rng.choice([50_000, 120_000, 300_000])
         key = f"c{rng.randrange(3)}" if rng.random() < 0.3 else ""
         return lambda e: e.charge(user, amount, idempotency_key=key, now=now)
     if op == 5:
-        return lambda e: e.pay(user, token, reservation, now=now)
+        return lambda e: e.pay(user, *pending(e), now=now)
     if op == 6:
-        return lambda e: e.cancel(user, reservation, now=now)
-    return lambda e: e.leave_queue(user, token, now=now)
+        return lambda e: e.cancel(user, pending(e)[1], now=now)
+    return lambda e: e.leave_queue(user, token(e), now=now)
 
 
 def apply(engine: bo.Engine, i: int, seed: int) -> None:

@@ -202,6 +202,9 @@ class Engine {
                                         std::optional<TimeUs> starts_from,
                                         std::optional<TimeUs> starts_to, TimeUs now);
   absl::StatusOr<std::vector<ScheduleView>> ListSchedules(ConcertId concert, TimeUs now);
+  // The user's live (WAITING or ACTIVE) token for the concert, if any. A read:
+  // unlike JoinQueue it neither joins nor counts as a poll.
+  absl::StatusOr<std::optional<TokenView>> LiveToken(UserId user, ConcertId concert, TimeUs now);
   absl::StatusOr<std::vector<SeatView>> ListSeats(ScheduleId schedule,
                                                   std::optional<SeatStatus> status,
                                                   TimeUs now);
