@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "boxoffice/assert.h"
+#include "boxoffice/catalog.h"
 #include "boxoffice/errors.h"
 #include "boxoffice/snapshot.h"
 
@@ -127,7 +128,8 @@ absl::Status Store::Snapshot() {
   Seq seq = 0;
   std::string bytes = SaveSnapshot(*engine_, &seq);
   if (absl::Status s = journal_->SaveSnapshot(seq, bytes); !s.ok()) return StoreError(s);
-  return StoreError(journal_->Compact(seq));
+  if (absl::Status s = journal_->Compact(seq); !s.ok()) return StoreError(s);
+  return WriteCatalog(*engine_, options_.path, seq);
 }
 
 void Store::SnapshotLoop() {
@@ -158,6 +160,7 @@ absl::Status Store::Close() {
   std::string bytes = SaveSnapshot(*engine_, &seq);
   absl::Status s = journal_->SaveSnapshot(seq, bytes);
   if (s.ok()) s = journal_->Compact(seq);
+  if (s.ok()) s = WriteCatalog(*engine_, options_.path, seq);
   absl::Status closed = journal_->Close();
   return StoreError(s.ok() ? closed : s);
 }

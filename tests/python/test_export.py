@@ -1,5 +1,7 @@
 """The analyst export agrees with the engine's own counts and ledger."""
 
+import sqlite3
+
 import boxoffice as bo
 from boxoffice.export import frames
 
@@ -69,3 +71,30 @@ def test_frames_agree_with_stats_and_ledger(tmp_path):
     assert str(events["at"].dtype).startswith("datetime64")
     assert "ReservationExpired" in set(events["type"])
     engine.close()
+
+
+def test_catalog_tables_match_the_state_after_close(tmp_path):
+    path = tmp_path / "store.db"
+    engine = bo.Engine(path)
+    now = drop(engine)
+    engine.advance(now=now)
+    tables = frames(engine, now=now)
+    engine.close()
+
+    con = sqlite3.connect(path)
+    seats = con.execute(
+        "SELECT id, label, grade, price, status FROM catalog_seats ORDER BY id"
+    ).fetchall()
+    expected = tables["seats"][["seat_id", "label", "grade", "price", "status"]]
+    assert seats == [tuple(row) for row in expected.itertuples(index=False)]
+    users = dict(con.execute("SELECT id, balance FROM catalog_users").fetchall())
+    balances = tables["balances"]
+    assert users == dict(zip(balances["user_id"], balances["balance"], strict=True))
+    (title, capacity, hold_ttl_us, rate) = con.execute(
+        "SELECT title, queue_capacity, hold_ttl_us, admission_per_minute FROM catalog_concerts"
+    ).fetchone()
+    assert (title, capacity, hold_ttl_us, rate) == ("export", 5, 60_000_000, None)
+    assert con.execute("SELECT seats_total FROM catalog_schedules").fetchone() == (50,)
+    meta = dict(con.execute("SELECT key, value FROM catalog_meta").fetchall())
+    assert meta["clock_us"] == round(now * 1e6)
+    con.close()

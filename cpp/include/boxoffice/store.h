@@ -8,7 +8,8 @@
 // committed with the store's durability (journal.h says what each mode can
 // lose). A background thread takes a snapshot every `snapshot_every_records`
 // records and compacts the journal behind it; Close() takes a last snapshot,
-// so a clean reopen replays nothing. A new store saves a snapshot of the
+// so a clean reopen replays nothing. After each snapshot the SQL catalog
+// tables (catalog.h) are rewritten for analysts. A new store saves a snapshot of the
 // empty engine at sequence 0, so the config (limits, seed) is kept with it.
 //
 // Errors of Open (with the path in the message): STORE_UNAVAILABLE (missing
