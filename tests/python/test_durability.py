@@ -178,3 +178,30 @@ def test_in_memory_engines_have_nothing_to_wait_for():
     assert engine.wait_durable() == 0
     with pytest.raises(errors.StoreClosed):
         engine.snapshot()
+
+
+def test_wait_durable_async_does_not_block_the_event_loop(tmp_path):
+    import asyncio
+
+    engine = bo.Engine(tmp_path / "async.db")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def main() -> int:
+        task = asyncio.create_task(ticker())
+        for i in range(200):
+            apply(engine, i, seed=9)
+        seq = engine.last_seq
+        waited = await engine.wait_durable_async(seq)
+        task.cancel()
+        return waited
+
+    waited = asyncio.run(main())
+    assert waited == engine.last_seq > 0
+    assert ticks > 0  # the loop ran other work while the group was committed
+    engine.close()
