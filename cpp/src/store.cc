@@ -122,14 +122,14 @@ absl::Status Store::WaitDurable(Seq seq) {
   return StoreError(journal_->WaitDurable(seq));
 }
 
-absl::Status Store::Snapshot() {
+absl::Status Store::Snapshot(bool write_catalog) {
   std::lock_guard<std::mutex> lock(close_mu_);
   if (closed_.load()) return MakeError(ErrorCode::kStoreClosed, "the store is closed");
   Seq seq = 0;
   std::string bytes = SaveSnapshot(*engine_, &seq);
   if (absl::Status s = journal_->SaveSnapshot(seq, bytes); !s.ok()) return StoreError(s);
   if (absl::Status s = journal_->Compact(seq); !s.ok()) return StoreError(s);
-  return WriteCatalog(*engine_, options_.path, seq);
+  return write_catalog ? WriteCatalog(*engine_, options_.path, seq) : absl::OkStatus();
 }
 
 void Store::SnapshotLoop() {
@@ -139,7 +139,7 @@ void Store::SnapshotLoop() {
     if (stopping_) return;
     snapshot_requested_ = false;
     lock.unlock();
-    (void)Snapshot();  // a failed snapshot only means a longer replay next time
+    (void)Snapshot(/*write_catalog=*/false);  // a failure only means a longer replay later
     lock.lock();
   }
 }

@@ -1,9 +1,10 @@
 // Catalog: the store's state as plain SQL tables, for analysts and operators.
 //
 // The journal and snapshots are opaque bytes; these tables are how the same
-// SQLite file answers `SELECT`s. The store rewrites them after every snapshot
-// and on close, inside one transaction, so each table is the state as of
-// that moment (for the live state, use boxoffice.export.frames):
+// SQLite file answers `SELECT`s. The store rewrites them on close and at every
+// explicit snapshot (Engine.snapshot()), inside one transaction, so each table
+// is the state as of that moment (for the live state, use
+// boxoffice.export.frames):
 //
 //   catalog_concerts(id, title, artist, venue, created_at_us, opens_at_us,
 //                    queue_capacity, admission_per_minute, session_ttl_us,

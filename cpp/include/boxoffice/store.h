@@ -8,8 +8,8 @@
 // committed with the store's durability (journal.h says what each mode can
 // lose). A background thread takes a snapshot every `snapshot_every_records`
 // records and compacts the journal behind it; Close() takes a last snapshot,
-// so a clean reopen replays nothing. After each snapshot the SQL catalog
-// tables (catalog.h) are rewritten for analysts. A new store saves a snapshot of the
+// so a clean reopen replays nothing. Close() and explicit snapshots also
+// rewrite the SQL catalog tables (catalog.h) for analysts. A new store saves a snapshot of the
 // empty engine at sequence 0, so the config (limits, seed) is kept with it.
 //
 // Errors of Open (with the path in the message): STORE_UNAVAILABLE (missing
@@ -65,8 +65,11 @@ class Store final : public CommandSink {
   // Blocks until every record <= seq is durable. STORE_CLOSED after Close;
   // STORE_UNAVAILABLE if the writer failed (the journal says why).
   absl::Status WaitDurable(Seq seq);
-  // Saves a snapshot of the current state and compacts the journal behind it.
-  absl::Status Snapshot();
+  // Saves a snapshot of the current state, compacts the journal behind it and
+  // (when asked) rewrites the catalog tables. The background snapshots skip
+  // the catalog: rewriting it holds SQLite's write lock for a while, which
+  // would delay the journal's group commits in the middle of a drop.
+  absl::Status Snapshot(bool write_catalog = true);
   // Stops journaling (the engine keeps working in memory, no longer durable),
   // takes a last snapshot and closes the file. Idempotent.
   absl::Status Close();
