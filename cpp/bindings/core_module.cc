@@ -402,6 +402,7 @@ void BindEngine(py::module_& m) {
              EngineConfig config;
              config.seed = seed;
              if (limits) config.limits = *limits;
+             if (absl::Status s = ValidateLimits(config.limits); !s.ok()) ThrowStatus(s);
              if (!path) return std::make_shared<Engine>(config);
              StoreOptions options;
              options.path = *path;
@@ -465,7 +466,7 @@ void BindEngine(py::module_& m) {
         d["last_seq"] = r.last_seq;
         return d;
       })
-      .def_property_readonly("limits", &Engine::limits)
+      .def_property_readonly("limits", [](const Engine& e) { return Limits(e.limits()); })
       .def_property_readonly("clock",
                              [](Engine& e) {
                                py::gil_scoped_release nogil;

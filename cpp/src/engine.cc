@@ -3,6 +3,7 @@
 #include "boxoffice/engine.h"
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 #include <variant>
 
@@ -24,6 +25,12 @@ constexpr uint8_t kIdempotentCharge = 2;
 constexpr uint8_t kIdempotentPay = 3;
 constexpr int64_t kAdmissionPerMinuteMax = 60 * kMicrosPerSecond;  // one per µs
 constexpr TimeUs kTimeMaxUs = 100'000'000'000LL * kMicrosPerSecond;  // year ~5138
+// Requests with more seats or key bytes than this are refused before they are
+// journaled; every real limit is far below it (limits.h).
+constexpr int64_t kRecordItemsMax = 65'536;
+
+// Engine ids (for LastRecordedSeq); never reused within a process.
+std::atomic<uint64_t> next_engine_id{1};
 
 absl::Status Invalid(absl::string_view message) {
   return MakeError(ErrorCode::kInvalidArgument, message);
@@ -127,6 +134,32 @@ absl::Status ValidateConcert(const ConcertSpec& spec, const Limits& limits,
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status ValidateLimits(const Limits& l) {
+  const int64_t at_least_one[] = {
+      l.users_max, l.concerts_max, l.schedules_per_concert_max, l.sections_per_schedule_max,
+      l.seats_per_schedule_max, l.rows_per_section_max, l.seats_per_row_max,
+      l.seats_per_reservation_max, l.queue_length_max, l.queue_capacity_max, l.price_max,
+      l.charge_amount_max, l.balance_max, l.text_length_max, l.idempotency_key_length_max,
+      l.list_limit_max};
+  for (int64_t v : at_least_one) {
+    if (v < 1) return Invalid("every count and amount limit must be at least 1");
+  }
+  if (l.event_retention_max < 0 || l.idempotency_ttl_us < 0 || l.idempotency_ttl_us > kTimeMaxUs) {
+    return Invalid("event_retention_max and idempotency_ttl must not be negative");
+  }
+  if (l.text_length_max > kRecordItemsMax || l.idempotency_key_length_max > kRecordItemsMax ||
+      l.seats_per_reservation_max > 64 || l.rows_per_section_max > 65'535 ||
+      l.seats_per_row_max > 65'535) {
+    return Invalid("text and key lengths are at most 65536 bytes, seats per reservation at "
+                   "most 64, rows and seats per row at most 65535");
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
 std::string IdempotencyIndexKey(UserId user, uint8_t op, absl::string_view key) {
   return absl::StrCat(user, ":", op, ":", key);
 }
@@ -135,7 +168,9 @@ std::string IdempotencyIndexKey(UserId user, uint8_t op, absl::string_view key) 
 
 
 Engine::Engine(EngineConfig config)
-    : config_(std::move(config)), events_(config_.limits.event_retention_max) {
+    : config_(std::move(config)),
+      id_(next_engine_id.fetch_add(1)),
+      events_(config_.limits.event_retention_max) {
   tokens_.emplace_back();  // token id 0 is "none"
 }
 
@@ -206,12 +241,9 @@ TimeUs Engine::clock() {
 
 namespace {
 
-// The last journal sequence a thread got from an engine (see LastRecordedSeq).
-struct ThreadSeq {
-  const Engine* engine = nullptr;
-  Seq seq = 0;
-};
-thread_local ThreadSeq tls_seq;
+// The last journal sequence this thread got from each engine (LastRecordedSeq),
+// keyed by an id never reused, so a new engine at an old address starts at 0.
+thread_local absl::flat_hash_map<uint64_t, Seq> tls_seqs;
 
 }  // namespace
 
@@ -227,13 +259,14 @@ CommandSink* Engine::sink() {
 }
 
 Seq Engine::LastRecordedSeq() const {
-  return tls_seq.engine == this ? tls_seq.seq : 0;
+  auto it = tls_seqs.find(id_);
+  return it == tls_seqs.end() ? 0 : it->second;
 }
 
 void Engine::RecordCommand(const Command& c) {
   if (sink_ == nullptr) return;
   journal_seq_ = sink_->Record(c);
-  tls_seq = ThreadSeq{this, journal_seq_};
+  tls_seqs[id_] = journal_seq_;
 }
 
 void Engine::Record(CommandType type, TimeUs now, int64_t user, int64_t token, int64_t target,
@@ -474,6 +507,15 @@ absl::StatusOr<UserId> Engine::CreateUser(TimeUs now) {
 
 absl::StatusOr<ConcertView> Engine::CreateConcert(const ConcertSpec& spec, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  // Validation is pure, so a refused concert is journaled as what it did: moving
+  // the clock (an absurdly large spec never reaches the journal).
+  if (absl::Status s =
+          ValidateConcert(spec, config_.limits, static_cast<int64_t>(concerts_.size()));
+      !s.ok()) {
+    RecordQuery(now);
+    AdvanceLocked(now);
+    return s;
+  }
   if (sink_ != nullptr) {
     Command c;
     c.type = CommandType::kCreateConcert;
@@ -482,11 +524,6 @@ absl::StatusOr<ConcertView> Engine::CreateConcert(const ConcertSpec& spec, TimeU
     RecordCommand(c);
   }
   AdvanceLocked(now);
-  if (absl::Status s =
-          ValidateConcert(spec, config_.limits, static_cast<int64_t>(concerts_.size()));
-      !s.ok()) {
-    return s;
-  }
   auto c = std::make_unique<Concert>();
   c->id = static_cast<ConcertId>(concerts_.size() + 1);
   c->title = spec.title;
@@ -728,6 +765,12 @@ absl::StatusOr<Reservation> Engine::HoldLocked(const HoldArgs& a) {
 }
 
 absl::StatusOr<Reservation> Engine::Hold(const HoldRequest& request, TimeUs now) {
+  // Far beyond any limit: refused before it is journaled (a journal record is bounded).
+  if (static_cast<int64_t>(request.seat_ids.size()) > kRecordItemsMax ||
+      static_cast<int64_t>(request.idempotency_key.size()) > kRecordItemsMax ||
+      static_cast<int64_t>(request.grade.size()) > kRecordItemsMax) {
+    return Invalid("request too large");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (sink_ != nullptr) {
     Command c;
@@ -856,6 +899,9 @@ absl::StatusOr<ChargeResult> Engine::ChargeLocked(UserId user, Won amount,
 
 absl::StatusOr<ChargeResult> Engine::Charge(UserId user, Won amount,
                                             absl::string_view idempotency_key, TimeUs now) {
+  if (static_cast<int64_t>(idempotency_key.size()) > kRecordItemsMax) {
+    return Invalid("idempotency key too large");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   Record(CommandType::kCharge, now, user, 0, 0, amount, idempotency_key);
   AdvanceLocked(now);
@@ -922,6 +968,9 @@ absl::StatusOr<Payment> Engine::PayLocked(UserId user, TokenId token, Reservatio
 
 absl::StatusOr<Payment> Engine::Pay(UserId user, TokenId token, ReservationId reservation,
                                     absl::string_view idempotency_key, TimeUs now) {
+  if (static_cast<int64_t>(idempotency_key.size()) > kRecordItemsMax) {
+    return Invalid("idempotency key too large");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   Record(CommandType::kPay, now, user, token, reservation, 0, idempotency_key);
   AdvanceLocked(now);

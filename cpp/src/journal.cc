@@ -23,7 +23,8 @@ namespace {
 
 constexpr int64_t kGroupRecordsLimit = int64_t{1} << 24;
 constexpr int64_t kGroupBytesLimit = int64_t{256} << 20;
-constexpr int kBusyTimeoutMs = 5000;
+// Long enough to outwait a catalog rewrite (catalog.h) holding the write lock.
+constexpr int kBusyTimeoutMs = 120'000;
 // After a checkpoint the WAL file is truncated back to at most this size.
 constexpr int64_t kWalSizeLimitBytes = int64_t{64} << 20;
 constexpr size_t kSpareBuffersMax = 2;

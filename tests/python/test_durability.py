@@ -205,3 +205,80 @@ def test_wait_durable_async_does_not_block_the_event_loop(tmp_path):
     assert waited == engine.last_seq > 0
     assert ticks > 0  # the loop ran other work while the group was committed
     engine.close()
+
+
+# Regressions found in review: each of these once corrupted a store or crashed the process.
+
+
+def test_a_failed_recovery_leaves_the_store_as_it_was(tmp_path):
+    path = tmp_path / "damaged.db"
+    code = (
+        "import os, sys; import boxoffice as bo;"
+        "e = bo.Engine(sys.argv[1], snapshot_every_records=0);"
+        "[(e.create_user(now=1), e.wait_durable()) for _ in range(6)]; os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT count(*) FROM journal_groups").fetchone()[0] >= 3
+    (first,) = con.execute(
+        "SELECT first_seq FROM journal_groups ORDER BY first_seq LIMIT 1 OFFSET 1"
+    ).fetchone()
+    (orig,) = con.execute(
+        "SELECT data FROM journal_groups WHERE first_seq = ?", (first,)
+    ).fetchone()
+    damaged = bytes(orig[:-1]) + bytes([orig[-1] ^ 0xFF])
+    con.execute("UPDATE journal_groups SET data = ? WHERE first_seq = ?", (damaged, first))
+    snapshots_before = con.execute("SELECT seq, data FROM snapshots").fetchall()
+    con.commit()
+    con.close()
+    with pytest.raises(errors.DataLoss):
+        bo.Engine(path)  # a damaged group in the middle
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT seq, data FROM snapshots").fetchall() == snapshots_before
+    con.execute("UPDATE journal_groups SET data = ? WHERE first_seq = ?", (orig, first))
+    con.commit()
+    con.close()
+    repaired = bo.Engine(path)
+    assert repaired.user_count == 6  # nothing applied twice
+    repaired.close()
+
+
+def test_absurd_requests_are_refused_not_journaled(tmp_path):
+    engine = bo.Engine(tmp_path / "big.db")
+    user = engine.create_user(now=1)
+    with pytest.raises(errors.InvalidArgument):
+        engine.charge(user, 1, idempotency_key="k" * (9 << 20), now=2)
+    with pytest.raises(errors.InvalidArgument):
+        engine.hold(user, 1, 1, list(range(1, 100_000)), now=2)
+    assert engine.charge(user, 5, now=3).balance == 5
+    engine.close()
+
+
+def test_limits_are_validated_and_read_only():
+    with pytest.raises(errors.InvalidArgument):
+        bo.Engine(limits=bo.Limits(idempotency_ttl_s=-1))
+    engine = bo.Engine()
+    limits = engine.limits
+    limits.balance_max = 5  # a copy: the engine keeps its own
+    user = engine.create_user(now=1)
+    assert engine.charge(user, 10, now=2).balance == 10
+    assert engine.limits.balance_max == 100_000_000
+
+
+def test_last_seq_is_per_engine_and_close_is_safe_from_many_threads(tmp_path):
+    import threading
+
+    a = bo.Engine(tmp_path / "a.db")
+    b = bo.Engine(tmp_path / "b.db")
+    a.create_user(now=1)
+    b.create_user(now=1)
+    b.create_user(now=2)
+    assert (a.last_seq, b.last_seq) == (1, 2)
+    assert a.wait_durable() == 1
+    closers = [threading.Thread(target=a.close) for _ in range(4)]
+    for t in closers:
+        t.start()
+    for t in closers:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in closers)
+    b.close()

@@ -310,6 +310,7 @@ class Engine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const EngineConfig config_;
+  const uint64_t id_;  // unique per process, for LastRecordedSeq
   // A plain mutex: absl::Mutex's deadlock detection showed up in profiles.
   mutable std::mutex mu_;
   TimeUs clock_ ABSL_GUARDED_BY(mu_) = 0;

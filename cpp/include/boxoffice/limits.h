@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "boxoffice/types.h"
 
 namespace boxoffice {
@@ -34,5 +35,10 @@ struct Limits {
   int64_t event_retention_max = 1'000'000;
   int64_t list_limit_max = 10'000;  // items per page of EventsAfter
 };
+
+// INVALID_ARGUMENT unless every limit is sane: counts and amounts >= 1,
+// event_retention_max and idempotency_ttl_us >= 0, text and key lengths at most
+// 65,536 bytes, seats_per_reservation_max at most 64.
+absl::Status ValidateLimits(const Limits& limits);
 
 }  // namespace boxoffice

@@ -94,6 +94,7 @@ class Store final : public CommandSink {
   bool snapshot_requested_ = false;
   bool stopping_ = false;
   std::thread snapshotter_;
+  std::once_flag stop_snapshotter_;
   // Used by Record only, under the engine's lock.
   std::string scratch_;                 // encode buffer
   int64_t since_snapshot_counter_ = 0;  // records since the last snapshot request
