@@ -8,12 +8,12 @@
 #include "absl/strings/str_cat.h"
 #include "boxoffice/assert.h"
 #include "boxoffice/errors.h"
+#include "boxoffice/limits.h"
 
 namespace boxoffice {
 namespace {
 
 constexpr DurationUs kEtaWindowUs = 60 * kMicrosPerSecond;
-constexpr size_t kRecentAdmissionsMax = 1024;
 // ETAs are capped at ten years: beyond that a number means nothing to a user.
 constexpr DurationUs kEtaMaxUs = 10LL * 365 * 24 * 3600 * kMicrosPerSecond;
 

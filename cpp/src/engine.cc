@@ -23,8 +23,6 @@ namespace {
 constexpr uint8_t kIdempotentHold = 1;
 constexpr uint8_t kIdempotentCharge = 2;
 constexpr uint8_t kIdempotentPay = 3;
-constexpr int64_t kAdmissionPerMinuteMax = 60 * kMicrosPerSecond;  // one per µs
-constexpr TimeUs kTimeMaxUs = 100'000'000'000LL * kMicrosPerSecond;  // year ~5138
 // Requests with more seats or key bytes than this are refused before they are
 // journaled; every real limit is far below it (limits.h).
 constexpr int64_t kRecordItemsMax = 65'536;

@@ -33,10 +33,8 @@ constexpr size_t kHeaderBytes = kMagicBytes + 2 + 8;  // magic, version, body le
 constexpr size_t kChecksumBytes = 8;
 // Times and durations are accepted in [0, 2^62): any sum of two stays in int64.
 constexpr int64_t kTimeLimit = int64_t{1} << 62;
-// The bounds CreateConcert enforces on sale settings (engine.cc).
-constexpr int64_t kSaleTimeMaxUs = 100'000'000'000LL * kMicrosPerSecond;
-constexpr int64_t kAdmissionPerMinuteMax = 60 * kMicrosPerSecond;
-constexpr size_t kRecentAdmissionsMax = 1024;  // admission_queue.cc
+// The bounds CreateConcert enforces on sale settings (limits.h).
+constexpr int64_t kSaleTimeMaxUs = kTimeMaxUs;
 
 // Tripwires: a new field in one of these records must be added to the
 // snapshot (and then the expected size here). LP64 layouts.

@@ -5,12 +5,19 @@
 // INVALID_AMOUNT, QUEUE_FULL, ...), never a crash or a silent truncation.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "boxoffice/types.h"
 
 namespace boxoffice {
+
+// Fixed bounds of the rules (not configurable), shared by the engine, the
+// admission queue and the snapshot decoder.
+inline constexpr int64_t kAdmissionPerMinuteMax = 60 * kMicrosPerSecond;  // one per µs
+inline constexpr TimeUs kTimeMaxUs = 100'000'000'000LL * kMicrosPerSecond;  // year ~5138
+inline constexpr size_t kRecentAdmissionsMax = 1024;  // admissions kept for the ETA
 
 struct Limits {
   int64_t users_max = 100'000'000;
