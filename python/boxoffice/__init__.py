@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 
@@ -49,6 +48,7 @@ from ._core import (
     SectionSpec,
 )
 from ._core import Engine as _CoreEngine
+from ._durable import DurableWaiter
 from .batch import COMMAND_DTYPE, RESULT_DTYPE, Op
 from .errors import BoxOfficeError
 
@@ -128,6 +128,7 @@ class Engine(_CoreEngine):
         self.path = None if path is None else os.fspath(path)
         self.durability = durability if path is not None else None
         self._close_lock = threading.Lock()
+        self._waiter: DurableWaiter | None = None
 
     def wait_durable(self, seq: int | None = None) -> int:
         """Blocks (GIL released) until journal record ``seq`` is durable.
@@ -150,11 +151,25 @@ class Engine(_CoreEngine):
         return seq
 
     async def wait_durable_async(self, seq: int | None = None) -> int:
-        """:meth:`wait_durable` for asyncio: waits in a worker thread, never blocking the
-        event loop. Pass ``seq`` (read :attr:`last_seq` right after the command) when the
-        command ran in another thread."""
+        """:meth:`wait_durable` for asyncio: never blocks the event loop.
+
+        One background thread per engine waits for the highest sequence asked for and wakes
+        every waiter at or below it, so any number of concurrent requests share one group
+        commit. Pass ``seq`` (read :attr:`last_seq` right after the command) when the command
+        ran in another thread.
+
+        Raises:
+            boxoffice.errors.StoreClosed, boxoffice.errors.StoreUnavailable: as
+            :meth:`wait_durable`.
+        """
         seq = self.last_seq if seq is None else seq
-        return await asyncio.to_thread(self.wait_durable, seq)
+        if self.path is None:
+            return 0
+        with self._close_lock:
+            if self._waiter is None:
+                self._waiter = DurableWaiter(self._wait_durable)
+            waiter = self._waiter
+        return await waiter.wait(seq)
 
     def snapshot(self) -> None:
         """Saves a snapshot of the whole state now and compacts the journal behind it.
@@ -173,6 +188,8 @@ class Engine(_CoreEngine):
             if self.path is not None and not self._closed:
                 self._closed = True
                 self._close()
+                if self._waiter is not None:
+                    self._waiter.stop()
 
     @property
     def recovery(self) -> dict[str, int | bool]:

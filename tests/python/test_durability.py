@@ -207,6 +207,41 @@ def test_wait_durable_async_does_not_block_the_event_loop(tmp_path):
     engine.close()
 
 
+def test_many_async_waiters_share_one_thread_and_all_wake(tmp_path):
+    import asyncio
+    import threading
+
+    engine = bo.Engine(tmp_path / "waiters.db")
+    user = engine.create_user(now=1)
+
+    async def one_request(i: int) -> tuple[int, int]:
+        await asyncio.sleep(0)
+        engine.charge(user, 10, now=2 + i * 1e-3)
+        seq = engine.last_seq
+        return seq, await engine.wait_durable_async(seq)
+
+    async def main() -> list[tuple[int, int]]:
+        return await asyncio.gather(*(one_request(i) for i in range(500)))
+
+    before = threading.active_count()
+    results = asyncio.run(main())
+    assert [seq for seq, _ in results] == [waited for _, waited in results]
+    assert len({seq for seq, _ in results}) == 500
+    assert threading.active_count() - before <= 1  # one waiter thread, not one per request
+    assert engine.balance(user, now=3) == 5000
+    engine.close()
+    reopened = bo.Engine(tmp_path / "waiters.db")
+    assert reopened.balance(user, now=4) == 5000  # every acknowledged charge is there
+    reopened.close()
+
+    async def after_close() -> int:
+        engine.charge(user, 10, now=5)  # applies in memory only: the store is closed
+        return await engine.wait_durable_async(10**9)
+
+    with pytest.raises(errors.StoreClosed):
+        asyncio.run(after_close())
+
+
 # Regressions found in review: each of these once corrupted a store or crashed the process.
 
 
