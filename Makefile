@@ -26,7 +26,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.13" "numpy>=1.26" \
 	  "pytest>=8" "hypothesis>=6.100" "mypy>=1.10" "ruff>=0.5" "typing_extensions>=4.6" \
-	  "pandas>=2" "pandas-stubs>=2"
+	  "pandas>=2" "pandas-stubs>=2" \
+	  "fastapi>=0.115" "uvicorn>=0.30" "pydantic>=2.7" "pydantic-settings>=2.3" "pyjwt>=2.8" \
+	  "argon2-cffi>=23.1" "prometheus-client>=0.20" "structlog>=24" "httpx>=0.27"
 	@touch $@
 
 bootstrap: $(STAMP)

@@ -1,0 +1,194 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+The app is a thin layer: routes call the engine through :class:`~.service.Service`, one set of
+exception handlers (``errors.install``) turns every error into problem+json, and two pure ASGI
+middlewares bound request bodies and record metrics and access logs. The engine is opened by
+the lifespan, so building the app (for the OpenAPI document, say) touches no file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import errors
+from .errors import ApiError
+from .logs import get_logger
+from .metrics import Metrics, MetricsMiddleware
+from .routes import (
+    admin,
+    auth,
+    balance,
+    concerts,
+    health,
+    payments,
+    queue,
+    reservations,
+    schedules,
+    users,
+)
+from .service import Service
+from .settings import Settings
+
+DESCRIPTION = """\
+The HTTP service of **boxoffice**, the engine behind a ticket drop: an admission queue,
+seats held for a few minutes and released exactly on expiry, and a payment ledger.
+
+1. `POST /v1/users` then `POST /v1/auth/token` for an access JWT (send it as
+   `Authorization: Bearer …`).
+2. `POST /v1/concerts/{id}/queue` for a queue token; poll `GET …/queue` with
+   `X-Queue-Token` until `status` is `ACTIVE`.
+3. With the ACTIVE queue token: `GET …/schedules`, `GET /v1/schedules/{id}/seats`,
+   `POST /v1/reservations`, `POST /v1/payments` (charge the wallet first with
+   `POST /v1/me/balance/charges`).
+
+Errors are RFC 9457 `application/problem+json` with a stable `code`. Mutating requests are
+answered only after their journal group is durable. See `docs/http-api.md`.
+"""
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies above ``limit`` bytes with 413 ``REQUEST_TOO_LARGE``, whether
+    announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"request bodies are limited to {self.limit} bytes"
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                response = errors.problem(Request(scope), 413, "REQUEST_TOO_LARGE", detail)
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise ApiError(
+                        413,
+                        "REQUEST_TOO_LARGE",
+                        f"request bodies are limited to {self.limit} bytes",
+                    )
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class AccessLogMiddleware:
+    """One structured log line per request: method, route template, status, milliseconds."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.log = get_logger()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            client = scope.get("client")
+            self.log.info(
+                "request",
+                method=scope["method"],
+                route=route or scope["path"][:200],
+                status=status,
+                ms=round((time.perf_counter() - start) * 1000, 3),
+                client=client[0] if client else None,
+            )
+
+
+def welcome(settings: Settings, admin_key: str) -> str:
+    """What ``--demo`` prints at start: where to look, the admin key, a first curl."""
+    base = f"http://{settings.host}:{settings.port}"
+    return (
+        f"boxoffice serving {base}  (store {settings.db})\n"
+        f"  API docs:    {base}/docs\n"
+        f"  admin key:   {admin_key}\n"
+        f"  first step:  curl -s -X POST {base}/v1/users -H 'Content-Type: application/json' "
+        '-d \'{"email": "fan@example.com", "password": "correct horse"}\'\n'
+        "  walkthrough: README.md (a whole drop with curl), docs/http-api.md"
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The HTTP API v1 app. Opening the store happens in the lifespan (server start).
+
+    Args:
+        settings: server settings; by default read from ``BOXOFFICE_*`` variables.
+    """
+    settings = settings or Settings()
+    log = get_logger()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = Service(settings)
+        app.state.service = service
+        recovery = service.engine.recovery
+        log.info(
+            "store opened",
+            db=str(settings.db),
+            durability=settings.durability,
+            **{k: v for k, v in recovery.items() if isinstance(v, int)},
+        )
+        if settings.demo:
+            from .demo import load
+
+            concert = load(service.engine)
+            if concert is not None:
+                log.info("demo concert loaded", concert_id=concert.id)
+            print(welcome(settings, service.admin_key), flush=True)
+        try:
+            yield
+        finally:
+            service.close()
+            app.state.service = None
+            log.info("store closed", db=str(settings.db))
+
+    app = FastAPI(
+        title="boxoffice",
+        version="1.0.0",
+        summary="Ticket drops: admission queue, expiring seat holds, payment ledger.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = None
+    metrics = Metrics(lambda: app.state.service)
+    app.state.metrics = metrics
+    errors.install(app)
+    for module in (health, users, auth, concerts, queue, schedules, reservations, payments):
+        app.include_router(module.router)
+    app.include_router(balance.router)
+    app.include_router(admin.router)
+    # Outermost first: access log and metrics see every answer, including 413s.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.request_body_max_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.access_log:
+        app.add_middleware(AccessLogMiddleware)
+    return app

@@ -1,0 +1,32 @@
+"""The demo concert ``boxoffice serve --demo`` loads into an empty store."""
+
+from __future__ import annotations
+
+import time
+
+import boxoffice as bo
+
+
+def load(engine: bo.Engine) -> bo.Concert | None:
+    """Creates the demo concert (3 schedules x 2,400 seats, 3 grades) unless the store has
+    concerts already; returns it, or None when nothing was created."""
+    if engine.concert_count > 0:
+        return None
+    now = time.time()
+    day = 86_400.0
+    hall = [
+        bo.SectionSpec("A", 10, 40, "VIP", 165_000),
+        bo.SectionSpec("B", 20, 40, "R", 132_000),
+        bo.SectionSpec("C", 30, 40, "S", 99_000),
+    ]
+    first = (int(now // day) + 30) * day + 19 * 3600  # 19:00 UTC, a month from now
+    concert = engine.create_concert(
+        title="IU 2027 World Tour",
+        artist="IU",
+        venue="KSPO Dome",
+        schedules=[bo.ScheduleSpec(first + i * day, hall) for i in range(3)],
+        sale=bo.SaleSettings(queue_capacity=200, hold_ttl_s=300, session_ttl_s=600),
+        now=now,
+    )
+    engine.wait_durable()
+    return concert

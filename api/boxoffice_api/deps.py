@@ -1,0 +1,95 @@
+"""Dependencies of the routes, as ``Annotated`` aliases: the service, the current user, the
+queue token, the admin key.
+
+Authentication happens here and nowhere else. The access JWT is a Bearer token; the queue
+token is the ``X-Queue-Token`` header, and its claims must name the same user as the access
+token (a token lent to someone else is refused). Whether it may pass the gate is the engine's
+call (``check_gate``), made by the routes that need it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from .errors import ApiError
+from .security import QueueClaims
+from .service import Service
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False, description="The access JWT from POST /v1/auth/token.")
+_queue_header = APIKeyHeader(
+    name="X-Queue-Token",
+    auto_error=False,
+    scheme_name="QueueToken",
+    description="The queue token from POST /v1/concerts/{concert_id}/queue.",
+)
+_admin_header = APIKeyHeader(
+    name="X-Admin-Key",
+    auto_error=False,
+    scheme_name="AdminKey",
+    description="BOXOFFICE_ADMIN_KEY (printed by the server when generated).",
+)
+
+
+def current_user(
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> int:
+    """The user id of the request's access JWT.
+
+    Raises:
+        ApiError: 401 ``UNAUTHENTICATED`` (missing, malformed, forged) or ``TOKEN_EXPIRED``.
+    """
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(401, "UNAUTHENTICATED", "an access token is required (Bearer)")
+    return service.tokens.user_of(credentials.credentials)
+
+
+CurrentUser = Annotated[int, Depends(current_user)]
+
+
+def queue_claims(
+    service: ServiceDep,
+    user_id: CurrentUser,
+    token: Annotated[str | None, Depends(_queue_header)],
+) -> QueueClaims:
+    """The claims of the request's queue token, issued to the current user.
+
+    Raises:
+        ApiError: 403 ``QUEUE_TOKEN_INVALID`` (missing, forged, another user's) or
+            ``QUEUE_TOKEN_EXPIRED``.
+    """
+    if not token:
+        raise ApiError(403, "QUEUE_TOKEN_INVALID", "the X-Queue-Token header is required")
+    claims = service.tokens.queue_claims(token)
+    if claims.user_id != user_id:
+        raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token was issued to another user")
+    return claims
+
+
+QueueToken = Annotated[QueueClaims, Depends(queue_claims)]
+
+
+def require_admin(service: ServiceDep, key: Annotated[str | None, Depends(_admin_header)]) -> None:
+    """Admits the request when ``X-Admin-Key`` matches (constant-time comparison).
+
+    Raises:
+        ApiError: 403 ``ADMIN_KEY_INVALID``.
+    """
+    expected = service.admin_key.encode()
+    if key is None or not hmac.compare_digest(key.encode(), expected):
+        raise ApiError(403, "ADMIN_KEY_INVALID", "a valid X-Admin-Key header is required")
+
+
+Admin = Depends(require_admin)

@@ -1,0 +1,121 @@
+"""Prometheus metrics: HTTP request counts and latencies, and the engine's live numbers.
+
+Request metrics are labelled by route template (``/v1/reservations/{reservation_id}``), never
+by raw path, so ids cannot blow up the label space. Engine gauges (queue lengths, holds,
+sales, revenue) are read from ``Engine.stats`` at scrape time by a custom collector.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .service import Service
+
+CONCERTS_EXPORTED_MAX = 1000  # the most recent concerts get per-concert gauges
+
+
+class EngineCollector(Collector):
+    """Per-concert gauges from ``Engine.stats``, read when Prometheus scrapes."""
+
+    def __init__(self, get_service: object) -> None:
+        self._get_service = get_service
+
+    def collect(self) -> Iterator[Metric]:
+        service: Service | None = self._get_service()  # type: ignore[operator]
+        if service is None:
+            return
+        engine = service.engine
+        now = service.now()
+        gauges = {
+            name: GaugeMetricFamily(f"boxoffice_{name}", help_, labels=["concert_id"])
+            for name, help_ in [
+                ("queue_waiting", "WAITING queue tokens"),
+                ("queue_active", "ACTIVE queue tokens"),
+                ("seats_available", "AVAILABLE seats"),
+                ("seats_held", "HELD seats"),
+                ("seats_sold", "SOLD seats"),
+                ("reservations_pending", "PENDING reservations"),
+            ]
+        }
+        revenue = CounterMetricFamily(
+            "boxoffice_revenue_won", "Revenue of confirmed payments, won", labels=["concert_id"]
+        )
+        admitted = CounterMetricFamily(
+            "boxoffice_queue_admitted", "Queue tokens admitted", labels=["concert_id"]
+        )
+        last = engine.concert_count
+        for concert_id in range(max(1, last - CONCERTS_EXPORTED_MAX + 1), last + 1):
+            stats = engine.stats(concert_id, now=now)
+            label = [str(concert_id)]
+            for name, gauge in gauges.items():
+                gauge.add_metric(label, getattr(stats, name))
+            revenue.add_metric(label, stats.revenue)
+            admitted.add_metric(label, stats.queue_admitted_total)
+        yield from gauges.values()
+        yield revenue
+        yield admitted
+        users = GaugeMetricFamily("boxoffice_users", "Users in the engine")
+        users.add_metric([], engine.user_count)
+        yield users
+        seq = GaugeMetricFamily("boxoffice_journal_last_event_seq", "Last domain event sequence")
+        seq.add_metric([], engine.last_event_seq)
+        yield seq
+
+
+class Metrics:
+    """The registry of one app (one per app, so tests can build many apps)."""
+
+    def __init__(self, get_service: object) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "boxoffice_http_requests",
+            "HTTP requests by route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "boxoffice_http_request_duration_seconds",
+            "HTTP request latency by route template, seconds",
+            ["method", "route"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.registry.register(EngineCollector(get_service))
+
+
+class MetricsMiddleware:
+    """Counts and times every request (pure ASGI: no body buffering)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

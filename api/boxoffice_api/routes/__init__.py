@@ -1,0 +1,1 @@
+"""One router per resource (``APIRouter(prefix, tags)``), each a thin layer over the engine."""

@@ -1,0 +1,49 @@
+"""Seats of a schedule (flow 6), behind the gate."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from ..deps import CurrentUser, QueueToken, ServiceDep
+from ..errors import ApiError
+from ..schemas import Page, SeatOut
+from .responses import problems
+
+router = APIRouter(prefix="/v1/schedules", tags=["seats"])
+
+
+@router.get(
+    "/{schedule_id}/seats",
+    responses=problems(401, 403, 404),
+    summary="Seats of a schedule (ACTIVE queue token)",
+)
+async def seats(
+    schedule_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    user_id: CurrentUser,
+    token: QueueToken,
+    service: ServiceDep,
+    status: Annotated[Literal["AVAILABLE", "HELD", "SOLD"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+    cursor: Annotated[int, Query(ge=0, le=2**63 - 1, description="next_cursor of a page.")] = 0,
+) -> Page[SeatOut]:
+    """The schedule's seats in seat-map order, optionally only those with ``status``; paged
+    by seat id (``cursor``). Needs an ACTIVE queue token for the schedule's concert.
+
+    Errors: 403 (the gate); 404 ``SCHEDULE_NOT_FOUND``.
+    """
+    engine = service.engine
+    async with service.command():
+        engine.check_gate(user_id, token.token_id, token.concert_id, now=service.now())
+    now = service.now()
+    all_seats = engine.seats(schedule_id, status, now=now)
+    if schedule_id not in {s.id for s in engine.schedules(token.concert_id, now=now)}:
+        raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token is for another concert")
+    page = [s for s in all_seats if s.id > cursor][: limit + 1]
+    more = len(page) > limit
+    page = page[:limit]
+    return Page(
+        items=[SeatOut.of(s) for s in page],
+        next_cursor=str(page[-1].id) if more else None,
+    )

@@ -1,0 +1,398 @@
+"""Request and response bodies of HTTP API v1 (JSON, snake_case, RFC 3339 UTC, integer won).
+
+Numbers are bounded only to the engine's 64-bit range here; every domain rule (minimums,
+named limits, amounts) is the engine's, so its error codes reach the client unchanged
+(``INVALID_AMOUNT`` for a zero charge, ``TOO_MANY_SEATS``, ``LIMIT_EXCEEDED``, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Generic, Literal, TypeVar, overload
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+import boxoffice as bo
+
+I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Seconds = Annotated[float, Field(allow_inf_nan=False, ge=-1e11, le=1e11)]
+Text = Annotated[str, Field(max_length=4096)]
+
+
+@overload
+def utc(seconds: float) -> datetime: ...
+@overload
+def utc(seconds: None) -> None: ...
+def utc(seconds: float | None) -> datetime | None:
+    """Engine seconds since the epoch → an aware UTC datetime (None stays None)."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def seconds_of(when: datetime | None) -> float | None:
+    return None if when is None else when.timestamp()
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- accounts ---------------------------------------------------------------------------
+
+
+class Credentials(Strict):
+    email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+    password: Annotated[str, Field(min_length=8, max_length=256)]
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    created_at: datetime
+
+
+class AccessToken(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires.")
+
+
+# --- catalog ----------------------------------------------------------------------------
+
+
+class SectionIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    rows: I64
+    seats_per_row: I64
+    grade: Annotated[str, Field(min_length=1, max_length=64)]
+    price: I64 = Field(description="Won per seat.")
+
+
+class ScheduleIn(Strict):
+    starts_at: AwareDatetime
+    sections: list[SectionIn] = Field(min_length=1, max_length=256)
+
+
+class Sale(Strict):
+    """Sale settings; the defaults are the seeds' (capacity 200, session 10 min, hold 5 min)."""
+
+    opens_at: AwareDatetime | None = Field(
+        None, description="Before it, joiners enter a pre-queue shuffled at opening."
+    )
+    queue_capacity: I64 = Field(200, description="Most ACTIVE tokens at once.")
+    admission_per_minute: I64 | None = Field(None, description="Cap on new admissions.")
+    session_ttl_s: Seconds = 600.0
+    hold_ttl_s: Seconds = 300.0
+    max_seats_per_reservation: I64 = 4
+    max_seats_per_user: I64 | None = None
+    release_on_payment_failure: bool = False
+    abandon_timeout_s: Seconds = 60.0
+    poll_interval_s: Seconds = 5.0
+
+    def to_engine(self) -> bo.SaleSettings:
+        return bo.SaleSettings(
+            opens_at=seconds_of(self.opens_at),
+            queue_capacity=self.queue_capacity,
+            admission_per_minute=self.admission_per_minute,
+            session_ttl_s=self.session_ttl_s,
+            hold_ttl_s=self.hold_ttl_s,
+            max_seats_per_reservation=self.max_seats_per_reservation,
+            max_seats_per_user=self.max_seats_per_user,
+            release_on_payment_failure=self.release_on_payment_failure,
+            abandon_timeout_s=self.abandon_timeout_s,
+            poll_interval_s=self.poll_interval_s,
+        )
+
+    @classmethod
+    def of(cls, s: bo.SaleSettings) -> Sale:
+        return cls(
+            opens_at=utc(s.opens_at),
+            queue_capacity=s.queue_capacity,
+            admission_per_minute=s.admission_per_minute,
+            session_ttl_s=s.session_ttl_s,
+            hold_ttl_s=s.hold_ttl_s,
+            max_seats_per_reservation=s.max_seats_per_reservation,
+            max_seats_per_user=s.max_seats_per_user,
+            release_on_payment_failure=s.release_on_payment_failure,
+            abandon_timeout_s=s.abandon_timeout_s,
+            poll_interval_s=s.poll_interval_s,
+        )
+
+
+class ConcertIn(Strict):
+    title: Annotated[str, Field(min_length=1, max_length=256)]
+    artist: Annotated[str, Field(max_length=256)] = ""
+    venue: Annotated[str, Field(max_length=256)] = ""
+    schedules: list[ScheduleIn] = Field(min_length=1, max_length=256)
+    sale: Sale = Field(default_factory=Sale)
+
+
+class ScheduleOut(BaseModel):
+    id: int
+    concert_id: int
+    starts_at: datetime
+    seats_total: int
+    seats_available: int
+
+    @classmethod
+    def of(cls, s: bo.Schedule) -> ScheduleOut:
+        return cls(
+            id=s.id,
+            concert_id=s.concert_id,
+            starts_at=utc(s.starts_at),
+            seats_total=s.seats_total,
+            seats_available=s.seats_available,
+        )
+
+
+class ConcertOut(BaseModel):
+    id: int
+    title: str
+    artist: str
+    venue: str
+    grades: list[str]
+    schedules: list[ScheduleOut]
+    sale: Sale
+    created_at: datetime
+
+    @classmethod
+    def of(cls, c: bo.Concert) -> ConcertOut:
+        return cls(
+            id=c.id,
+            title=c.title,
+            artist=c.artist,
+            venue=c.venue,
+            grades=c.grades,
+            schedules=[ScheduleOut.of(s) for s in c.schedules],
+            sale=Sale.of(c.sale),
+            created_at=utc(c.created_at),
+        )
+
+
+class SeatOut(BaseModel):
+    id: int
+    schedule_id: int
+    label: str = Field(description="section-row-number, e.g. A-1-7.")
+    section: str
+    row: int
+    number: int
+    grade: str
+    price: int
+    status: Literal["AVAILABLE", "HELD", "SOLD"]
+
+    @classmethod
+    def of(cls, s: bo.Seat) -> SeatOut:
+        return cls(
+            id=s.id,
+            schedule_id=s.schedule_id,
+            label=s.label,
+            section=s.section,
+            row=s.row,
+            number=s.number,
+            grade=s.grade,
+            price=s.price,
+            status=s.status,
+        )
+
+
+# --- queue ------------------------------------------------------------------------------
+
+
+class QueueStatus(BaseModel):
+    token_id: int
+    concert_id: int
+    status: Literal["WAITING", "ACTIVE", "EXPIRED"]
+    position: int | None = Field(description="WAITING only: tokens ahead (0 = next).")
+    eta_s: float | None = Field(description="WAITING only: estimated wait in seconds.")
+    poll_after_s: float = Field(description="Poll again after this many seconds.")
+    expires_at: datetime | None = Field(description="ACTIVE: when the session ends.")
+    ended_reason: Literal["LEFT", "ABANDONED", "SESSION_EXPIRED", "COMPLETED"] | None
+
+    @classmethod
+    def of(cls, t: bo.QueueToken) -> QueueStatus:
+        return cls(
+            token_id=t.id,
+            concert_id=t.concert_id,
+            status=t.state,
+            position=t.position,
+            eta_s=t.eta_s,
+            poll_after_s=t.poll_after_s,
+            expires_at=utc(t.expires_at),
+            ended_reason=t.ended_reason,
+        )
+
+
+class QueueJoined(QueueStatus):
+    queue_token: str = Field(description="Send it as X-Queue-Token on gated requests.")
+
+
+# --- reservations and payments ----------------------------------------------------------
+
+
+class HoldIn(Strict):
+    """Either ``seat_ids`` or ``quantity`` (best-available adjacent seats, optional grade)."""
+
+    schedule_id: Id
+    seat_ids: list[Id] | None = Field(None, max_length=1024)
+    quantity: I64 | None = None
+    grade: Annotated[str, Field(max_length=64)] = ""
+
+    @model_validator(mode="after")
+    def _one_way(self) -> HoldIn:
+        if (self.seat_ids is None) == (self.quantity is None):
+            raise ValueError("give either seat_ids or quantity")
+        if self.seat_ids is not None and self.grade:
+            raise ValueError("grade goes with quantity, not seat_ids")
+        return self
+
+
+class ReservationOut(BaseModel):
+    id: int
+    status: Literal["PENDING", "CONFIRMED", "EXPIRED", "CANCELED", "REFUNDED"]
+    concert_id: int
+    schedule_id: int
+    seats: list[int] = Field(description="Seat ids.")
+    amount: int = Field(description="Won.")
+    created_at: datetime
+    expires_at: datetime = Field(description="A PENDING hold ends here.")
+    ended_at: datetime | None
+    payment_id: int | None
+
+    @classmethod
+    def of(cls, r: bo.Reservation) -> ReservationOut:
+        return cls(
+            id=r.id,
+            status=r.status,
+            concert_id=r.concert_id,
+            schedule_id=r.schedule_id,
+            seats=r.seat_ids,
+            amount=r.amount,
+            created_at=utc(r.created_at),
+            expires_at=utc(r.expires_at),
+            ended_at=utc(r.ended_at),
+            payment_id=r.payment_id,
+        )
+
+
+class PaymentIn(Strict):
+    reservation_id: Id
+
+
+class PaymentOut(BaseModel):
+    id: int
+    reservation_id: int
+    amount: int = Field(description="Won.")
+    status: Literal["SUCCEEDED", "REFUNDED"]
+    paid_at: datetime
+    balance: int = Field(description="The wallet balance right after the payment, won.")
+
+    @classmethod
+    def of(cls, p: bo.Payment) -> PaymentOut:
+        return cls(
+            id=p.id,
+            reservation_id=p.reservation_id,
+            amount=p.amount,
+            status=p.status,
+            paid_at=utc(p.paid_at),
+            balance=p.balance_after,
+        )
+
+
+class ChargeIn(Strict):
+    amount: I64 = Field(description="Won; at least 1 and at most the per-charge limit.")
+
+
+class BalanceOut(BaseModel):
+    user_id: int
+    balance: int = Field(description="Won.")
+
+
+class ChargeOut(BaseModel):
+    id: int = Field(description="The history entry of this charge.")
+    amount: int
+    balance: int = Field(description="The new balance, won.")
+    charged_at: datetime
+
+
+class HistoryEntryOut(BaseModel):
+    id: int
+    kind: Literal["CHARGE", "PAYMENT", "REFUND"]
+    amount: int
+    balance_after: int
+    at: datetime
+    reservation_id: int | None
+
+    @classmethod
+    def of(cls, e: bo.HistoryEntry) -> HistoryEntryOut:
+        return cls(
+            id=e.id,
+            kind=e.kind,
+            amount=e.amount,
+            balance_after=e.balance_after,
+            at=utc(e.at),
+            reservation_id=e.reservation_id,
+        )
+
+
+# --- operators --------------------------------------------------------------------------
+
+
+class StatsOut(BaseModel):
+    concert_id: int
+    queue_waiting: int
+    queue_active: int
+    queue_joined_total: int
+    queue_admitted_total: int
+    queue_abandoned_total: int
+    seats_total: int
+    seats_available: int
+    seats_held: int
+    seats_sold: int
+    reservations_pending: int
+    reservations_confirmed: int
+    reservations_expired: int
+    reservations_canceled: int
+    reservations_refunded: int
+    payments: int
+    revenue: int = Field(description="Won.")
+
+
+class EventOut(BaseModel):
+    seq: int
+    type: str
+    at: datetime
+    user_id: int | None
+    concert_id: int | None
+    token_id: int | None
+    reservation_id: int | None
+    amount: int | None
+    value: int | None
+
+    @classmethod
+    def of(cls, e: bo.Event) -> EventOut:
+        return cls(
+            seq=e.seq,
+            type=e.type,
+            at=utc(e.at),
+            user_id=e.user_id or None,
+            concert_id=e.concert_id or None,
+            token_id=e.token_id or None,
+            reservation_id=e.reservation_id or None,
+            amount=e.amount or None,
+            value=e.value or None,
+        )
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(None, description="Pass as the cursor for the next page.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    last_seq: int
+    concerts: int
+    users: int

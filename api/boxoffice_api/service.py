@@ -1,0 +1,129 @@
+"""What every request needs: the engine, the accounts, the token signer, the clock.
+
+One :class:`Service` per server process, opened by the app's lifespan and closed on shutdown
+(which takes a last snapshot). The real clock is read here, at the edge: routes pass
+``service.now()`` to the engine as ``now``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import boxoffice as bo
+
+from .accounts import AccountStore
+from .errors import ApiError
+from .security import Passwords, Tokens
+from .settings import Settings
+
+
+class LoginThrottle:
+    """Failed logins per email in a sliding window; past the limit, logins answer 429.
+
+    Args:
+        attempts_per_minute: failed attempts allowed per email per 60 s.
+        emails_max: emails tracked at once (the oldest entries are dropped first), so a
+            flood of made-up emails cannot grow memory without bound.
+    """
+
+    WINDOW_S = 60.0
+
+    def __init__(self, attempts_per_minute: int, emails_max: int = 100_000) -> None:
+        self._limit = attempts_per_minute
+        self._emails_max = emails_max
+        self._failures: dict[str, deque[float]] = {}
+
+    def check(self, email: str, now: float) -> None:
+        """Raises ApiError 429 ``LOGIN_THROTTLED`` (with Retry-After) while throttled."""
+        failures = self._failures.get(email)
+        if failures is None:
+            return
+        while failures and failures[0] <= now - self.WINDOW_S:
+            failures.popleft()
+        if len(failures) >= self._limit:
+            raise ApiError(
+                429,
+                "LOGIN_THROTTLED",
+                "too many failed logins for this account; try again later",
+                retry_after_s=failures[0] + self.WINDOW_S - now,
+            )
+
+    def failed(self, email: str, now: float) -> None:
+        failures = self._failures.pop(email, None) or deque(maxlen=self._limit)
+        failures.append(now)
+        self._failures[email] = failures  # re-inserted: dicts keep insertion order
+        if len(self._failures) > self._emails_max:
+            del self._failures[next(iter(self._failures))]
+
+    def succeeded(self, email: str) -> None:
+        self._failures.pop(email, None)
+
+
+class Service:
+    """The engine and everything around it for one server process.
+
+    Args:
+        settings: the server settings; ``settings.db`` is created (with its directory).
+
+    Raises:
+        boxoffice.errors.StoreLocked: another server has the store open.
+        boxoffice.errors.StoreError, boxoffice.errors.DataLoss: see ``boxoffice.Engine``.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.db.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = bo.Engine(
+            settings.db,
+            durability=settings.durability,
+            snapshot_every_records=settings.snapshot_every_records,
+        )
+        self.accounts = AccountStore(settings.db)
+        secret = (
+            settings.jwt_secret.get_secret_value()
+            if settings.jwt_secret is not None
+            else self.accounts.secret("jwt_secret")
+        )
+        self.admin_key = (
+            settings.admin_key.get_secret_value()
+            if settings.admin_key is not None
+            else self.accounts.secret("admin_key")
+        )
+        self.passwords = Passwords(settings.password_hash_profile)
+        self.tokens = Tokens(
+            secret,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            settings.access_token_ttl_s,
+            settings.queue_token_ttl_s,
+        )
+        self.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
+        # Emails being signed up right now: a second sign-up of one email while the first
+        # is in flight is refused, so two at once cannot both create an engine user.
+        self.signups_in_flight: set[str] = set()
+
+    @staticmethod
+    def now() -> float:
+        """The wall clock in seconds since the Unix epoch (the engine never goes back)."""
+        return time.time()
+
+    @asynccontextmanager
+    async def command(self) -> AsyncIterator[None]:
+        """Wraps engine commands: on leaving, success or error, waits (without blocking the
+        event loop) until they are durable, so no answer is sent for an unjournaled change.
+
+        Engine calls run on the event-loop thread, so ``last_seq`` read on exit is this
+        request's last command (there is no ``await`` between the command and the read).
+        """
+        try:
+            yield
+        finally:
+            await self.engine.wait_durable_async(self.engine.last_seq)
+
+    def close(self) -> None:
+        """Closes the accounts and the engine (last snapshot, catalog rewrite)."""
+        self.accounts.close()
+        self.engine.close()
