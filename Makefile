@@ -1,5 +1,6 @@
 # boxoffice — every set-up step a fresh machine needs, idempotent.
-#   make test    bootstrap, build, then every test (C++, C++ under ASan+UBSan, Python, lint, types)
+#   make serve   bootstrap, build, then the HTTP server on 127.0.0.1:8000 with a demo concert
+#   make test    bootstrap, build, then every test (C++, C++ under ASan+UBSan, Python, HTTP, lint, types)
 #   make demo    a small ticket drop through the engine
 #   make bench   the benchmarks (docs/benchmarks.md);  make soak   long randomized and crash tests
 SHELL := /bin/bash
@@ -10,10 +11,10 @@ PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 JOBS     ?= $(shell nproc)
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := g++ cmake libabsl-dev libsqlite3-dev catch2 python3-venv
+APT_PKGS := g++ cmake libabsl-dev libsqlite3-dev catch2 python3-venv curl jq
 STAMP    := $(VENV)/.bootstrap-stamp
 
-.PHONY: bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve bench soak clean
+.PHONY: bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve openapi bench soak clean
 
 # System packages (Debian) and the virtual environment with the dev tools.
 $(STAMP): pyproject.toml
@@ -57,13 +58,15 @@ py-test: build
 	$(PY) -m pytest -q
 
 lint: bootstrap
-	$(VENV)/bin/ruff check python tests bench
-	$(VENV)/bin/ruff format --check python tests bench
+	$(VENV)/bin/ruff check python api tests bench
+	$(VENV)/bin/ruff format --check python api tests bench
 
 typecheck: build
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --allow-untyped-defs --allow-incomplete-defs --allow-untyped-calls \
-	  --disable-error-code=no-untyped-call tests/python
+	for dir in tests/python tests/api; do \
+	  $(VENV)/bin/mypy --allow-untyped-defs --allow-incomplete-defs --allow-untyped-calls \
+	    --disable-error-code=no-untyped-call $$dir || exit 1; \
+	done
 
 test: cpp-test cpp-asan py-test lint typecheck
 
@@ -85,8 +88,15 @@ soak: build
 demo: build
 	$(PY) -m boxoffice.demo
 
-# The HTTP service arrives with issue #4; until then `make serve` runs the demo drop.
-serve: demo
+# The HTTP service with a demo concert; the store is var/boxoffice.db (BOXOFFICE_* to change).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+serve: build
+	$(VENV)/bin/boxoffice serve --demo --host $(HOST) --port $(PORT)
+
+# Regenerates the checked-in OpenAPI document (tests/api/test_openapi.py compares them).
+openapi: build
+	$(PY) -m boxoffice_api.openapi api/openapi.json
 
 clean:
 	rm -rf build $(VENV) *.egg-info

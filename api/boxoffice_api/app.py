@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -136,6 +137,24 @@ def welcome(settings: Settings, admin_key: str) -> str:
     )
 
 
+def _document_problems(app: FastAPI) -> None:
+    """Adds the ``Problem`` schema to the OpenAPI components (routes refer to it by $ref)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            problem = errors.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            defs = problem.pop("$defs", {})
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(defs)
+            schemas["Problem"] = problem
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The HTTP API v1 app. Opening the store happens in the lifespan (server start).
 
@@ -177,6 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    _document_problems(app)
     app.state.settings = settings
     app.state.service = None
     metrics = Metrics(lambda: app.state.service)

@@ -15,7 +15,7 @@ from .users import normalize_email
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-@router.post("/token", responses=problems(401, 429), summary="Log in")
+@router.post("/token", responses=problems(401, 413, 429), summary="Log in")
 async def log_in(body: Credentials, service: ServiceDep) -> AccessToken:
     """Exchanges email and password for an access JWT (HS256, ``exp``/``iss``/``aud``).
 

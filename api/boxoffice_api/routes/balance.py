@@ -28,7 +28,7 @@ async def history(user_id: CurrentUser, service: ServiceDep) -> Page[HistoryEntr
 @router.post(
     "/charges",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(401, 409),
+    responses=problems(401, 409, 413),
     summary="Charge my wallet",
 )
 async def charge(

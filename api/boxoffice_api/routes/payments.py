@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(401, 403, 404, 409),
+    responses=problems(401, 403, 404, 409, 413),
     summary="Pay a reservation (ACTIVE queue token)",
 )
 async def pay(

@@ -22,7 +22,7 @@ ConcertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(401, 404, 429)
+    responses=problems(401, 404, 413, 429)
     | {200: {"description": "The user's live token (already in the queue)."}},
     summary="Join the queue",
 )

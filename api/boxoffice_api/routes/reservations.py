@@ -29,7 +29,7 @@ IdempotencyKey = Annotated[
 @router.post(
     "/reservations",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(401, 403, 404, 409),
+    responses=problems(401, 403, 404, 409, 413),
     summary="Hold seats (ACTIVE queue token)",
 )
 async def hold(
@@ -120,7 +120,7 @@ async def release_seat(
 
 @router.post(
     "/reservations/{reservation_id}/refund",
-    responses=problems(401, 404, 409),
+    responses=problems(401, 404, 409, 413),
     summary="Refund a confirmed reservation",
 )
 async def refund(

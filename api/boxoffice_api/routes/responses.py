@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import PROBLEM_MEDIA_TYPE, Problem
+from ..errors import PROBLEM_MEDIA_TYPE
 
 _DESCRIPTIONS = {
     401: "Missing, invalid or expired access token (UNAUTHENTICATED, TOKEN_EXPIRED).",
@@ -22,10 +22,11 @@ _DESCRIPTIONS = {
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for ``statuses`` (422 and 503 are always added)."""
+    """OpenAPI ``responses`` entries for ``statuses`` (422 and 503 are always added), each an
+    ``application/problem+json`` body of the ``Problem`` schema (added to the components by
+    ``app.create_app``)."""
     return {
         status: {
-            "model": Problem,
             "description": _DESCRIPTIONS[status],
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
