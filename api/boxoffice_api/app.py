@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import errors
-from .errors import ApiError
 from .logs import get_logger
 from .metrics import Metrics, MetricsMiddleware
 from .routes import (
@@ -55,7 +54,8 @@ answered only after their journal group is durable. See `docs/http-api.md`.
 
 class BodyLimitMiddleware:
     """Refuses request bodies above ``limit`` bytes with 413 ``REQUEST_TOO_LARGE``, whether
-    announced by Content-Length or streamed."""
+    announced by Content-Length or streamed (a streamed body is read, up to the limit, before
+    the app sees it)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -65,28 +65,38 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        detail = f"request bodies are limited to {self.limit} bytes"
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                response = errors.problem(Request(scope), 413, "REQUEST_TOO_LARGE", detail)
-                await response(scope, receive, send)
+        too_large = errors.problem(
+            Request(scope),
+            413,
+            "REQUEST_TOO_LARGE",
+            f"request bodies are limited to {self.limit} bytes",
+        )
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.limit:
+                await too_large(scope, receive, send)
                 return
+            await self.app(scope, receive, send)  # the server enforces Content-Length
+            return
+        # No Content-Length (chunked): buffer up to the limit, then replay to the app.
+        messages: list[Message] = []
         seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise ApiError(
-                        413,
-                        "REQUEST_TOO_LARGE",
-                        f"request bodies are limited to {self.limit} bytes",
-                    )
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                await too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
 
 class AccessLogMiddleware:

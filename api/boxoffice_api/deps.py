@@ -53,7 +53,10 @@ def current_user(
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "UNAUTHENTICATED", "an access token is required (Bearer)")
-    return service.tokens.user_of(credentials.credentials)
+    user_id = service.tokens.user_of(credentials.credentials)
+    if user_id > service.engine.user_count:  # users are numbered 1..user_count
+        raise ApiError(401, "UNAUTHENTICATED", "the access token names no user")
+    return user_id
 
 
 CurrentUser = Annotated[int, Depends(current_user)]

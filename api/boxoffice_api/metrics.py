@@ -45,7 +45,8 @@ class EngineCollector(Collector):
                 ("reservations_pending", "PENDING reservations"),
             ]
         }
-        revenue = CounterMetricFamily(
+        # A gauge: refunds lower it.
+        revenue = GaugeMetricFamily(
             "boxoffice_revenue_won", "Revenue of confirmed payments, won", labels=["concert_id"]
         )
         admitted = CounterMetricFamily(

@@ -10,13 +10,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar, overload
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
 import boxoffice as bo
 
-I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
-Seconds = Annotated[float, Field(allow_inf_nan=False, ge=-1e11, le=1e11)]
+# Strict: a JSON string or float is refused for an integer (money is integer won), a string for
+# a number, anything but true/false for a flag.
+I64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+Seconds = Annotated[StrictFloat, Field(allow_inf_nan=False, ge=-1e11, le=1e11)]
 Text = Annotated[str, Field(max_length=4096)]
 
 
@@ -85,7 +96,7 @@ class Sale(Strict):
     hold_ttl_s: Seconds = 300.0
     max_seats_per_reservation: I64 = 4
     max_seats_per_user: I64 | None = None
-    release_on_payment_failure: bool = False
+    release_on_payment_failure: StrictBool = False
     abandon_timeout_s: Seconds = 60.0
     poll_interval_s: Seconds = 5.0
 
@@ -365,8 +376,8 @@ class EventOut(BaseModel):
     concert_id: int | None
     token_id: int | None
     reservation_id: int | None
-    amount: int | None
-    value: int | None
+    amount: int = Field(description="Won, for money events (0 otherwise).")
+    value: int = Field(description="Event-specific number (docs/engine-rules.md), e.g. a balance.")
 
     @classmethod
     def of(cls, e: bo.Event) -> EventOut:
@@ -378,8 +389,8 @@ class EventOut(BaseModel):
             concert_id=e.concert_id or None,
             token_id=e.token_id or None,
             reservation_id=e.reservation_id or None,
-            amount=e.amount or None,
-            value=e.value or None,
+            amount=e.amount,
+            value=e.value,
         )
 
 

@@ -21,7 +21,8 @@ from .settings import Settings
 
 
 class LoginThrottle:
-    """Failed logins per email in a sliding window; past the limit, logins answer 429.
+    """Failed logins per key (email and client address) in a sliding window; past the limit,
+    logins answer 429.
 
     Args:
         attempts_per_minute: failed attempts allowed per email per 60 s.

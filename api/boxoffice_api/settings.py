@@ -31,10 +31,14 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
 
     admin_key: SecretStr | None = Field(
-        None, description="X-Admin-Key for /v1/admin; generated and kept in the store if unset."
+        None,
+        min_length=16,
+        description="X-Admin-Key for /v1/admin (16+ characters); generated and kept if unset.",
     )
     jwt_secret: SecretStr | None = Field(
-        None, description="HS256 signing key; generated and kept in the store if unset."
+        None,
+        min_length=32,
+        description="HS256 signing key (32+ characters); generated and kept in the store if unset.",
     )
     jwt_issuer: str = "boxoffice"
     jwt_audience: str = "boxoffice-api"

@@ -64,9 +64,12 @@ async def events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[EventOut]:
     """Domain events (ReservationHeld, PaymentSucceeded, QueueAdmitted, ...) with
-    ``seq > after``, oldest first; ``next_cursor`` is the ``after`` of the next page."""
-    items = service.engine.events(after, limit)
+    ``seq > after``, oldest first; ``next_cursor`` is the ``after`` of the next page (None on
+    the last page: a consumer following the feed keeps the last ``seq`` it read)."""
+    items = service.engine.events(after, limit + 1)  # one more: is there a next page?
+    more = len(items) > limit
+    items = items[:limit]
     return Page(
         items=[EventOut.of(e) for e in items],
-        next_cursor=str(items[-1].seq) if len(items) == limit else None,
+        next_cursor=str(items[-1].seq) if more else None,
     )
