@@ -165,9 +165,18 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's "error parsing the body" (not UTF-8, nested too deep, a number too long):
+        # invalid input, which the contract answers with 422 like any other.
+        detail = "the request body is not valid JSON"
+        error = FieldError(loc=["body"], msg=detail, type="json_invalid")
+        return problem(request, 422, "INVALID_ARGUMENT", detail, errors=[error])
     code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
     detail = exc.detail if isinstance(exc.detail, str) else code
-    return problem(request, exc.status_code, code, detail)
+    response = problem(request, exc.status_code, code, detail)
+    for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
+        response.headers.setdefault(name, value)
+    return response
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

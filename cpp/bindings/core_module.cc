@@ -90,6 +90,15 @@ DurationUs DurationToMicros(double seconds, const char* what) {
   return static_cast<DurationUs>(std::llround(seconds * 1e6));
 }
 
+int64_t OptionalLimitArg(std::optional<int64_t> value, const char* what) {
+  if (!value) return kNoLimit;
+  if (*value == kNoLimit) {
+    ThrowStatus(MakeError(ErrorCode::kInvalidArgument,
+                          std::string(what) + " must be None (no limit) or at least 1, got -1"));
+  }
+  return *value;
+}
+
 double Seconds(TimeUs us) { return static_cast<double>(us) / 1e6; }
 
 py::object OptionalSeconds(TimeUs us) {
@@ -171,11 +180,13 @@ void BindSettings(py::module_& m) {
              SaleSettings s;
              s.opens_at = opens_at ? ToMicros(*opens_at, "opens_at") : kNever;
              s.queue_capacity = queue_capacity;
-             s.admission_per_minute = admission_per_minute.value_or(kNoLimit);
+             // None is the C++ sentinel kNoLimit; the sentinel itself given as a number
+             // must not silently mean "no limit", so it is refused like any value below 1.
+             s.admission_per_minute = OptionalLimitArg(admission_per_minute, "admission_per_minute");
              s.session_ttl_us = DurationToMicros(session_ttl_s, "session_ttl_s");
              s.hold_ttl_us = DurationToMicros(hold_ttl_s, "hold_ttl_s");
              s.max_seats_per_reservation = max_seats_per_reservation;
-             s.max_seats_per_user = max_seats_per_user.value_or(kNoLimit);
+             s.max_seats_per_user = OptionalLimitArg(max_seats_per_user, "max_seats_per_user");
              s.release_on_payment_failure = release_on_payment_failure;
              s.abandon_timeout_us = DurationToMicros(abandon_timeout_s, "abandon_timeout_s");
              s.poll_interval_us = DurationToMicros(poll_interval_s, "poll_interval_s");
