@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -21,23 +22,31 @@ Call = tuple[str, str, dict[str, Any]]
 PASSWORD = "password-123"
 
 
+# One SSL context for all clients: building one per client is the slow part of httpx.Client().
+_SSL = ssl.create_default_context()
+
+
 async def _at_once(base_url: str, calls: Sequence[Call]) -> list[httpx.Response]:
-    n = len(calls)
-    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
-        # Open the n connections first, so the burst itself is n requests already in flight.
-        warm = await asyncio.gather(*(client.get("/healthz") for _ in range(n)))
+    # One client (one connection) per request: a single pooled AsyncClient with hundreds of
+    # connections is slow on the client side and would serialize the burst.
+    clients = [httpx.AsyncClient(base_url=base_url, timeout=60, verify=_SSL) for _ in calls]
+    try:
+        # Open the connections first, so the burst itself is all requests in flight at once.
+        warm = await asyncio.gather(*(c.get("/healthz") for c in clients))
         assert all(r.status_code == 200 for r in warm)
         go = asyncio.Event()
 
-        async def one(method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        async def one(client: httpx.AsyncClient, call: Call) -> httpx.Response:
+            method, url, kwargs = call
             await go.wait()
             return await client.request(method, url, **kwargs)
 
-        tasks = [asyncio.create_task(one(*call)) for call in calls]
+        tasks = [asyncio.create_task(one(c, call)) for c, call in zip(clients, calls, strict=True)]
         await asyncio.sleep(0)  # every task is parked at the gate
         go.set()
         return list(await asyncio.gather(*tasks))
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
 
 
 def at_once(server: Any, calls: Sequence[Call]) -> list[httpx.Response]:
@@ -59,11 +68,15 @@ def new_users(server: Any, n: int) -> list[dict[str, str]]:
 def active_fans(server: Any, concert_id: int, n: int) -> list[dict[str, str]]:
     """``n`` new users, each with an ACTIVE queue token (the capacity must allow it)."""
     users = new_users(server, n)
-    joined = at_once(server, [("POST", f"/v1/concerts/{concert_id}/queue", {"headers": u}) for u in users])
+    joined = at_once(
+        server, [("POST", f"/v1/concerts/{concert_id}/queue", {"headers": u}) for u in users]
+    )
     assert all(r.status_code == 201 and r.json()["status"] == "ACTIVE" for r in joined), [
         r.text for r in joined if r.json().get("status") != "ACTIVE"
     ][:3]
-    return [u | {"X-Queue-Token": r.json()["queue_token"]} for u, r in zip(users, joined, strict=True)]
+    return [
+        u | {"X-Queue-Token": r.json()["queue_token"]} for u, r in zip(users, joined, strict=True)
+    ]
 
 
 def seat_list(api: Any, fan: dict[str, str], schedule_id: int) -> dict[int, str]:
@@ -127,7 +140,11 @@ def test_200_fans_holding_overlapping_pairs_never_share_a_seat(server, api):
     results = at_once(
         server,
         [
-            ("POST", "/v1/reservations", {"json": {"schedule_id": schedule_id, "seat_ids": p}, "headers": f})
+            (
+                "POST",
+                "/v1/reservations",
+                {"json": {"schedule_id": schedule_id, "seat_ids": p}, "headers": f},
+            )
             for p, f in zip(pairs, fans, strict=True)
         ],
     )
@@ -235,7 +252,10 @@ def test_concurrent_charges_from_many_clients_sum_exactly(server, api):
     rng.shuffle(plan)
     results = at_once(
         server,
-        [("POST", "/v1/me/balance/charges", {"json": {"amount": a}, "headers": u}) for u, a in plan],
+        [
+            ("POST", "/v1/me/balance/charges", {"json": {"amount": a}, "headers": u})
+            for u, a in plan
+        ],
     )
     assert [r.status_code for r in results] == [201] * len(plan), codes(results)
 
@@ -259,7 +279,10 @@ def test_100_concurrent_charges_of_one_user_sum_exactly(server, api):
     amounts = [1_000 * (i + 1) for i in range(100)]
     results = at_once(
         server,
-        [("POST", "/v1/me/balance/charges", {"json": {"amount": a}, "headers": user}) for a in amounts],
+        [
+            ("POST", "/v1/me/balance/charges", {"json": {"amount": a}, "headers": user})
+            for a in amounts
+        ],
     )
     assert [r.status_code for r in results] == [201] * 100, codes(results)
     total = sum(amounts)
@@ -270,7 +293,10 @@ def test_100_concurrent_charges_of_one_user_sum_exactly(server, api):
     by_id = {e["id"]: e for e in history}
     for r in results:
         entry = by_id[r.json()["id"]]
-        assert (entry["amount"], entry["balance_after"]) == (r.json()["amount"], r.json()["balance"])
+        assert (entry["amount"], entry["balance_after"]) == (
+            r.json()["amount"],
+            r.json()["balance"],
+        )
     assert len({r.json()["balance"] for r in results}) == 100
     assert max(r.json()["balance"] for r in results) == total
 
@@ -343,7 +369,9 @@ def test_a_join_burst_beyond_capacity_admits_capacity_and_queues_the_rest_in_ord
     # and everybody else moves up five places.
     tokens = [u | {"X-Queue-Token": j["queue_token"]} for u, j in zip(users, joined, strict=True)]
     leavers = [t for t, j in zip(tokens, joined, strict=True) if j["status"] == "ACTIVE"][:5]
-    left = at_once(server, [("DELETE", f"/v1/concerts/{cid}/queue", {"headers": t}) for t in leavers])
+    left = at_once(
+        server, [("DELETE", f"/v1/concerts/{cid}/queue", {"headers": t}) for t in leavers]
+    )
     assert all(r.status_code == 200 and r.json()["status"] == "EXPIRED" for r in left)
     polls = at_once(server, [("GET", f"/v1/concerts/{cid}/queue", {"headers": t}) for t in tokens])
     now = {r.json()["token_id"]: r.json() for r in polls}
@@ -369,3 +397,42 @@ def test_one_user_joining_20_times_at_once_gets_one_place(server, api):
     assert {(r.json()["status"], r.json()["position"]) for r in results} == {("WAITING", 0)}
     s = stats(api, cid)
     assert (s["queue_joined_total"], s["queue_waiting"], s["queue_active"]) == (2, 1, 1)
+
+
+def test_leaves_polls_and_new_joins_at_once_keep_capacity_and_join_order(server, api):
+    capacity = 10
+    cid = api.concert(queue_capacity=capacity)["id"]
+    users = new_users(server, 50)
+    old, late = users[:40], users[40:]
+    joined = [api.join(u, cid) for u in old]  # one by one: positions follow this order
+    tokens = [u | {"X-Queue-Token": j["queue_token"]} for u, j in zip(old, joined, strict=True)]
+    assert [j["status"] for j in joined] == ["ACTIVE"] * capacity + ["WAITING"] * 30
+
+    # At once: every ACTIVE fan leaves, every WAITING fan polls, ten late fans join, and the
+    # operator looks at the stats.
+    stats_call: Call = ("GET", f"/v1/admin/concerts/{cid}/stats", {"headers": api.admin})
+    calls: list[Call] = [
+        ("DELETE", f"/v1/concerts/{cid}/queue", {"headers": t}) for t in tokens[:10]
+    ]
+    calls += [("GET", f"/v1/concerts/{cid}/queue", {"headers": t}) for t in tokens[10:]]
+    calls += [("POST", f"/v1/concerts/{cid}/queue", {"headers": u}) for u in late]
+    calls += [stats_call] * 20
+    results = at_once(server, calls)
+    assert all(r.status_code in (200, 201) for r in results), codes(results)
+    samples = results[50:]
+    assert max(r.json()["queue_active"] for r in samples) <= capacity
+    # The late fans came after thirty waiting fans: none of them may skip the line.
+    assert all(r.json()["status"] == "WAITING" for r in results[40:50])
+
+    tokens += [
+        u | {"X-Queue-Token": r.json()["queue_token"]}
+        for u, r in zip(late, results[40:50], strict=True)
+    ]
+    polls = at_once(server, [("GET", f"/v1/concerts/{cid}/queue", {"headers": t}) for t in tokens])
+    status = [p.json()["status"] for p in polls]
+    assert status == ["EXPIRED"] * 10 + ["ACTIVE"] * 10 + ["WAITING"] * 30
+    # The old waiters keep their order at the head of the line, the late fans queue behind.
+    assert [p.json()["position"] for p in polls[20:40]] == list(range(20))
+    assert sorted(p.json()["position"] for p in polls[40:]) == list(range(20, 30))
+    s = stats(api, cid)
+    assert (s["queue_active"], s["queue_waiting"]) == (capacity, 30)
