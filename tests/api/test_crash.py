@@ -154,7 +154,9 @@ def test_an_acknowledged_payment_survives_sigkill(start_server):
 # --- a clean stop ------------------------------------------------------------------------------
 
 
-def snapshot(c: Client, auths: list[dict[str, str]], viewer: dict[str, str], concert: dict) -> Any:
+def snapshot(
+    c: Client, auths: list[dict[str, str]], viewer: dict[str, str], concert: dict[str, Any]
+) -> Any:
     """Everything users and operators can read about the concert and the users."""
     schedule_id = concert["schedules"][0]["id"]
     return {
@@ -335,7 +337,7 @@ def check_fan(c: Client, f: Fan) -> tuple[int, int]:
     return balance, sum(e["amount"] for e in paid.values())
 
 
-def check_concert(c: Client, fans: list[Fan], viewer_email: str, concert: dict) -> None:
+def check_concert(c: Client, fans: list[Fan], viewer_email: str, concert: dict[str, Any]) -> None:
     """No seat sold or held twice; the seat map and the stats agree with the reservations."""
     cid, schedule_id = concert["id"], concert["schedules"][0]["id"]
     reservations = [

@@ -75,7 +75,9 @@ def poll(api: Any, headers: dict[str, str], concert_id: int) -> dict[str, Any]:
     return dict(r.json())
 
 
-def seats(api: Any, headers: dict[str, str], schedule_id: int, **params: Any) -> list[dict]:
+def seats(
+    api: Any, headers: dict[str, str], schedule_id: int, **params: Any
+) -> list[dict[str, Any]]:
     r = api.http.get(f"/v1/schedules/{schedule_id}/seats", params=params, headers=headers)
     assert r.status_code == 200, r.text
     return list(r.json()["items"])
@@ -86,13 +88,15 @@ def seat_status(api: Any, headers: dict[str, str], schedule_id: int) -> dict[int
 
 
 def hold(api: Any, headers: dict[str, str], **body: Any) -> httpx.Response:
-    return api.http.post("/v1/reservations", json=body, headers=headers)
+    r: httpx.Response = api.http.post("/v1/reservations", json=body, headers=headers)
+    return r
 
 
 def pay(api: Any, headers: dict[str, str], reservation_id: int, **extra: str) -> httpx.Response:
-    return api.http.post(
+    r: httpx.Response = api.http.post(
         "/v1/payments", json={"reservation_id": reservation_id}, headers=headers | extra
     )
+    return r
 
 
 def balance(api: Any, auth: dict[str, str]) -> int:

@@ -168,7 +168,9 @@ def test_200_fans_holding_overlapping_pairs_never_share_a_seat(server, api):
 # --- (2) one reservation, many payments ------------------------------------------------------
 
 
-def _payment_race(server, api, keys: list[str | None]) -> tuple[list[httpx.Response], dict]:
+def _payment_race(
+    server, api, keys: list[str | None]
+) -> tuple[list[httpx.Response], dict[str, Any]]:
     concert = api.concert()
     schedule_id = concert["schedules"][0]["id"]
     (fan,) = active_fans(server, concert["id"], 1)

@@ -18,7 +18,9 @@ PASSWORD = "password-123"
 PROBLEM_FIELDS = ("type", "title", "status", "detail", "instance", "code")
 
 
-def assert_problem(r: httpx.Response, status: int | None = None, code: str | None = None) -> dict:
+def assert_problem(
+    r: httpx.Response, status: int | None = None, code: str | None = None
+) -> dict[str, Any]:
     """An RFC 9457 problem: the media type and every member, consistent with the answer."""
     assert r.headers["content-type"].startswith("application/problem+json"), (r.headers, r.text)
     body = dict(r.json())
