@@ -54,15 +54,22 @@ class AccountStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS api_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
+        # Reads (every login) get their own connection: in WAL mode they see the last commit
+        # without waiting behind a sign-up's fsync on the writing connection.
+        self._read_lock = threading.Lock()
+        self._read = sqlite3.connect(
+            path, timeout=30.0, check_same_thread=False, isolation_level=None
+        )
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._read.close()
             self._db.close()
 
     def find(self, email: str) -> Account | None:
         """The account with this (normalized) email, or None."""
-        with self._lock:
-            row = self._db.execute(
+        with self._read_lock:
+            row = self._read.execute(
                 "SELECT user_id, email, password_hash, created_at FROM api_accounts"
                 " WHERE email = ?",
                 (email,),
@@ -71,8 +78,8 @@ class AccountStore:
 
     def by_user(self, user_id: int) -> Account | None:
         """The account of an engine user, or None."""
-        with self._lock:
-            row = self._db.execute(
+        with self._read_lock:
+            row = self._read.execute(
                 "SELECT user_id, email, password_hash, created_at FROM api_accounts"
                 " WHERE user_id = ?",
                 (user_id,),

@@ -2,8 +2,10 @@
 
 ``boxoffice serve [--host] [--port] [--db PATH] [--demo]`` runs the HTTP service (uvicorn, one
 process: the engine lives in it and the store admits one writer). Flags override the
-``BOXOFFICE_*`` environment variables. ``boxoffice admin-key [--db PATH]`` prints the store's
-admin key (generated on first start when ``BOXOFFICE_ADMIN_KEY`` is unset).
+``BOXOFFICE_*`` environment variables. ``boxoffice drop --url URL [--users N] [--json]`` runs a
+live drop of N virtual users against a server and checks its consistency
+(:mod:`boxoffice.drop`). ``boxoffice admin-key [--db PATH]`` prints the store's admin key
+(generated on first start when ``BOXOFFICE_ADMIN_KEY`` is unset).
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--durability", choices=["full", "normal", "off"])
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=_serve)
+    from . import drop
+
+    drop.add_parser(commands)
     key = commands.add_parser("admin-key", help="print the X-Admin-Key of a store")
     key.add_argument("--db", help="the SQLite store (default var/boxoffice.db)")
     key.set_defaults(run=_admin_key)

@@ -1,0 +1,1137 @@
+"""A live ticket drop over HTTP against a running boxoffice server (``boxoffice drop``).
+
+N virtual users run at once (asyncio, one pooled ``httpx.AsyncClient``; at most
+``concurrency`` requests in flight). Each user signs up, logs in, charges the wallet, joins the
+concert's admission queue, polls until ACTIVE (after ``poll_after_s`` or ``Retry-After``
+seconds, times ``poll_scale``), reads the dates and the available seats, holds
+1..``max_seats_per_reservation`` seats (best-available ``quantity``, or explicit adjacent
+seats), pays, and reads back its own reservations and balance. Holds, payments and charges
+carry an ``Idempotency-Key``; requests are retried with the same key after a transport error,
+a 429 or a 503. A user who finds no seat
+leaves the queue, freeing the slot for the next one.
+
+Afterwards the drop checks consistency from what the server reports: the admin stats
+(``GET /v1/admin/concerts/{id}/stats``), the event feed (``GET /v1/admin/events``), the seat map
+(read by an auditor user through the gate) and the users' own reads. Sold seats must be the seats
+of the CONFIRMED reservations, no seat may be in two CONFIRMED reservations, and revenue must equal
+the sum of the payments the clients saw succeed.
+
+``run_drop(DropConfig(...))`` is the API (a coroutine answering a ``DropResult``);
+``add_parser(subparsers)`` registers the ``drop`` subcommand. httpx is imported when a drop
+runs, so the rest of the command line works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import secrets
+import ssl
+import sys
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "Check",
+    "ConsistencyReport",
+    "DropConfig",
+    "DropError",
+    "DropResult",
+    "EndpointStats",
+    "add_parser",
+    "run_drop",
+]
+
+PASSWORD = "drop-password-0123"
+PRICES = {"VIP": 165_000, "R": 132_000, "S": 99_000}
+# Codes a healthy drop can answer: seats taken by others, holds that ran out, a session that ended.
+EXPECTED_CODES = frozenset(
+    {"SEAT_UNAVAILABLE", "HOLD_EXPIRED", "QUEUE_NOT_ACTIVE", "QUEUE_TOKEN_EXPIRED"}
+)
+_RETRY_STATUSES = frozenset({0, 429, 503})  # 0: a transport error (no answer)
+_ATTEMPTS = 4  # tries per request, counting the first
+_CONNECTIONS_PER_CLIENT = 8
+_SEAT_PAGE = 1000  # AVAILABLE seats a user reads before choosing
+
+
+class DropError(Exception):
+    """The drop could not be set up or read back (server unreachable, admin key refused, unknown
+    concert); the message says which request failed and how."""
+
+
+@dataclass(frozen=True)
+class DropConfig:
+    """What to run.
+
+    Attributes:
+        url: the server's base URL, e.g. ``http://127.0.0.1:8000``.
+        users: virtual users (each buys at most one reservation).
+        concurrency: most requests in flight at once (also the connection pool size).
+        concert_id: the concert to sell; ``None`` creates a fresh one with ``seats`` seats (one
+            schedule; sections VIP, R and S at 165,000 / 132,000 / 99,000 won) and
+            ``capacity`` as ``queue_capacity``.
+        admin_key: ``X-Admin-Key`` (needed to create the concert and for the check).
+        seats, capacity, hold_ttl_s, session_ttl_s: settings of a created concert.
+        seed: seeds each user's choices (seat count, best-available or explicit, start delay).
+        poll_scale: factor on every server-given wait (``poll_after_s``, ``Retry-After``);
+            below 1 polls faster than the server asks (for tests).
+        ramp_s: users start spread uniformly over this many seconds (0: all at once).
+        best_available_share: the share of holds that ask for ``quantity`` best-available
+            seats; the others pick explicit adjacent seats from the seat map.
+        hold_attempts: holds a user tries (re-reading the seat map) before giving up.
+        charge_amount: won charged up front; a payment short of balance charges the rest.
+        replay_share: the share of buyers who resend their payment with the same
+            Idempotency-Key, which must answer the same payment and change nothing.
+        max_wait_s: a user still WAITING after this many seconds leaves the queue.
+        timeout_s: per-request timeout in seconds.
+    """
+
+    url: str
+    users: int = 100
+    concurrency: int = 64
+    concert_id: int | None = None
+    admin_key: str | None = None
+    seats: int = 100
+    capacity: int = 50
+    hold_ttl_s: float = 300.0
+    session_ttl_s: float = 600.0
+    seed: int = 0
+    poll_scale: float = 1.0
+    ramp_s: float = 0.0
+    best_available_share: float = 0.5
+    hold_attempts: int = 4
+    charge_amount: int = 1_000_000
+    replay_share: float = 0.1
+    max_wait_s: float = 600.0
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.users < 1 or self.concurrency < 1 or self.seats < 1 or self.capacity < 1:
+            raise ValueError("users, concurrency, seats and capacity must be at least 1")
+        if self.poll_scale < 0 or self.ramp_s < 0 or self.hold_attempts < 1:
+            raise ValueError("poll_scale and ramp_s must be >= 0, hold_attempts >= 1")
+        if not 0 <= self.best_available_share <= 1 or not 0 <= self.replay_share <= 1:
+            raise ValueError("best_available_share and replay_share must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    """Latency of one endpoint (``route`` is the template, e.g. ``POST /v1/reservations``), in
+    milliseconds over every attempt; ``errors`` counts answers that were not 2xx."""
+
+    route: str
+    requests: int
+    errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True)
+class Check:
+    """One consistency rule: ``ok`` and what was compared (``detail``)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class ConsistencyReport:
+    """The checks read back from the server; ``ok`` when every check holds. ``stats`` is the
+    admin stats answer after the drop, ``events`` how many domain events were read."""
+
+    ok: bool
+    checks: list[Check]
+    stats: dict[str, Any]
+    events: int
+
+
+@dataclass(frozen=True)
+class DropResult:
+    """What a drop did and saw.
+
+    ``duration_s`` is the wall time of the users (setup and the check excluded); the rates are
+    per second of it. ``outcomes`` counts users by ``PURCHASED``, ``SOLD_OUT`` (no seat left
+    for them), ``GAVE_UP`` (waited longer than ``max_wait_s``) and ``FAILED`` (an unexpected
+    answer; see ``failures``). ``errors`` counts non-2xx answers by problem ``code``
+    (``TRANSPORT_ERROR`` when there was no answer); ``server_errors`` counts 5xx answers. Money
+    is in won, times in seconds.
+    """
+
+    url: str
+    concert_id: int
+    concert_created: bool
+    users: int
+    concurrency: int
+    seed: int
+    duration_s: float
+    requests: int
+    requests_per_s: float
+    purchases: int
+    purchases_per_s: float
+    seats_bought: int
+    revenue: int
+    last_purchase_s: float | None
+    outcomes: dict[str, int]
+    queue_wait_s: dict[str, float]
+    endpoints: list[EndpointStats]
+    statuses: dict[str, int]
+    errors: dict[str, int]
+    server_errors: int
+    failures: list[str]
+    consistency: ConsistencyReport
+
+    @property
+    def ok(self) -> bool:
+        """The consistency check passed."""
+        return self.consistency.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (what ``--json`` prints), with ``ok`` added."""
+        return {"ok": self.ok, **asdict(self)}
+
+    def format(self) -> str:
+        """A human-readable report: throughput, latency per endpoint, errors, the check."""
+        out = [
+            f"boxoffice drop: {self.users} users against {self.url}, concert {self.concert_id}"
+            + (" (created)" if self.concert_created else ""),
+            f"  duration     {self.duration_s:.2f} s (concurrency {self.concurrency}, "
+            f"seed {self.seed})",
+            f"  requests     {self.requests:,} ({self.requests_per_s:,.1f}/s)",
+            f"  purchases    {self.purchases:,} ({self.purchases_per_s:,.1f}/s), "
+            f"{self.seats_bought:,} seats, {self.revenue:,} won"
+            + (
+                f", last at {self.last_purchase_s:.2f} s"
+                if self.last_purchase_s is not None
+                else ""
+            ),
+            "  users        " + ", ".join(f"{v:,} {k}" for k, v in self.outcomes.items()),
+            "  queue wait   " + ", ".join(f"{k} {v:.2f} s" for k, v in self.queue_wait_s.items()),
+            "",
+            f"  {'endpoint':<50} {'n':>6} {'non-2xx':>7} {'p50':>7} {'p90':>7} {'p99':>7} "
+            f"{'max':>7}  ms",
+        ]
+        for e in self.endpoints:
+            out.append(
+                f"  {e.route:<50} {e.requests:>6} {e.errors:>7} {e.p50_ms:>7.1f} "
+                f"{e.p90_ms:>7.1f} {e.p99_ms:>7.1f} {e.max_ms:>7.1f}"
+            )
+        out += ["", "  statuses     " + ", ".join(f"{k}: {v}" for k, v in self.statuses.items())]
+        out.append(
+            "  errors       "
+            + (", ".join(f"{k}: {v}" for k, v in self.errors.items()) if self.errors else "none")
+        )
+        if self.server_errors:
+            out.append(f"  5xx answers  {self.server_errors}")
+        for failure in self.failures[:10]:
+            out.append(f"  failed user  {failure}")
+        c = self.consistency
+        out += ["", f"consistency check: {'PASS' if c.ok else 'FAIL'} ({c.events} events read)"]
+        for check in c.checks:
+            out.append(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+        return "\n".join(out)
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Answer:
+    status: int  # 0: no answer (transport error)
+    body: Any
+    code: str | None  # the problem code of a non-2xx answer
+    retry_after_s: float | None
+    attempts: int
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class _Unexpected(Exception):
+    def __init__(self, route: str, answer: _Answer) -> None:
+        super().__init__(f"{route} -> {answer.status} {answer.code}")
+        self.answer = answer
+
+
+@dataclass
+class _Recorder:
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    non_2xx: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    codes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, route: str, seconds: float, answer: _Answer) -> None:
+        self.latencies.setdefault(route, []).append(seconds)
+        self.statuses[str(answer.status) if answer.status else "none"] += 1
+        if not answer.ok:
+            self.non_2xx[route] += 1
+            self.codes[answer.code or f"HTTP_{answer.status}"] += 1
+
+    @property
+    def requests(self) -> int:
+        return sum(len(v) for v in self.latencies.values())
+
+
+class _Http:
+    """Requests by route template, timed and retried, over a few pooled clients (shards).
+
+    A request goes to shard ``shard % len(clients)``; each shard lets as many requests in
+    flight as its pool has connections, so the measured latency never includes waiting for a
+    connection. Several small pools rather than one big one: httpcore scans the whole pool on
+    every request, which makes one pool of hundreds of connections slow on the client side.
+    """
+
+    def __init__(
+        self, clients: Sequence[httpx.AsyncClient], per_client: int, poll_scale: float
+    ) -> None:
+        import httpx
+
+        self.clients = list(clients)
+        self.slots = [asyncio.Semaphore(per_client) for _ in self.clients]
+        self.poll_scale = poll_scale
+        self.rec = _Recorder()
+        self.transport_error: type[Exception] = httpx.TransportError
+
+    async def call(
+        self,
+        method: str,
+        template: str,
+        *,
+        path: Mapping[str, object] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: object = None,
+        query: Mapping[str, str | int] | None = None,
+        record: bool = True,
+        shard: int = 0,
+    ) -> _Answer:
+        """One request; retried (same headers, so the same Idempotency-Key) after a transport
+        error, 429 or 503, waiting ``Retry-After`` x ``poll_scale`` seconds."""
+        route = f"{method} {template}"
+        url = template.format(**path) if path else template
+        client = self.clients[shard % len(self.clients)]
+        slots = self.slots[shard % len(self.clients)]
+        answer = _Answer(0, None, "TRANSPORT_ERROR", None, 0)
+        for attempt in range(1, _ATTEMPTS + 1):
+            async with slots:
+                started = time.perf_counter()
+                try:
+                    response = await client.request(
+                        method, url, headers=headers, json=body, params=query
+                    )
+                except self.transport_error as exc:
+                    answer = _Answer(0, {"detail": repr(exc)}, "TRANSPORT_ERROR", None, attempt)
+                else:
+                    answer = _parse(response, attempt)
+                elapsed = time.perf_counter() - started
+            if record:
+                self.rec.add(route, elapsed, answer)
+            if answer.status not in _RETRY_STATUSES or attempt == _ATTEMPTS:
+                break
+            wait = answer.retry_after_s if answer.retry_after_s is not None else 0.2 * attempt
+            await asyncio.sleep(max(wait * self.poll_scale, 0.01))
+        return answer
+
+
+def _parse(response: httpx.Response, attempt: int) -> _Answer:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    code = None
+    if not 200 <= response.status_code < 300:
+        code = body.get("code") if isinstance(body, dict) else None
+        code = str(code) if code else f"HTTP_{response.status_code}"
+    retry_after = None
+    if isinstance(body, dict) and isinstance(body.get("retry_after_s"), int | float):
+        retry_after = float(body["retry_after_s"])
+    elif "retry-after" in response.headers:
+        try:
+            retry_after = float(response.headers["retry-after"])
+        except ValueError:
+            retry_after = None
+    return _Answer(response.status_code, body, code, retry_after, attempt)
+
+
+def _need(route: str, answer: _Answer, *statuses: int) -> Any:
+    """The body of an answer with one of ``statuses``; else ``_Unexpected``."""
+    if answer.status not in statuses:
+        raise _Unexpected(route, answer)
+    return answer.body
+
+
+# --- one virtual user ----------------------------------------------------------------------
+
+
+class _SessionOver(Exception):
+    """The queue token stopped passing the gate (session expired): join again."""
+
+
+@dataclass
+class _Payment:
+    id: int
+    reservation_id: int
+    amount: int
+
+
+@dataclass
+class _User:
+    index: int
+    http: _Http
+    concert_id: int
+    config: DropConfig
+    email: str
+    rng: random.Random
+    auth: dict[str, str] = field(default_factory=dict)
+    queue_token: str = ""
+    outcome: str = "FAILED"
+    failure: str = ""
+    charged: int = 0
+    paid: int = 0
+    holds: list[int] = field(default_factory=list)  # reservation ids the user saw held
+    payment: _Payment | None = None
+    pending: dict[str, Any] | None = None  # the held, unpaid reservation
+    replay_ok: bool | None = None
+    waited_s: list[float] = field(default_factory=list)
+    reservations: list[dict[str, Any]] = field(default_factory=list)  # read at the end
+    balance: int | None = None
+    purchased_at: float | None = None
+    max_seats: int = 4  # the concert's max_seats_per_reservation (and per user)
+    _keys: int = 0
+
+    async def _call(self, method: str, template: str, **kw: Any) -> _Answer:
+        return await self.http.call(method, template, shard=self.index, **kw)
+
+    def key(self, what: str) -> dict[str, str]:
+        self._keys += 1
+        return {"Idempotency-Key": f"drop-{self.email}-{what}-{self._keys}"}
+
+    @property
+    def gate(self) -> dict[str, str]:
+        return self.auth | {"X-Queue-Token": self.queue_token}
+
+    async def run(self, started: float) -> None:
+        if self.config.ramp_s:
+            await asyncio.sleep(self.rng.uniform(0, self.config.ramp_s))
+        try:
+            await self._log_in()
+            await self._charge(self.config.charge_amount)
+            self.outcome = await self._shop(started)
+        except _Unexpected as exc:
+            self.outcome, self.failure = "FAILED", f"user {self.index}: {exc}"
+        except Exception as exc:  # a bug here must not stop the other users
+            self.outcome, self.failure = "FAILED", f"user {self.index}: {exc!r}"
+        try:
+            if self.outcome != "PURCHASED":  # give back a hold, free the queue slot
+                await self._clean_up()
+            await self._read_back()
+        except Exception as exc:
+            self.failure = self.failure or f"user {self.index}: reading back: {exc!r}"
+
+    async def _log_in(self) -> None:
+        creds = {"email": self.email, "password": PASSWORD}
+        route = "POST /v1/users"
+        signed = await self._call("POST", "/v1/users", body=creds)
+        if not (signed.status == 201 or (signed.code == "EMAIL_TAKEN" and signed.attempts > 1)):
+            raise _Unexpected(route, signed)
+        route = "POST /v1/auth/token"
+        token = _need(route, await self._call("POST", "/v1/auth/token", body=creds), 200)
+        self.auth = {"Authorization": f"Bearer {token['access_token']}"}
+
+    async def _charge(self, amount: int) -> None:
+        route = "POST /v1/me/balance/charges"
+        answer = await self._call(
+            "POST",
+            "/v1/me/balance/charges",
+            headers=self.auth | self.key("charge"),
+            body={"amount": amount},
+        )
+        _need(route, answer, 201)
+        self.charged += amount
+
+    async def _shop(self, started: float) -> str:
+        """Queue, hold, pay; after a session that ended, joins again (at most 3 sessions)."""
+        for _session in range(3):
+            if not await self._join_and_wait():
+                return "GAVE_UP"
+            try:
+                return await self._buy(started)
+            except _SessionOver:
+                continue
+        return "GAVE_UP"
+
+    async def _join_and_wait(self) -> bool:
+        """Joins (or rejoins) the queue and polls until ACTIVE; False after ``max_wait_s``."""
+        path = {"concert_id": self.concert_id}
+        template = "/v1/concerts/{concert_id}/queue"
+        joined_at = time.monotonic()
+        answer = await self._call("POST", template, path=path, headers=self.auth)
+        state = _need(f"POST {template}", answer, 200, 201)
+        self.queue_token = str(state["queue_token"])
+        while state["status"] != "ACTIVE":
+            if state["status"] == "EXPIRED":  # abandoned (polled too slowly): join again
+                answer = await self._call("POST", template, path=path, headers=self.auth)
+                state = _need(f"POST {template}", answer, 200, 201)
+                self.queue_token = str(state["queue_token"])
+                continue
+            if time.monotonic() - joined_at > self.config.max_wait_s:
+                return False
+            await asyncio.sleep(max(float(state["poll_after_s"]) * self.config.poll_scale, 0.01))
+            answer = await self._call("GET", template, path=path, headers=self.gate)
+            state = _need(f"GET {template}", answer, 200)
+        self.waited_s.append(time.monotonic() - joined_at)
+        return True
+
+    async def _gated(
+        self,
+        method: str,
+        template: str,
+        expected: Sequence[int],
+        *,
+        path: Mapping[str, object] | None = None,
+        body: object = None,
+        query: Mapping[str, str | int] | None = None,
+        key: str | None = None,
+    ) -> _Answer:
+        """A gated request; ``_SessionOver`` when the token no longer passes, after waiting
+        out a QUEUE_NOT_ACTIVE (Retry-After) a few times."""
+        headers = self.gate | (self.key(key) if key else {})
+        for _ in range(20):
+            answer = await self._call(
+                method, template, path=path, headers=headers, body=body, query=query
+            )
+            if answer.code == "QUEUE_NOT_ACTIVE":
+                wait = answer.retry_after_s if answer.retry_after_s is not None else 1.0
+                await asyncio.sleep(max(wait * self.config.poll_scale, 0.01))
+                continue
+            if answer.code == "QUEUE_TOKEN_EXPIRED":
+                raise _SessionOver
+            if answer.status in expected or answer.code in EXPECTED_CODES:
+                return answer
+            raise _Unexpected(f"{method} {template}", answer)
+        raise _SessionOver
+
+    async def _buy(self, started: float) -> str:
+        """Holds and pays; ``PURCHASED`` or ``SOLD_OUT``."""
+        for _attempt in range(self.config.hold_attempts):
+            if self.pending is None and not await self._hold():
+                return "SOLD_OUT"
+            if self.pending is not None and await self._pay(started):
+                return "PURCHASED"
+        return "SOLD_OUT"
+
+    async def _hold(self) -> bool:
+        """Holds seats of a schedule with seats left; False when none are left."""
+        template = "/v1/concerts/{concert_id}/schedules"
+        answer = await self._gated("GET", template, [200], path={"concert_id": self.concert_id})
+        schedules = [s for s in answer.body["items"] if s["seats_available"] > 0]
+        if not schedules:
+            return False
+        schedule = self.rng.choice(schedules)
+        seats = await self._available_seats(int(schedule["id"]))
+        if not seats:
+            return False
+        quantity = self.rng.randint(1, self.max_seats)
+        body: dict[str, Any] = {"schedule_id": schedule["id"]}
+        if self.rng.random() < self.config.best_available_share:
+            body["quantity"] = min(quantity, len(seats))
+        else:
+            body["seat_ids"] = _adjacent(seats, self.rng.randrange(len(seats)), quantity)
+        answer = await self._gated("POST", "/v1/reservations", [201], body=body, key="hold")
+        if answer.status == 201:
+            self.pending = dict(answer.body)
+            self.holds.append(int(answer.body["id"]))
+        return True  # a seat taken by someone else: the next attempt reads the map again
+
+    async def _available_seats(self, schedule_id: int) -> list[dict[str, Any]]:
+        """The first ``_SEAT_PAGE`` AVAILABLE seats in seat-map order (front rows first): what a
+        fan looks at, without moving megabytes per user in a big hall."""
+        answer = await self._gated(
+            "GET",
+            "/v1/schedules/{schedule_id}/seats",
+            [200],
+            path={"schedule_id": schedule_id},
+            query={"status": "AVAILABLE", "limit": _SEAT_PAGE},
+        )
+        return list(answer.body["items"]) if answer.status == 200 else []
+
+    async def _pay(self, started: float) -> bool:
+        """Pays the pending reservation; True when paid (a short balance is topped up)."""
+        assert self.pending is not None
+        reservation_id = int(self.pending["id"])
+        headers_key = self.key("pay")
+        for _ in range(2):
+            headers = self.gate | headers_key
+            answer = await self._call(
+                "POST", "/v1/payments", headers=headers, body={"reservation_id": reservation_id}
+            )
+            if answer.status == 201:
+                self.payment = _Payment(
+                    int(answer.body["id"]), reservation_id, int(answer.body["amount"])
+                )
+                self.paid += self.payment.amount
+                self.purchased_at = time.monotonic() - started
+                self.pending = None
+                if self.rng.random() < self.config.replay_share:
+                    again = await self._call(
+                        "POST",
+                        "/v1/payments",
+                        headers=headers,
+                        body={"reservation_id": reservation_id},
+                    )
+                    self.replay_ok = again.status == 201 and again.body == answer.body
+                return True
+            if answer.code == "INSUFFICIENT_BALANCE":
+                await self._charge(max(int(self.pending["amount"]) - self.charged + self.paid, 1))
+                continue
+            if answer.code == "HOLD_EXPIRED":
+                self.pending = None
+                return False
+            if answer.code == "QUEUE_TOKEN_EXPIRED":
+                raise _SessionOver
+            raise _Unexpected("POST /v1/payments", answer)
+        return False
+
+    async def _clean_up(self) -> None:
+        """Without a purchase: cancel a held reservation, leave the queue (errors are only
+        counted)."""
+        if self.pending is not None and self.auth:
+            await self._call(
+                "DELETE",
+                "/v1/reservations/{reservation_id}",
+                path={"reservation_id": self.pending["id"]},
+                headers=self.auth,
+            )
+            self.pending = None
+        if self.queue_token:
+            await self._call(
+                "DELETE",
+                "/v1/concerts/{concert_id}/queue",
+                path={"concert_id": self.concert_id},
+                headers=self.gate,
+            )
+
+    async def _read_back(self) -> None:
+        """The user's own reads: their reservations and their balance."""
+        if not self.auth:
+            return
+        route = "GET /v1/me/reservations"
+        page = _need(route, await self._call("GET", "/v1/me/reservations", headers=self.auth), 200)
+        self.reservations = list(page["items"])
+        route = "GET /v1/me/balance"
+        answer = await self._call("GET", "/v1/me/balance", headers=self.auth)
+        self.balance = int(_need(route, answer, 200)["balance"])
+
+
+def _adjacent(seats: list[dict[str, Any]], start: int, quantity: int) -> list[int]:
+    """Up to ``quantity`` available seats from ``start`` on, in one row, in seat-map order."""
+    first = seats[start]
+    row = [
+        s for s in seats[start:] if s["section"] == first["section"] and s["row"] == first["row"]
+    ]
+    return [int(s["id"]) for s in row[:quantity]]
+
+
+# --- setup and the check ---------------------------------------------------------------------
+
+
+def _concert_body(config: DropConfig) -> dict[str, Any]:
+    """One schedule of ``config.seats`` seats in rows of 10 (wider for more than 20,000 seats,
+    to stay within 1,000 rows a section): the front half of the full rows VIP, the rest R, a
+    last partial row S."""
+    width = min(config.seats, max(10, math.ceil(config.seats / 2000)))
+    full, rest = divmod(config.seats, width)
+    vip = (full + 1) // 2
+    sections = [("A", vip, width, "VIP"), ("B", full - vip, width, "R"), ("C", 1, rest, "S")]
+    return {
+        "title": f"Drop {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        "artist": "boxoffice drop",
+        "venue": "Load Hall",
+        "schedules": [
+            {
+                "starts_at": "2030-01-01T19:00:00Z",
+                "sections": [
+                    {"name": n, "rows": r, "seats_per_row": w, "grade": g, "price": PRICES[g]}
+                    for n, r, w, g in sections
+                    if r and w
+                ],
+            }
+        ],
+        "sale": {
+            "queue_capacity": config.capacity,
+            "session_ttl_s": config.session_ttl_s,
+            "hold_ttl_s": config.hold_ttl_s,
+            "max_seats_per_reservation": 4,
+        },
+    }
+
+
+async def _setup_call(http: _Http, method: str, template: str, *ok: int, **kw: Any) -> Any:
+    answer = await http.call(method, template, record=False, **kw)
+    if answer.status not in ok:
+        detail = answer.body.get("detail") if isinstance(answer.body, dict) else None
+        raise DropError(
+            f"{method} {template} answered {answer.status or 'nothing'} {answer.code or ''}"
+            + (f": {detail}" if detail else "")
+        )
+    return answer.body
+
+
+async def _events(http: _Http, admin: dict[str, str], after: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    cursor: int | None = after
+    while cursor is not None:
+        page = await _setup_call(
+            http,
+            "GET",
+            "/v1/admin/events",
+            200,
+            headers=admin,
+            query={"after": cursor, "limit": 1000},
+        )
+        events += page["items"]
+        cursor = int(page["next_cursor"]) if page["next_cursor"] is not None else None
+    return events
+
+
+async def _audit_seat_map(http: _Http, auditor: _User) -> dict[int, set[int]]:
+    """SOLD seat ids per schedule, read through the gate by the auditor user (who joins the
+    queue after the drop, like any fan, and leaves after reading)."""
+    try:
+        if not await auditor._join_and_wait():
+            raise DropError(f"the auditor waited more than {auditor.config.max_wait_s} s")
+    except _Unexpected as exc:
+        raise DropError(f"the auditor could not get in: {exc}") from exc
+    sold: dict[int, set[int]] = {}
+    body = await _setup_call(
+        http,
+        "GET",
+        "/v1/concerts/{concert_id}/schedules",
+        200,
+        path={"concert_id": auditor.concert_id},
+        headers=auditor.gate,
+    )
+    for schedule in body["items"]:
+        ids: set[int] = set()
+        cursor: str | None = "0"
+        while cursor is not None:
+            page = await _setup_call(
+                http,
+                "GET",
+                "/v1/schedules/{schedule_id}/seats",
+                200,
+                path={"schedule_id": schedule["id"]},
+                headers=auditor.gate,
+                query={"status": "SOLD", "cursor": cursor},
+            )
+            ids |= {int(s["id"]) for s in page["items"]}
+            cursor = page["next_cursor"]
+        sold[int(schedule["id"])] = ids
+    await _setup_call(
+        http,
+        "DELETE",
+        "/v1/concerts/{concert_id}/queue",
+        200,
+        path={"concert_id": auditor.concert_id},
+        headers=auditor.gate,
+    )
+    return sold
+
+
+def _check(checks: list[Check], name: str, ok: bool, detail: str) -> None:
+    checks.append(Check(name, ok, detail))
+
+
+def _consistency(
+    users: list[_User],
+    fresh: bool,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    events: list[dict[str, Any]],
+    events_complete: bool,
+    sold_map: dict[int, set[int]],
+    concert_id: int,
+) -> list[Check]:
+    """The rules, from the users' own reads (``u.reservations``, ``u.balance``), what they saw
+    succeed (payments, holds), the stats before and after, the events since the drop began
+    (``events_complete``: the server still had the first of them) and the seat map's SOLD
+    seats. On a concert that existed before, the stats are compared by difference."""
+    checks: list[Check] = []
+    payments = [u.payment for u in users if u.payment is not None]
+    confirmed = [r for u in users for r in u.reservations if r["status"] == "CONFIRMED"]
+    seat_owners: Counter[int] = Counter(s for r in confirmed for s in r["seats"])
+    confirmed_seats = set(seat_owners)
+    map_sold: set[int] = set()
+    for ids in sold_map.values():
+        map_sold |= ids
+
+    def delta(name: str) -> int:
+        return int(after[name]) - int(before[name])
+
+    twice = sorted(s for s, n in seat_owners.items() if n > 1)
+    _check(
+        checks,
+        "no seat sold twice",
+        not twice,
+        f"{len(confirmed_seats)} seats in {len(confirmed)} CONFIRMED reservations"
+        + (f"; in two or more: {twice[:10]}" if twice else ""),
+    )
+    if fresh or int(before["seats_sold"]) == 0:
+        extra, missing = sorted(map_sold - confirmed_seats), sorted(confirmed_seats - map_sold)
+        _check(
+            checks,
+            "seat map SOLD = seats of CONFIRMED reservations",
+            not extra and not missing,
+            f"{len(map_sold)} SOLD, {len(confirmed_seats)} confirmed"
+            + (f"; SOLD but not confirmed {extra[:10]}" if extra else "")
+            + (f"; confirmed but not SOLD {missing[:10]}" if missing else ""),
+        )
+    else:
+        missing = sorted(confirmed_seats - map_sold)
+        _check(
+            checks,
+            "seats of CONFIRMED reservations are SOLD in the seat map",
+            not missing and len(map_sold) - int(before["seats_sold"]) == len(confirmed_seats),
+            f"{len(map_sold)} SOLD ({before['seats_sold']} before), "
+            f"{len(confirmed_seats)} confirmed"
+            + (f"; confirmed but not SOLD {missing[:10]}" if missing else ""),
+        )
+    _check(
+        checks,
+        "stats seats_sold = seat map SOLD",
+        int(after["seats_sold"]) == len(map_sold),
+        f"{after['seats_sold']} = {len(map_sold)}",
+    )
+    _check(
+        checks,
+        "stats seats_sold = seats of CONFIRMED reservations",
+        delta("seats_sold") == len(confirmed_seats),
+        f"{delta('seats_sold')} = {len(confirmed_seats)}",
+    )
+    paid_ids = {p.reservation_id: p for p in payments}
+    mismatched = [
+        r["id"]
+        for r in confirmed
+        if r["id"] not in paid_ids or r["payment_id"] != paid_ids[r["id"]].id
+    ]
+    unconfirmed = sorted(set(paid_ids) - {int(r["id"]) for r in confirmed})
+    _check(
+        checks,
+        "CONFIRMED reservations = successful payments",
+        not mismatched and not unconfirmed,
+        f"{len(confirmed)} confirmed, {len(payments)} paid"
+        + (f"; confirmed without a payment seen {mismatched[:10]}" if mismatched else "")
+        + (f"; paid but not confirmed {unconfirmed[:10]}" if unconfirmed else ""),
+    )
+    _check(
+        checks,
+        "stats reservations_confirmed = CONFIRMED reservations",
+        delta("reservations_confirmed") == len(confirmed),
+        f"{delta('reservations_confirmed')} = {len(confirmed)}",
+    )
+    client_revenue = sum(p.amount for p in payments)
+    ours = [e for e in events if e["concert_id"] == concert_id]
+    paid_events = [e for e in ours if e["type"] == "PaymentSucceeded"]
+    event_revenue = sum(int(e["amount"]) for e in paid_events)
+    if not events_complete:  # the server keeps only its newest events
+        event_revenue = client_revenue
+    _check(
+        checks,
+        "revenue = sum of successful payments",
+        delta("revenue") == client_revenue == event_revenue,
+        f"stats {delta('revenue'):,} = clients {client_revenue:,}"
+        + (f" = events {event_revenue:,} won" if events_complete else " won"),
+    )
+    _check(
+        checks,
+        "payments: stats = clients",
+        delta("payments") == len(payments),
+        f"{delta('payments')} = {len(payments)}",
+    )
+    if events_complete:
+        seen = {(p.id, p.reservation_id, p.amount) for p in payments}
+        logged = {
+            (int(e["value"]), int(e["reservation_id"]), int(e["amount"])) for e in paid_events
+        }
+        _check(
+            checks,
+            "PaymentSucceeded events = payments seen by clients",
+            seen == logged,
+            f"{len(paid_events)} = {len(payments)}"
+            + (f"; differ: {sorted(seen ^ logged)[:5]}" if seen != logged else ""),
+        )
+        holds_seen = sum(len(u.holds) for u in users)
+        held_events = sum(1 for e in ours if e["type"] == "ReservationHeld")
+        _check(
+            checks,
+            "ReservationHeld events = holds seen by clients",
+            held_events == holds_seen if fresh else held_events >= holds_seen,
+            f"{held_events} {'=' if fresh else '>='} {holds_seen}",
+        )
+    else:
+        _check(checks, "events", True, "not compared: the server no longer keeps the first ones")
+    total = int(after["seats_available"]) + int(after["seats_held"]) + int(after["seats_sold"])
+    _check(
+        checks,
+        "available + held + sold = seats_total",
+        total == int(after["seats_total"]),
+        f"{after['seats_available']} + {after['seats_held']} + {after['seats_sold']} = "
+        f"{after['seats_total']}",
+    )
+    off = [
+        f"user {u.index}: {u.balance} != {u.charged - u.paid}"
+        for u in users
+        if u.balance is not None and u.balance != u.charged - u.paid
+    ]
+    unread = sum(1 for u in users if u.auth and u.balance is None)
+    _check(
+        checks,
+        "balances = charges - payments",
+        not off and not unread,
+        f"{sum(1 for u in users if u.balance is not None)} wallets read"
+        + (f"; {unread} unread" if unread else "")
+        + (f"; {off[:5]}" if off else ""),
+    )
+    replays = [u.replay_ok for u in users if u.replay_ok is not None]
+    _check(
+        checks,
+        "payment retried with its Idempotency-Key answers the same payment",
+        all(replays),
+        f"{sum(replays)}/{len(replays)} replays",
+    )
+    return checks
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted ``values`` (0 < q <= 1)."""
+    return values[max(math.ceil(q * len(values)) - 1, 0)]
+
+
+def _endpoint_stats(rec: _Recorder) -> list[EndpointStats]:
+    stats = []
+    for route, seconds in rec.latencies.items():
+        ms = sorted(s * 1000 for s in seconds)
+        stats.append(
+            EndpointStats(
+                route,
+                len(ms),
+                rec.non_2xx[route],
+                round(_percentile(ms, 0.5), 3),
+                round(_percentile(ms, 0.9), 3),
+                round(_percentile(ms, 0.99), 3),
+                round(ms[-1], 3),
+            )
+        )
+    return stats
+
+
+# --- the drop ------------------------------------------------------------------------------
+
+
+async def run_drop(config: DropConfig) -> DropResult:
+    """Runs a drop against ``config.url`` and checks it (see the module docstring).
+
+    Returns the result even when the check fails (``result.ok`` is False then).
+
+    Raises:
+        DropError: setup or read-back failed: the server did not answer, the admin key was
+            refused (403 ``ADMIN_KEY_INVALID``), the concert is unknown, the auditor never got
+            in.
+        ImportError: httpx is not installed.
+    """
+    import httpx
+
+    admin_key = config.admin_key or os.environ.get("BOXOFFICE_ADMIN_KEY")
+    if not admin_key:
+        raise DropError("an admin key is needed (--admin-key or BOXOFFICE_ADMIN_KEY)")
+    admin = {"X-Admin-Key": admin_key}
+    shards = math.ceil(config.concurrency / _CONNECTIONS_PER_CLIENT)
+    per_client = math.ceil(config.concurrency / shards)
+    limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+    timeout = httpx.Timeout(config.timeout_s, pool=None)
+    tls = ssl.create_default_context()  # one for all clients: building one is slow
+    run_id = secrets.token_hex(4)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=config.url, limits=limits, timeout=timeout, verify=tls)
+            )
+            for _ in range(shards)
+        ]
+        http = _Http(clients, per_client, config.poll_scale)
+        rec = http.rec
+        health = await _setup_call(http, "GET", "/healthz", 200)
+        first_seq = int(health["last_seq"])
+        fresh = config.concert_id is None
+        if config.concert_id is None:
+            created = await _setup_call(
+                http, "POST", "/v1/admin/concerts", 201, headers=admin, body=_concert_body(config)
+            )
+            concert_id = int(created["id"])
+        else:
+            concert_id = config.concert_id
+        stats_path = {"concert_id": concert_id}
+        stats_route = "/v1/admin/concerts/{concert_id}/stats"
+        before = await _setup_call(http, "GET", stats_route, 200, path=stats_path, headers=admin)
+
+        def user(i: int) -> _User:
+            return _User(
+                index=i,
+                http=http,
+                concert_id=concert_id,
+                config=config,
+                email=f"drop-{run_id}-{i}@example.com",
+                rng=random.Random(f"{config.seed}:{i}"),
+            )
+
+        auditor = user(config.users)
+        auditor.http = _Http(clients, per_client, config.poll_scale)  # not in the figures
+        try:
+            await auditor._log_in()
+        except _Unexpected as exc:
+            raise DropError(f"the auditor could not sign up: {exc}") from exc
+        concert = await _setup_call(
+            http, "GET", "/v1/concerts/{concert_id}", 200, path=stats_path, headers=auditor.auth
+        )
+        users = [user(i) for i in range(config.users)]
+        for u in users:
+            u.max_seats = int(concert["sale"]["max_seats_per_reservation"])
+
+        started = time.monotonic()
+        await asyncio.gather(*(u.run(started) for u in users))
+        duration = time.monotonic() - started
+
+        sold_map = await _audit_seat_map(auditor.http, auditor)
+        after = await _setup_call(http, "GET", stats_route, 200, path=stats_path, headers=admin)
+        events = await _events(http, admin, first_seq)
+
+    events_complete = not events or int(events[0]["seq"]) == first_seq + 1
+    checks = _consistency(
+        users, fresh, before, after, events, events_complete, sold_map, concert_id
+    )
+    purchases = [u for u in users if u.payment is not None]
+    waits = sorted(w for u in users for w in u.waited_s)
+    wait_stats = (
+        {
+            "p50": round(_percentile(waits, 0.5), 3),
+            "p90": round(_percentile(waits, 0.9), 3),
+            "max": round(waits[-1], 3),
+        }
+        if waits
+        else {}
+    )
+    outcomes = Counter(u.outcome for u in users)
+    last = max((u.purchased_at for u in users if u.purchased_at is not None), default=None)
+    return DropResult(
+        url=config.url,
+        concert_id=concert_id,
+        concert_created=fresh,
+        users=config.users,
+        concurrency=config.concurrency,
+        seed=config.seed,
+        duration_s=round(duration, 3),
+        requests=rec.requests,
+        requests_per_s=round(rec.requests / duration, 1),
+        purchases=len(purchases),
+        purchases_per_s=round(len(purchases) / duration, 2),
+        seats_bought=sum(
+            len(r["seats"]) for u in users for r in u.reservations if r["status"] == "CONFIRMED"
+        ),
+        revenue=sum(u.paid for u in users),
+        last_purchase_s=round(last, 3) if last is not None else None,
+        outcomes={k: outcomes[k] for k in ("PURCHASED", "SOLD_OUT", "GAVE_UP", "FAILED")},
+        queue_wait_s=wait_stats,
+        endpoints=_endpoint_stats(rec),
+        statuses=dict(sorted(rec.statuses.items())),
+        errors=dict(rec.codes.most_common()),
+        server_errors=sum(n for s, n in rec.statuses.items() if s.startswith("5")),
+        failures=[u.failure for u in users if u.failure],
+        consistency=ConsistencyReport(
+            ok=all(c.ok for c in checks), checks=checks, stats=dict(after), events=len(events)
+        ),
+    )
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+# (flag, type, help) of the DropConfig fields the command line sets; the defaults are DropConfig's.
+_OPTIONS: list[tuple[str, type, str]] = [
+    ("--users", int, "virtual users"),
+    ("--concurrency", int, "most requests in flight"),
+    ("--concert-id", int, "the concert to sell (default: create a fresh one)"),
+    ("--admin-key", str, "X-Admin-Key (default: $BOXOFFICE_ADMIN_KEY)"),
+    ("--seats", int, "seats of a created concert"),
+    ("--capacity", int, "queue capacity of a created concert"),
+    ("--hold-ttl-s", float, "hold TTL of a created concert"),
+    ("--session-ttl-s", float, "session TTL of a created concert"),
+    ("--seed", int, "seeds the users' choices"),
+    ("--poll-scale", float, "factor on the server's poll_after_s and Retry-After (<1: faster)"),
+    ("--ramp-s", float, "spread the users' starts over this many seconds"),
+    ("--best-available-share", float, "share of holds asking for best-available seats"),
+    ("--charge-amount", int, "won each user charges up front"),
+    ("--max-wait-s", float, "a user still waiting after this many seconds leaves"),
+    ("--timeout-s", float, "per-request timeout in seconds"),
+]
+
+
+def _field(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Registers ``drop`` on an ``argparse`` subparsers object, with
+    ``set_defaults(run=f)``: ``f(args)`` runs the drop and answers the exit status, 0 when the
+    consistency check passed, 1 when it failed, 2 when the drop could not run (bad options,
+    server unreachable, admin key refused)."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "drop",
+        help="a live ticket drop over HTTP against a running server",
+        description="A live ticket drop over HTTP against a running boxoffice server: N "
+        "virtual users sign up, charge, queue, hold and pay; prints throughput, latency "
+        "percentiles per endpoint, errors by code and a consistency check read back from the "
+        "server. Exit status 1 when the check fails.",
+    )
+    defaults = DropConfig(url="")
+    p.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:8000")
+    for flag, kind, text in _OPTIONS:
+        default = getattr(defaults, _field(flag))
+        shown = f" (default {default})" if default is not None else ""
+        p.add_argument(flag, type=kind, default=default, help=text + shown)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_run)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        config = DropConfig(
+            url=args.url.rstrip("/"),
+            **{_field(f): getattr(args, _field(f)) for f, _, _ in _OPTIONS},
+        )
+    except ValueError as exc:
+        print(f"boxoffice drop: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(run_drop(config))
+    except ImportError as exc:
+        print(f"boxoffice drop needs httpx ({exc}): pip install httpx", file=sys.stderr)
+        return 2
+    except DropError as exc:
+        print(f"boxoffice drop: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.format())
+    return 0 if result.ok else 1
