@@ -54,8 +54,8 @@ answered only after their journal group is durable. See `docs/http-api.md`.
 
 class BodyLimitMiddleware:
     """Refuses request bodies above ``limit`` bytes with 413 ``REQUEST_TOO_LARGE``, whether
-    announced by Content-Length or streamed (a streamed body is read, up to the limit, before
-    the app sees it)."""
+    announced by Content-Length or streamed: the body is read, up to the limit, before the
+    app sees it."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -65,20 +65,18 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = errors.problem(
-            Request(scope),
-            413,
-            "REQUEST_TOO_LARGE",
-            f"request bodies are limited to {self.limit} bytes",
-        )
+
+        async def too_large() -> None:
+            detail = f"request bodies are limited to {self.limit} bytes"
+            response = errors.problem(Request(scope), 413, "REQUEST_TOO_LARGE", detail)
+            await response(scope, receive, send)
+
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > self.limit:
-                await too_large(scope, receive, send)
-                return
-            await self.app(scope, receive, send)  # the server enforces Content-Length
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await too_large()
             return
-        # No Content-Length (chunked): buffer up to the limit, then replay to the app.
+        # Count what actually arrives, whatever the headers claim (Content-Length together
+        # with chunked framing is framed by the chunks): buffer up to the limit, then replay.
         messages: list[Message] = []
         seen = 0
         while True:
@@ -88,7 +86,7 @@ class BodyLimitMiddleware:
                 break
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                await too_large(scope, receive, send)
+                await too_large()
                 return
             if not message.get("more_body", False):
                 break
@@ -126,7 +124,7 @@ class AccessLogMiddleware:
             client = scope.get("client")
             self.log.info(
                 "request",
-                method=scope["method"],
+                method=scope["method"][:16],
                 route=route or scope["path"][:200],
                 status=status,
                 ms=round((time.perf_counter() - start) * 1000, 3),
@@ -191,7 +189,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             concert = load(service.engine)
             if concert is not None:
                 log.info("demo concert loaded", concert_id=concert.id)
-            print(welcome(settings, service.admin_key), flush=True)
+            shown = "(BOXOFFICE_ADMIN_KEY)" if settings.admin_key else service.admin_key
+            print(welcome(settings, shown), flush=True)
         try:
             yield
         finally:

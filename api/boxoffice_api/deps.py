@@ -91,7 +91,8 @@ def require_admin(service: ServiceDep, key: Annotated[str | None, Depends(_admin
         ApiError: 403 ``ADMIN_KEY_INVALID``.
     """
     expected = service.admin_key.encode()
-    if key is None or not hmac.compare_digest(key.encode(), expected):
+    # Starlette decodes header bytes as latin-1; re-encoding gives back the bytes sent.
+    if key is None or not hmac.compare_digest(key.encode("latin-1"), expected):
         raise ApiError(403, "ADMIN_KEY_INVALID", "a valid X-Admin-Key header is required")
 
 

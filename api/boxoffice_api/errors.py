@@ -10,6 +10,7 @@ without echoing its input (a password must never come back in a body or a log).
 from __future__ import annotations
 
 import math
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -112,6 +113,8 @@ def problem(
         retry_after_s=retry_after_s,
         **extra,
     ).model_dump(exclude_none=True)
+    if code == "QUEUE_NOT_ACTIVE":  # position is part of this answer, null in the pre-queue
+        body.setdefault("position", None)
     headers = {}
     if retry_after_s is not None:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
@@ -123,10 +126,13 @@ def problem(
 async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BoxOfficeError)
     status = exc.http_status
+    detail = exc.message or exc.code
     if status >= 500:
+        # The message names files and system errors: logged for operators, not sent.
         get_logger().error(
             "engine error", code=exc.code, path=request.url.path, message=exc.message
         )
+        detail = "the store cannot be used right now; retry later"
     retry_after = exc.retry_after_s
     if exc.code == "QUEUE_NOT_ACTIVE" and retry_after is None:
         retry_after = exc.eta_s
@@ -136,7 +142,7 @@ async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
         request,
         status,
         exc.code,
-        exc.message or exc.code,
+        detail,
         retry_after_s=retry_after,
         position=exc.position,
         eta_s=exc.eta_s,
@@ -179,6 +185,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _sqlite_error(request: Request, exc: Exception) -> JSONResponse:
+    # The accounts tables (sign-up, login) share the store's file: a full disk or a lock held
+    # too long is the store being unavailable, not a bug.
+    get_logger().error("accounts store error", path=request.url.path, message=str(exc))
+    return problem(
+        request,
+        503,
+        "STORE_UNAVAILABLE",
+        "the store cannot be used right now; retry later",
+        retry_after_s=5.0,
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # A bug: logged with its traceback, answered without one.
     get_logger().error(
@@ -193,4 +212,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sqlite3.Error, _sqlite_error)
     app.add_exception_handler(Exception, _unexpected_error)

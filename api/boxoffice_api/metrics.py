@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .service import Service
 
 CONCERTS_EXPORTED_MAX = 1000  # the most recent concerts get per-concert gauges
+# Label values come from this set only: a made-up method must not create new series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class EngineCollector(Collector):
@@ -117,6 +119,6 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

@@ -113,8 +113,10 @@ class Service:
 
     @asynccontextmanager
     async def command(self) -> AsyncIterator[None]:
-        """Wraps engine commands: on leaving, success or error, waits (without blocking the
-        event loop) until they are durable, so no answer is sent for an unjournaled change.
+        """Wraps engine calls: on leaving, success or error, waits (without blocking the event
+        loop) until everything applied so far is durable, so no answer is sent for an
+        unjournaled change — nor a read showing one (after a crash, an event sequence number
+        must not come back naming a different event).
 
         Engine calls run on the event-loop thread, so ``last_seq`` read on exit is this
         request's last command (there is no ``await`` between the command and the read).

@@ -467,6 +467,11 @@ void BindEngine(py::module_& m) {
              }
              if (!s.ok()) ThrowStatus(s);
            })
+      .def("_store_status",
+           [](Engine& e) {
+             absl::Status s = StoreOf(e)->Accepting();
+             if (!s.ok()) ThrowStatus(s);
+           })
       .def("_recovery", [](Engine& e) {
         const RecoveryStats& r = StoreOf(e)->recovery();
         py::dict d;

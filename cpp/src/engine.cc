@@ -281,6 +281,10 @@ void Engine::Record(CommandType type, TimeUs now, int64_t user, int64_t token, i
   RecordCommand(c);
 }
 
+absl::Status Engine::SinkAccepting() {
+  return sink_ == nullptr ? absl::OkStatus() : sink_->Accepting();
+}
+
 void Engine::RecordQuery(TimeUs now) {
   if (sink_ != nullptr && now > clock_) Record(CommandType::kAdvance, now);
 }
@@ -498,6 +502,7 @@ absl::StatusOr<UserId> Engine::CreateUserLocked() {
 
 absl::StatusOr<UserId> Engine::CreateUser(TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kCreateUser, now);
   AdvanceLocked(now);
   return CreateUserLocked();
@@ -505,6 +510,7 @@ absl::StatusOr<UserId> Engine::CreateUser(TimeUs now) {
 
 absl::StatusOr<ConcertView> Engine::CreateConcert(const ConcertSpec& spec, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   // Validation is pure, so a refused concert is journaled as what it did: moving
   // the clock (an absurdly large spec never reaches the journal).
   if (absl::Status s =
@@ -629,6 +635,7 @@ absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
 
 absl::StatusOr<TokenView> Engine::JoinQueue(UserId user, ConcertId concert, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kJoin, now, user, 0, concert);
   AdvanceLocked(now);
   return JoinLocked(user, concert);
@@ -636,6 +643,7 @@ absl::StatusOr<TokenView> Engine::JoinQueue(UserId user, ConcertId concert, Time
 
 absl::StatusOr<TokenView> Engine::QueueStatus(UserId user, TokenId token, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kStatus, now, user, token);
   AdvanceLocked(now);
   return StatusLocked(user, token);
@@ -643,6 +651,7 @@ absl::StatusOr<TokenView> Engine::QueueStatus(UserId user, TokenId token, TimeUs
 
 absl::StatusOr<TokenView> Engine::LeaveQueue(UserId user, TokenId token, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kLeave, now, user, token);
   AdvanceLocked(now);
   return LeaveLocked(user, token);
@@ -651,6 +660,7 @@ absl::StatusOr<TokenView> Engine::LeaveQueue(UserId user, TokenId token, TimeUs 
 absl::StatusOr<TokenView> Engine::CheckGate(UserId user, TokenId token, ConcertId concert,
                                             TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kGate, now, user, token, concert);
   AdvanceLocked(now);
   absl::StatusOr<const QueueToken*> t = GateLocked(user, token, concert);
@@ -770,6 +780,7 @@ absl::StatusOr<Reservation> Engine::Hold(const HoldRequest& request, TimeUs now)
     return Invalid("request too large");
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   if (sink_ != nullptr) {
     Command c;
     c.type = CommandType::kHold;
@@ -836,6 +847,7 @@ absl::StatusOr<Reservation> Engine::ReleaseSeatLocked(UserId user, ReservationId
 absl::StatusOr<Reservation> Engine::ReleaseSeat(UserId user, ReservationId reservation,
                                                 SeatId seat, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kReleaseSeat, now, user, 0, reservation, seat);
   AdvanceLocked(now);
   return ReleaseSeatLocked(user, reservation, seat);
@@ -853,6 +865,7 @@ absl::StatusOr<Reservation> Engine::CancelLocked(UserId user, ReservationId id) 
 
 absl::StatusOr<Reservation> Engine::Cancel(UserId user, ReservationId reservation, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kCancel, now, user, 0, reservation);
   AdvanceLocked(now);
   return CancelLocked(user, reservation);
@@ -901,6 +914,7 @@ absl::StatusOr<ChargeResult> Engine::Charge(UserId user, Won amount,
     return Invalid("idempotency key too large");
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kCharge, now, user, 0, 0, amount, idempotency_key);
   AdvanceLocked(now);
   return ChargeLocked(user, amount, idempotency_key);
@@ -970,6 +984,7 @@ absl::StatusOr<Payment> Engine::Pay(UserId user, TokenId token, ReservationId re
     return Invalid("idempotency key too large");
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kPay, now, user, token, reservation, 0, idempotency_key);
   AdvanceLocked(now);
   return PayLocked(user, token, reservation, idempotency_key);
@@ -1006,6 +1021,7 @@ absl::StatusOr<Reservation> Engine::RefundLocked(UserId user, ReservationId id) 
 
 absl::StatusOr<Reservation> Engine::Refund(UserId user, ReservationId reservation, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kRefund, now, user, 0, reservation);
   AdvanceLocked(now);
   return RefundLocked(user, reservation);
@@ -1049,6 +1065,10 @@ void Engine::ApplyOne(const BatchCommand& c, BatchResult& r) {
     return;
   }
   if (sink_ != nullptr) {
+    if (!sink_->Accepting().ok()) {
+      r.code = static_cast<uint16_t>(ErrorCode::kStoreUnavailable);
+      return;
+    }
     Command record;
     record.type = CommandType::kBatchCommand;
     record.now = c.now_us;

@@ -524,6 +524,12 @@ absl::Status Journal::Init() {
   return absl::OkStatus();
 }
 
+absl::Status Journal::writer_status() {
+  if (!writer_failed_.load(std::memory_order_acquire)) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(mu_);
+  return writer_status_;
+}
+
 Seq Journal::Append(absl::string_view record) {
   BOXOFFICE_ASSERT(static_cast<int64_t>(record.size()) <= options_.group_bytes_max);
   bool wake = false;
@@ -595,6 +601,7 @@ void Journal::WriterLoop() {
         // Nothing after a failed group may be written, or the journal would
         // have a hole: drop what is pending and fail every waiter.
         writer_status_ = s;
+        writer_failed_.store(true, std::memory_order_release);
         pending_.clear();
         std::fprintf(stderr,
                      "boxoffice: journal %s: group commit of seqs %lld.. failed, no more "

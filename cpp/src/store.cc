@@ -118,6 +118,14 @@ Seq Store::Record(const Command& command) {
   return seq;
 }
 
+absl::Status Store::Accepting() {
+  absl::Status s = journal_->writer_status();
+  if (s.ok()) return s;
+  return MakeError(ErrorCode::kStoreUnavailable,
+                   absl::StrCat("the journal can no longer be written (", s.message(),
+                                "); restart the server once the store is fixed"));
+}
+
 absl::Status Store::WaitDurable(Seq seq) {
   if (seq <= 0) return absl::OkStatus();
   return StoreError(journal_->WaitDurable(seq));

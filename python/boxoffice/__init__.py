@@ -165,6 +165,8 @@ class Engine(_CoreEngine):
         seq = self.last_seq if seq is None else seq
         if self.path is None:
             return 0
+        if self._closed:  # a command after close() was applied in memory only
+            raise errors.StoreClosed("the store was closed; nothing more is journaled")
         with self._close_lock:
             if self._waiter is None:
                 self._waiter = DurableWaiter(self._wait_durable)
@@ -190,6 +192,17 @@ class Engine(_CoreEngine):
                 self._close()
                 if self._waiter is not None:
                     self._waiter.stop()
+
+    def check_store(self) -> None:
+        """Returns while the store accepts commands (always, in memory).
+
+        Raises:
+            boxoffice.errors.StoreUnavailable: the journal writer failed (disk full, I/O
+                error); every command is refused until the process restarts on a fixed store.
+            boxoffice.errors.StoreClosed: the store was closed.
+        """
+        if self.path is not None:
+            self._store_status()
 
     @property
     def recovery(self) -> dict[str, int | bool]:

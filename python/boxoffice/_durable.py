@@ -14,6 +14,7 @@ import contextlib
 import heapq
 import itertools
 import threading
+import weakref
 from collections.abc import Callable
 
 
@@ -22,12 +23,19 @@ class DurableWaiter:
 
     Args:
         wait_durable: blocks (without the GIL) until a sequence number is durable; raises
-            ``boxoffice.errors.StoreError`` subclasses when it never will be.
+            ``boxoffice.errors.StoreError`` subclasses when it never will be. A bound method is
+            held weakly, so the waiter thread never keeps its engine alive.
         durable_seq: a sequence number already known to be durable (the recovered tail).
     """
 
+    IDLE_CHECK_S = 5.0  # an idle thread looks this often whether its engine still exists
+
     def __init__(self, wait_durable: Callable[[int], object], durable_seq: int = 0) -> None:
-        self._wait_durable = wait_durable
+        self._wait_ref: Callable[[], Callable[[int], object] | None]
+        if hasattr(wait_durable, "__self__"):
+            self._wait_ref = weakref.WeakMethod(wait_durable)
+        else:
+            self._wait_ref = lambda: wait_durable
         self._durable_seq = durable_seq
         self._cond = threading.Condition()
         self._pending: list[tuple[int, int, asyncio.AbstractEventLoop, asyncio.Future[int]]] = []
@@ -73,25 +81,48 @@ class DurableWaiter:
         while True:
             with self._cond:
                 while not self._pending and not self._stopped:
-                    self._cond.wait()
+                    self._cond.wait(self.IDLE_CHECK_S)
+                    if not self._pending and self._wait_ref() is None:
+                        self._stopped = True  # the engine is gone: nothing left to wait for
                 if self._stopped and not self._pending:
                     return
-                target = max(item[0] for item in self._pending)
-            error: BaseException | None = None
-            try:
-                self._wait_durable(target)
-            except BaseException as exc:  # handed to the waiters, who re-raise it
-                error = exc
-            with self._cond:
-                if error is None:
-                    self._durable_seq = max(self._durable_seq, target)
-                done = []
-                while self._pending and self._pending[0][0] <= target:
-                    done.append(heapq.heappop(self._pending))
-            for seq, _, loop, future in done:
-                # A closed loop raises RuntimeError: nobody is waiting there any more.
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_settle, future, seq, error)
+                batch = list(self._pending)
+            target = max(item[0] for item in batch)
+            error = self._wait(target)
+            if error is None:
+                self._finish(target, None)
+                continue
+            # The batch failed as a whole: one waiter may have asked for a sequence that was
+            # never appended. Wait for each on its own so that one error stays its own.
+            for seq in sorted({item[0] for item in batch}):
+                self._finish(seq, self._wait(seq))
+
+    def _wait(self, seq: int) -> BaseException | None:
+        wait_durable = self._wait_ref()
+        if wait_durable is None:
+            from .errors import StoreClosed
+
+            return StoreClosed("the engine was garbage-collected")
+        try:
+            wait_durable(seq)
+        except BaseException as exc:  # handed to the waiters, who re-raise it
+            return exc
+        finally:
+            del wait_durable
+        return None
+
+    def _finish(self, target: int, error: BaseException | None) -> None:
+        """Settles every pending waiter at or below ``target`` with ``error`` (None: durable)."""
+        with self._cond:
+            if error is None:
+                self._durable_seq = max(self._durable_seq, target)
+            done = []
+            while self._pending and self._pending[0][0] <= target:
+                done.append(heapq.heappop(self._pending))
+        for seq, _, loop, future in done:
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, seq, error)
 
 
 def _settle(future: asyncio.Future[int], seq: int, error: BaseException | None) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
+        from pydantic import ValidationError
 
         from boxoffice_api import Settings, create_app
         from boxoffice_api.logs import configure
@@ -40,7 +41,13 @@ def _serve(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:  # its text would echo the values, secrets included
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            print(f"boxoffice serve: BOXOFFICE_{name}: {error['msg']}", file=sys.stderr)
+        return 2
     configure(settings.log_level, settings.log_json)
     uvicorn.run(
         create_app(settings),

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ class Server:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    preexec: Callable[[], None] | None = None  # run in the child before exec (e.g. rlimits)
 
     @property
     def base_url(self) -> str:
@@ -63,6 +64,7 @@ class Server:
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -9,6 +9,7 @@
 
 #include "boxoffice/command.h"
 #include "boxoffice/engine.h"
+#include "boxoffice/errors.h"
 
 using namespace boxoffice;  // NOLINT: tests name many core types
 
@@ -240,4 +241,68 @@ TEST_CASE("a query that moves the clock is recorded; one that does not is not") 
   engine.SetCommandSink(nullptr);
   REQUIRE(engine.CreateUser(300).ok());
   CHECK(sink.records.size() == 2);
+}
+
+// A sink whose writer has failed (disk full): the engine must refuse every command
+// rather than change state that a restart from the journal would not have.
+class FailingSink : public VectorSink {
+ public:
+  absl::Status Accepting() override {
+    return failed ? MakeError(ErrorCode::kStoreUnavailable, "journal writer failed")
+                  : absl::OkStatus();
+  }
+  bool failed = false;
+};
+
+TEST_CASE("once the sink stops accepting, every command is refused and nothing changes") {
+  FailingSink sink;
+  Engine engine;
+  engine.SetCommandSink(&sink);
+  const TimeUs t0 = 1'800'000'000 * kMicrosPerSecond;
+  REQUIRE(engine.CreateUser(t0).ok());
+  absl::StatusOr<ConcertView> concert = engine.CreateConcert(SmallConcert(kNever), t0);
+  REQUIRE(concert.ok());
+  const ScheduleId schedule = concert->schedules[0].id;
+  absl::StatusOr<TokenView> token = engine.JoinQueue(1, concert->id, t0 + 1);
+  REQUIRE(token.ok());
+  REQUIRE(engine.Charge(1, 1'000'000, "", t0 + 2).ok());
+  HoldRequest hold{1, token->id, schedule, {1, 2}, 0, "", ""};
+  absl::StatusOr<Reservation> held = engine.Hold(hold, t0 + 3);
+  REQUIRE(held.ok());
+
+  sink.failed = true;
+  const uint64_t before = engine.StateHash();
+  const size_t records = sink.records.size();
+  const TimeUs t = t0 + 4;
+  auto refused = [](const absl::Status& s) {
+    return GetErrorCode(s) == ErrorCode::kStoreUnavailable;
+  };
+  CHECK(refused(engine.CreateUser(t).status()));
+  CHECK(refused(engine.CreateConcert(SmallConcert(kNever), t).status()));
+  CHECK(refused(engine.JoinQueue(1, concert->id, t).status()));
+  CHECK(refused(engine.QueueStatus(1, token->id, t).status()));
+  CHECK(refused(engine.CheckGate(1, token->id, concert->id, t).status()));
+  HoldRequest more{1, token->id, schedule, {3}, 0, "", ""};
+  CHECK(refused(engine.Hold(more, t).status()));
+  CHECK(refused(engine.ReleaseSeat(1, held->id, 1, t).status()));
+  CHECK(refused(engine.Charge(1, 5, "", t).status()));
+  CHECK(refused(engine.Pay(1, token->id, held->id, "", t).status()));
+  CHECK(refused(engine.Cancel(1, held->id, t).status()));
+  CHECK(refused(engine.Refund(1, held->id, t).status()));
+  CHECK(refused(engine.LeaveQueue(1, token->id, t).status()));
+  std::vector<BatchCommand> batch(2);
+  batch[0].op = static_cast<uint8_t>(BatchOp::kCreateUser);
+  batch[0].now_us = t;
+  batch[1].op = static_cast<uint8_t>(BatchOp::kCharge);
+  batch[1].now_us = t;
+  batch[1].user = 1;
+  batch[1].arg = 5;
+  std::vector<BatchResult> results(batch.size());
+  engine.ApplyBatch(batch, results);
+  for (const BatchResult& r : results) {
+    CHECK(r.code == static_cast<uint16_t>(ErrorCode::kStoreUnavailable));
+  }
+  CHECK(engine.StateHash() == before);
+  CHECK(sink.records.size() == records);
+  CHECK(engine.Balance(1, t0 + 3).value() == 1'000'000);  // reads still work
 }

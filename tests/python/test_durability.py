@@ -317,3 +317,55 @@ def test_last_seq_is_per_engine_and_close_is_safe_from_many_threads(tmp_path):
         t.join(timeout=30)
     assert not any(t.is_alive() for t in closers)
     b.close()
+
+
+def test_one_bad_sequence_does_not_fail_the_other_waiters(tmp_path):
+    import asyncio
+
+    engine = bo.Engine(tmp_path / "bad-seq.db")
+    user = engine.create_user(now=1)
+
+    async def main() -> tuple[object, object]:
+        engine.charge(user, 10, now=2)
+        good = engine.last_seq
+        first, second = await asyncio.gather(
+            engine.wait_durable_async(good),
+            engine.wait_durable_async(good + 1000),  # never appended
+            return_exceptions=True,
+        )
+        return first, second
+
+    good_result, bad_result = asyncio.run(main())
+    assert good_result == engine.last_seq
+    assert isinstance(bad_result, errors.InvalidArgument)
+    engine.close()
+
+
+def test_after_close_an_async_wait_never_reports_success(tmp_path):
+    import asyncio
+
+    engine = bo.Engine(tmp_path / "closed.db")
+    user = engine.create_user(now=1)
+    engine.close()
+    engine.create_user(now=2)  # applied in memory only: the store is closed
+
+    async def main() -> int:
+        return await engine.wait_durable_async()
+
+    with pytest.raises(errors.StoreClosed):
+        asyncio.run(main())
+    assert bo.Engine(tmp_path / "closed.db").user_count == user  # the second user is not there
+
+
+def test_an_async_wait_does_not_keep_a_dropped_engine_open(tmp_path):
+    import asyncio
+    import gc
+
+    engine = bo.Engine(tmp_path / "dropped.db")
+    engine.create_user(now=1)
+    asyncio.run(engine.wait_durable_async())
+    del engine
+    gc.collect()
+    reopened = bo.Engine(tmp_path / "dropped.db")  # StoreLocked if the waiter kept it alive
+    assert reopened.user_count == 1
+    reopened.close()

@@ -28,11 +28,13 @@ async def log_in(body: Credentials, service: ServiceDep, request: Request) -> Ac
     client = request.client.host if request.client else ""
     throttle_key = f"{email} {client}"
     service.login_throttle.check(throttle_key, service.now())
+    # Counted as a failure before the (slow) check, so a burst of concurrent guesses cannot
+    # all pass the throttle; a success clears the count.
+    service.login_throttle.failed(throttle_key, service.now())
     account = await asyncio.to_thread(service.accounts.find, email)
     stored = None if account is None else account.password_hash
     ok = await asyncio.to_thread(service.passwords.verify, stored, body.password)
     if not ok or account is None:
-        service.login_throttle.failed(throttle_key, service.now())
         raise ApiError(401, "INVALID_CREDENTIALS", "unknown email or wrong password")
     service.login_throttle.succeeded(throttle_key)
     if service.passwords.needs_rehash(account.password_hash):

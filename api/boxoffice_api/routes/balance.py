@@ -15,13 +15,16 @@ router = APIRouter(prefix="/v1/me/balance", tags=["balance"])
 @router.get("", responses=problems(401), summary="My balance")
 async def balance(user_id: CurrentUser, service: ServiceDep) -> BalanceOut:
     """The wallet balance in won."""
-    return BalanceOut(user_id=user_id, balance=service.engine.balance(user_id, now=service.now()))
+    async with service.command():
+        balance = service.engine.balance(user_id, now=service.now())
+    return BalanceOut(user_id=user_id, balance=balance)
 
 
 @router.get("/history", responses=problems(401), summary="My balance history")
 async def history(user_id: CurrentUser, service: ServiceDep) -> Page[HistoryEntryOut]:
     """CHARGE, PAYMENT and REFUND entries, oldest first, each with ``balance_after``."""
-    entries = service.engine.history(user_id, now=service.now())
+    async with service.command():
+        entries = service.engine.history(user_id, now=service.now())
     return Page(items=[HistoryEntryOut.of(e) for e in entries])
 
 

@@ -32,12 +32,13 @@ async def search(
 ) -> Page[ConcertOut]:
     """Concerts whose title or artist contains ``q`` (case-insensitive) with a schedule in
     [``from``, ``to``] (RFC 3339; either may be omitted)."""
-    concerts = service.engine.concerts(
-        q,
-        starts_from=seconds_of(starts_from),
-        starts_to=seconds_of(starts_to),
-        now=service.now(),
-    )
+    async with service.command():
+        concerts = service.engine.concerts(
+            q,
+            starts_from=seconds_of(starts_from),
+            starts_to=seconds_of(starts_to),
+            now=service.now(),
+        )
     return Page(items=[ConcertOut.of(c) for c in concerts])
 
 
@@ -48,7 +49,9 @@ async def get_concert(
     """The concert with its schedules (seat counts) and sale settings.
 
     Errors: 404 ``CONCERT_NOT_FOUND``."""
-    return ConcertOut.of(service.engine.concert(concert_id, now=service.now()))
+    async with service.command():
+        concert = service.engine.concert(concert_id, now=service.now())
+    return ConcertOut.of(concert)
 
 
 @router.get(

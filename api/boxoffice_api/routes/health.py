@@ -7,14 +7,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..deps import ServiceDep
 from ..schemas import Health
+from .responses import problems
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness")
+@router.get("/healthz", summary="Liveness", responses=problems(503))
 async def healthz(service: ServiceDep) -> Health:
-    """``ok`` while the engine answers; with its journal position and sizes."""
+    """``ok`` while the engine answers and its store accepts commands, with the journal
+    position and sizes; 503 ``STORE_UNAVAILABLE`` once the journal writer has failed."""
     engine = service.engine
+    engine.check_store()
     return Health(
         status="ok",
         last_seq=engine.last_event_seq,

@@ -37,9 +37,10 @@ async def seats(
     async with service.command():
         engine.check_gate(user_id, token.token_id, token.concert_id, now=service.now())
     now = service.now()
-    all_seats = engine.seats(schedule_id, status, now=now)
     if schedule_id not in {s.id for s in engine.schedules(token.concert_id, now=now)}:
+        engine.seats(schedule_id, "SOLD", now=now)  # 404 SCHEDULE_NOT_FOUND if unknown
         raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token is for another concert")
+    all_seats = engine.seats(schedule_id, status, now=now)
     page = [s for s in all_seats if s.id > cursor][: limit + 1]
     more = len(page) > limit
     page = page[:limit]

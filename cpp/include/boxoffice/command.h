@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "boxoffice/batch.h"
@@ -72,6 +73,10 @@ class CommandSink {
   virtual ~CommandSink() = default;
   // Returns the journal sequence number given to the command.
   virtual Seq Record(const Command& command) = 0;
+  // OK while records are written. Once the journal writer has failed (disk full, I/O
+  // error) nothing recorded can become durable, so the engine refuses commands with this
+  // status instead of changing state that a restart would not have (fail-stop).
+  virtual absl::Status Accepting() { return absl::OkStatus(); }
 };
 
 }  // namespace boxoffice

@@ -285,6 +285,8 @@ class Engine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A query moves the clock: reported as kAdvance when it would.
   void RecordQuery(TimeUs now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // OK unless the command sink can no longer record (see CommandSink::Accepting).
+  absl::Status SinkAccepting() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Status CheckUser(UserId user) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Reservation*> OwnedReservation(UserId user, ReservationId id)

@@ -151,6 +151,8 @@ class Journal {
 
   Seq appended_seq() const { return appended_seq_.load(std::memory_order_acquire); }
   Seq durable_seq() const { return durable_seq_.load(std::memory_order_acquire); }
+  // OK until a group commit fails; then that failure (every later record is dropped).
+  absl::Status writer_status();
 
   // Calls fn(seq, record) for every committed record with seq > after, in
   // order, stopping at (and returning) the first non-OK status fn returns.
@@ -224,6 +226,7 @@ class Journal {
   bool closing_ = false;
   Seq closing_seq_ = 0;  // appended_seq when Close began: later seqs are never written
   absl::Status writer_status_;  // the first failed commit; then nothing more is written
+  std::atomic<bool> writer_failed_{false};  // writer_status_ is not OK (read without mu_)
   std::atomic<Seq> appended_seq_{0};
   std::atomic<Seq> durable_seq_{0};
   std::atomic<Seq> compacted_seq_{0};

@@ -62,6 +62,7 @@ class Store final : public CommandSink {
 
   // CommandSink: encodes `command` and appends it to the journal (no I/O).
   Seq Record(const Command& command) override;
+  absl::Status Accepting() override;
   // Blocks until every record <= seq is durable. STORE_CLOSED after Close;
   // STORE_UNAVAILABLE if the writer failed (the journal says why).
   absl::Status WaitDurable(Seq seq);
