@@ -2,7 +2,9 @@
 
 ``boxoffice serve [--host] [--port] [--db PATH] [--demo]`` runs the HTTP service (uvicorn, one
 process: the engine lives in it and the store admits one writer). Flags override the
-``BOXOFFICE_*`` environment variables. ``boxoffice drop --url URL [--users N] [--json]`` runs a
+``BOXOFFICE_*`` environment variables. ``boxoffice simulate [--users N] [--seats N] [--seed S]
+[--json]`` runs a ticket drop through the engine in virtual time (:mod:`boxoffice.sim`).
+``boxoffice drop --url URL [--users N] [--json]`` runs a
 live drop of N virtual users against a server and checks its consistency
 (:mod:`boxoffice.drop`). ``boxoffice admin-key [--db PATH]`` prints the store's admin key
 (generated on first start when ``BOXOFFICE_ADMIN_KEY`` is unset).
@@ -92,8 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--durability", choices=["full", "normal", "off"])
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=_serve)
-    from . import drop
+    from . import drop, simulate_cli
 
+    simulate_cli.add_parser(commands)
     drop.add_parser(commands)
     key = commands.add_parser("admin-key", help="print the X-Admin-Key of a store")
     key.add_argument("--db", help="the SQLite store (default var/boxoffice.db)")
