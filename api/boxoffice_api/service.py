@@ -105,6 +105,8 @@ class Service:
         # Emails being signed up right now: a second sign-up of one email while the first
         # is in flight is refused, so two at once cannot both create an engine user.
         self.signups_in_flight: set[str] = set()
+        # The journal sequence of the last command applied by any request (reads wait for it).
+        self.command_seq = 0
 
     @staticmethod
     def now() -> float:
@@ -113,10 +115,8 @@ class Service:
 
     @asynccontextmanager
     async def command(self) -> AsyncIterator[None]:
-        """Wraps engine calls: on leaving, success or error, waits (without blocking the event
-        loop) until everything applied so far is durable, so no answer is sent for an
-        unjournaled change — nor a read showing one (after a crash, an event sequence number
-        must not come back naming a different event).
+        """Wraps engine commands: on leaving, success or error, waits (without blocking the
+        event loop) until they are durable, so no answer is sent for an unjournaled change.
 
         Engine calls run on the event-loop thread, so ``last_seq`` read on exit is this
         request's last command (there is no ``await`` between the command and the read).
@@ -124,7 +124,22 @@ class Service:
         try:
             yield
         finally:
-            await self.engine.wait_durable_async(self.engine.last_seq)
+            seq = self.engine.last_seq  # read before any await: this request's last command
+            self.command_seq = max(self.command_seq, seq)
+            await self.engine.wait_durable_async(seq)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[None]:
+        """Wraps engine queries: on leaving, waits until every command applied *before* the
+        query is durable, so a read never shows a change a crash could take back. Clock
+        records of queries are not waited for: they only fire deadlines at their own times,
+        which a replay fires identically (same states, same event numbers), so a read costs
+        nothing once the last command's group is on disk."""
+        seq = self.command_seq
+        try:
+            yield
+        finally:
+            await self.engine.wait_durable_async(seq)
 
     def close(self) -> None:
         """Closes the accounts and the engine (last snapshot, catalog rewrite)."""

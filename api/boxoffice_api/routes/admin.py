@@ -53,7 +53,7 @@ async def stats(
 ) -> StatsOut:
     """Queue (waiting, active, admitted), seats (available, held, sold), reservations by
     status, payments and revenue (won). Errors: 404 ``CONCERT_NOT_FOUND``."""
-    async with service.command():
+    async with service.read():
         s = service.engine.stats(concert_id, now=service.now())
     return StatsOut(**{name: getattr(s, name) for name in StatsOut.model_fields})
 
@@ -67,7 +67,7 @@ async def events(
     """Domain events (ReservationHeld, PaymentSucceeded, QueueAdmitted, ...) with
     ``seq > after``, oldest first; ``next_cursor`` is the ``after`` of the next page (None on
     the last page: a consumer following the feed keeps the last ``seq`` it read)."""
-    async with service.command():  # never hand out an event a crash could take back
+    async with service.read():  # never hand out an event a crash could take back
         items = service.engine.events(after, limit + 1)  # one more: is there a next page?
     more = len(items) > limit
     items = items[:limit]

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/me/balance", tags=["balance"])
 @router.get("", responses=problems(401), summary="My balance")
 async def balance(user_id: CurrentUser, service: ServiceDep) -> BalanceOut:
     """The wallet balance in won."""
-    async with service.command():
+    async with service.read():
         balance = service.engine.balance(user_id, now=service.now())
     return BalanceOut(user_id=user_id, balance=balance)
 
@@ -23,7 +23,7 @@ async def balance(user_id: CurrentUser, service: ServiceDep) -> BalanceOut:
 @router.get("/history", responses=problems(401), summary="My balance history")
 async def history(user_id: CurrentUser, service: ServiceDep) -> Page[HistoryEntryOut]:
     """CHARGE, PAYMENT and REFUND entries, oldest first, each with ``balance_after``."""
-    async with service.command():
+    async with service.read():
         entries = service.engine.history(user_id, now=service.now())
     return Page(items=[HistoryEntryOut.of(e) for e in entries])
 

@@ -32,7 +32,7 @@ async def search(
 ) -> Page[ConcertOut]:
     """Concerts whose title or artist contains ``q`` (case-insensitive) with a schedule in
     [``from``, ``to``] (RFC 3339; either may be omitted)."""
-    async with service.command():
+    async with service.read():
         concerts = service.engine.concerts(
             q,
             starts_from=seconds_of(starts_from),
@@ -49,7 +49,7 @@ async def get_concert(
     """The concert with its schedules (seat counts) and sale settings.
 
     Errors: 404 ``CONCERT_NOT_FOUND``."""
-    async with service.command():
+    async with service.read():
         concert = service.engine.concert(concert_id, now=service.now())
     return ConcertOut.of(concert)
 

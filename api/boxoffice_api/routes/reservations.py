@@ -67,7 +67,7 @@ async def get_reservation(
     reservation_id: ReservationId, user_id: CurrentUser, service: ServiceDep
 ) -> ReservationOut:
     """One of the user's reservations. Errors: 404 ``RESERVATION_NOT_FOUND``."""
-    async with service.command():
+    async with service.read():
         reservation = service.engine.reservation(user_id, reservation_id, now=service.now())
     return ReservationOut.of(reservation)
 
@@ -75,7 +75,7 @@ async def get_reservation(
 @router.get("/me/reservations", responses=problems(401), summary="My reservations")
 async def my_reservations(user_id: CurrentUser, service: ServiceDep) -> Page[ReservationOut]:
     """The user's reservations, oldest first."""
-    async with service.command():
+    async with service.read():
         items = service.engine.reservations(user_id, now=service.now())
     return Page(items=[ReservationOut.of(r) for r in items])
 
