@@ -68,21 +68,18 @@ class AccountStore:
 
     def find(self, email: str) -> Account | None:
         """The account with this (normalized) email, or None."""
-        with self._read_lock:
-            row = self._read.execute(
-                "SELECT user_id, email, password_hash, created_at FROM api_accounts"
-                " WHERE email = ?",
-                (email,),
-            ).fetchone()
-        return None if row is None else Account(*row)
+        return self._one("email = ?", email)
 
     def by_user(self, user_id: int) -> Account | None:
         """The account of an engine user, or None."""
+        return self._one("user_id = ?", user_id)
+
+    def _one(self, where: str, value: object) -> Account | None:
         with self._read_lock:
             row = self._read.execute(
-                "SELECT user_id, email, password_hash, created_at FROM api_accounts"
-                " WHERE user_id = ?",
-                (user_id,),
+                "SELECT user_id, email, password_hash, created_at FROM api_accounts WHERE "
+                + where,  # one of the two fixed conditions above; the value is a parameter
+                (value,),
             ).fetchone()
         return None if row is None else Account(*row)
 

@@ -8,7 +8,6 @@ the lifespan, so building the app (for the OpenAPI document, say) touches no fil
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -97,41 +96,6 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
-class AccessLogMiddleware:
-    """One structured log line per request: method, route template, status, milliseconds."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.log = get_logger()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route = getattr(scope.get("route"), "path", None)
-            client = scope.get("client")
-            self.log.info(
-                "request",
-                method=scope["method"][:16],
-                route=route or scope["path"][:200],
-                status=status,
-                ms=round((time.perf_counter() - start) * 1000, 3),
-                client=client[0] if client else None,
-            )
-
-
 def welcome(settings: Settings, admin_key: str) -> str:
     """What ``--demo`` prints at start: where to look, the admin key, a first curl."""
     base = f"http://{settings.host}:{settings.port}"
@@ -215,9 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(balance.router)
     app.include_router(admin.router)
-    # Outermost first: access log and metrics see every answer, including 413s.
+    # Added last is outermost: metrics and the access log see every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware, limit=settings.request_body_max_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    if settings.access_log:
-        app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
     return app

@@ -16,6 +16,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .logs import get_logger
+
 if TYPE_CHECKING:
     from .service import Service
 
@@ -95,11 +97,14 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts and times every request (pure ASGI: no body buffering)."""
+    """Counts and times every request, and writes its access-log line when ``access_log``
+    (method, route template, status, milliseconds, client address). Pure ASGI: no body
+    buffering."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        self.log = get_logger() if access_log else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,8 +122,18 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            elapsed_s = time.perf_counter() - start
+            template = getattr(scope.get("route"), "path", None)
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(method, template or "unmatched", str(status)).inc()
+            self.metrics.latency.labels(method, template or "unmatched").observe(elapsed_s)
+            if self.log is not None:
+                client = scope.get("client")
+                self.log.info(
+                    "request",
+                    method=method,
+                    route=template or scope["path"][:200],
+                    status=status,
+                    ms=round(elapsed_s * 1000, 3),
+                    client=client[0] if client else None,
+                )
