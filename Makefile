@@ -60,8 +60,8 @@ py-test: build
 	$(PY) -m pytest -q
 
 lint: bootstrap
-	$(VENV)/bin/ruff check python api tests bench
-	$(VENV)/bin/ruff format --check python api tests bench
+	$(VENV)/bin/ruff check python api tests bench notebooks
+	$(VENV)/bin/ruff format --check python api tests bench notebooks
 
 typecheck: build
 	$(VENV)/bin/mypy
