@@ -10,13 +10,16 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <iterator>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "boxoffice/batch.h"
+#include "boxoffice/command.h"
 #include "boxoffice/engine.h"
 #include "boxoffice/errors.h"
 #include "boxoffice/journal.h"
@@ -405,6 +408,65 @@ Store* StoreOf(Engine& e) {
   return store;
 }
 
+// --- journal records ------------------------------------------------------------
+
+constexpr const char* kCommandTypeNames[] = {
+    "ADVANCE", "CREATE_USER", "CREATE_CONCERT", "JOIN",   "STATUS", "LEAVE",  "GATE",
+    "HOLD",    "RELEASE_SEAT", "CANCEL",        "CHARGE", "PAY",    "REFUND", "BATCH"};
+static_assert(std::size(kCommandTypeNames) == static_cast<size_t>(CommandType::kCount));
+
+constexpr const char* kBatchOpNames[] = {"ADVANCE", "CREATE_USER", "JOIN",   "STATUS",
+                                         "LEAVE",   "HOLD",        "HOLD_BEST", "RELEASE_SEAT",
+                                         "CANCEL",  "CHARGE",      "PAY",    "REFUND"};
+static_assert(std::size(kBatchOpNames) == static_cast<size_t>(BatchOp::kCount));
+
+// A malformed record is the store's DATA_LOSS.
+Command Decode(const py::bytes& record) {
+  const std::string_view view(record);
+  absl::StatusOr<Command> c = DecodeCommand(absl::string_view(view.data(), view.size()));
+  if (!c.ok()) ThrowStatus(MakeError(ErrorCode::kDataLoss, std::string(c.status().message())));
+  return *std::move(c);
+}
+
+// Text recorded from clients (idempotency keys, grade names) as str, never failing.
+py::str Text(const std::string& s) {
+  return py::reinterpret_steal<py::str>(
+      PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace"));
+}
+
+py::dict CommandDict(const Command& c) {
+  py::dict d;
+  d["type"] = kCommandTypeNames[static_cast<size_t>(c.type)];
+  if (c.type == CommandType::kBatchCommand) {
+    const BatchCommand& b = c.batch;
+    d["op"] = b.op < std::size(kBatchOpNames) ? py::object(py::str(kBatchOpNames[b.op]))
+                                                : py::object(py::int_(b.op));
+    d["now"] = Seconds(b.now_us);
+    d["user"] = b.user;
+    d["token"] = b.token;
+    d["target"] = b.target;
+    d["arg"] = b.arg;
+    d["quantity"] = static_cast<int64_t>(b.quantity);
+    d["grade"] = "";
+    d["grade_index"] = static_cast<int64_t>(b.grade);
+    d["key"] = "";
+    d["seats"] = std::vector<SeatId>();
+    return d;
+  }
+  d["op"] = py::none();
+  d["now"] = Seconds(c.now);
+  d["user"] = c.user;
+  d["token"] = c.token;
+  d["target"] = c.target;
+  d["arg"] = c.arg;
+  d["quantity"] = c.quantity;
+  d["grade"] = Text(c.grade);
+  d["grade_index"] = 0;
+  d["key"] = Text(c.key);
+  d["seats"] = c.seats;
+  return d;
+}
+
 void BindEngine(py::module_& m) {
   py::class_<Engine, std::shared_ptr<Engine>>(m, "Engine")
       .def(py::init([](std::optional<std::string> path, const std::string& durability,
@@ -719,6 +781,14 @@ void BindEngine(py::module_& m) {
              if (!s.ok()) ThrowStatus(s);
            })
       .def(
+          "_replay_record",
+          [](Engine& e, const py::bytes& record) {
+            const Command c = Decode(record);
+            py::gil_scoped_release nogil;
+            (void)e.Replay(c);  // a command that failed when recorded fails again
+          },
+          py::arg("record"))
+      .def(
           "_apply_batch",
           [](Engine& e, const py::buffer& commands, const py::buffer& results) {
             py::buffer_info in = commands.request();
@@ -751,11 +821,24 @@ PYBIND11_MODULE(_core, m) {
   }
   m.attr("ERROR_CODES") = codes;
   py::dict ops;
-  const char* names[] = {"ADVANCE", "CREATE_USER", "JOIN",   "STATUS", "LEAVE",  "HOLD",
-                         "HOLD_BEST", "RELEASE_SEAT", "CANCEL", "CHARGE", "PAY", "REFUND"};
-  static_assert(std::size(names) == static_cast<size_t>(BatchOp::kCount));
-  for (size_t i = 0; i < std::size(names); ++i) ops[names[i]] = i;
+  for (size_t i = 0; i < std::size(kBatchOpNames); ++i) ops[kBatchOpNames[i]] = i;
   m.attr("BATCH_OPS") = ops;
+  m.def(
+      "journal_records",
+      [](const std::string& path) {
+        absl::StatusOr<JournalRecords> r;
+        {
+          py::gil_scoped_release nogil;
+          r = ReadJournalRecords(path);
+        }
+        if (!r.ok()) ThrowStatus(r.status());
+        py::list records;
+        for (const std::string& rec : r->records) records.append(py::bytes(rec));
+        return py::make_tuple(r->first_seq, records);
+      },
+      py::arg("path"));
+  m.def("decode_record", [](const py::bytes& record) { return CommandDict(Decode(record)); },
+        py::arg("record"));
   BindSettings(m);
   BindViews(m);
   BindEngine(m);

@@ -1,6 +1,8 @@
 // Store: see store.h for what it does and why.
 #include "boxoffice/store.h"
 
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -175,6 +177,36 @@ absl::Status Store::Close() {
   if (s.ok()) s = WriteCatalog(*engine_, options_.path, seq);
   absl::Status closed = journal_->Close();
   return StoreError(s.ok() ? closed : s);
+}
+
+absl::StatusOr<JournalRecords> ReadJournalRecords(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return MakeError(ErrorCode::kStoreUnavailable, absl::StrCat("no store file at ", path));
+  }
+  JournalOptions options;
+  options.path = path;
+  absl::StatusOr<std::unique_ptr<Journal>> journal = Journal::Open(options);
+  if (!journal.ok()) return StoreError(journal.status());
+  JournalRecords out;
+  out.last_seq = (*journal)->appended_seq();
+  auto collect = [&out](Seq seq, absl::string_view record) -> absl::Status {
+    if (out.records.empty()) out.first_seq = seq;
+    out.records.emplace_back(record);
+    return absl::OkStatus();
+  };
+  absl::Status s = (*journal)->Read(0, collect);
+  if (absl::IsFailedPrecondition(s) && out.records.empty()) {
+    // Compacted behind a snapshot: what is left starts after the newest one.
+    absl::StatusOr<std::optional<boxoffice::Snapshot>> latest = (*journal)->LatestSnapshot();
+    if (!latest.ok()) return StoreError(latest.status());
+    const Seq after = latest->has_value() ? (*latest)->seq : 0;
+    s = (*journal)->Read(after, collect);
+  }
+  if (!s.ok()) return StoreError(s);
+  if (out.records.empty()) out.first_seq = out.last_seq + 1;
+  if (absl::Status c = (*journal)->Close(); !c.ok()) return StoreError(c);
+  return out;
 }
 
 }  // namespace boxoffice

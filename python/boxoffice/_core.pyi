@@ -1,7 +1,7 @@
 """Typed stubs of the C++ extension ``boxoffice._core`` (checked by mypy and by tests)."""
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from typing_extensions import Buffer
 
@@ -16,6 +16,30 @@ ERROR_CODES: dict[str, tuple[str, int, int]]
 """Every stable error code -> (absl status code name, HTTP status, batch result code)."""
 BATCH_OPS: dict[str, int]
 """Batch op name -> its numeric value in ``COMMAND_DTYPE['op']``."""
+
+def journal_records(path: str) -> tuple[int, list[bytes]]:
+    """Every record still in the journal of the store file at ``path``, in sequence order.
+
+    Returns ``(first_seq, records)``: ``first_seq`` is the seq of ``records[0]`` (the last seq
+    plus one when there are none). It is 1 unless a snapshot compacted the journal, which then
+    starts just after the newest snapshot. Opens the journal as its writer (it takes the
+    store's lock): pass a copy of a store a server has open
+    (``boxoffice.sim.copy_store``). Raises StoreUnavailable (no such file), StoreLocked,
+    StoreVersionUnsupported, DataLoss.
+    """
+
+def decode_record(record: bytes) -> dict[str, Any]:
+    """One journal record (``cpp/include/boxoffice/command.h``) as a dict.
+
+    Keys: ``type`` (``ADVANCE``, ``CREATE_USER``, ``CREATE_CONCERT``, ``JOIN``, ``STATUS``,
+    ``LEAVE``, ``GATE``, ``HOLD``, ``RELEASE_SEAT``, ``CANCEL``, ``CHARGE``, ``PAY``,
+    ``REFUND`` or ``BATCH``), ``op`` (for ``BATCH``: the batch op name, as in ``BATCH_OPS``;
+    else None), ``now`` (float seconds, as the caller gave it), ``user``, ``token``,
+    ``target`` (concert, schedule or reservation, by type), ``arg`` (seat or amount),
+    ``quantity``, ``grade`` (a name; "" for BATCH), ``grade_index`` (BATCH: 0 = any, k = the
+    concert's k-th grade), ``key`` (the idempotency key, "" if none) and ``seats`` (HOLD).
+    Raises DataLoss for a malformed record.
+    """
 
 class Limits:
     users_max: int
@@ -506,3 +530,7 @@ class Engine:
     def check_invariants(self) -> None:
         """Checks every invariant of the brief. Raises InternalError when one is broken."""
     def _apply_batch(self, commands: Buffer, results: Buffer) -> None: ...
+    def _replay_record(self, record: bytes) -> None:
+        """Decodes one journal record and applies it through ``Engine::Replay`` (the code
+        recovery uses; a command that failed when recorded fails again, silently). Raises
+        DataLoss for a malformed record."""

@@ -199,3 +199,17 @@ def api(server: Server) -> Iterator[Api]:
     client = Api(server.base_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def api_for() -> Iterator[Any]:
+    """``api_for(base_url)`` → an :class:`Api` for another server (closed after the test)."""
+    clients: list[Api] = []
+
+    def make(base_url: str) -> Api:
+        clients.append(Api(base_url))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()

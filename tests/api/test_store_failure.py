@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import resource
 
-from conftest import Api
-
 FILE_SIZE_MAX = 600_000  # bytes: a few hundred charges fit, then every write fails (EFBIG)
 
 
@@ -16,12 +14,12 @@ def limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_MAX, FILE_SIZE_MAX))
 
 
-def test_a_failed_journal_refuses_changes_and_loses_nothing_acknowledged(start_server, tmp_path):
+def test_a_failed_journal_refuses_changes_and_loses_nothing_acknowledged(start_server, api_for):
     server = start_server(snapshot_every_records="0")
     server.stop()  # restart the same store under the file-size limit
     server.preexec = limit_file_size
     server.start()
-    api = Api(server.base_url)
+    api = api_for(server.base_url)
     fan = api.user()
     acknowledged = 0
     refused = None
@@ -44,15 +42,13 @@ def test_a_failed_journal_refuses_changes_and_loses_nothing_acknowledged(start_s
     assert balance.status_code == 503 and balance.json()["code"] == "STORE_UNAVAILABLE"
     health = api.http.get("/healthz")
     assert health.status_code == 503 and health.json()["code"] == "STORE_UNAVAILABLE"
-    api.close()
 
     server.kill()
     server.preexec = None
     server.start()
-    api = Api(server.base_url)
+    api = api_for(server.base_url)
     login = api.http.get("/v1/me/balance", headers=fan)  # the access token survives
     assert login.status_code == 200, login.text
     assert login.json()["balance"] == acknowledged
     assert api.http.get("/healthz").status_code == 200
     assert api.charge(fan, 5).json()["balance"] == acknowledged + 5
-    api.close()

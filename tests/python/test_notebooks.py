@@ -31,11 +31,15 @@ SMALL_SCALE = {
     "BOXOFFICE_NB_SEATS": "500",
     "BOXOFFICE_NB_SWEEP_USERS": "2000",
     "BOXOFFICE_NB_SWEEP_SEATS": "200",
+    "BOXOFFICE_NB_REPLAY_USERS": "60",  # replay.ipynb records a drop of a real server
+    "BOXOFFICE_NB_REPLAY_SEATS": "30",
+    "BOXOFFICE_NB_REPLAY_CAPACITY": "8",
 }
 
 FIGURE_CELLS = {
     "ticket_drop.ipynb": ("queue", "active", "fill", "wait", "expiry", "revenue"),
     "policy_sweep.ipynb": ("sellout", "gaveup", "fairness", "expired"),
+    "replay.ipynb": ("drop", "rerun"),
 }
 """Cells (by id) that must each draw a figure; other notebooks must draw at least one."""
 
@@ -44,6 +48,7 @@ def run(nb: nbformat.NotebookNode, monkeypatch: pytest.MonkeyPatch) -> nbformat.
     """Executes ``nb`` in place at the small scale; a failing cell raises CellExecutionError."""
     for name, value in SMALL_SCALE.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("BOXOFFICE_NB_STORE", raising=False)  # replay.ipynb records its own
     client = NotebookClient(
         nb,
         kernel_name=KERNEL,
@@ -146,3 +151,12 @@ def test_notebook_runs_small_and_draws_its_figures(path, monkeypatch):
             assert f"<th>{column}</th>" in html
         rows = html.split("<tbody>")[1].count("<tr>")
         assert rows == 3 * 3 * 2, html  # the default grid
+    elif path.name == "replay.ipynb":
+        printed = "".join(outputs(cell(nb, "replay"), "text/plain"))
+        assert "hash check: match" in printed, printed
+        (html,) = outputs(cell(nb, "rerun"), "text/html")
+        for column in ("capacity", "sold", "sell_out_s", "oversold", "consistent"):
+            assert f"<th>{column}</th>" in html
+        rows = html.split("<tbody>")[1].count("<tr>")
+        assert rows == 3, html  # the recorded capacity and two others
+        assert "<td>True</td>" in html and "<td>False</td>" not in html  # all consistent

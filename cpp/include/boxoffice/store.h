@@ -26,6 +26,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "boxoffice/command.h"
@@ -100,5 +101,20 @@ class Store final : public CommandSink {
   std::string scratch_;                 // encode buffer
   int64_t since_snapshot_counter_ = 0;  // records since the last snapshot request
 };
+
+// The records still in the journal of a store, for analysis and replay.
+struct JournalRecords {
+  Seq first_seq = 1;  // the seq of records[0] (last_seq + 1 when there are none)
+  Seq last_seq = 0;   // the last seq in the store (0 for a new one)
+  std::vector<std::string> records;  // first_seq, first_seq + 1, ..., in order
+};
+
+// Reads every record still in the journal of the store at `path`: from seq 1,
+// or, when the journal was compacted behind a snapshot, from just after the
+// newest snapshot (then first_seq > 1 and the earlier records are gone). The
+// file must exist. Opens the journal as its writer (taking its lock) and
+// closes it again: pass a copy of a store that a server has open. Errors as
+// Store::Open (STORE_UNAVAILABLE for a missing file, STORE_LOCKED, ...).
+absl::StatusOr<JournalRecords> ReadJournalRecords(const std::string& path);
 
 }  // namespace boxoffice

@@ -22,6 +22,9 @@ Example::
     result.timeseries.plot(x="t_s", y=["waiting", "active", "seats_sold"])
     result.users.groupby("outcome", observed=True).size()
 
+``replay``, ``recorded_arrivals`` and ``rerun`` read a server's store (its journal): see
+``boxoffice.sim.replay``.
+
 Requires pandas (the ``analysis`` extra) and, for ``progress=True``, tqdm.
 """
 
@@ -38,6 +41,14 @@ from .models import (
     SimConfig,
     Venue,
 )
+from .replay import (
+    JournalCompacted,
+    ReplayResult,
+    copy_store,
+    recorded_arrivals,
+    replay,
+    rerun,
+)
 from .runner import OUTCOMES, TOKEN_ENDS, SimResult, SimulationError, run
 from .summary import Summary, fairness
 
@@ -49,13 +60,19 @@ __all__ = [
     "BurstArrivals",
     "CsvArrivals",
     "Grade",
+    "JournalCompacted",
     "PoissonArrivals",
+    "ReplayResult",
     "Sale",
     "SimConfig",
     "SimResult",
     "SimulationError",
     "Summary",
     "Venue",
+    "copy_store",
     "fairness",
+    "recorded_arrivals",
+    "replay",
+    "rerun",
     "run",
 ]
