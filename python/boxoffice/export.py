@@ -22,6 +22,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# The fields of a domain event, in the order the event tables show them.
+EVENT_COLUMNS = (
+    "seq",
+    "type",
+    "at",
+    "user_id",
+    "concert_id",
+    "token_id",
+    "reservation_id",
+    "amount",
+    "value",
+)
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -187,19 +200,5 @@ def frames(engine: Engine, *, now: float) -> dict[str, pd.DataFrame]:
             ["entry_id", "user_id", "kind", "amount", "balance_after", "at", "reservation_id"],
             ("at",),
         ),
-        "events": _frame(
-            events,
-            [
-                "seq",
-                "type",
-                "at",
-                "user_id",
-                "concert_id",
-                "token_id",
-                "reservation_id",
-                "amount",
-                "value",
-            ],
-            ("at",),
-        ),
+        "events": _frame(events, list(EVENT_COLUMNS), ("at",)),
     }

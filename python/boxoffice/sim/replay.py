@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import Engine, Limits
 from .._core import decode_record, journal_records
+from ..export import EVENT_COLUMNS
 from .models import CsvArrivals, Sale, SimConfig, Venue
 from .runner import SimResult, run
 
@@ -40,18 +41,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 StorePath = str | os.PathLike[str]
-
-EVENT_COLUMNS = (
-    "seq",
-    "type",
-    "at",
-    "user_id",
-    "concert_id",
-    "token_id",
-    "reservation_id",
-    "amount",
-    "value",
-)
 
 
 class JournalCompacted(ValueError):
