@@ -8,11 +8,12 @@ named limits, amounts) is the engine's, so its error codes reach the client unch
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Generic, Literal, TypeVar, overload
+from typing import Annotated, Generic, Literal, Self, TypeVar, overload
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -41,28 +42,58 @@ def utc(seconds: float | None) -> datetime | None:
 
 
 def seconds_of(when: datetime | None) -> float | None:
+    """An aware datetime → seconds since the epoch for the engine (None stays None)."""
     return None if when is None else when.timestamp()
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields are refused (422)."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class EngineView(BaseModel):
+    """A response read from the engine object with the same field names: ``X.of(obj)``.
+
+    Times arrive as float seconds since the epoch and become UTC datetimes (RFC 3339 ``Z`` in
+    JSON); pydantic reads epoch numbers exactly as ``datetime.fromtimestamp(t, UTC)``.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def of(cls, engine_object: object) -> Self:
+        return cls.model_validate(engine_object)
+
+
+def _zero_is_none(value: object) -> object:
+    return value or None
+
+
+IdOrNone = Annotated[int | None, BeforeValidator(_zero_is_none)]  # the engine's 0 = no id
 
 
 # --- accounts ---------------------------------------------------------------------------
 
 
 class Credentials(Strict):
+    """Email and password, for sign-up and log-in."""
+
     email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
     password: Annotated[str, Field(min_length=8, max_length=256)]
 
 
 class UserOut(BaseModel):
+    """An account."""
+
     id: int
     email: str
     created_at: datetime
 
 
 class AccessToken(BaseModel):
+    """An access JWT: send it as ``Authorization: Bearer <access_token>``."""
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the token expires.")
@@ -72,6 +103,8 @@ class AccessToken(BaseModel):
 
 
 class SectionIn(Strict):
+    """A block of a seat map: ``rows`` x ``seats_per_row`` seats of one grade and price."""
+
     name: Annotated[str, Field(min_length=1, max_length=64)]
     rows: I64
     seats_per_row: I64
@@ -80,12 +113,16 @@ class SectionIn(Strict):
 
 
 class ScheduleIn(Strict):
+    """One performance date with its seat map."""
+
     starts_at: AwareDatetime
     sections: list[SectionIn] = Field(min_length=1, max_length=256)
 
 
 class Sale(Strict):
     """Sale settings; the defaults are the seeds' (capacity 200, session 10 min, hold 5 min)."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
 
     opens_at: AwareDatetime | None = Field(
         None, description="Before it, joiners enter a pre-queue shuffled at opening."
@@ -116,21 +153,12 @@ class Sale(Strict):
 
     @classmethod
     def of(cls, s: bo.SaleSettings) -> Sale:
-        return cls(
-            opens_at=utc(s.opens_at),
-            queue_capacity=s.queue_capacity,
-            admission_per_minute=s.admission_per_minute,
-            session_ttl_s=s.session_ttl_s,
-            hold_ttl_s=s.hold_ttl_s,
-            max_seats_per_reservation=s.max_seats_per_reservation,
-            max_seats_per_user=s.max_seats_per_user,
-            release_on_payment_failure=s.release_on_payment_failure,
-            abandon_timeout_s=s.abandon_timeout_s,
-            poll_interval_s=s.poll_interval_s,
-        )
+        return cls.model_validate(s)
 
 
 class ConcertIn(Strict):
+    """A concert to create: catalog text, schedules with seat maps, sale settings."""
+
     title: Annotated[str, Field(min_length=1, max_length=256)]
     artist: Annotated[str, Field(max_length=256)] = ""
     venue: Annotated[str, Field(max_length=256)] = ""
@@ -138,25 +166,19 @@ class ConcertIn(Strict):
     sale: Sale = Field(default_factory=Sale)
 
 
-class ScheduleOut(BaseModel):
+class ScheduleOut(EngineView):
+    """One performance date with its seat counts."""
+
     id: int
     concert_id: int
     starts_at: datetime
     seats_total: int
     seats_available: int
 
-    @classmethod
-    def of(cls, s: bo.Schedule) -> ScheduleOut:
-        return cls(
-            id=s.id,
-            concert_id=s.concert_id,
-            starts_at=utc(s.starts_at),
-            seats_total=s.seats_total,
-            seats_available=s.seats_available,
-        )
 
+class ConcertOut(EngineView):
+    """A concert with its schedules and sale settings."""
 
-class ConcertOut(BaseModel):
     id: int
     title: str
     artist: str
@@ -166,21 +188,10 @@ class ConcertOut(BaseModel):
     sale: Sale
     created_at: datetime
 
-    @classmethod
-    def of(cls, c: bo.Concert) -> ConcertOut:
-        return cls(
-            id=c.id,
-            title=c.title,
-            artist=c.artist,
-            venue=c.venue,
-            grades=c.grades,
-            schedules=[ScheduleOut.of(s) for s in c.schedules],
-            sale=Sale.of(c.sale),
-            created_at=utc(c.created_at),
-        )
 
+class SeatOut(EngineView):
+    """One seat of a schedule."""
 
-class SeatOut(BaseModel):
     id: int
     schedule_id: int
     label: str = Field(description="section-row-number, e.g. A-1-7.")
@@ -191,25 +202,13 @@ class SeatOut(BaseModel):
     price: int
     status: Literal["AVAILABLE", "HELD", "SOLD"]
 
-    @classmethod
-    def of(cls, s: bo.Seat) -> SeatOut:
-        return cls(
-            id=s.id,
-            schedule_id=s.schedule_id,
-            label=s.label,
-            section=s.section,
-            row=s.row,
-            number=s.number,
-            grade=s.grade,
-            price=s.price,
-            status=s.status,
-        )
-
 
 # --- queue ------------------------------------------------------------------------------
 
 
 class QueueStatus(BaseModel):
+    """A queue token's state: WAITING with position and ETA, ACTIVE, or EXPIRED."""
+
     token_id: int
     concert_id: int
     status: Literal["WAITING", "ACTIVE", "EXPIRED"]
@@ -234,6 +233,8 @@ class QueueStatus(BaseModel):
 
 
 class QueueJoined(QueueStatus):
+    """The answer to joining: the token's state and the signed queue token."""
+
     queue_token: str = Field(description="Send it as X-Queue-Token on gated requests.")
 
 
@@ -258,6 +259,9 @@ class HoldIn(Strict):
 
 
 class ReservationOut(BaseModel):
+    """Seats held by one user: PENDING until ``expires_at``, then CONFIRMED, EXPIRED,
+    CANCELED or REFUNDED."""
+
     id: int
     status: Literal["PENDING", "CONFIRMED", "EXPIRED", "CANCELED", "REFUNDED"]
     concert_id: int
@@ -286,10 +290,14 @@ class ReservationOut(BaseModel):
 
 
 class PaymentIn(Strict):
+    """The reservation to pay."""
+
     reservation_id: Id
 
 
 class PaymentOut(BaseModel):
+    """A payment, with the wallet balance after it."""
+
     id: int
     reservation_id: int
     amount: int = Field(description="Won.")
@@ -310,22 +318,30 @@ class PaymentOut(BaseModel):
 
 
 class ChargeIn(Strict):
+    """A wallet top-up."""
+
     amount: I64 = Field(description="Won; at least 1 and at most the per-charge limit.")
 
 
 class BalanceOut(BaseModel):
+    """A wallet balance."""
+
     user_id: int
     balance: int = Field(description="Won.")
 
 
 class ChargeOut(BaseModel):
+    """A charge, with the new balance."""
+
     id: int = Field(description="The history entry of this charge.")
     amount: int
     balance: int = Field(description="The new balance, won.")
     charged_at: datetime
 
 
-class HistoryEntryOut(BaseModel):
+class HistoryEntryOut(EngineView):
+    """One wallet history entry (CHARGE, PAYMENT or REFUND), amounts in won."""
+
     id: int
     kind: Literal["CHARGE", "PAYMENT", "REFUND"]
     amount: int
@@ -333,22 +349,13 @@ class HistoryEntryOut(BaseModel):
     at: datetime
     reservation_id: int | None
 
-    @classmethod
-    def of(cls, e: bo.HistoryEntry) -> HistoryEntryOut:
-        return cls(
-            id=e.id,
-            kind=e.kind,
-            amount=e.amount,
-            balance_after=e.balance_after,
-            at=utc(e.at),
-            reservation_id=e.reservation_id,
-        )
-
 
 # --- operators --------------------------------------------------------------------------
 
 
-class StatsOut(BaseModel):
+class StatsOut(EngineView):
+    """The operator's view of one concert."""
+
     concert_id: int
     queue_waiting: int
     queue_active: int
@@ -368,42 +375,34 @@ class StatsOut(BaseModel):
     revenue: int = Field(description="Won.")
 
 
-class EventOut(BaseModel):
+class EventOut(EngineView):
+    """One domain event of the journal, numbered by ``seq``."""
+
     seq: int
     type: str
     at: datetime
-    user_id: int | None
-    concert_id: int | None
-    token_id: int | None
-    reservation_id: int | None
+    user_id: IdOrNone
+    concert_id: IdOrNone
+    token_id: IdOrNone
+    reservation_id: IdOrNone
     amount: int = Field(description="Won, for money events (0 otherwise).")
     value: int = Field(description="Event-specific number (docs/engine-rules.md), e.g. a balance.")
-
-    @classmethod
-    def of(cls, e: bo.Event) -> EventOut:
-        return cls(
-            seq=e.seq,
-            type=e.type,
-            at=utc(e.at),
-            user_id=e.user_id or None,
-            concert_id=e.concert_id or None,
-            token_id=e.token_id or None,
-            reservation_id=e.reservation_id or None,
-            amount=e.amount,
-            value=e.value,
-        )
 
 
 T = TypeVar("T")
 
 
 class Page(BaseModel, Generic[T]):
+    """A list: ``items``, and ``next_cursor`` where the list is paged."""
+
     items: list[T]
     next_cursor: str | None = Field(None, description="Pass as the cursor for the next page.")
 
 
 class Health(BaseModel):
+    """Liveness: the store accepts commands."""
+
     status: Literal["ok"]
-    last_seq: int
+    last_event_seq: int = Field(description="The last domain event's sequence number.")
     concerts: int
     users: int

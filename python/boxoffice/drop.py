@@ -974,7 +974,7 @@ async def run_drop(config: DropConfig) -> DropResult:
         http = _Http(clients, per_client, config.poll_scale)
         rec = http.rec
         health = await _setup_call(http, "GET", "/healthz", 200)
-        first_seq = int(health["last_seq"])
+        first_seq = int(health["last_event_seq"])
         fresh = config.concert_id is None
         if config.concert_id is None:
             created = await _setup_call(

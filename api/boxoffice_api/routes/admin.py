@@ -55,7 +55,7 @@ async def stats(
     status, payments and revenue (won). Errors: 404 ``CONCERT_NOT_FOUND``."""
     async with service.read():
         s = service.engine.stats(concert_id, now=service.now())
-    return StatsOut(**{name: getattr(s, name) for name in StatsOut.model_fields})
+    return StatsOut.of(s)
 
 
 @router.get("/events", responses=problems(403), summary="Domain events")

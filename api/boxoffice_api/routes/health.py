@@ -14,13 +14,13 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz", summary="Liveness", responses=problems(503))
 async def healthz(service: ServiceDep) -> Health:
-    """``ok`` while the engine answers and its store accepts commands, with the journal
-    position and sizes; 503 ``STORE_UNAVAILABLE`` once the journal writer has failed."""
+    """``ok`` while the engine answers and its store accepts commands, with the last event
+    sequence and the counts; 503 ``STORE_UNAVAILABLE`` once the journal writer has failed."""
     engine = service.engine
     engine.check_store()
     return Health(
         status="ok",
-        last_seq=engine.last_event_seq,
+        last_event_seq=engine.last_event_seq,
         concerts=engine.concert_count,
         users=engine.user_count,
     )
