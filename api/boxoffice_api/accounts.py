@@ -23,6 +23,8 @@ class EmailTaken(Exception):
 
 @dataclass(frozen=True)
 class Account:
+    """One account: the engine user, the normalized email, the argon2id hash, when (s)."""
+
     user_id: int
     email: str
     password_hash: str
@@ -62,6 +64,7 @@ class AccountStore:
         )
 
     def close(self) -> None:
+        """Closes both connections (the tables stay in the store)."""
         with self._lock, self._read_lock:
             self._read.close()
             self._db.close()
@@ -108,11 +111,6 @@ class AccountStore:
                 "UPDATE api_accounts SET password_hash = ? WHERE user_id = ?",
                 (password_hash, user_id),
             )
-
-    def count(self) -> int:
-        with self._lock:
-            (n,) = self._db.execute("SELECT count(*) FROM api_accounts").fetchone()
-        return int(n)
 
     def secret(self, name: str) -> str:
         """The named server secret, generated (256 random bits) and stored on first use."""

@@ -21,6 +21,7 @@ from .service import Service
 
 
 def get_service(request: Request) -> Service:
+    """The process's :class:`Service` (opened by the app's lifespan)."""
     service: Service = request.app.state.service
     return service
 

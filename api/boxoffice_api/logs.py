@@ -38,5 +38,6 @@ def configure(level: str = "info", json: bool = True) -> None:
 
 
 def get_logger() -> structlog.stdlib.BoundLogger:
+    """The API's structlog logger (``logger.info("event", key=value, ...)``)."""
     logger: structlog.stdlib.BoundLogger = structlog.get_logger("boxoffice.api")
     return logger

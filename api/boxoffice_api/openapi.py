@@ -21,6 +21,7 @@ def document() -> dict[str, Any]:
 
 
 def render() -> str:
+    """The document as stable JSON text (sorted keys, two-space indent, final newline)."""
     return json.dumps(document(), indent=2, sort_keys=True) + "\n"
 
 

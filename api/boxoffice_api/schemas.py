@@ -29,7 +29,6 @@ import boxoffice as bo
 I64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
 Seconds = Annotated[StrictFloat, Field(allow_inf_nan=False, ge=-1e11, le=1e11)]
-Text = Annotated[str, Field(max_length=4096)]
 
 
 @overload

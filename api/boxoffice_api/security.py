@@ -45,6 +45,7 @@ class Passwords:
         self._dummy = self._hasher.hash("not a password of anyone")
 
     def hash(self, password: str) -> str:
+        """The argon2id PHC string of ``password`` (salted; slow on purpose)."""
         return self._hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
@@ -57,11 +58,14 @@ class Passwords:
             return False
 
     def needs_rehash(self, password_hash: str) -> bool:
+        """True when the hash was made with other parameters than the current profile's."""
         return self._hasher.check_needs_rehash(password_hash)
 
 
 @dataclass(frozen=True)
 class QueueClaims:
+    """What a queue token names: its user, concert and engine token id."""
+
     user_id: int
     concert_id: int
     token_id: int
@@ -108,6 +112,7 @@ class Tokens:
         return claims
 
     def access_token(self, user_id: int) -> str:
+        """A signed access JWT for ``user_id``, valid ``access_ttl_s`` seconds."""
         return self._encode({"sub": str(user_id), "typ": "access"}, self.access_ttl_s)
 
     def user_of(self, token: str) -> int:
@@ -128,6 +133,7 @@ class Tokens:
         return _positive_int(claims.get("sub"), "UNAUTHENTICATED", 401)
 
     def queue_token(self, user_id: int, concert_id: int, token_id: int) -> str:
+        """A signed queue token naming the user, the concert and the engine token id."""
         return self._encode(
             {"sub": str(user_id), "typ": "queue", "cid": concert_id, "tid": token_id},
             self._queue_ttl_s,

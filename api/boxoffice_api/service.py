@@ -25,21 +25,21 @@ class LoginThrottle:
     logins answer 429.
 
     Args:
-        attempts_per_minute: failed attempts allowed per email per 60 s.
-        emails_max: emails tracked at once (the oldest entries are dropped first), so a
-            flood of made-up emails cannot grow memory without bound.
+        attempts_per_minute: failed attempts allowed per key per 60 s.
+        keys_max: keys tracked at once (the oldest entries are dropped first), so a flood of
+            made-up emails cannot grow memory without bound.
     """
 
     WINDOW_S = 60.0
 
-    def __init__(self, attempts_per_minute: int, emails_max: int = 100_000) -> None:
+    def __init__(self, attempts_per_minute: int, keys_max: int = 100_000) -> None:
         self._limit = attempts_per_minute
-        self._emails_max = emails_max
+        self._keys_max = keys_max
         self._failures: dict[str, deque[float]] = {}
 
-    def check(self, email: str, now: float) -> None:
+    def check(self, key: str, now: float) -> None:
         """Raises ApiError 429 ``LOGIN_THROTTLED`` (with Retry-After) while throttled."""
-        failures = self._failures.get(email)
+        failures = self._failures.get(key)
         if failures is None:
             return
         while failures and failures[0] <= now - self.WINDOW_S:
@@ -52,15 +52,17 @@ class LoginThrottle:
                 retry_after_s=failures[0] + self.WINDOW_S - now,
             )
 
-    def failed(self, email: str, now: float) -> None:
-        failures = self._failures.pop(email, None) or deque(maxlen=self._limit)
+    def failed(self, key: str, now: float) -> None:
+        """Counts a failed (or in-flight) attempt for the key at ``now`` (seconds)."""
+        failures = self._failures.pop(key, None) or deque(maxlen=self._limit)
         failures.append(now)
-        self._failures[email] = failures  # re-inserted: dicts keep insertion order
-        if len(self._failures) > self._emails_max:
+        self._failures[key] = failures  # re-inserted: dicts keep insertion order
+        if len(self._failures) > self._keys_max:
             del self._failures[next(iter(self._failures))]
 
-    def succeeded(self, email: str) -> None:
-        self._failures.pop(email, None)
+    def succeeded(self, key: str) -> None:
+        """Clears the key's count after a successful login."""
+        self._failures.pop(key, None)
 
 
 class Service:

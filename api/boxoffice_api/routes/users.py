@@ -16,6 +16,7 @@ router = APIRouter(prefix="/v1", tags=["users"])
 
 
 def normalize_email(email: str) -> str:
+    """The form accounts are stored and looked up by: trimmed, lower case."""
     return email.strip().lower()
 
 
@@ -52,6 +53,7 @@ async def sign_up(body: Credentials, service: ServiceDep) -> UserOut:
 
 @router.get("/me", responses=problems(401), summary="The current user")
 async def me(user_id: CurrentUser, service: ServiceDep) -> UserOut:
+    """The account of the access token. Errors: 401 ``UNAUTHENTICATED``."""
     account = await asyncio.to_thread(service.accounts.by_user, user_id)
     if account is None:
         raise ApiError(401, "UNAUTHENTICATED", "the access token names no account")
