@@ -114,22 +114,14 @@ void AdmissionQueue::Enqueue(QueueToken& t) {
 }
 
 void AdmissionQueue::Touch(TokenId id, TimeUs now) {
-  QueueToken& t = token(id);
-  if (t.state == TokenState::kWaiting) {
-    const bool had = timer_->Cancel(t.last_seen_at + settings_.abandon_timeout_us,
-                                    TimerKind::kAbandon, id);
-    BOXOFFICE_ASSERT(had);
-    timer_->Schedule(now + settings_.abandon_timeout_us, TimerKind::kAbandon, id);
-  }
-  t.last_seen_at = now;
+  // The abandon entry stays where it is: when it comes due, OnAbandon moves it
+  // to last_seen_at + timeout (a poll costs no timer operation).
+  token(id).last_seen_at = now;
 }
 
-void AdmissionQueue::End(QueueToken& t, TokenEnd why, TimeUs at, EventType event,
-                         bool timer_fired) {
+void AdmissionQueue::End(QueueToken& t, TokenEnd why, TimeUs at, EventType event) {
+  // The token's timer entries are left to go stale (see hold_timer.h).
   if (t.state == TokenState::kWaiting) {
-    const bool had = timer_fired || timer_->Cancel(t.last_seen_at + settings_.abandon_timeout_us,
-                                                   TimerKind::kAbandon, t.id);
-    BOXOFFICE_ASSERT(had);
     if (t.join_seq >= 0) {
       waiting_at_.Add(t.join_seq, -1);
       --waiting_;
@@ -137,9 +129,6 @@ void AdmissionQueue::End(QueueToken& t, TokenEnd why, TimeUs at, EventType event
       --prequeue_waiting_;  // stays in prequeue_, skipped at opening
     }
   } else if (t.state == TokenState::kActive) {
-    const bool had =
-        timer_fired || timer_->Cancel(t.expires_at, TimerKind::kSessionExpiry, t.id);
-    BOXOFFICE_ASSERT(had);
     --active_;
   } else {
     BOXOFFICE_ASSERT(false && "ending an EXPIRED token");
@@ -196,16 +185,22 @@ void AdmissionQueue::OnOpen(TimeUs at, uint64_t seed) {
 
 void AdmissionQueue::OnSessionExpiry(TokenId id, TimeUs at) {
   QueueToken& t = token(id);
-  BOXOFFICE_ASSERT(t.state == TokenState::kActive && t.expires_at == at);
-  End(t, TokenEnd::kSessionExpired, at, EventType::kQueueSessionExpired, /*timer_fired=*/true);
+  if (t.state != TokenState::kActive) return;  // left or completed since: stale
+  BOXOFFICE_ASSERT(t.expires_at == at);
+  End(t, TokenEnd::kSessionExpired, at, EventType::kQueueSessionExpired);
   AdmitWhilePossible(at);
 }
 
 void AdmissionQueue::OnAbandon(TokenId id, TimeUs at) {
   QueueToken& t = token(id);
-  BOXOFFICE_ASSERT(t.state == TokenState::kWaiting);
-  BOXOFFICE_ASSERT(t.last_seen_at + settings_.abandon_timeout_us == at);
-  End(t, TokenEnd::kAbandoned, at, EventType::kQueueAbandoned, /*timer_fired=*/true);
+  if (t.state != TokenState::kWaiting) return;  // admitted or ended since: stale
+  const TimeUs deadline = t.last_seen_at + settings_.abandon_timeout_us;
+  if (deadline > at) {  // polled since the entry was scheduled: move it
+    timer_->Schedule(deadline, TimerKind::kAbandon, id);
+    return;
+  }
+  BOXOFFICE_ASSERT(deadline == at);
+  End(t, TokenEnd::kAbandoned, at, EventType::kQueueAbandoned);
   ++abandoned_total_;
 }
 
@@ -227,9 +222,6 @@ void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
     }
     while (token(order_[static_cast<size_t>(head_)]).state != TokenState::kWaiting) ++head_;
     QueueToken& t = token(order_[static_cast<size_t>(head_)]);
-    const bool had = timer_->Cancel(t.last_seen_at + settings_.abandon_timeout_us,
-                                    TimerKind::kAbandon, t.id);
-    BOXOFFICE_ASSERT(had);
     waiting_at_.Add(t.join_seq, -1);
     --waiting_;
     ++active_;

@@ -194,9 +194,9 @@ void Engine::Fire(const TimerEntry& e) {
       return;
     case TimerKind::kHoldExpiry: {
       Reservation& r = reservations_[static_cast<size_t>(e.id - 1)];
-      BOXOFFICE_ASSERT(r.status == ReservationStatus::kPending && r.expires_at == e.at);
-      EndPending(r, ReservationStatus::kExpired, EventType::kReservationExpired,
-                 /*timer_fired=*/true);
+      if (r.status != ReservationStatus::kPending) return;  // paid or cancelled: stale
+      BOXOFFICE_ASSERT(r.expires_at == e.at);
+      EndPending(r, ReservationStatus::kExpired, EventType::kReservationExpired);
       return;
     }
     case TimerKind::kSessionExpiry:
@@ -222,6 +222,23 @@ void Engine::Fire(const TimerEntry& e) {
     }
   }
   BOXOFFICE_ASSERT(false && "unknown timer kind");
+}
+
+bool Engine::TimerLive(const TimerEntry& e) const {
+  switch (e.kind) {
+    case TimerKind::kHoldExpiry: {
+      const Reservation& r = reservations_[static_cast<size_t>(e.id - 1)];
+      return r.status == ReservationStatus::kPending && r.expires_at == e.at;
+    }
+    case TimerKind::kSessionExpiry: {
+      const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
+      return t.state == TokenState::kActive && t.expires_at == e.at;
+    }
+    case TimerKind::kAbandon:
+      return tokens_[static_cast<size_t>(e.id)].state == TokenState::kWaiting;
+    default:
+      return true;
+  }
 }
 
 void Engine::Advance(TimeUs now) {
@@ -379,7 +396,7 @@ void Engine::AdjustUserSeats(UserId user, ConcertId concert, int64_t delta) {
   if (n == 0) user_seats_.erase(std::make_pair(user, concert));
 }
 
-void Engine::EndPending(Reservation& r, ReservationStatus to, EventType event, bool timer_fired) {
+void Engine::EndPending(Reservation& r, ReservationStatus to, EventType event) {
   BOXOFFICE_ASSERT(r.status == ReservationStatus::kPending);
   BOXOFFICE_ASSERT(to == ReservationStatus::kExpired || to == ReservationStatus::kCanceled);
   SeatInventory& schedule = *schedules_[static_cast<size_t>(r.schedule_id - 1)];
@@ -390,8 +407,7 @@ void Engine::EndPending(Reservation& r, ReservationStatus to, EventType event, b
   if (!r.seat_ids.empty()) {
     AdjustUserSeats(r.user_id, r.concert_id, -static_cast<int64_t>(r.seat_ids.size()));
   }
-  const bool had = timer_fired || timer_.Cancel(r.expires_at, TimerKind::kHoldExpiry, r.id);
-  BOXOFFICE_ASSERT(had);
+  // The hold's timer entry goes stale (hold_timer.h).
   Concert& c = *concerts_[static_cast<size_t>(r.concert_id - 1)];
   --c.reservations_by_status[static_cast<int>(ReservationStatus::kPending)];
   ++c.reservations_by_status[static_cast<int>(to)];
@@ -964,8 +980,6 @@ absl::StatusOr<Payment> Engine::PayLocked(UserId user, TokenId token, Reservatio
       ledger_.Record(user, EntryKind::kPayment, p.amount, p.balance_after, clock_, r.id));
   SeatInventory& schedule = *schedules_[static_cast<size_t>(r.schedule_id - 1)];
   for (SeatId seat : r.seat_ids) schedule.Sell(seat);
-  const bool had = timer_.Cancel(r.expires_at, TimerKind::kHoldExpiry, r.id);
-  BOXOFFICE_ASSERT(had);
   r.status = ReservationStatus::kConfirmed;
   r.ended_at = clock_;
   r.payment_id = p.id;
@@ -1361,12 +1375,26 @@ uint64_t Engine::StateHash() {
   std::lock_guard<std::mutex> lock(mu_);
   Digest d;
   d.Mix(clock_);
-  d.Mix(static_cast<int64_t>(timer_.size()));
+  // The live deadlines only: stale entries (hold_timer.h) are not state, and a
+  // snapshot restores none. An abandon entry counts at the token's deadline.
+  std::vector<TimerEntry> live;
   timer_.ForEach([&](const TimerEntry& e) {
+    if (!TimerLive(e)) return;
+    TimerEntry canonical = e;
+    if (e.kind == TimerKind::kAbandon) {
+      const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
+      canonical.at = t.last_seen_at +
+                     concerts_[static_cast<size_t>(t.concert_id - 1)]->sale.abandon_timeout_us;
+    }
+    live.push_back(canonical);
+  });
+  std::sort(live.begin(), live.end());
+  d.Mix(static_cast<int64_t>(live.size()));
+  for (const TimerEntry& e : live) {
     d.Mix(e.at);
     d.Mix(static_cast<int64_t>(e.kind));
     d.Mix(e.id);
-  });
+  }
   for (const User& u : users_) {
     d.Mix(u.account);
     for (ReservationId r : u.reservations) d.Mix(r);

@@ -113,9 +113,17 @@ class Harness {
     timer.ForEach([&](const TimerEntry& e) { n += e.kind == kind ? 1 : 0; });
     return n;
   }
+  // A live entry: the timer cancels lazily, so a stale one may still be there
+  // (an ended session, the abandon entry of a token no longer WAITING).
   bool HasTimer(TimerKind kind, int64_t id) const {
     bool found = false;
-    timer.ForEach([&](const TimerEntry& e) { found = found || (e.kind == kind && e.id == id); });
+    timer.ForEach([&](const TimerEntry& e) {
+      if (e.kind != kind || e.id != id) return;
+      const QueueToken& t = token(id);
+      if (kind == TimerKind::kSessionExpiry && (t.state != TokenState::kActive || t.expires_at != e.at)) return;
+      if (kind == TimerKind::kAbandon && t.state != TokenState::kWaiting) return;
+      found = true;
+    });
     return found;
   }
   // Brute-force oracle for Position: WAITING tokens with a lower join sequence.

@@ -93,7 +93,9 @@ class AdmissionQueue {
   // The user paid: ACTIVE -> EXPIRED/COMPLETED, the slot goes to the next.
   void Complete(TokenId id, TimeUs now);
 
-  // Timer callbacks, called by the engine in deadline order.
+  // Timer callbacks, called by the engine in deadline order. Session and
+  // abandon entries may be stale (hold_timer.h): the callbacks check, and move
+  // a polled WAITING token's abandon entry to its new deadline.
   void OnOpen(TimeUs at, uint64_t seed);
   void OnSessionExpiry(TokenId id, TimeUs at);
   void OnAbandon(TokenId id, TimeUs at);
@@ -140,8 +142,8 @@ class AdmissionQueue {
   QueueToken& token(TokenId id) { return (*tokens_)[static_cast<size_t>(id)]; }
   const QueueToken& token(TokenId id) const { return (*tokens_)[static_cast<size_t>(id)]; }
   void AdmitWhilePossible(TimeUs at);
-  // Ends a live token; `timer_fired` when its deadline entry was just popped.
-  void End(QueueToken& t, TokenEnd why, TimeUs at, EventType event, bool timer_fired = false);
+  // Ends a live token (its timer entries go stale).
+  void End(QueueToken& t, TokenEnd why, TimeUs at, EventType event);
   void Emit(EventType type, const QueueToken& t, TimeUs at, int64_t value);
   void Enqueue(QueueToken& t);  // gives t the next join sequence
 

@@ -292,8 +292,11 @@ class Engine {
   absl::StatusOr<Reservation*> OwnedReservation(UserId user, ReservationId id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends a PENDING reservation: seats back to AVAILABLE, hold timer cancelled.
-  void EndPending(Reservation& r, ReservationStatus to, EventType event,
-                  bool timer_fired = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndPending(Reservation& r, ReservationStatus to, EventType event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a timer entry still times something out (entries are cancelled
+  // lazily: see hold_timer.h); abandon entries count while their token WAITs.
+  bool TimerLive(const TimerEntry& e) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void AdjustUserSeats(UserId user, ConcertId concert, int64_t delta)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   TokenView ViewToken(const QueueToken& t) const ABSL_SHARED_LOCKS_REQUIRED(mu_);

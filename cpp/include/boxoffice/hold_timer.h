@@ -6,8 +6,16 @@
 // rate-limited queue wants to admit its next user at a given time. The engine
 // advances this timer to `now` before every command and query, firing due
 // entries in (deadline, kind, id) order, so nothing after a deadline ever sees
-// the state from before it. Entries are cancelled eagerly (a btree erase) when
-// the thing they time out ends early, so the set holds only live deadlines.
+// the state from before it.
+//
+// Entries are cancelled lazily: when a hold is paid or cancelled, a token
+// admitted, completed or left, or a WAITING token polls, its entry stays in
+// the set, and the engine skips it when it comes due (the reservation is no
+// longer PENDING, the token no longer in that state), or, for a poll, moves it
+// to the new deadline then. So a poll costs no timer operation and an early
+// end no erase; the price is stale entries that live until their old
+// deadline, at most one per hold, session and WAITING token. Snapshots keep
+// only the live deadlines and state hashes digest only those.
 #pragma once
 
 #include <cstddef>
@@ -49,7 +57,7 @@ class HoldTimer {
   void Schedule(TimeUs at, TimerKind kind, int64_t id) {
     entries_.insert(TimerEntry{at, kind, id});
   }
-  // Returns whether the entry was scheduled.
+  // Returns whether the entry was scheduled (the engine cancels lazily instead).
   bool Cancel(TimeUs at, TimerKind kind, int64_t id) {
     return entries_.erase(TimerEntry{at, kind, id}) > 0;
   }
