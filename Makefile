@@ -11,10 +11,11 @@ PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 JOBS     ?= $(shell nproc)
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := g++ cmake libabsl-dev libsqlite3-dev catch2 python3-venv curl jq
+APT_PKGS := g++ cmake libabsl-dev libsqlite3-dev catch2 python3-venv curl jq \
+            redis-server postgresql wrk
 STAMP    := $(VENV)/.bootstrap-stamp
 
-.PHONY: bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve openapi bench soak clean
+.PHONY: bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve openapi bench bench-smoke soak clean
 
 # System packages (Debian) and the virtual environment with the dev tools.
 $(STAMP): pyproject.toml
@@ -31,7 +32,7 @@ $(STAMP): pyproject.toml
 	  "fastapi>=0.115" "uvicorn>=0.30" "pydantic>=2.7" "pydantic-settings>=2.3" "pyjwt>=2.8" \
 	  "argon2-cffi>=23.1" "prometheus-client>=0.20" "structlog>=24" "httpx>=0.27" "sniffio>=1.3" \
 	  "tqdm>=4.66" "matplotlib>=3.8" "nbclient>=0.10" "nbformat>=5.10" "ipykernel>=6.29" \
-	  "types-tqdm>=4.66"
+	  "types-tqdm>=4.66" "schemathesis>=4" "redis>=5" "psycopg[binary]>=3.1"
 	@touch $@
 
 bootstrap: $(STAMP)
@@ -70,15 +71,18 @@ typecheck: build
 	    --disable-error-code=no-untyped-call $$dir || exit 1; \
 	done
 
-test: cpp-test cpp-asan py-test lint typecheck
+test: cpp-test cpp-asan py-test lint typecheck bench-smoke
 
-# Benchmarks print tables (docs/benchmarks.md); they are not part of `make test`.
+# Benchmarks (docs/benchmarks.md): one table, and bench/results/<date>.json. The baselines
+# (Redis, PostgreSQL) and the load generator (wrk) come from Debian; `make bench` installs
+# them and starts its own servers on loopback. BENCH_ONLY=core,python,... runs some parts.
+BENCH_ONLY ?= core,python,journal,baselines,http
 bench: build
-	cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBOXOFFICE_BUILD_BENCH=ON >/dev/null
-	cmake --build build/bench -j $(JOBS) --target drop_bench
-	build/bench/drop_bench
-	$(PY) bench/drop_python.py
-	$(PY) bench/durability_bench.py
+	$(PY) bench/run.py --only $(BENCH_ONLY)
+
+# Every benchmark at a tiny size, so that they keep working (part of `make test`).
+bench-smoke: build
+	$(PY) bench/run.py --smoke
 
 # The long versions of the randomized tests: SOAK_KILLS SIGKILLs, SOAK_EXAMPLES Hypothesis runs.
 SOAK_KILLS    ?= 1000

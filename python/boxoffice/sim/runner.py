@@ -29,6 +29,8 @@ from ..batch import COMMAND_DTYPE, ERROR_CODE_NAMES, Op
 from .models import Population, SimConfig, draw_population
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from .summary import Summary
@@ -168,8 +170,14 @@ class _Batch:
 class _Drop:
     """The state of one running simulation (arrays indexed by user index = user id - 1)."""
 
-    def __init__(self, config: SimConfig, pop: Population) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        pop: Population,
+        on_commands: Callable[[npt.NDArray[np.void]], None] | None = None,
+    ) -> None:
         self.config = config
+        self.on_commands = on_commands
         self.pop = pop
         n = config.users
         self.n = n
@@ -242,6 +250,8 @@ class _Drop:
         self.event_cursor = self.engine.last_event_seq  # setup events are not needed
 
     def _apply(self, cmds: npt.NDArray[np.void], *, read_events: bool = True) -> Any:
+        if self.on_commands is not None:
+            self.on_commands(cmds)
         parts = []
         for start in range(0, len(cmds), CHUNK_COMMANDS):
             parts.append(self.engine.apply_batch(cmds[start : start + CHUNK_COMMANDS]))
@@ -476,13 +486,22 @@ class _Drop:
         )
 
 
-def run(config: SimConfig, *, progress: bool = False) -> SimResult:
+def run(
+    config: SimConfig,
+    *,
+    progress: bool = False,
+    on_commands: Callable[[npt.NDArray[np.void]], None] | None = None,
+) -> SimResult:
     """Runs one simulated drop through a fresh in-memory engine.
 
     Args:
         config: the crowd, venue, sale and clock (:class:`boxoffice.sim.SimConfig`).
         progress: show a tqdm progress bar of seats sold on standard error (only when it
             is a terminal, and tqdm is installed).
+        on_commands: called with every array of batch commands (``COMMAND_DTYPE``) before
+            it is applied, in order: applying them all to a fresh engine with the same
+            seed, limits and concert replays the drop (``bench/workload.py`` records the
+            standard benchmark workload this way).
 
     Returns:
         A :class:`SimResult`: the per-user and time-series DataFrames, the summary and the
@@ -499,7 +518,7 @@ def run(config: SimConfig, *, progress: bool = False) -> SimResult:
     started = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     pop = draw_population(config, rng)
-    drop = _Drop(config, pop)
+    drop = _Drop(config, pop, on_commands)
     engine = drop.engine
     tick_s = config.tick_s
     sample_ticks = max(1, round(config.sample_every_s / tick_s))
