@@ -78,6 +78,9 @@ absl::StatusOr<TokenId> AdmissionQueue::Join(UserId user, TimeUs now,
                      {.retry_after_us = settings_.poll_interval_us});
   }
   const auto id = static_cast<TokenId>(tokens_->size());
+  if (id >= static_cast<TokenId>(UINT32_MAX)) {
+    return MakeError(ErrorCode::kLimitExceeded, "the engine has issued 2^32 queue tokens");
+  }
   QueueToken fresh;
   fresh.id = id;
   fresh.user_id = user;
@@ -88,7 +91,8 @@ absl::StatusOr<TokenId> AdmissionQueue::Join(UserId user, TimeUs now,
   QueueToken& t = token(id);
   live_by_user_[user] = id;
   ++joined_total_;
-  timer_->Schedule(now + settings_.abandon_timeout_us, TimerKind::kAbandon, id);
+  LinkWaiting(t);
+  ScheduleAbandon();
   if (!open_) {
     prequeue_.push_back(id);
     ++prequeue_waiting_;
@@ -114,14 +118,71 @@ void AdmissionQueue::Enqueue(QueueToken& t) {
 }
 
 void AdmissionQueue::Touch(TokenId id, TimeUs now) {
-  // The abandon entry stays where it is: when it comes due, OnAbandon moves it
-  // to last_seen_at + timeout (a poll costs no timer operation).
-  token(id).last_seen_at = now;
+  QueueToken& t = token(id);
+  t.last_seen_at = now;
+  // The latest poll goes to the back of the abandon line (the clock never goes
+  // back, so the line stays ordered); the timer entry is left where it is.
+  if (t.state == TokenState::kWaiting && wait_back_ != id) {
+    UnlinkWaiting(t);
+    LinkWaiting(t);
+  }
+}
+
+void AdmissionQueue::LinkWaiting(QueueToken& t) {
+  t.wait_prev = static_cast<uint32_t>(wait_back_);
+  t.wait_next = 0;
+  if (wait_back_ != 0) {
+    token(wait_back_).wait_next = static_cast<uint32_t>(t.id);
+  } else {
+    wait_front_ = t.id;
+  }
+  wait_back_ = t.id;
+}
+
+void AdmissionQueue::UnlinkWaiting(QueueToken& t) {
+  if (t.wait_prev != 0) {
+    token(t.wait_prev).wait_next = t.wait_next;
+  } else {
+    BOXOFFICE_ASSERT(wait_front_ == t.id);
+    wait_front_ = t.wait_next;
+  }
+  if (t.wait_next != 0) {
+    token(t.wait_next).wait_prev = t.wait_prev;
+  } else {
+    BOXOFFICE_ASSERT(wait_back_ == t.id);
+    wait_back_ = t.wait_prev;
+  }
+  t.wait_prev = t.wait_next = 0;
+}
+
+void AdmissionQueue::ScheduleAbandon() {
+  if (abandon_at_ != 0 || wait_front_ == 0) return;
+  abandon_at_ = AbandonDeadline(token(wait_front_));
+  timer_->Schedule(abandon_at_, TimerKind::kAbandon, concert_id_);
+}
+
+TimeUs AdmissionQueue::RebuildAbandonLine() {
+  std::vector<TokenId> waiting;
+  for (TokenId id : order_) {
+    if (token(id).state == TokenState::kWaiting) waiting.push_back(id);
+  }
+  for (TokenId id : prequeue_) {
+    if (token(id).state == TokenState::kWaiting) waiting.push_back(id);
+  }
+  std::sort(waiting.begin(), waiting.end(), [this](TokenId a, TokenId b) {
+    return std::pair(token(a).last_seen_at, a) < std::pair(token(b).last_seen_at, b);
+  });
+  wait_front_ = wait_back_ = 0;
+  abandon_at_ = 0;
+  for (TokenId id : waiting) LinkWaiting(token(id));
+  ScheduleAbandon();
+  return wait_front_ == 0 ? kNever : abandon_at_;
 }
 
 void AdmissionQueue::End(QueueToken& t, TokenEnd why, TimeUs at, EventType event) {
-  // The token's timer entries are left to go stale (see hold_timer.h).
+  // A session's timer entry is left to go stale (see hold_timer.h).
   if (t.state == TokenState::kWaiting) {
+    UnlinkWaiting(t);
     if (t.join_seq >= 0) {
       waiting_at_.Add(t.join_seq, -1);
       --waiting_;
@@ -191,17 +252,22 @@ void AdmissionQueue::OnSessionExpiry(TokenId id, TimeUs at) {
   AdmitWhilePossible(at);
 }
 
-void AdmissionQueue::OnAbandon(TokenId id, TimeUs at) {
-  QueueToken& t = token(id);
-  if (t.state != TokenState::kWaiting) return;  // admitted or ended since: stale
-  const TimeUs deadline = t.last_seen_at + settings_.abandon_timeout_us;
-  if (deadline > at) {  // polled since the entry was scheduled: move it
-    timer_->Schedule(deadline, TimerKind::kAbandon, id);
-    return;
+void AdmissionQueue::OnAbandonDue(TimeUs at) {
+  BOXOFFICE_ASSERT(abandon_at_ == at);
+  abandon_at_ = 0;
+  std::vector<TokenId> due;
+  for (TokenId id = wait_front_; id != 0; id = token(id).wait_next) {
+    const TimeUs deadline = AbandonDeadline(token(id));
+    BOXOFFICE_ASSERT(deadline >= at);
+    if (deadline != at) break;
+    due.push_back(id);
   }
-  BOXOFFICE_ASSERT(deadline == at);
-  End(t, TokenEnd::kAbandoned, at, EventType::kQueueAbandoned);
-  ++abandoned_total_;
+  std::sort(due.begin(), due.end());
+  for (TokenId id : due) {
+    End(token(id), TokenEnd::kAbandoned, at, EventType::kQueueAbandoned);
+    ++abandoned_total_;
+  }
+  ScheduleAbandon();
 }
 
 void AdmissionQueue::OnAdmissionTick(TimeUs at) {
@@ -222,6 +288,7 @@ void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
     }
     while (token(order_[static_cast<size_t>(head_)]).state != TokenState::kWaiting) ++head_;
     QueueToken& t = token(order_[static_cast<size_t>(head_)]);
+    UnlinkWaiting(t);
     waiting_at_.Add(t.join_seq, -1);
     --waiting_;
     ++active_;
@@ -311,6 +378,25 @@ std::string AdmissionQueue::CheckInvariants() const {
     return absl::StrCat("queue ", concert_id_, ": WAITING count drifted");
   }
   if (active != active_) return absl::StrCat("queue ", concert_id_, ": ACTIVE count drifted");
+  // The abandon line: every WAITING token once, by last_seen_at, linked both ways.
+  int64_t linked = 0;
+  TokenId prev = 0;
+  for (TokenId id = wait_front_; id != 0; id = token(id).wait_next) {
+    const QueueToken& t = token(id);
+    if (t.state != TokenState::kWaiting || t.concert_id != concert_id_ || t.wait_prev != prev ||
+        (prev != 0 && token(prev).last_seen_at > t.last_seen_at) || ++linked > this->waiting()) {
+      return absl::StrCat("queue ", concert_id_, ": the abandon line is broken at token ", id);
+    }
+    prev = id;
+  }
+  if (prev != wait_back_ || linked != this->waiting()) {
+    return absl::StrCat("queue ", concert_id_, ": the abandon line has ", linked, " of ",
+                        this->waiting(), " WAITING tokens");
+  }
+  if (wait_front_ != 0 &&
+      (abandon_at_ == 0 || abandon_at_ > AbandonDeadline(token(wait_front_)))) {
+    return absl::StrCat("queue ", concert_id_, ": no abandon deadline is scheduled in time");
+  }
   return "";
 }
 

@@ -199,17 +199,14 @@ void Engine::Fire(const TimerEntry& e) {
       EndPending(r, ReservationStatus::kExpired, EventType::kReservationExpired);
       return;
     }
-    case TimerKind::kSessionExpiry:
-    case TimerKind::kAbandon: {
+    case TimerKind::kSessionExpiry: {
       const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
-      AdmissionQueue& q = *concerts_[static_cast<size_t>(t.concert_id - 1)]->queue;
-      if (e.kind == TimerKind::kSessionExpiry) {
-        q.OnSessionExpiry(e.id, e.at);
-      } else {
-        q.OnAbandon(e.id, e.at);
-      }
+      concerts_[static_cast<size_t>(t.concert_id - 1)]->queue->OnSessionExpiry(e.id, e.at);
       return;
     }
+    case TimerKind::kAbandon:  // id = concert
+      concerts_[static_cast<size_t>(e.id - 1)]->queue->OnAbandonDue(e.at);
+      return;
     case TimerKind::kAdmissionTick:
       concerts_[static_cast<size_t>(e.id - 1)]->queue->OnAdmissionTick(e.at);
       return;
@@ -234,8 +231,8 @@ bool Engine::TimerLive(const TimerEntry& e) const {
       const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
       return t.state == TokenState::kActive && t.expires_at == e.at;
     }
-    case TimerKind::kAbandon:
-      return tokens_[static_cast<size_t>(e.id)].state == TokenState::kWaiting;
+    case TimerKind::kAbandon:  // follows from the WAITING tokens' last_seen_at
+      return false;
     default:
       return true;
   }
@@ -1376,19 +1373,11 @@ uint64_t Engine::StateHash() {
   Digest d;
   d.Mix(clock_);
   // The live deadlines only: stale entries (hold_timer.h) are not state, and a
-  // snapshot restores none. An abandon entry counts at the token's deadline.
+  // snapshot restores none.
   std::vector<TimerEntry> live;
   timer_.ForEach([&](const TimerEntry& e) {
-    if (!TimerLive(e)) return;
-    TimerEntry canonical = e;
-    if (e.kind == TimerKind::kAbandon) {
-      const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
-      canonical.at = t.last_seen_at +
-                     concerts_[static_cast<size_t>(t.concert_id - 1)]->sale.abandon_timeout_us;
-    }
-    live.push_back(canonical);
+    if (TimerLive(e)) live.push_back(e);
   });
-  std::sort(live.begin(), live.end());
   d.Mix(static_cast<int64_t>(live.size()));
   for (const TimerEntry& e : live) {
     d.Mix(e.at);

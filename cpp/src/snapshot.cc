@@ -41,7 +41,8 @@ constexpr int64_t kSaleTimeMaxUs = kTimeMaxUs;
 static_assert(sizeof(Limits) == 18 * sizeof(int64_t), "new Limits field: add it to the snapshot");
 static_assert(sizeof(EngineConfig) == sizeof(Limits) + 8, "new EngineConfig field");
 static_assert(sizeof(SaleSettings) == 80, "new SaleSettings field: add it to the snapshot");
-static_assert(sizeof(QueueToken) == 80, "new QueueToken field: add it to the snapshot");
+// 88: the abandon line links (wait_prev, wait_next) are rebuilt, not saved.
+static_assert(sizeof(QueueToken) == 88, "new QueueToken field: add it to the snapshot");
 static_assert(sizeof(Event) == 72, "new Event field: add it to the snapshot");
 static_assert(sizeof(HistoryEntry) == 56, "new HistoryEntry field: add it to the snapshot");
 static_assert(sizeof(Payment) == 56, "new Payment field: add it to the snapshot");
@@ -465,7 +466,8 @@ void SnapshotCodec::EncodeBody(const Engine& e, Writer& w) {
   static_assert(sizeof(Engine::Concert) == 304, "new Engine::Concert member");
   static_assert(sizeof(Engine::User) == 56, "new Engine::User member");
   static_assert(sizeof(Engine::IdempotencyRecord) == 184, "new IdempotencyRecord member");
-  static_assert(sizeof(AdmissionQueue) == 352, "new AdmissionQueue member");
+  // (376: wait_front_, wait_back_, abandon_at_ are rebuilt by RebuildAbandonLine.)
+  static_assert(sizeof(AdmissionQueue) == 376, "new AdmissionQueue member");
   static_assert(sizeof(SeatInventory) == 128, "new SeatInventory member");
   static_assert(sizeof(Ledger) == 72, "new Ledger member");
   static_assert(sizeof(EventLog) == 96, "new EventLog member");
@@ -1223,10 +1225,13 @@ void SnapshotCodec::Rebuild(Reader& r, Decoded& d) {
     const QueueToken& t = e.tokens_[i];
     if (t.state == TokenState::kActive) {
       schedule(t.expires_at, TimerKind::kSessionExpiry, t.id, "the session of token");
-    } else if (t.state == TokenState::kWaiting) {
-      const Engine::Concert& c = *e.concerts_[static_cast<size_t>(t.concert_id - 1)];
-      schedule(t.last_seen_at + c.sale.abandon_timeout_us, TimerKind::kAbandon, t.id,
-               "the abandon timeout of token");
+    }
+  }
+  for (const auto& c : e.concerts_) {
+    const TimeUs front = c->queue->RebuildAbandonLine();  // schedules it
+    if (!r.Check(front == kNever || front >= e.clock_,
+                 absl::StrCat("the abandon timeout of concert ", c->id, " is in the past"))) {
+      return;
     }
   }
   for (const auto& [id, rec] : e.idempotency_) {

@@ -58,7 +58,8 @@ class Harness {
           queue.OnSessionExpiry(e->id, e->at);
           break;
         case TimerKind::kAbandon:
-          queue.OnAbandon(e->id, e->at);
+          REQUIRE(e->id == kConcert);
+          queue.OnAbandonDue(e->at);
           break;
         case TimerKind::kAdmissionTick:
           REQUIRE(e->id == kConcert);
@@ -121,9 +122,17 @@ class Harness {
       if (e.kind != kind || e.id != id) return;
       const QueueToken& t = token(id);
       if (kind == TimerKind::kSessionExpiry && (t.state != TokenState::kActive || t.expires_at != e.at)) return;
-      if (kind == TimerKind::kAbandon && t.state != TokenState::kWaiting) return;
       found = true;
     });
+    // Abandon deadlines: one entry per queue (the front of its abandon line), so
+    // a token has one while it WAITs and the queue has an entry scheduled.
+    if (kind == TimerKind::kAbandon) {
+      bool queue_entry = false;
+      timer.ForEach([&](const TimerEntry& e) {
+        queue_entry = queue_entry || (e.kind == kind && e.id == kConcert);
+      });
+      return queue_entry && token(id).state == TokenState::kWaiting;
+    }
     return found;
   }
   // Brute-force oracle for Position: WAITING tokens with a lower join sequence.

@@ -30,6 +30,9 @@ K_SESSION = 2
 K_ABANDON = 3
 K_TICK = 4
 K_IDEMPOTENCY = 5
+# Abandons due at the same instant fire concert by concert, in token id order within a
+# concert (the engine keeps one abandon line per queue): their deadline id sorts that way.
+ABANDON_ORDER = 1 << 40
 
 RECENT_ADMISSIONS_MAX = 1024
 ETA_WINDOW_US = 60 * US_PER_S
@@ -373,6 +376,11 @@ class _Token:
     ended_at_us: int | None = None
 
 
+def _abandon_id(t: _Token) -> int:
+    """The id of a token's abandon deadline: (concert, token) order at equal times."""
+    return t.concert_id * ABANDON_ORDER + t.id
+
+
 @dataclass
 class _Reservation:
     id: int
@@ -507,7 +515,7 @@ class ReferenceModel:
             assert t.state == "ACTIVE"
             self._end_token(t, "SESSION_EXPIRED", at, "QueueSessionExpired")
         elif kind == K_ABANDON:
-            t = self._tokens[ident]
+            t = self._tokens[ident % ABANDON_ORDER]
             assert t.state == "WAITING"
             self._concerts[t.concert_id].abandoned_total += 1
             # No admission here: an abandoned token held no slot, and every abandon due at
@@ -783,10 +791,10 @@ class ReferenceModel:
 
     def _set_abandon(self, t: _Token, at: int | None) -> None:
         if t.abandon_at_us is not None:
-            self._deadlines.discard((t.abandon_at_us, K_ABANDON, t.id))
+            self._deadlines.discard((t.abandon_at_us, K_ABANDON, _abandon_id(t)))
         t.abandon_at_us = at
         if at is not None:
-            self._deadlines.add((at, K_ABANDON, t.id))
+            self._deadlines.add((at, K_ABANDON, _abandon_id(t)))
 
     def _admit(self, c: _Concert, at: int) -> None:
         s = c.sale
@@ -1511,7 +1519,7 @@ class ReferenceModel:
         for t in self._tokens.values():
             if t.state == "WAITING":
                 assert t.abandon_at_us is not None
-                assert (t.abandon_at_us, K_ABANDON, t.id) in self._deadlines
+                assert (t.abandon_at_us, K_ABANDON, _abandon_id(t)) in self._deadlines
             if t.state == "ACTIVE":
                 assert t.expires_at_us is not None
                 assert (t.expires_at_us, K_SESSION, t.id) in self._deadlines

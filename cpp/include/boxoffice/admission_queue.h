@@ -48,6 +48,9 @@ struct QueueToken {
   TimeUs activated_at = kNever;  // when it became ACTIVE
   TimeUs expires_at = kNever;    // session end while ACTIVE
   TimeUs ended_at = kNever;      // when it became EXPIRED
+  // The queue's abandon line (WAITING tokens by last_seen_at): neighbours, 0 = none.
+  uint32_t wait_prev = 0;
+  uint32_t wait_next = 0;
 };
 
 // Counts "WAITING at join sequence i" with O(log n) updates and prefix sums.
@@ -93,12 +96,20 @@ class AdmissionQueue {
   // The user paid: ACTIVE -> EXPIRED/COMPLETED, the slot goes to the next.
   void Complete(TokenId id, TimeUs now);
 
-  // Timer callbacks, called by the engine in deadline order. Session and
-  // abandon entries may be stale (hold_timer.h): the callbacks check, and move
-  // a polled WAITING token's abandon entry to its new deadline.
+  // Timer callbacks, called by the engine in deadline order. A session entry
+  // may be stale (hold_timer.h): OnSessionExpiry checks.
+  //
+  // Abandonment: every WAITING token is in the queue's abandon line, ordered by
+  // last_seen_at (a poll moves the token to the back), so the earliest abandon
+  // deadline is always the front's, and the timer holds one kAbandon entry per
+  // queue (id = concert), not one per token. OnAbandonDue(at) ends every token
+  // whose deadline is `at`, in token id order, then schedules the next front's
+  // deadline (the entry may have come due early, when the front polled since:
+  // then it only reschedules). Abandons due at the same instant therefore fire
+  // concert by concert, in token id order within a concert.
   void OnOpen(TimeUs at, uint64_t seed);
   void OnSessionExpiry(TokenId id, TimeUs at);
-  void OnAbandon(TokenId id, TimeUs at);
+  void OnAbandonDue(TimeUs at);
   void OnAdmissionTick(TimeUs at);
 
   // Number of WAITING tokens ahead of `id` (exact); -1 when the token is in
@@ -146,6 +157,17 @@ class AdmissionQueue {
   void End(QueueToken& t, TokenEnd why, TimeUs at, EventType event);
   void Emit(EventType type, const QueueToken& t, TimeUs at, int64_t value);
   void Enqueue(QueueToken& t);  // gives t the next join sequence
+  // The abandon line (see OnAbandonDue).
+  void LinkWaiting(QueueToken& t);    // at the back
+  void UnlinkWaiting(QueueToken& t);
+  TimeUs AbandonDeadline(const QueueToken& t) const {
+    return t.last_seen_at + settings_.abandon_timeout_us;
+  }
+  // Schedules the front's abandon deadline unless an entry is pending.
+  void ScheduleAbandon();
+  // Snapshot restore: links every WAITING token by (last_seen_at, id) and
+  // schedules the front's deadline; returns it (kNever when none WAITs).
+  TimeUs RebuildAbandonLine();
 
   ConcertId concert_id_;
   QueueSettings settings_;
@@ -165,6 +187,9 @@ class AdmissionQueue {
   TimeUs next_admit_at_ = 0;       // admission-rate budget (GCRA, burst 1)
   TimeUs tick_at_ = 0;             // scheduled kAdmissionTick, or 0
   std::deque<TimeUs> recent_admissions_;  // for the measured rate (ETA)
+  TokenId wait_front_ = 0;         // the abandon line, earliest deadline first
+  TokenId wait_back_ = 0;
+  TimeUs abandon_at_ = 0;          // the pending kAbandon entry, or 0
   int64_t admitted_total_ = 0;
   int64_t joined_total_ = 0;
   int64_t abandoned_total_ = 0;

@@ -294,8 +294,9 @@ class Engine {
   // Ends a PENDING reservation: seats back to AVAILABLE, hold timer cancelled.
   void EndPending(Reservation& r, ReservationStatus to, EventType event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether a timer entry still times something out (entries are cancelled
-  // lazily: see hold_timer.h); abandon entries count while their token WAITs.
+  // Whether a timer entry is state of its own: not stale (entries are cancelled
+  // lazily: see hold_timer.h) and not an abandon entry (the queues' abandon
+  // lines follow from the WAITING tokens' last_seen_at).
   bool TimerLive(const TimerEntry& e) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void AdjustUserSeats(UserId user, ConcertId concert, int64_t delta)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
