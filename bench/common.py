@@ -76,7 +76,7 @@ def read_json(path: str | Path) -> list[Row]:
 
 def print_rows(rows: list[Row]) -> None:
     """Prints ``rows`` as an aligned table (targets shown as met / MISSED)."""
-    header = f"{'suite':<8} {'measurement':<44} {'system':<26} {'value':>14} {'unit':<12} target"
+    header = f"{'suite':<8} {'measurement':<44} {'system':<36} {'value':>14} {'unit':<12} target"
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -86,5 +86,5 @@ def print_rows(rows: list[Row]) -> None:
             op = ">=" if r.higher_is_better else "<="
             target = f"{op} {r.target:g}  {'met' if r.met else 'MISSED'}"
         value = f"{r.value:,.2f}" if abs(r.value) < 100 else f"{r.value:,.0f}"
-        name, system = r.name[:44], r.system[:26]
-        print(f"{r.suite:<8} {name:<44} {system:<26} {value:>14} {r.unit:<12} {target}")
+        name, system = r.name[:44], r.system[:36]
+        print(f"{r.suite:<8} {name:<44} {system:<36} {value:>14} {r.unit:<12} {target}")
