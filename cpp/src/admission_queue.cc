@@ -2,6 +2,7 @@
 #include "boxoffice/admission_queue.h"
 
 #include <algorithm>
+#include <bit>
 #include <string>
 #include <utility>
 
@@ -28,19 +29,49 @@ uint64_t SplitMix64(uint64_t& state) {
 
 }  // namespace
 
-void Fenwick::Add(int64_t i, int32_t delta) {
-  const auto n = static_cast<int64_t>(tree_.size());
-  BOXOFFICE_ASSERT(i >= 0 && i < n);
-  for (int64_t k = i + 1; k <= n; k += k & -k) tree_[static_cast<size_t>(k - 1)] += delta;
+void RankBitmap::TreeAdd(size_t block, int32_t delta) {
+  for (size_t k = block + 1; k <= tree_.size(); k += k & (~k + 1)) tree_[k - 1] += delta;
 }
 
-int64_t Fenwick::Prefix(int64_t end) const {
+void RankBitmap::Set(int64_t i) {
+  BOXOFFICE_ASSERT(i >= 0 && static_cast<size_t>(i) < words_.size() * 64);
+  const auto u = static_cast<size_t>(i);
+  const uint64_t bit = uint64_t{1} << (u % 64);
+  BOXOFFICE_ASSERT((words_[u / 64] & bit) == 0);
+  words_[u / 64] |= bit;
+  TreeAdd(u / 64 / kBlockWords, 1);
+}
+
+void RankBitmap::Clear(int64_t i) {
+  BOXOFFICE_ASSERT(i >= 0 && static_cast<size_t>(i) < words_.size() * 64);
+  const auto u = static_cast<size_t>(i);
+  const uint64_t bit = uint64_t{1} << (u % 64);
+  BOXOFFICE_ASSERT((words_[u / 64] & bit) != 0);
+  words_[u / 64] &= ~bit;
+  TreeAdd(u / 64 / kBlockWords, -1);
+}
+
+int64_t RankBitmap::Prefix(int64_t end) const {
+  const size_t e = std::min(static_cast<size_t>(std::max<int64_t>(end, 0)), words_.size() * 64);
+  const size_t word = e / 64;
+  const size_t block = word / kBlockWords;
   int64_t sum = 0;
-  for (int64_t k = std::min<int64_t>(end, static_cast<int64_t>(tree_.size())); k > 0;
-       k -= k & -k) {
-    sum += tree_[static_cast<size_t>(k - 1)];
-  }
+  for (size_t k = block; k > 0; k -= k & (~k + 1)) sum += tree_[k - 1];
+  for (size_t w = block * kBlockWords; w < word; ++w) sum += std::popcount(words_[w]);
+  if (e % 64 != 0) sum += std::popcount(words_[word] & ((uint64_t{1} << (e % 64)) - 1));
   return sum;
+}
+
+void RankBitmap::Reserve(int64_t i) {
+  const auto need = static_cast<size_t>(i) / 64 + 1;
+  if (need <= words_.size()) return;
+  size_t n = words_.empty() ? 16 : words_.size();
+  while (n < need) n *= 2;
+  words_.resize(n, 0);
+  tree_.assign(n / kBlockWords, 0);
+  for (size_t w = 0; w < n; ++w) {
+    if (words_[w] != 0) TreeAdd(w / kBlockWords, std::popcount(words_[w]));
+  }
 }
 
 AdmissionQueue::AdmissionQueue(ConcertId concert_id, const QueueSettings& settings,
@@ -107,13 +138,10 @@ absl::StatusOr<TokenId> AdmissionQueue::Join(UserId user, TimeUs now,
 
 void AdmissionQueue::Enqueue(QueueToken& t) {
   const auto seq = static_cast<int64_t>(order_.size());
-  waiting_at_.Reserve(seq, [this](int64_t j) -> int32_t {
-    if (j >= static_cast<int64_t>(order_.size())) return 0;
-    return token(order_[static_cast<size_t>(j)]).state == TokenState::kWaiting ? 1 : 0;
-  });
+  waiting_at_.Reserve(seq);
   order_.push_back(t.id);
   t.join_seq = seq;
-  waiting_at_.Add(seq, 1);
+  waiting_at_.Set(seq);
   ++waiting_;
 }
 
@@ -184,7 +212,7 @@ void AdmissionQueue::End(QueueToken& t, TokenEnd why, TimeUs at, EventType event
   if (t.state == TokenState::kWaiting) {
     UnlinkWaiting(t);
     if (t.join_seq >= 0) {
-      waiting_at_.Add(t.join_seq, -1);
+      waiting_at_.Clear(t.join_seq);
       --waiting_;
     } else {
       --prequeue_waiting_;  // stays in prequeue_, skipped at opening
@@ -289,7 +317,7 @@ void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
     while (token(order_[static_cast<size_t>(head_)]).state != TokenState::kWaiting) ++head_;
     QueueToken& t = token(order_[static_cast<size_t>(head_)]);
     UnlinkWaiting(t);
-    waiting_at_.Add(t.join_seq, -1);
+    waiting_at_.Clear(t.join_seq);
     --waiting_;
     ++active_;
     t.state = TokenState::kActive;
@@ -299,6 +327,7 @@ void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
     ++admitted_total_;
     recent_admissions_.push_back(at);
     if (recent_admissions_.size() > kRecentAdmissionsMax) recent_admissions_.pop_front();
+    eta_now_ = -1;
     if (per_minute > 0) {
       next_admit_at_ = std::max(next_admit_at_, at) + 60 * kMicrosPerSecond / per_minute;
     }
@@ -318,10 +347,17 @@ DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
   if (t.state != TokenState::kWaiting) return 0;
   if (t.join_seq < 0) return std::max<DurationUs>(0, settings_.opens_at - now);
   const int64_t p = Position(id) + 1;
-  // Admission times are ascending: count those in (now - window, now].
-  const auto n = static_cast<int64_t>(
-      recent_admissions_.end() - std::upper_bound(recent_admissions_.begin(),
-                                                  recent_admissions_.end(), now - kEtaWindowUs));
+  // Admission times are ascending: count those in (now - window, now]. Every
+  // admission runs at the clock, so for a given `now` the count only changes
+  // when an admission happens at `now` (which resets the cache).
+  if (now != eta_now_) {
+    eta_now_ = now;
+    eta_admitted_ = static_cast<int64_t>(
+        recent_admissions_.end() - std::upper_bound(recent_admissions_.begin(),
+                                                    recent_admissions_.end(),
+                                                    now - kEtaWindowUs));
+  }
+  const int64_t n = eta_admitted_;
   const int64_t per_minute = settings_.admission_per_minute;
   const DurationUs interval = per_minute > 0 ? 60 * kMicrosPerSecond / per_minute : 0;
   DurationUs eta;

@@ -433,7 +433,7 @@ std::string SnapshotCodec::Save(Engine& engine, Seq* journal_seq) {
 }
 
 void SnapshotCodec::EncodeQueue(const AdmissionQueue& q, Writer& w) {
-  // order_, prequeue_, the Fenwick tree and live_by_user_ are rebuilt from
+  // order_, prequeue_, the WAITING bitmap and live_by_user_ are rebuilt from
   // the tokens; settings_ from the concert's sale settings.
   w.Bool(q.open_);
   w.Int(q.head_);
@@ -466,8 +466,9 @@ void SnapshotCodec::EncodeBody(const Engine& e, Writer& w) {
   static_assert(sizeof(Engine::Concert) == 304, "new Engine::Concert member");
   static_assert(sizeof(Engine::User) == 56, "new Engine::User member");
   static_assert(sizeof(Engine::IdempotencyRecord) == 184, "new IdempotencyRecord member");
-  // (376: wait_front_, wait_back_, abandon_at_ are rebuilt by RebuildAbandonLine.)
-  static_assert(sizeof(AdmissionQueue) == 376, "new AdmissionQueue member");
+  // (416: wait_front_, wait_back_, abandon_at_ are rebuilt by RebuildAbandonLine;
+  // eta_now_, eta_admitted_ are a cache.)
+  static_assert(sizeof(AdmissionQueue) == 416, "new AdmissionQueue member");
   static_assert(sizeof(SeatInventory) == 128, "new SeatInventory member");
   static_assert(sizeof(Ledger) == 72, "new Ledger member");
   static_assert(sizeof(EventLog) == 96, "new EventLog member");
@@ -734,6 +735,11 @@ absl::Status SnapshotCodec::DecodeBody(Reader& r, Decoded& d) {
   config.seed = r.Var();
   r.Check(config.limits.idempotency_ttl_us >= 0 && config.limits.idempotency_ttl_us < kTimeLimit,
           "idempotency_ttl_us is out of range");
+  // Every engine that saves a snapshot was given limits that pass ValidateLimits
+  // (the bindings check them); others are damage, not a config to run with.
+  if (absl::Status s = ValidateLimits(config.limits); r.ok() && !s.ok()) {
+    r.Check(false, absl::StrCat("the limits are out of range: ", s.message()));
+  }
   if (!r.ok()) return r.status();
   d.engine = std::make_unique<Engine>(config);
   Engine& e = *d.engine;
@@ -1293,16 +1299,14 @@ void SnapshotCodec::RebuildQueues(Reader& r, Decoded& d) {
                  absl::StrCat("the counters of queue ", k + 1, " do not match its tokens"))) {
       return;
     }
-    // The Fenwick tree, sized as Enqueue would have grown it.
-    Fenwick& f = q.waiting_at_;
-    f.tree_.clear();
+    // The WAITING join sequences, sized as Enqueue would have grown them.
+    RankBitmap& f = q.waiting_at_;
+    f.Reset();
     if (sequenced[k] == 0) continue;
-    size_t size = 1024;
-    while (size < sequenced[k]) size *= 2;
-    f.tree_.assign(size, 0);
+    f.Reserve(static_cast<int64_t>(sequenced[k]) - 1);
     for (size_t seq = 0; seq < sequenced[k]; ++seq) {
       if (e.tokens_[static_cast<size_t>(q.order_[seq])].state == TokenState::kWaiting) {
-        f.Add(static_cast<int64_t>(seq), 1);
+        f.Set(static_cast<int64_t>(seq));
       }
     }
   }

@@ -53,29 +53,28 @@ struct QueueToken {
   uint32_t wait_next = 0;
 };
 
-// Counts "WAITING at join sequence i" with O(log n) updates and prefix sums.
-class Fenwick {
+// The set of join sequences still WAITING, with exact ranks: one bit per join
+// sequence, and a Fenwick tree of the bit counts of 512-bit blocks. A rank
+// (how many WAITING ahead) is a Fenwick prefix over the blocks (a tree of
+// n / 512 counters, small enough to stay in cache) plus the popcount of at
+// most eight words: O(log(n / 512) + 8), and 1 bit of memory per join.
+class RankBitmap {
  public:
-  void Add(int64_t i, int32_t delta);
-  int64_t Prefix(int64_t end) const;  // sum over [0, end)
-  // Ensures index i is addressable; `value_at(j)` rebuilds when growing.
-  template <typename F>
-  void Reserve(int64_t i, F value_at) {
-    if (i < static_cast<int64_t>(tree_.size())) return;
-    size_t n = tree_.empty() ? 1024 : tree_.size();
-    while (static_cast<int64_t>(n) <= i) n *= 2;
-    const size_t old = tree_.size();
-    tree_.assign(n, 0);
-    for (size_t j = 0; j < old; ++j) {
-      const int32_t v = value_at(static_cast<int64_t>(j));
-      if (v != 0) Add(static_cast<int64_t>(j), v);
-    }
+  void Set(int64_t i);    // i must be clear; Reserve(i) first
+  void Clear(int64_t i);  // i must be set
+  int64_t Prefix(int64_t end) const;  // set bits in [0, end)
+  // Ensures index i is addressable (grows by doubling, at least 1,024 bits).
+  void Reserve(int64_t i);
+  void Reset() {
+    words_.clear();
+    tree_.clear();
   }
-  size_t size() const { return tree_.size(); }
 
  private:
-  friend class SnapshotCodec;
-  std::vector<int32_t> tree_;
+  static constexpr size_t kBlockWords = 8;  // 512 bits per Fenwick counter
+  void TreeAdd(size_t block, int32_t delta);
+  std::vector<uint64_t> words_;
+  std::vector<int32_t> tree_;  // Fenwick over blocks of kBlockWords words
 };
 
 class AdmissionQueue {
@@ -179,7 +178,7 @@ class AdmissionQueue {
   std::vector<TokenId> order_;     // join sequence -> token
   std::vector<TokenId> prequeue_;  // joined before opens_at, not yet ordered
   int64_t prequeue_waiting_ = 0;   // of those, still WAITING
-  Fenwick waiting_at_;             // 1 at join sequences still WAITING
+  RankBitmap waiting_at_;          // join sequences still WAITING
   int64_t head_ = 0;               // first join sequence that may be WAITING
   int64_t waiting_ = 0;            // WAITING tokens with a join sequence
   int64_t active_ = 0;
@@ -187,6 +186,10 @@ class AdmissionQueue {
   TimeUs next_admit_at_ = 0;       // admission-rate budget (GCRA, burst 1)
   TimeUs tick_at_ = 0;             // scheduled kAdmissionTick, or 0
   std::deque<TimeUs> recent_admissions_;  // for the measured rate (ETA)
+  // Eta's count of admissions in the window, for one `now` (a cache, not state:
+  // every poll of a batch at the same time reuses it).
+  mutable TimeUs eta_now_ = -1;
+  mutable int64_t eta_admitted_ = 0;
   TokenId wait_front_ = 0;         // the abandon line, earliest deadline first
   TokenId wait_back_ = 0;
   TimeUs abandon_at_ = 0;          // the pending kAbandon entry, or 0
