@@ -4,12 +4,19 @@
 // seconds <-> integer microseconds, status enums <-> strings, 0/kNever <->
 // None, and absl::Status -> a boxoffice.errors exception in one place
 // (`ThrowStatus`, the duckdb-python habit). Arguments are converted while
-// holding the GIL; the GIL is released around every call into the engine.
+// holding the GIL. Single commands and point queries (microseconds) keep the
+// GIL: releasing it would make the caller queue for it again behind every
+// other Python thread (a 5 ms switch interval), which costs far more than the
+// call. Calls that may take long release it: batches, list queries, creating
+// a concert, hashing and checking the whole state, and everything that waits
+// for the journal. No engine path that holds the engine's lock needs the GIL,
+// so holding the GIL while waiting for that lock cannot deadlock.
 // No domain rule lives here.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <limits>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -59,6 +66,13 @@ template <typename T>
 T Unwrap(absl::StatusOr<T>&& r) {
   if (!r.ok()) ThrowStatus(r.status());
   return *std::move(r);
+}
+
+// Runs `f` (returning StatusOr<T>) holding the GIL (a microsecond call); raises on error.
+template <typename F>
+auto Held(F&& f) {
+  using T = typename decltype(f())::value_type;
+  return Unwrap<T>(f());
 }
 
 // Runs `f` (returning StatusOr<T>) with the GIL released; raises on error.
@@ -547,29 +561,25 @@ void BindEngine(py::module_& m) {
       .def_property_readonly("limits", [](const Engine& e) { return Limits(e.limits()); })
       .def_property_readonly("clock",
                              [](Engine& e) {
-                               py::gil_scoped_release nogil;
                                return Seconds(e.clock());
                              })
       .def_property_readonly("user_count",
                              [](Engine& e) {
-                               py::gil_scoped_release nogil;
                                return e.user_count();
                              })
       .def_property_readonly("concert_count",
                              [](Engine& e) {
-                               py::gil_scoped_release nogil;
                                return e.concert_count();
                              })
       .def_property_readonly("last_event_seq",
                              [](Engine& e) {
-                               py::gil_scoped_release nogil;
                                return e.last_event_seq();
                              })
       .def(
           "create_user",
           [](Engine& e, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.CreateUser(t); });
+            return Held([&] { return e.CreateUser(t); });
           },
           py::kw_only(), py::arg("now"))
       .def(
@@ -591,28 +601,28 @@ void BindEngine(py::module_& m) {
           "join_queue",
           [](Engine& e, UserId user, ConcertId concert, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.JoinQueue(user, concert, t); });
+            return Held([&] { return e.JoinQueue(user, concert, t); });
           },
           py::arg("user_id"), py::arg("concert_id"), py::kw_only(), py::arg("now"))
       .def(
           "queue_status",
           [](Engine& e, UserId user, TokenId token, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.QueueStatus(user, token, t); });
+            return Held([&] { return e.QueueStatus(user, token, t); });
           },
           py::arg("user_id"), py::arg("token_id"), py::kw_only(), py::arg("now"))
       .def(
           "leave_queue",
           [](Engine& e, UserId user, TokenId token, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.LeaveQueue(user, token, t); });
+            return Held([&] { return e.LeaveQueue(user, token, t); });
           },
           py::arg("user_id"), py::arg("token_id"), py::kw_only(), py::arg("now"))
       .def(
           "check_gate",
           [](Engine& e, UserId user, TokenId token, ConcertId concert, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.CheckGate(user, token, concert, t); });
+            return Held([&] { return e.CheckGate(user, token, concert, t); });
           },
           py::arg("user_id"), py::arg("token_id"), py::arg("concert_id"), py::kw_only(),
           py::arg("now"))
@@ -630,7 +640,7 @@ void BindEngine(py::module_& m) {
             r.grade = std::move(grade);
             r.idempotency_key = std::move(idempotency_key);
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.Hold(r, t); });
+            return Held([&] { return e.Hold(r, t); });
           },
           py::arg("user_id"), py::arg("token_id"), py::arg("schedule_id"),
           py::arg("seat_ids") = py::none(), py::kw_only(), py::arg("quantity") = 0,
@@ -639,7 +649,7 @@ void BindEngine(py::module_& m) {
           "release_seat",
           [](Engine& e, UserId user, ReservationId reservation, SeatId seat, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.ReleaseSeat(user, reservation, seat, t); });
+            return Held([&] { return e.ReleaseSeat(user, reservation, seat, t); });
           },
           py::arg("user_id"), py::arg("reservation_id"), py::arg("seat_id"), py::kw_only(),
           py::arg("now"))
@@ -647,14 +657,14 @@ void BindEngine(py::module_& m) {
           "cancel",
           [](Engine& e, UserId user, ReservationId reservation, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.Cancel(user, reservation, t); });
+            return Held([&] { return e.Cancel(user, reservation, t); });
           },
           py::arg("user_id"), py::arg("reservation_id"), py::kw_only(), py::arg("now"))
       .def(
           "charge",
           [](Engine& e, UserId user, Won amount, std::string idempotency_key, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.Charge(user, amount, idempotency_key, t); });
+            return Held([&] { return e.Charge(user, amount, idempotency_key, t); });
           },
           py::arg("user_id"), py::arg("amount"), py::kw_only(), py::arg("idempotency_key") = "",
           py::arg("now"))
@@ -663,7 +673,7 @@ void BindEngine(py::module_& m) {
           [](Engine& e, UserId user, TokenId token, ReservationId reservation,
              std::string idempotency_key, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.Pay(user, token, reservation, idempotency_key, t); });
+            return Held([&] { return e.Pay(user, token, reservation, idempotency_key, t); });
           },
           py::arg("user_id"), py::arg("token_id"), py::arg("reservation_id"), py::kw_only(),
           py::arg("idempotency_key") = "", py::arg("now"))
@@ -671,7 +681,7 @@ void BindEngine(py::module_& m) {
           "refund",
           [](Engine& e, UserId user, ReservationId reservation, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.Refund(user, reservation, t); });
+            return Held([&] { return e.Refund(user, reservation, t); });
           },
           py::arg("user_id"), py::arg("reservation_id"), py::kw_only(), py::arg("now"))
       .def(
@@ -686,7 +696,7 @@ void BindEngine(py::module_& m) {
           "concert",
           [](Engine& e, ConcertId concert, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.GetConcert(concert, t); });
+            return Held([&] { return e.GetConcert(concert, t); });
           },
           py::arg("concert_id"), py::kw_only(), py::arg("now"))
       .def(
@@ -706,7 +716,7 @@ void BindEngine(py::module_& m) {
           "live_token",
           [](Engine& e, UserId user, ConcertId concert, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.LiveToken(user, concert, t); });
+            return Held([&] { return e.LiveToken(user, concert, t); });
           },
           py::arg("user_id"), py::arg("concert_id"), py::kw_only(), py::arg("now"))
       .def(
@@ -718,17 +728,23 @@ void BindEngine(py::module_& m) {
           py::arg("concert_id"), py::kw_only(), py::arg("now"))
       .def(
           "seats",
-          [](Engine& e, ScheduleId schedule, std::optional<std::string> status, double now) {
+          [](Engine& e, ScheduleId schedule, std::optional<std::string> status, SeatId after,
+             std::optional<int64_t> limit, double now) {
             const std::optional<SeatStatus> st = ParseSeatStatus(status);
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.ListSeats(schedule, st, t); });
+            if (limit && *limit < 0) {
+              ThrowStatus(MakeError(ErrorCode::kInvalidArgument, "limit must be >= 0"));
+            }
+            const int64_t n = limit.value_or(std::numeric_limits<int64_t>::max());
+            return Released([&] { return e.ListSeats(schedule, st, after, n, t); });
           },
-          py::arg("schedule_id"), py::arg("status") = py::none(), py::kw_only(), py::arg("now"))
+          py::arg("schedule_id"), py::arg("status") = py::none(), py::kw_only(),
+          py::arg("after") = 0, py::arg("limit") = py::none(), py::arg("now"))
       .def(
           "reservation",
           [](Engine& e, UserId user, ReservationId reservation, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.GetReservation(user, reservation, t); });
+            return Held([&] { return e.GetReservation(user, reservation, t); });
           },
           py::arg("user_id"), py::arg("reservation_id"), py::kw_only(), py::arg("now"))
       .def(
@@ -742,7 +758,7 @@ void BindEngine(py::module_& m) {
           "balance",
           [](Engine& e, UserId user, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.Balance(user, t); });
+            return Held([&] { return e.Balance(user, t); });
           },
           py::arg("user_id"), py::kw_only(), py::arg("now"))
       .def(
@@ -756,7 +772,7 @@ void BindEngine(py::module_& m) {
           "stats",
           [](Engine& e, ConcertId concert, double now) {
             const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.Stats(concert, t); });
+            return Held([&] { return e.Stats(concert, t); });
           },
           py::arg("concert_id"), py::kw_only(), py::arg("now"))
       .def(

@@ -3,6 +3,7 @@
 #include "boxoffice/engine.h"
 
 #include <algorithm>
+#include <limits>
 #include <atomic>
 #include <utility>
 #include <variant>
@@ -1243,6 +1244,13 @@ absl::StatusOr<std::vector<ScheduleView>> Engine::ListSchedules(ConcertId concer
 absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
                                                         std::optional<SeatStatus> status,
                                                         TimeUs now) {
+  return ListSeats(schedule, status, 0, std::numeric_limits<int64_t>::max(), now);
+}
+
+absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
+                                                        std::optional<SeatStatus> status,
+                                                        SeatId after, int64_t limit,
+                                                        TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
   RecordQuery(now);
   AdvanceLocked(now);
@@ -1251,8 +1259,11 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
   }
   const SeatInventory& s = *schedules_[static_cast<size_t>(schedule - 1)];
   std::vector<SeatView> out;
-  out.reserve(static_cast<size_t>(status ? s.count(*status) : s.seat_count()));
-  for (SeatId id = s.first_seat_id(); id < s.first_seat_id() + s.seat_count(); ++id) {
+  const int64_t total = status ? s.count(*status) : s.seat_count();
+  out.reserve(static_cast<size_t>(std::max<int64_t>(0, std::min(limit, total))));
+  const SeatId end = s.first_seat_id() + s.seat_count();
+  for (SeatId id = std::max(s.first_seat_id(), after + 1);
+       id < end && static_cast<int64_t>(out.size()) < limit; ++id) {
     const Seat& seat = s.seat(id);
     if (status && seat.status != *status) continue;
     const SeatInventory::Section& section = s.sections()[seat.section];

@@ -505,12 +505,22 @@ class Engine:
     def schedules(self, concert_id: int, *, now: float) -> list[Schedule]:
         """The concert's schedules with seat counts. Raises ConcertNotFound."""
     def seats(
-        self, schedule_id: int, status: SeatStatusName | None = None, *, now: float
+        self,
+        schedule_id: int,
+        status: SeatStatusName | None = None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        now: float,
     ) -> list[Seat]:
         """The schedule's seats in seat-map order, optionally only those with ``status``.
 
+        Args:
+            after, limit: one page: at most ``limit`` seats (all when None) with id > ``after``
+                (a page costs O(limit), not O(schedule)).
+
         Raises:
-            ScheduleNotFound; InvalidArgument (unknown status).
+            ScheduleNotFound; InvalidArgument (unknown status, negative limit).
         """
     def reservation(self, user_id: int, reservation_id: int, *, now: float) -> Reservation:
         """One of the user's reservations. Raises UserNotFound, ReservationNotFound."""

@@ -128,6 +128,27 @@ def test_seat_counts_and_status_filter_follow_holds_and_sales(drop):
     assert (stats.reservations_pending, stats.reservations_confirmed) == (1, 1)
 
 
+def test_seat_pages_concatenate_to_the_whole_list(drop):
+    eng = drop.engine
+    u1, t1 = drop.admitted(now=T0)
+    eng.hold(u1, t1, drop.schedule_id, [2, 5], now=T0 + 1)
+    for status in (None, "AVAILABLE", "HELD"):
+        whole = [s.id for s in eng.seats(drop.schedule_id, status, now=T0 + 2)]
+        paged: list[int] = []
+        after = 0
+        while page := eng.seats(drop.schedule_id, status, after=after, limit=3, now=T0 + 2):
+            assert len(page) <= 3
+            paged += [s.id for s in page]
+            after = page[-1].id
+        assert paged == whole
+    assert [
+        s.id for s in eng.seats(drop.schedule_id, "AVAILABLE", after=1, limit=2, now=T0 + 2)
+    ] == [3, 4]
+    assert eng.seats(drop.schedule_id, limit=0, now=T0 + 2) == []
+    with pytest.raises(errors.InvalidArgument):
+        eng.seats(drop.schedule_id, limit=-1, now=T0 + 2)
+
+
 # --- explicit holds -------------------------------------------------------------------------
 
 

@@ -208,6 +208,11 @@ class Engine {
   absl::StatusOr<std::vector<SeatView>> ListSeats(ScheduleId schedule,
                                                   std::optional<SeatStatus> status,
                                                   TimeUs now);
+  // One page of ListSeats: the first `limit` seats with id > `after`, in
+  // seat-map order (a page costs O(limit), not O(schedule)).
+  absl::StatusOr<std::vector<SeatView>> ListSeats(ScheduleId schedule,
+                                                  std::optional<SeatStatus> status,
+                                                  SeatId after, int64_t limit, TimeUs now);
   absl::StatusOr<Reservation> GetReservation(UserId user, ReservationId reservation,
                                              TimeUs now);
   absl::StatusOr<std::vector<Reservation>> ListReservations(UserId user, TimeUs now);
