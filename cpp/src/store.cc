@@ -1,9 +1,14 @@
 // Store: see store.h for what it does and why.
 #include "boxoffice/store.h"
 
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -14,6 +19,66 @@
 
 namespace boxoffice {
 namespace {
+
+// Recovery in two stages on two threads: a reader thread reads the journal's
+// groups from SQLite, checks their checksums and decodes their records into
+// batches, while the calling thread replays the batches in order. The engine
+// is the slower stage, so recovery takes about as long as replaying alone.
+// At most kQueued batches wait, so memory stays bounded however long the
+// journal. Returns the reader's status (the batches read before an error are
+// replayed; the caller discards the engine then).
+absl::Status ReplayJournal(Journal& journal, Engine& engine, Seq after, ReadStats* read) {
+  constexpr size_t kBatch = 8192;
+  constexpr size_t kQueued = 8;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::vector<Command>> ready;
+  bool done = false;
+  absl::Status status;
+  std::thread reader([&] {
+    std::vector<Command> batch;
+    batch.reserve(kBatch);
+    auto push = [&] {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return ready.size() < kQueued; });
+      ready.push_back(std::move(batch));
+      cv.notify_all();
+      batch = {};
+      batch.reserve(kBatch);
+    };
+    absl::Status s = journal.Read(
+        after,
+        [&](Seq, absl::string_view record) -> absl::Status {
+          absl::StatusOr<Command> c = DecodeCommand(record);
+          if (!c.ok()) return c.status();
+          batch.push_back(*std::move(c));
+          if (batch.size() == kBatch) push();
+          return absl::OkStatus();
+        },
+        read);
+    if (!batch.empty()) push();
+    std::lock_guard<std::mutex> lock(mu);
+    status = std::move(s);
+    done = true;
+    cv.notify_all();
+  });
+  while (true) {
+    std::vector<Command> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return !ready.empty() || done; });
+      if (ready.empty()) break;
+      batch = std::move(ready.front());
+      ready.pop_front();
+      cv.notify_all();
+    }
+    for (const Command& c : batch) {
+      (void)engine.Replay(c);  // commands that failed when recorded fail again
+    }
+  }
+  reader.join();
+  return status;
+}
 
 // The journal speaks plain absl codes; users get the store's stable codes.
 absl::Status StoreError(const absl::Status& s) {
@@ -75,15 +140,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
     stats.snapshot_seq = (*latest)->seq;
     ReadStats read;
     Engine& e = **engine;
-    absl::Status s = store->journal_->Read(
-        stats.snapshot_seq,
-        [&](Seq, absl::string_view record) -> absl::Status {
-          absl::StatusOr<Command> c = DecodeCommand(record);
-          if (!c.ok()) return c.status();
-          (void)e.Replay(*c);  // commands that failed when recorded fail again
-          return absl::OkStatus();
-        },
-        &read);
+    absl::Status s = ReplayJournal(*store->journal_, e, stats.snapshot_seq, &read);
     // A half-replayed engine never becomes the store's: Close must not save it.
     if (!s.ok()) return StoreError(s);
     store->engine_ = *std::move(engine);
