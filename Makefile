@@ -84,12 +84,15 @@ bench: build
 bench-smoke: build
 	$(PY) bench/run.py --smoke
 
-# The long versions of the randomized tests: SOAK_KILLS SIGKILLs, SOAK_EXAMPLES Hypothesis runs.
+# The long versions of the randomized tests (docs/reliability.md): SOAK_KILLS SIGKILLs,
+# SOAK_EXAMPLES Hypothesis runs, then the deterministic simulator for SOAK_MINUTES.
 SOAK_KILLS    ?= 1000
 SOAK_EXAMPLES ?= 5000
+SOAK_MINUTES  ?= 10
 soak: build
 	BOXOFFICE_CRASH_KILLS=$(SOAK_KILLS) $(PY) -m pytest -q tests/python/test_durability.py -k sigkill
 	BOXOFFICE_HYPOTHESIS_EXAMPLES=$(SOAK_EXAMPLES) $(PY) -m pytest -q tests/python/test_model_equivalence.py
+	$(PY) tests/python/dst.py --minutes $(SOAK_MINUTES) --steps 1000
 
 demo: build
 	$(PY) -m boxoffice.demo
