@@ -74,14 +74,27 @@ void RankBitmap::Reserve(int64_t i) {
   }
 }
 
+void LiveTokens::Remove(UserId user, TokenId token) {
+  auto& list = by_user_[static_cast<size_t>(user)];
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i] == token) {
+      list[i] = list.back();
+      list.pop_back();
+      return;
+    }
+  }
+  BOXOFFICE_ASSERT(false && "removing a token that is not live");
+}
+
 AdmissionQueue::AdmissionQueue(ConcertId concert_id, const QueueSettings& settings,
                                TimeUs created_at, std::vector<QueueToken>* tokens,
-                               HoldTimer* timer, EventLog* events)
+                               HoldTimer* timer, EventLog* events, LiveTokens* live)
     : concert_id_(concert_id),
       settings_(settings),
       tokens_(tokens),
       timer_(timer),
-      events_(events) {
+      events_(events),
+      live_(live) {
   BOXOFFICE_ASSERT(settings_.capacity > 0);
   BOXOFFICE_ASSERT(settings_.session_ttl_us > 0 && settings_.abandon_timeout_us > 0);
   if (settings_.opens_at == kNever || settings_.opens_at <= created_at) {
@@ -89,11 +102,6 @@ AdmissionQueue::AdmissionQueue(ConcertId concert_id, const QueueSettings& settin
   } else {
     timer_->Schedule(settings_.opens_at, TimerKind::kQueueOpen, concert_id_);
   }
-}
-
-TokenId AdmissionQueue::LiveToken(UserId user) const {
-  auto it = live_by_user_.find(user);
-  return it == live_by_user_.end() ? 0 : it->second;
 }
 
 absl::StatusOr<TokenId> AdmissionQueue::Join(UserId user, TimeUs now,
@@ -120,7 +128,7 @@ absl::StatusOr<TokenId> AdmissionQueue::Join(UserId user, TimeUs now,
   fresh.last_seen_at = now;
   tokens_->push_back(fresh);
   QueueToken& t = token(id);
-  live_by_user_[user] = id;
+  live_->Add(user, id);
   ++joined_total_;
   LinkWaiting(t);
   ScheduleAbandon();
@@ -226,7 +234,7 @@ void AdmissionQueue::End(QueueToken& t, TokenEnd why, TimeUs at, EventType event
   t.end = why;
   t.ended_at = at;
   t.expires_at = kNever;
-  live_by_user_.erase(t.user_id);
+  live_->Remove(t.user_id, t.id);
   Emit(event, t, at, 0);
 }
 

@@ -29,14 +29,19 @@ class Reader {
  public:
   explicit Reader(absl::string_view in) : in_(in) {}
 
+  // Only the shortest form PutVarint writes, so a record has exactly one encoding:
+  // a padded varint (a last byte of 0 after the first) or one beyond 64 bits (a tenth
+  // byte above 1, whose bits would be dropped) is malformed, not another way to say it.
   bool Varint(uint64_t* v) {
     uint64_t result = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       if (in_.empty()) return false;
       const auto byte = static_cast<uint8_t>(in_.front());
       in_.remove_prefix(1);
+      if (shift == 63 && byte > 1) return false;
       result |= static_cast<uint64_t>(byte & 0x7f) << shift;
       if ((byte & 0x80) == 0) {
+        if (byte == 0 && shift > 0) return false;
         *v = result;
         return true;
       }

@@ -510,6 +510,7 @@ absl::StatusOr<UserId> Engine::CreateUserLocked() {
   u.account = ledger_.OpenAccount(AccountKind::kWallet);
   users_.push_back(std::move(u));
   const auto id = static_cast<UserId>(users_.size());
+  live_tokens_.Reserve(id);
   Emit(EventType::kUserCreated, id, 0, 0, 0, 0, 0);
   return id;
 }
@@ -570,7 +571,8 @@ absl::StatusOr<ConcertView> Engine::CreateConcert(const ConcertSpec& spec, TimeU
   q.abandon_timeout_us = spec.sale.abandon_timeout_us;
   q.poll_interval_us = spec.sale.poll_interval_us;
   q.opens_at = spec.sale.opens_at;
-  c->queue = std::make_unique<AdmissionQueue>(c->id, q, clock_, &tokens_, &timer_, &events_);
+  c->queue = std::make_unique<AdmissionQueue>(c->id, q, clock_, &tokens_, &timer_, &events_,
+                                              &live_tokens_);
   Concert& ref = *c;
   concerts_.push_back(std::move(c));
   Emit(EventType::kConcertCreated, 0, ref.id, 0, 0, 0, 0);

@@ -433,7 +433,7 @@ std::string SnapshotCodec::Save(Engine& engine, Seq* journal_seq) {
 }
 
 void SnapshotCodec::EncodeQueue(const AdmissionQueue& q, Writer& w) {
-  // order_, prequeue_, the WAITING bitmap and live_by_user_ are rebuilt from
+  // order_, prequeue_, the WAITING bitmap and the engine's live_tokens_ are rebuilt from
   // the tokens; settings_ from the concert's sale settings.
   w.Bool(q.open_);
   w.Int(q.head_);
@@ -461,14 +461,15 @@ void SnapshotCodec::EncodeBody(const Engine& e, Writer& w) {
   // libstdc++ on x86-64 with Debian's Abseil): a new member must be stored
   // here, or rebuilt, or named in snapshot.h as not part of the state
   // (Engine::sink_); then update the size.
-  // (696: includes id_, the engine's process-local identity, which is not state.)
-  static_assert(sizeof(Engine) == 696, "new Engine member: add it to the snapshot");
+  // (720: includes id_, the engine's process-local identity, which is not state,
+  // and live_tokens_, rebuilt from the tokens.)
+  static_assert(sizeof(Engine) == 720, "new Engine member: add it to the snapshot");
   static_assert(sizeof(Engine::Concert) == 304, "new Engine::Concert member");
   static_assert(sizeof(Engine::User) == 56, "new Engine::User member");
   static_assert(sizeof(Engine::IdempotencyRecord) == 184, "new IdempotencyRecord member");
   // (416: wait_front_, wait_back_, abandon_at_ are rebuilt by RebuildAbandonLine;
   // eta_now_, eta_admitted_ are a cache.)
-  static_assert(sizeof(AdmissionQueue) == 416, "new AdmissionQueue member");
+  static_assert(sizeof(AdmissionQueue) == 384, "new AdmissionQueue member");
   static_assert(sizeof(SeatInventory) == 128, "new SeatInventory member");
   static_assert(sizeof(Ledger) == 72, "new Ledger member");
   static_assert(sizeof(EventLog) == 96, "new EventLog member");
@@ -777,6 +778,7 @@ absl::Status SnapshotCodec::DecodeBody(Reader& r, Decoded& d) {
   {
     const size_t n = r.Count("users", 1);
     e.users_.resize(n);
+    e.live_tokens_.Reserve(static_cast<UserId>(n));
     AccountId account = 0;
     for (size_t i = 0; i < n && r.ok(); ++i) {
       account = WrapAdd(account, r.Int());
@@ -915,7 +917,7 @@ void SnapshotCodec::DecodeConcerts(Reader& r, Decoded& d) {
     q.opens_at = c->sale.opens_at;
     // The constructor may schedule the opening; Rebuild redoes the timer.
     c->queue = std::make_unique<AdmissionQueue>(c->id, q, c->created_at, &e.tokens_, &e.timer_,
-                                                &e.events_);
+                                                &e.events_, &e.live_tokens_);
     DecodeQueue(r, *c->queue, e.clock_);
     e.concerts_.push_back(std::move(c));
   }
@@ -1284,11 +1286,13 @@ void SnapshotCodec::RebuildQueues(Reader& r, Decoded& d) {
       if (t.state == TokenState::kWaiting) ++prequeue_waiting[k];
     }
     if (t.state == TokenState::kActive) ++active[k];
-    if (t.state != TokenState::kExpired &&
-        !r.Check(q.live_by_user_.emplace(t.user_id, t.id).second,
-                 absl::StrCat("user ", t.user_id, " has two live tokens for concert ",
-                              t.concert_id))) {
-      return;
+    if (t.state != TokenState::kExpired) {
+      if (!r.Check(q.LiveToken(t.user_id) == 0,
+                   absl::StrCat("user ", t.user_id, " has two live tokens for concert ",
+                                t.concert_id))) {
+        return;
+      }
+      e.live_tokens_.Add(t.user_id, t.id);
     }
   }
   for (size_t k = 0; k < concerts; ++k) {

@@ -34,7 +34,7 @@ std::string EndName(TokenEnd e) { return std::string(ToString(e)); }
 class Harness {
  public:
   explicit Harness(const QueueSettings& settings, TimeUs created_at = kT0, uint64_t seed = 7)
-      : queue(kConcert, settings, created_at, &tokens, &timer, &events), seed_(seed) {
+      : queue(kConcert, settings, created_at, &tokens, &timer, &events, &live), seed_(seed) {
     if (settings.opens_at > created_at) {
       // The opening deadline may be scheduled by the queue itself or by the
       // engine that owns it; make sure exactly one exists.
@@ -159,6 +159,7 @@ class Harness {
   std::vector<QueueToken> tokens = std::vector<QueueToken>(1);  // index = TokenId; 0 unused
   HoldTimer timer;
   EventLog events{1'000'000};
+  LiveTokens live;
   AdmissionQueue queue;
 
  private:

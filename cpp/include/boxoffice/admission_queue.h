@@ -17,7 +17,7 @@
 #include <deque>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "boxoffice/events.h"
 #include "boxoffice/hold_timer.h"
@@ -77,13 +77,43 @@ class RankBitmap {
   std::vector<int32_t> tree_;  // Fenwick over blocks of kBlockWords words
 };
 
+// The live (WAITING or ACTIVE) tokens of every user, across concerts, owned by
+// the engine and shared by its queues. A user holds few live tokens at once
+// (one per concert queue they are in), so a small inline list per user (16
+// bytes, part of the user's record) beats a hash map per queue: one cache line
+// per lookup, nothing to rehash, and no memory per queued user.
+class LiveTokens {
+ public:
+  // Makes room for users 1..user (the engine calls it as users are created).
+  void Reserve(UserId user) {
+    if (static_cast<size_t>(user) >= by_user_.size()) by_user_.resize(static_cast<size_t>(user) + 1);
+  }
+  // The user's live token for `concert`, or 0.
+  TokenId Find(UserId user, ConcertId concert, const std::vector<QueueToken>& tokens) const {
+    if (static_cast<size_t>(user) >= by_user_.size()) return 0;
+    for (TokenId t : by_user_[static_cast<size_t>(user)]) {
+      if (tokens[static_cast<size_t>(t)].concert_id == concert) return t;
+    }
+    return 0;
+  }
+  void Add(UserId user, TokenId token) {
+    Reserve(user);
+    by_user_[static_cast<size_t>(user)].push_back(token);
+  }
+  void Remove(UserId user, TokenId token);
+  void Clear() { by_user_.clear(); }
+
+ private:
+  std::vector<absl::InlinedVector<TokenId, 1>> by_user_;  // index = UserId
+};
+
 class AdmissionQueue {
  public:
   // `tokens` is the engine's token table (index = TokenId); the queue appends
-  // to it on join. `timer` and `events` are the engine's.
+  // to it on join. `timer`, `events` and `live` are the engine's.
   AdmissionQueue(ConcertId concert_id, const QueueSettings& settings,
                  TimeUs created_at, std::vector<QueueToken>* tokens,
-                 HoldTimer* timer, EventLog* events);
+                 HoldTimer* timer, EventLog* events, LiveTokens* live);
 
   // Returns the user's live token, or a new one at the back of the line.
   // Errors: QUEUE_FULL when `queue_length_max` live tokens already exist.
@@ -126,7 +156,7 @@ class AdmissionQueue {
   int64_t joined_total() const { return joined_total_; }
   int64_t abandoned_total() const { return abandoned_total_; }
   // Live (WAITING or ACTIVE) token of `user`, or 0.
-  TokenId LiveToken(UserId user) const;
+  TokenId LiveToken(UserId user) const { return live_->Find(user, concert_id_, *tokens_); }
 
   // Checks the queue's own invariants; returns a description or "".
   std::string CheckInvariants() const;
@@ -173,6 +203,7 @@ class AdmissionQueue {
   std::vector<QueueToken>* tokens_;
   HoldTimer* timer_;
   EventLog* events_;
+  LiveTokens* live_;
 
   bool open_ = false;
   std::vector<TokenId> order_;     // join sequence -> token
@@ -182,7 +213,6 @@ class AdmissionQueue {
   int64_t head_ = 0;               // first join sequence that may be WAITING
   int64_t waiting_ = 0;            // WAITING tokens with a join sequence
   int64_t active_ = 0;
-  absl::flat_hash_map<UserId, TokenId> live_by_user_;
   TimeUs next_admit_at_ = 0;       // admission-rate budget (GCRA, burst 1)
   TimeUs tick_at_ = 0;             // scheduled kAdmissionTick, or 0
   std::deque<TimeUs> recent_admissions_;  // for the measured rate (ETA)

@@ -336,6 +336,7 @@ class Engine {
   std::vector<std::unique_ptr<Concert>> concerts_ ABSL_GUARDED_BY(mu_);  // index = id - 1
   std::vector<std::unique_ptr<SeatInventory>> schedules_ ABSL_GUARDED_BY(mu_);
   std::vector<QueueToken> tokens_ ABSL_GUARDED_BY(mu_);         // index = TokenId
+  LiveTokens live_tokens_ ABSL_GUARDED_BY(mu_);  // rebuilt from tokens_ by a snapshot
   std::vector<Reservation> reservations_ ABSL_GUARDED_BY(mu_);  // index = id - 1
   std::vector<Payment> payments_ ABSL_GUARDED_BY(mu_);          // index = id - 1
   SeatId next_seat_id_ ABSL_GUARDED_BY(mu_) = 1;
