@@ -16,6 +16,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# Every statement is a constant (tests/api/test_security.py checks): values are parameters.
+_ACCOUNT_BY_EMAIL = (
+    "SELECT user_id, email, password_hash, created_at FROM api_accounts WHERE email = ?"
+)
+_ACCOUNT_BY_USER = (
+    "SELECT user_id, email, password_hash, created_at FROM api_accounts WHERE user_id = ?"
+)
+
 
 class EmailTaken(Exception):
     """Another account already uses this email."""
@@ -71,19 +79,14 @@ class AccountStore:
 
     def find(self, email: str) -> Account | None:
         """The account with this (normalized) email, or None."""
-        return self._one("email = ?", email)
+        with self._read_lock:
+            row = self._read.execute(_ACCOUNT_BY_EMAIL, (email,)).fetchone()
+        return None if row is None else Account(*row)
 
     def by_user(self, user_id: int) -> Account | None:
         """The account of an engine user, or None."""
-        return self._one("user_id = ?", user_id)
-
-    def _one(self, where: str, value: object) -> Account | None:
         with self._read_lock:
-            row = self._read.execute(
-                "SELECT user_id, email, password_hash, created_at FROM api_accounts WHERE "
-                + where,  # one of the two fixed conditions above; the value is a parameter
-                (value,),
-            ).fetchone()
+            row = self._read.execute(_ACCOUNT_BY_USER, (user_id,)).fetchone()
         return None if row is None else Account(*row)
 
     def add(self, user_id: int, email: str, password_hash: str) -> Account:

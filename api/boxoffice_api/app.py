@@ -1,13 +1,15 @@
 """The FastAPI application: ``create_app(settings)``.
 
 The app is a thin layer: routes call the engine through :class:`~.service.Service`, one set of
-exception handlers (``errors.install``) turns every error into problem+json, and two pure ASGI
-middlewares bound request bodies and record metrics and access logs. The engine is opened by
-the lifespan, so building the app (for the OpenAPI document, say) touches no file.
+exception handlers (``errors.install``) turns every error into problem+json, and three pure ASGI
+middlewares record metrics and access logs, shed load beyond a number of requests in flight,
+and bound request bodies in size and time. The engine is opened by the lifespan, so building
+the app (for the OpenAPI document, say) touches no file.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -51,14 +53,61 @@ answered only after their journal group is durable. See `docs/http-api.md`.
 """
 
 
+OVERLOAD_RETRY_AFTER_S = 1
+# Operators' endpoints answer whatever the load: an orchestrator must not restart a server
+# that is only busy, and the metrics are how an operator sees the overload.
+UNSHED_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+class LoadShedMiddleware:
+    """At most ``limit`` requests processed at once; a request beyond is answered at once with
+    503 ``OVERLOADED`` and ``Retry-After``, before its body is read (so it costs next to
+    nothing). ``/healthz`` and ``/metrics`` are never shed.
+
+    The count is exact: it is changed only on the event loop's thread.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics) -> None:
+        self.app = app
+        self.limit = limit
+        self.metrics = metrics
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNSHED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self.metrics.shed.inc()
+            response = errors.problem(
+                Request(scope),
+                503,
+                "OVERLOADED",
+                "the server is busy; retry after the Retry-After delay",
+                retry_after_s=OVERLOAD_RETRY_AFTER_S,
+            )
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+
+
 class BodyLimitMiddleware:
     """Refuses request bodies above ``limit`` bytes with 413 ``REQUEST_TOO_LARGE``, whether
     announced by Content-Length or streamed: the body is read, up to the limit, before the
-    app sees it."""
+    app sees it. A body that has not fully arrived ``timeout_s`` seconds after the request's
+    head is refused with 408 ``REQUEST_TIMEOUT`` (and the connection closed), so a client
+    trickling its body cannot hold a request slot for long."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.limit = limit
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,17 +127,25 @@ class BodyLimitMiddleware:
         # with chunked framing is framed by the chunks): buffer up to the limit, then replay.
         messages: list[Message] = []
         seen = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                await too_large()
-                return
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                while True:
+                    message = await receive()
+                    messages.append(message)
+                    if message["type"] != "http.request":
+                        break
+                    seen += len(message.get("body", b""))
+                    if seen > self.limit or not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            detail = f"the request body did not arrive within {self.timeout_s:g} s"
+            response = errors.problem(Request(scope), 408, "REQUEST_TIMEOUT", detail)
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+        if seen > self.limit:
+            await too_large()
+            return
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()
@@ -109,8 +166,30 @@ def welcome(settings: Settings, admin_key: str) -> str:
     )
 
 
+_BOUND_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_I64_MAX = 2**63 - 1
+
+
+def _exact_bounds(node: object) -> None:
+    """Writes numeric bounds as the integers they are. FastAPI's OpenAPI models hold them as
+    floats, so ``le=2**63 - 1`` came out as ``9.223372036854776e+18`` (2**63: a value the
+    server refuses) and ``ge=1`` as ``1.0``. No bound of ours is fractional, and none is above
+    the engine's 64-bit range, so a float bound of 2**63 can only be a rounded 2**63 - 1."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUND_KEYWORDS and isinstance(value, float) and value.is_integer():
+                node[key] = min(int(value), _I64_MAX)
+            else:
+                _exact_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _exact_bounds(item)
+
+
 def _document_problems(app: FastAPI) -> None:
-    """Adds the ``Problem`` schema to the OpenAPI components (routes refer to it by $ref)."""
+    """Completes the OpenAPI document: the ``Problem`` schema in the components (routes refer
+    to it by $ref), operations needing both the access JWT and the queue token say they need
+    both, and bounds are exact integers."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -121,6 +200,14 @@ def _document_problems(app: FastAPI) -> None:
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(defs)
             schemas["Problem"] = problem
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    # FastAPI lists one requirement per security dependency, which OpenAPI
+                    # reads as "any one of them"; every one of ours is required.
+                    requirements = operation.get("security")
+                    if requirements and len(requirements) > 1:
+                        operation["security"] = [{k: v for r in requirements for k, v in r.items()}]
+            _exact_bounds(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -147,6 +234,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             durability=settings.durability,
             **{k: v for k, v in recovery.items() if isinstance(v, int)},
         )
+        kept = service.engine.limits.queue_length_max
+        if settings.queue_length_max is not None and kept != settings.queue_length_max:
+            log.warning(
+                "the store keeps the queue_length_max it was created with",
+                queue_length_max=kept,
+                setting=settings.queue_length_max,
+            )
         if settings.demo:
             from .demo import load
 
@@ -179,7 +273,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(balance.router)
     app.include_router(admin.router)
-    # Added last is outermost: metrics and the access log see every answer, 413s included.
-    app.add_middleware(BodyLimitMiddleware, limit=settings.request_body_max_bytes)
+    # Added last is outermost: metrics and the access log see every answer, 413s and shed
+    # requests included; a shed request never waits for its body.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.request_body_max_bytes,
+        timeout_s=settings.request_body_timeout_s,
+    )
+    app.add_middleware(LoadShedMiddleware, limit=settings.max_concurrent_requests, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
     return app

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from boxoffice.errors import BoxOfficeError
 
@@ -74,6 +75,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Request too large",
     415: "Unsupported media type",
@@ -88,6 +90,7 @@ _HTTP_CODES = {
     403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
     413: "REQUEST_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
@@ -136,7 +139,7 @@ async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
     retry_after = exc.retry_after_s
     if exc.code == "QUEUE_NOT_ACTIVE" and retry_after is None:
         retry_after = exc.eta_s
-    if status == 503 and retry_after is None:
+    if status in (429, 503) and retry_after is None:  # the document promises Retry-After
         retry_after = 5.0
     return problem(
         request,
@@ -180,9 +183,30 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
     detail = exc.detail if isinstance(exc.detail, str) else code
     response = problem(request, exc.status_code, code, detail)
-    for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
+    if exc.status_code == 405:
+        response.headers["Allow"] = _allowed_methods(request)
+    for name, value in (exc.headers or {}).items():
         response.headers.setdefault(name, value)
     return response
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of the path (RFC 9110 section 10.2.1), not only those of the first route
+    that matched it: FastAPI makes one route per operation, and Starlette's 405 names only the
+    methods of the first. Asks the router which methods would fully match (public
+    ``BaseRoute.matches``; included routers are opaque otherwise)."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 async def _sqlite_error(request: Request, exc: Exception) -> JSONResponse:

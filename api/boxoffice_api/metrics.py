@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,6 +91,16 @@ class Metrics:
             "HTTP request latency by route template, seconds",
             ["method", "route"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "boxoffice_http_requests_in_flight",
+            "HTTP requests being processed (not counting /healthz and /metrics)",
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "boxoffice_http_requests_shed",
+            "HTTP requests refused with 503 OVERLOADED (BOXOFFICE_MAX_CONCURRENT_REQUESTS)",
             registry=self.registry,
         )
         self.registry.register(EngineCollector(get_service))

@@ -7,6 +7,7 @@ named limits, amounts) is the engine's, so its error codes reach the client unch
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, Self, TypeVar, overload
 
@@ -19,6 +20,7 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    ValidationInfo,
     model_validator,
 )
 
@@ -29,6 +31,29 @@ import boxoffice as bo
 I64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
 Seconds = Annotated[StrictFloat, Field(allow_inf_nan=False, ge=-1e11, le=1e11)]
+
+# JSON Schema's date-time (RFC 3339 section 5.6): pydantic alone would also take a number or a
+# numeric string ("0.5") as seconds since the epoch, which the document does not allow.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+# The validation context of responses read from the engine, whose times are epoch seconds.
+FROM_ENGINE = {"from_engine": True}
+
+
+def _rfc3339(value: object, info: ValidationInfo) -> object:
+    if isinstance(value, datetime):
+        return value
+    from_engine = isinstance(info.context, dict) and info.context.get("from_engine")
+    if from_engine and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise ValueError("expected an RFC 3339 date-time with a time zone, e.g. 2027-03-01T19:00:00Z")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""An aware date-time given as RFC 3339 text (``2027-03-01T19:00:00Z``, ``…+09:00``)."""
 
 
 @overload
@@ -62,7 +87,7 @@ class EngineView(BaseModel):
 
     @classmethod
     def of(cls, engine_object: object) -> Self:
-        return cls.model_validate(engine_object)
+        return cls.model_validate(engine_object, context=FROM_ENGINE)
 
 
 def _zero_is_none(value: object) -> object:
@@ -77,6 +102,12 @@ IdOrNone = Annotated[int | None, BeforeValidator(_zero_is_none)]  # the engine's
 
 class Credentials(Strict):
     """Email and password, for sign-up and log-in."""
+
+    # Examples (here and below) show in /docs, and schemathesis sends them first.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"email": "fan@example.com", "password": "correct horse"}]},
+    )
 
     email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
     password: Annotated[str, Field(min_length=8, max_length=256)]
@@ -114,7 +145,7 @@ class SectionIn(Strict):
 class ScheduleIn(Strict):
     """One performance date with its seat map."""
 
-    starts_at: AwareDatetime
+    starts_at: Timestamp
     sections: list[SectionIn] = Field(min_length=1, max_length=256)
 
 
@@ -123,7 +154,7 @@ class Sale(Strict):
 
     model_config = ConfigDict(extra="forbid", from_attributes=True)
 
-    opens_at: AwareDatetime | None = Field(
+    opens_at: Timestamp | None = Field(
         None, description="Before it, joiners enter a pre-queue shuffled at opening."
     )
     queue_capacity: I64 = Field(200, description="Most ACTIVE tokens at once.")
@@ -152,11 +183,39 @@ class Sale(Strict):
 
     @classmethod
     def of(cls, s: bo.SaleSettings) -> Sale:
-        return cls.model_validate(s)
+        return cls.model_validate(s, context=FROM_ENGINE)
 
 
 class ConcertIn(Strict):
     """A concert to create: catalog text, schedules with seat maps, sale settings."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "IU 2027 World Tour",
+                    "artist": "IU",
+                    "venue": "KSPO Dome",
+                    "schedules": [
+                        {
+                            "starts_at": "2027-03-01T19:00:00Z",
+                            "sections": [
+                                {
+                                    "name": "A",
+                                    "rows": 10,
+                                    "seats_per_row": 20,
+                                    "grade": "VIP",
+                                    "price": 165000,
+                                }
+                            ],
+                        }
+                    ],
+                    "sale": {"queue_capacity": 200, "hold_ttl_s": 300},
+                }
+            ]
+        },
+    )
 
     title: Annotated[str, Field(min_length=1, max_length=256)]
     artist: Annotated[str, Field(max_length=256)] = ""
@@ -243,6 +302,16 @@ class QueueJoined(QueueStatus):
 class HoldIn(Strict):
     """Either ``seat_ids`` or ``quantity`` (best-available adjacent seats, optional grade)."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"schedule_id": 1, "seat_ids": [3, 4]},
+                {"schedule_id": 1, "quantity": 2, "grade": "VIP"},
+            ]
+        },
+    )
+
     schedule_id: Id
     seat_ids: list[Id] | None = Field(None, max_length=1024)
     quantity: I64 | None = None
@@ -291,6 +360,10 @@ class ReservationOut(BaseModel):
 class PaymentIn(Strict):
     """The reservation to pay."""
 
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reservation_id": 1}]}
+    )
+
     reservation_id: Id
 
 
@@ -318,6 +391,8 @@ class PaymentOut(BaseModel):
 
 class ChargeIn(Strict):
     """A wallet top-up."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"amount": 50000}]})
 
     amount: I64 = Field(description="Won; at least 1 and at most the per-charge limit.")
 

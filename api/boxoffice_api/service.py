@@ -79,10 +79,16 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.db.parent.mkdir(parents=True, exist_ok=True)
+        limits = (
+            None
+            if settings.queue_length_max is None
+            else bo.Limits(queue_length_max=settings.queue_length_max)
+        )
         self.engine = bo.Engine(
             settings.db,
             durability=settings.durability,
             snapshot_every_records=settings.snapshot_every_records,
+            limits=limits,  # used when the store is created; an existing one keeps its own
         )
         self.accounts = AccountStore(settings.db)
         secret = (

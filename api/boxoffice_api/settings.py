@@ -3,6 +3,13 @@
 Every setting has a default that works on a fresh machine. Secrets left unset
 (``BOXOFFICE_JWT_SECRET``, ``BOXOFFICE_ADMIN_KEY``) are generated once and kept in the
 store, so tokens and the admin key survive restarts.
+
+Overload settings (docs/operations.md, "Overload"): ``BOXOFFICE_QUEUE_LENGTH_MAX`` bounds each
+concert's queue (a join beyond is 429 ``QUEUE_FULL`` with Retry-After);
+``BOXOFFICE_MAX_CONCURRENT_REQUESTS`` bounds the requests processed at once (beyond, 503
+``OVERLOADED`` with Retry-After, at once); ``BOXOFFICE_REQUEST_BODY_TIMEOUT_S``,
+``BOXOFFICE_KEEP_ALIVE_TIMEOUT_S`` and ``BOXOFFICE_MAX_CONNECTIONS`` bound what slow or idle
+clients can hold.
 """
 
 from __future__ import annotations
@@ -54,6 +61,37 @@ class Settings(BaseSettings):
         description="argon2id parameters (RFC 9106); 'cheapest' is for tests only.",
     )
     request_body_max_bytes: int = Field(64 * 1024, ge=1024)
+    request_body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="A request body must arrive within this many seconds of its head, else "
+        "408 REQUEST_TIMEOUT (and the connection is closed).",
+    )
+    queue_length_max: int | None = Field(
+        None,
+        ge=1,
+        description="Live (WAITING + ACTIVE) queue tokens per concert; a join beyond is 429 "
+        "QUEUE_FULL with Retry-After (the concert's poll interval). The engine keeps its limits "
+        "in the store: this applies when the store is created (an existing store keeps its "
+        "own, and the server warns at start). Unset: the engine's 5,000,000.",
+    )
+    max_concurrent_requests: int = Field(
+        1024,
+        ge=1,
+        description="Requests processed at once; a request beyond is answered at once with 503 "
+        "OVERLOADED and Retry-After: 1, without reading its body. /healthz and /metrics are "
+        "never refused.",
+    )
+    keep_alive_timeout_s: int = Field(
+        5, ge=1, le=300, description="An idle keep-alive connection is closed after this."
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="Open connections at most (uvicorn's limit_concurrency); beyond, uvicorn "
+        "answers a plain-text 503. Unset: no limit (put a proxy in front against floods).",
+    )
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Failed logins per email per minute before 429."
     )

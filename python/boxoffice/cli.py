@@ -1,11 +1,11 @@
 """The ``boxoffice`` command line.
 
-``boxoffice serve [--host] [--port] [--db PATH] [--demo]`` runs the HTTP service (uvicorn, one
-process: the engine lives in it and the store admits one writer). Flags override the
-``BOXOFFICE_*`` environment variables. ``boxoffice simulate [--users N] [--seats N] [--seed S]
-[--json]`` runs a ticket drop through the engine in virtual time (:mod:`boxoffice.sim`).
-``boxoffice drop --url URL [--users N] [--json]`` runs a
-live drop of N virtual users against a server and checks its consistency
+``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--queue-length-max N]
+[--max-concurrent-requests N]`` runs the HTTP service (uvicorn, one process: the engine lives in
+it and the store admits one writer). Flags override the ``BOXOFFICE_*`` environment variables.
+``boxoffice simulate [--users N] [--seats N] [--seed S] [--json]`` runs a ticket drop through
+the engine in virtual time (:mod:`boxoffice.sim`). ``boxoffice drop --url URL [--users N]
+[--json]`` runs a live drop of N virtual users against a server and checks its consistency
 (:mod:`boxoffice.drop`). ``boxoffice admin-key [--db PATH]`` prints the store's admin key
 (generated on first start when ``BOXOFFICE_ADMIN_KEY`` is unset).
 """
@@ -40,6 +40,8 @@ def _serve(args: argparse.Namespace) -> int:
             "demo": True if args.demo else None,
             "durability": args.durability,
             "log_level": args.log_level,
+            "queue_length_max": args.queue_length_max,
+            "max_concurrent_requests": args.max_concurrent_requests,
         }.items()
         if value is not None
     }
@@ -59,6 +61,8 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,  # the app logs each request itself, as JSON
         lifespan="on",
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        limit_concurrency=settings.max_connections,
     )
     return 0
 
@@ -93,6 +97,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true", help="load a demo concert if empty")
     serve.add_argument("--durability", choices=["full", "normal", "off"])
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--queue-length-max",
+        type=int,
+        metavar="N",
+        help="live queue tokens per concert for a new store; beyond, 429 QUEUE_FULL",
+    )
+    serve.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        metavar="N",
+        help="requests processed at once; beyond, 503 OVERLOADED (default 1024)",
+    )
     serve.set_defaults(run=_serve)
     from . import drop, simulate_cli
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime
 
 from ..deps import CurrentUser, QueueToken, ServiceDep
 from ..errors import ApiError
-from ..schemas import ConcertOut, Page, ScheduleOut, seconds_of
+from ..schemas import ConcertOut, Page, ScheduleOut, Timestamp, seconds_of
 from .responses import problems
 
 router = APIRouter(prefix="/v1/concerts", tags=["concerts"])
@@ -22,11 +21,11 @@ async def search(
     service: ServiceDep,
     q: Annotated[str, Query(max_length=256, description="Part of the title or artist.")] = "",
     starts_from: Annotated[
-        AwareDatetime | None,
+        Timestamp | None,
         Query(alias="from", description="Only concerts with a schedule starting at or after."),
     ] = None,
     starts_to: Annotated[
-        AwareDatetime | None,
+        Timestamp | None,
         Query(alias="to", description="Only concerts with a schedule starting at or before."),
     ] = None,
 ) -> Page[ConcertOut]:
