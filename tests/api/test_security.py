@@ -308,7 +308,7 @@ def test_the_admin_key_is_compared_in_constant_time(server):
     (function,) = [
         node
         for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef) and node.name == "require_admin"
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "require_admin"
     ]
     calls = {ast.unparse(node.func) for node in ast.walk(function) if isinstance(node, ast.Call)}
     assert "hmac.compare_digest" in calls
@@ -649,3 +649,31 @@ def test_a_body_that_arrives_too_slowly_is_408(start_server):
 def test_a_malformed_authorization_header_is_401(server, value):
     r = httpx.get(f"{server.base_url}/v1/me", headers={"Authorization": value}, timeout=30)
     problem(r, 401, "UNAUTHENTICATED")
+
+
+def test_a_remembered_token_still_expires(monkeypatch):
+    """Verified tokens are remembered by their text (``Tokens._decode``), but a remembered
+    token is refused once its ``exp`` has passed, and an altered one is verified afresh."""
+    from boxoffice_api import security
+    from boxoffice_api.errors import ApiError
+
+    tokens = security.Tokens("k" * 32, "boxoffice", "boxoffice-api", 60, 60)
+    token = tokens.access_token(7)
+    queue = tokens.queue_token(7, 1, 3)
+    assert tokens.queue_claims(queue).token_id == 3
+    assert tokens.user_of(token) == 7
+    assert token in tokens._verified
+    assert tokens.user_of(token) == 7  # a hit
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    with pytest.raises(ApiError) as forged_error:
+        tokens.user_of(forged)
+    assert forged_error.value.code == "UNAUTHENTICATED"
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(ApiError) as expired:
+        tokens.user_of(token)
+    assert expired.value.code == "TOKEN_EXPIRED"
+    assert token not in tokens._verified
+    with pytest.raises(ApiError) as queue_expired:
+        tokens.queue_claims(queue)
+    assert queue_expired.value.code == "QUEUE_TOKEN_EXPIRED"

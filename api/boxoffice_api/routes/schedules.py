@@ -40,8 +40,7 @@ async def seats(
     if schedule_id not in {s.id for s in engine.schedules(token.concert_id, now=now)}:
         engine.seats(schedule_id, "SOLD", now=now)  # 404 SCHEDULE_NOT_FOUND if unknown
         raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token is for another concert")
-    all_seats = engine.seats(schedule_id, status, now=now)
-    page = [s for s in all_seats if s.id > cursor][: limit + 1]
+    page = engine.seats(schedule_id, status, after=cursor, limit=limit + 1, now=now)
     more = len(page) > limit
     page = page[:limit]
     return Page(
