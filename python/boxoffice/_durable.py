@@ -119,16 +119,22 @@ class DurableWaiter:
             done = []
             while self._pending and self._pending[0][0] <= target:
                 done.append(heapq.heappop(self._pending))
+        # One wake-up per event loop for the whole group (each call_soon_threadsafe writes to
+        # the loop's self-pipe and makes this thread and the loop trade the GIL once more).
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
         for seq, _, loop, future in done:
+            by_loop.setdefault(loop, []).append((future, seq))
+        for loop, settled in by_loop.items():
             # A closed loop raises RuntimeError: nobody is waiting there any more.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, future, seq, error)
+                loop.call_soon_threadsafe(_settle, settled, error)
 
 
-def _settle(future: asyncio.Future[int], seq: int, error: BaseException | None) -> None:
-    if future.done():  # the waiting request was cancelled
-        return
-    if error is None:
-        future.set_result(seq)
-    else:
-        future.set_exception(error)
+def _settle(settled: list[tuple[asyncio.Future[int], int]], error: BaseException | None) -> None:
+    for future, seq in settled:
+        if future.done():  # the waiting request was cancelled
+            continue
+        if error is None:
+            future.set_result(seq)
+        else:
+            future.set_exception(error)
