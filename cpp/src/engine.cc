@@ -175,6 +175,17 @@ Engine::Engine(EngineConfig config)
 
 Engine::~Engine() = default;
 
+namespace {
+// Times outside [0, kTimeMaxUs] are refused before anything is recorded or
+// moved (deadlines computed from them would overflow). The bindings refuse
+// them already; this guards C++ callers and damaged journal records.
+bool ValidNow(TimeUs now) { return now >= 0 && now <= kTimeMaxUs; }
+absl::Status InvalidNow(TimeUs now) {
+  return MakeError(ErrorCode::kInvalidArgument,
+                   absl::StrCat("now = ", now, " us is outside [0, ", kTimeMaxUs, "]"));
+}
+}  // namespace
+
 // --- time ------------------------------------------------------------------
 
 TimeUs Engine::AdvanceLocked(TimeUs now) {
@@ -241,6 +252,7 @@ bool Engine::TimerLive(const TimerEntry& e) const {
 
 void Engine::Advance(TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return;  // nothing to report it to: no move
   RecordQuery(now);
   AdvanceLocked(now);
 }
@@ -299,6 +311,7 @@ void Engine::Record(CommandType type, TimeUs now, int64_t user, int64_t token, i
 absl::Status Engine::SinkAccepting() {
   return sink_ == nullptr ? absl::OkStatus() : sink_->Accepting();
 }
+
 
 void Engine::RecordQuery(TimeUs now) {
   if (sink_ != nullptr && now > clock_) Record(CommandType::kAdvance, now);
@@ -517,6 +530,7 @@ absl::StatusOr<UserId> Engine::CreateUserLocked() {
 
 absl::StatusOr<UserId> Engine::CreateUser(TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kCreateUser, now);
   AdvanceLocked(now);
@@ -525,6 +539,7 @@ absl::StatusOr<UserId> Engine::CreateUser(TimeUs now) {
 
 absl::StatusOr<ConcertView> Engine::CreateConcert(const ConcertSpec& spec, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   // Validation is pure, so a refused concert is journaled as what it did: moving
   // the clock (an absurdly large spec never reaches the journal).
@@ -651,6 +666,7 @@ absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
 
 absl::StatusOr<TokenView> Engine::JoinQueue(UserId user, ConcertId concert, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kJoin, now, user, 0, concert);
   AdvanceLocked(now);
@@ -659,6 +675,7 @@ absl::StatusOr<TokenView> Engine::JoinQueue(UserId user, ConcertId concert, Time
 
 absl::StatusOr<TokenView> Engine::QueueStatus(UserId user, TokenId token, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kStatus, now, user, token);
   AdvanceLocked(now);
@@ -667,6 +684,7 @@ absl::StatusOr<TokenView> Engine::QueueStatus(UserId user, TokenId token, TimeUs
 
 absl::StatusOr<TokenView> Engine::LeaveQueue(UserId user, TokenId token, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kLeave, now, user, token);
   AdvanceLocked(now);
@@ -676,6 +694,7 @@ absl::StatusOr<TokenView> Engine::LeaveQueue(UserId user, TokenId token, TimeUs 
 absl::StatusOr<TokenView> Engine::CheckGate(UserId user, TokenId token, ConcertId concert,
                                             TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kGate, now, user, token, concert);
   AdvanceLocked(now);
@@ -796,6 +815,7 @@ absl::StatusOr<Reservation> Engine::Hold(const HoldRequest& request, TimeUs now)
     return Invalid("request too large");
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   if (sink_ != nullptr) {
     Command c;
@@ -863,6 +883,7 @@ absl::StatusOr<Reservation> Engine::ReleaseSeatLocked(UserId user, ReservationId
 absl::StatusOr<Reservation> Engine::ReleaseSeat(UserId user, ReservationId reservation,
                                                 SeatId seat, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kReleaseSeat, now, user, 0, reservation, seat);
   AdvanceLocked(now);
@@ -881,6 +902,7 @@ absl::StatusOr<Reservation> Engine::CancelLocked(UserId user, ReservationId id) 
 
 absl::StatusOr<Reservation> Engine::Cancel(UserId user, ReservationId reservation, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kCancel, now, user, 0, reservation);
   AdvanceLocked(now);
@@ -930,6 +952,7 @@ absl::StatusOr<ChargeResult> Engine::Charge(UserId user, Won amount,
     return Invalid("idempotency key too large");
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kCharge, now, user, 0, 0, amount, idempotency_key);
   AdvanceLocked(now);
@@ -998,6 +1021,7 @@ absl::StatusOr<Payment> Engine::Pay(UserId user, TokenId token, ReservationId re
     return Invalid("idempotency key too large");
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kPay, now, user, token, reservation, 0, idempotency_key);
   AdvanceLocked(now);
@@ -1035,6 +1059,7 @@ absl::StatusOr<Reservation> Engine::RefundLocked(UserId user, ReservationId id) 
 
 absl::StatusOr<Reservation> Engine::Refund(UserId user, ReservationId reservation, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
   Record(CommandType::kRefund, now, user, 0, reservation);
   AdvanceLocked(now);
@@ -1125,7 +1150,10 @@ void Engine::ApplyOne(const BatchCommand& c, BatchResult& r) {
           r.code = static_cast<uint16_t>(ErrorCode::kTooManySeats);
           return;
         }
-        for (int k = 0; k < c.quantity; ++k) seats[k] = c.arg + k;
+        for (int k = 0; k < c.quantity; ++k) {
+          // Seat 0 exists nowhere: an overflowing range fails as SEAT_NOT_FOUND.
+          if (__builtin_add_overflow(c.arg, k, &seats[k])) seats[k] = 0;
+        }
         a.seat_ids = std::span<const SeatId>(seats, c.quantity);
       } else {
         a.quantity = c.quantity;
@@ -1189,6 +1217,7 @@ void Engine::ApplyOne(const BatchCommand& c, BatchResult& r) {
 
 absl::StatusOr<ConcertView> Engine::GetConcert(ConcertId concert, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   RecordQuery(now);
   AdvanceLocked(now);
   if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
@@ -1201,6 +1230,7 @@ std::vector<ConcertView> Engine::ListConcerts(absl::string_view query,
                                               std::optional<TimeUs> starts_from,
                                               std::optional<TimeUs> starts_to, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) now = clock_;  // a read: ignore an impossible time
   RecordQuery(now);
   AdvanceLocked(now);
   const std::string needle = absl::AsciiStrToLower(query);
@@ -1226,6 +1256,7 @@ std::vector<ConcertView> Engine::ListConcerts(absl::string_view query,
 absl::StatusOr<std::optional<TokenView>> Engine::LiveToken(UserId user, ConcertId concert,
                                                            TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   RecordQuery(now);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
@@ -1254,6 +1285,7 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
                                                         SeatId after, int64_t limit,
                                                         TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   RecordQuery(now);
   AdvanceLocked(now);
   if (schedule < 1 || schedule > static_cast<int64_t>(schedules_.size())) {
@@ -1287,6 +1319,7 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
 absl::StatusOr<Reservation> Engine::GetReservation(UserId user, ReservationId reservation,
                                                    TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   RecordQuery(now);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
@@ -1297,6 +1330,7 @@ absl::StatusOr<Reservation> Engine::GetReservation(UserId user, ReservationId re
 
 absl::StatusOr<std::vector<Reservation>> Engine::ListReservations(UserId user, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   RecordQuery(now);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
@@ -1309,6 +1343,7 @@ absl::StatusOr<std::vector<Reservation>> Engine::ListReservations(UserId user, T
 
 absl::StatusOr<Won> Engine::Balance(UserId user, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   RecordQuery(now);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
@@ -1317,6 +1352,7 @@ absl::StatusOr<Won> Engine::Balance(UserId user, TimeUs now) {
 
 absl::StatusOr<std::vector<HistoryEntry>> Engine::History(UserId user, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   RecordQuery(now);
   AdvanceLocked(now);
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
@@ -1329,6 +1365,7 @@ absl::StatusOr<std::vector<HistoryEntry>> Engine::History(UserId user, TimeUs no
 
 absl::StatusOr<ConcertStats> Engine::Stats(ConcertId concert, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
   RecordQuery(now);
   AdvanceLocked(now);
   if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {

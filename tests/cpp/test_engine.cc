@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <span>
 #include <map>
 #include <optional>
 #include <random>
@@ -2087,6 +2089,51 @@ TEST_CASE("the clock never goes back", "[engine][clock]") {
   for (size_t i = 1; i < d.EventsSince(0).size(); ++i) {
     CHECK(d.EventsSince(0)[i].at >= d.EventsSince(0)[i - 1].at);
   }
+  d.CheckInvariants();
+}
+
+}  // namespace
+}  // namespace boxoffice
+
+namespace boxoffice {
+namespace {
+
+// Found by fuzz/journal_record_fuzzer: a C++ caller or a damaged journal record
+// with an impossible time or seat range must be refused, not overflow.
+TEST_CASE("times outside [0, kTimeMaxUs] are refused before anything moves",
+          "[engine][fuzz-regression]") {
+  Drop d;
+  const UserId u = d.NewUser();
+  const uint64_t before = d.engine.StateHash();
+  for (TimeUs bad : {TimeUs{-1}, kTimeMaxUs + 1, std::numeric_limits<TimeUs>::max()}) {
+    CHECK(Code(d.engine.JoinQueue(u, d.concert, bad)) == "INVALID_ARGUMENT");
+    CHECK(Code(d.engine.CreateUser(bad)) == "INVALID_ARGUMENT");
+    CHECK(Code(d.engine.Charge(u, 1000, "key", bad)) == "INVALID_ARGUMENT");
+    CHECK(Code(d.engine.Balance(u, bad)) == "INVALID_ARGUMENT");
+    CHECK(Code(d.engine.Stats(d.concert, bad)) == "INVALID_ARGUMENT");
+    d.engine.Advance(bad);
+    (void)d.engine.ListConcerts("", std::nullopt, std::nullopt, bad);
+  }
+  CHECK(d.engine.StateHash() == before);
+  CHECK(d.engine.clock() == kT0);
+  d.CheckInvariants();
+}
+
+TEST_CASE("a batch hold whose seat range overflows is SEAT_NOT_FOUND",
+          "[engine][fuzz-regression]") {
+  Drop d;
+  const auto [u, t] = d.ActiveUser();
+  BatchCommand c;
+  c.op = static_cast<uint8_t>(BatchOp::kHold);
+  c.now_us = kT0 + Sec(1);
+  c.user = u;
+  c.token = t;
+  c.target = d.schedule;
+  c.arg = std::numeric_limits<int64_t>::max();
+  c.quantity = 2;
+  BatchResult r;
+  d.engine.ApplyBatch(std::span(&c, 1), std::span(&r, 1));
+  CHECK(CodeName(static_cast<ErrorCode>(r.code)) == "SEAT_NOT_FOUND");
   d.CheckInvariants();
 }
 
