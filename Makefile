@@ -1,8 +1,10 @@
 # boxoffice — every set-up step a fresh machine needs, idempotent.
 #   make serve   bootstrap, build, then the HTTP server on 127.0.0.1:8000 with a demo concert
-#   make test    bootstrap, build, then every test (C++, C++ under ASan+UBSan, Python, HTTP, lint, types)
+#   make test    bootstrap, build, then every test (C++, C++ under ASan+UBSan, a short fuzzing run,
+#                Python, HTTP incl. schemathesis, lint, types, a tiny run of every benchmark)
 #   make demo    a small ticket drop through the engine
-#   make bench   the benchmarks (docs/benchmarks.md);  make soak   long randomized and crash tests
+#   make bench   the benchmarks (docs/benchmarks.md);  make soak / make fuzz   the long randomized
+#                tests, the simulator and the fuzzers (docs/reliability.md)
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
@@ -12,10 +14,10 @@ PIP      := $(VENV)/bin/pip
 JOBS     ?= $(shell nproc)
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := g++ cmake libabsl-dev libsqlite3-dev catch2 python3-venv curl jq \
-            redis-server postgresql wrk
+            redis-server postgresql wrk clang libclang-rt-14-dev
 STAMP    := $(VENV)/.bootstrap-stamp
 
-.PHONY: bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve openapi bench bench-smoke soak clean
+.PHONY: bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve openapi bench bench-smoke soak fuzz fuzz-smoke clean
 
 # System packages (Debian) and the virtual environment with the dev tools.
 $(STAMP): pyproject.toml
@@ -71,7 +73,7 @@ typecheck: build
 	    --disable-error-code=no-untyped-call $$dir || exit 1; \
 	done
 
-test: cpp-test cpp-asan py-test lint typecheck bench-smoke
+test: cpp-test cpp-asan fuzz-smoke py-test lint typecheck bench-smoke
 
 # Benchmarks (docs/benchmarks.md): one table, and bench/results/<date>.json. The baselines
 # (Redis, PostgreSQL) and the load generator (wrk) come from Debian; `make bench` installs
@@ -93,6 +95,15 @@ soak: build
 	BOXOFFICE_CRASH_KILLS=$(SOAK_KILLS) $(PY) -m pytest -q tests/python/test_durability.py -k sigkill
 	BOXOFFICE_HYPOTHESIS_EXAMPLES=$(SOAK_EXAMPLES) $(PY) -m pytest -q tests/python/test_model_equivalence.py
 	$(PY) tests/python/dst.py --minutes $(SOAK_MINUTES) --steps 1000
+
+# libFuzzer targets of the C++ core (fuzz/, docs/reliability.md), built with clang and ASan+UBSan:
+# the regression inputs, then FUZZ_SECONDS per target (20 s in `make test`).
+FUZZ_SECONDS ?= 600
+fuzz: bootstrap
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: bootstrap
+	fuzz/run.sh 20
 
 demo: build
 	$(PY) -m boxoffice.demo
