@@ -8,9 +8,9 @@
 // land in a pre-queue whose order is shuffled fairly (seeded, reproducible) at
 // opening, so arriving early gives no edge over arriving on time.
 //
-// Position is exact: a Fenwick tree over join sequence numbers counts the
-// WAITING tokens ahead, so users leaving or being dropped ahead never make the
-// number drift. The queue never reads a clock; every call carries `now`.
+// Position is exact: a rank bitmap over join sequence numbers (RankBitmap)
+// counts the WAITING tokens ahead, so users leaving or being dropped ahead
+// never make the number drift. The queue never reads a clock; every call carries `now`.
 #pragma once
 
 #include <cstdint>

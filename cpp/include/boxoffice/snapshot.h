@@ -20,9 +20,10 @@
 // next record id, the pending admission ticks, and the event log (last
 // sequence and the retained events).
 // What is rebuilt, because it is an index of the above: each queue's join
-// order, pre-queue and Fenwick tree (from the tokens' join sequences and
-// states) and live token per user; every timer deadline other than admission
-// ticks (hold expiry, session expiry, abandon, queue opening, idempotency
+// order, pre-queue, rank bitmap and abandon line (from the tokens' join
+// sequences, states and last polls) and the live tokens per user; every timer
+// deadline other than admission ticks (hold expiry, session expiry, abandon,
+// queue opening, idempotency
 // expiry — each is a pure function of the thing it times out); users'
 // reservation and history lists; a concert's grades, schedule list,
 // reservation counts per status and payment count; the idempotency index;
