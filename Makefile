@@ -103,7 +103,7 @@ fuzz: bootstrap
 	fuzz/run.sh $(FUZZ_SECONDS)
 
 fuzz-smoke: bootstrap
-	fuzz/run.sh 20
+	FUZZ_WORK=build/fuzz/corpus-smoke FUZZ_FRESH=1 fuzz/run.sh 20
 
 demo: build
 	$(PY) -m boxoffice.demo

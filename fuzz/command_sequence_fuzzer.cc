@@ -112,6 +112,9 @@ class Sequence {
       config.limits.charge_amount_max = 200'000;
       config.limits.balance_max = 300'000;
     }
+    // The high bits of two setting bytes: short queues (QUEUE_FULL) and few users.
+    if (header_[11] & 0x80) config.limits.queue_length_max = 1 + (header_[11] >> 4) % 4;
+    if (header_[12] & 0x80) config.limits.users_max = 2 + header_[7] % 4 + (header_[12] >> 4) % 3;
     if (absl::Status s = ValidateLimits(config.limits); !s.ok()) Fail(s.ToString());
     limits_ = config.limits;
     a_ = std::make_unique<Engine>(config);

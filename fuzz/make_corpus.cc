@@ -219,8 +219,9 @@ Script Drop(std::initializer_list<uint8_t> header) {
 
 void Sequences(const fs::path& dir) {
   // header: flags, capacity, hold TTL, session TTL, abandon/poll, section A, section B,
-  // users, opening, rate, seats per reservation, seats per user, idempotency TTL,
-  // event retention, seed (2 bytes); see command_sequence_fuzzer.cc.
+  // users, opening, rate, seats per reservation, seats per user (high bit: a queue length
+  // limit), idempotency TTL (high bit: a user limit), event retention, seed (2 bytes);
+  // see Sequence::Setup in command_sequence_fuzzer.cc.
   Write(dir, "drop", Drop({0x00, 1, 7, 15, 7, 14, 14, 2, 0, 0, 3}).bytes());
   Write(dir, "drop-two-concerts", Drop({0x01, 1, 3, 7, 7, 14, 0, 3, 0, 0, 3}).bytes());
   Write(dir, "drop-pre-queue", Drop({0x02, 1, 7, 15, 7, 14, 14, 2, 4, 0, 3, 0, 0, 0, 7}).bytes());
@@ -230,6 +231,7 @@ void Sequences(const fs::path& dir) {
   Write(dir, "drop-short-idempotency", Drop({0x20, 1, 7, 15, 7, 14, 14, 2, 0, 0, 3, 0, 0}).bytes());
   Write(dir, "drop-small-event-log", Drop({0x40, 1, 7, 15, 7, 14, 14, 2, 0, 0, 3, 0, 0, 2}).bytes());
   Write(dir, "drop-small-balances", Drop({0x80, 1, 7, 15, 7, 14, 14, 2, 0, 0, 3}).bytes());
+  Write(dir, "drop-short-queue", Drop({0x00, 1, 7, 15, 7, 14, 14, 2, 0, 0, 3, 0x90, 0x80}).bytes());
   Write(dir, "drop-everything", Drop({0xff, 2, 2, 2, 0x12, 0x21, 0x13, 3, 2, 5, 2, 2, 1, 3, 9, 9}).bytes());
 
   // Batches: one of every op, then a batch with an invalid op and an invalid time.

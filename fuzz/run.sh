@@ -7,7 +7,9 @@
 # Each target starts from a copy of its seed corpus (fuzz/corpus/<target>/) in
 # build/fuzz/corpus-work/<target>/, where libFuzzer also keeps what it finds, so longer
 # runs build on earlier ones and the committed corpus never grows. FUZZ_FRESH=1 starts
-# from the seeds alone. Installs nothing: needs clang, libFuzzer (libclang-rt-14-dev on
+# from the seeds alone; FUZZ_WORK=<dir> keeps the working corpora elsewhere (`make test`
+# runs fresh in build/fuzz/corpus-smoke, so its time does not grow with the corpus of
+# `make fuzz`). Installs nothing: needs clang, libFuzzer (libclang-rt-14-dev on
 # Debian 12), CMake, Abseil and SQLite (see the Makefile's bootstrap).
 #
 # Before fuzzing a target, the reproducers of bugs it found earlier
@@ -25,6 +27,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   exit 2
 fi
 build=build/fuzz
+work_root="${FUZZ_WORK:-$build/corpus-work}"
 targets="${FUZZ_TARGETS:-journal_record_fuzzer command_sequence_fuzzer snapshot_fuzzer}"
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -40,11 +43,17 @@ mkdir -p "$build/logs"
 # Sanitizer reports abort (libFuzzer saves the input); symbolized stack traces.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# Without Debian's `llvm` package there is no llvm-symbolizer on PATH; clang's own will do.
+if ! command -v llvm-symbolizer >/dev/null && [ -z "${ASAN_SYMBOLIZER_PATH:-}" ]; then
+  for s in /usr/lib/llvm-*/bin/llvm-symbolizer; do
+    [ -x "$s" ] && export ASAN_SYMBOLIZER_PATH="$s"
+  done
+fi
 
 status=0
 printf '%-26s %12s %8s %8s %8s %s\n' target executions exec/s cov ft corpus
 for target in $targets; do
-  work="$build/corpus-work/$target"
+  work="$work_root/$target"
   artifacts="$build/artifacts/$target"
   log="$build/logs/$target.log"
   [ "${FUZZ_FRESH:-0}" = 1 ] && rm -rf "$work"
