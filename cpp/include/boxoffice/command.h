@@ -11,7 +11,9 @@
 //
 // Encoding: one type byte, then LEB128 varints (zig-zag for signed values) and
 // length-prefixed strings, in a fixed order per type. Decoding checks every
-// length against the bytes left and fails with DATA_LOSS, never crashes.
+// length against the bytes left and fails with DATA_LOSS, never crashes; it
+// accepts only the shortest varint form, so a record has exactly one encoding
+// (EncodeCommand(DecodeCommand(bytes)) == bytes; fuzz/journal_record_fuzzer).
 #pragma once
 
 #include <cstdint>
