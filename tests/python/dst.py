@@ -86,7 +86,15 @@ from typing import Any, NoReturn, cast
 import numpy as np
 from reference_model import K_HOLD, K_SESSION, ReferenceModel
 from test_batch import apply_single, batch_outcome
-from test_model_equivalence import ACTIONS, FIELDS, Driver, Keyed, RandomChooser, diff
+from test_model_equivalence import (
+    ACTIONS,
+    FIELDS,
+    Driver,
+    Keyed,
+    RandomChooser,
+    diff,
+    small_limits,
+)
 
 import boxoffice as bo
 from boxoffice import errors
@@ -746,25 +754,13 @@ class Grades:
 
 
 def dst_limits(ch: RandomChooser) -> dict[str, int | float]:
-    """Small limits (collisions, full queues, expiries) with room for a burst of users."""
-    return {
-        "users_max": 12,
-        "concerts_max": 3,
-        "schedules_per_concert_max": 2,
-        "sections_per_schedule_max": 2,
-        "seats_per_schedule_max": 10,
-        "rows_per_section_max": 3,
-        "seats_per_row_max": 6,
-        "seats_per_reservation_max": 4,
-        "queue_length_max": ch.pick("queue_length_max", [2, 3, 4, 6, 10]),
-        "queue_capacity_max": 5,
-        "price_max": 60_000,
-        "charge_amount_max": 100_000,
-        "balance_max": 150_000,
-        "text_length_max": 16,
-        "idempotency_key_length_max": 8,
-        "idempotency_ttl_s": ch.pick("idempotency_ttl_s", [20.0, 10.0, 300.0]),
-    }
+    """The model comparison's small limits (``small_limits``: collisions, full queues,
+    expiries) with room for a burst of users, and sometimes a roomier queue."""
+    limits = small_limits(ch)
+    limits["users_max"] = 12
+    if ch.pick("roomy_queue", [False, False, False, False, True]):
+        limits["queue_length_max"] = 10
+    return limits
 
 
 @dataclass
