@@ -99,6 +99,17 @@ function bench.count(status)
    last_us = bench.now_us()
 end
 
+-- The default request() and response(): send the prepared `reqs` in turn (one per user,
+-- built by the script's init()) and count the statuses. Scripts that need more define their own.
+function request()
+   bench.sent()
+   return reqs[(sent - 1) % #reqs + 1]
+end
+
+function response(status, headers, body)
+   bench.count(status)
+end
+
 function done(summary, latency, requests)
    local t = threads[1]
    local parts = {}

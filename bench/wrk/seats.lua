@@ -11,12 +11,3 @@ function init(args)
       reqs[i] = wrk.format("GET", path, {["Authorization"] = u.auth, ["X-Queue-Token"] = u.queue})
    end
 end
-
-function request()
-   bench.sent()
-   return reqs[(sent - 1) % #reqs + 1]
-end
-
-function response(status, headers, body)
-   bench.count(status)
-end
