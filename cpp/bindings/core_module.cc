@@ -559,6 +559,7 @@ void BindEngine(py::module_& m) {
         return d;
       })
       .def_property_readonly("limits", [](const Engine& e) { return Limits(e.limits()); })
+      .def_property_readonly("seed", &Engine::seed)
       .def_property_readonly("clock",
                              [](Engine& e) {
                                return Seconds(e.clock());

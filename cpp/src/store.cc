@@ -1,6 +1,9 @@
 // Store: see store.h for what it does and why.
 #include "boxoffice/store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -103,10 +106,25 @@ absl::Status StoreError(const absl::Status& s) {
   }
 }
 
+// The store holds password hashes and the server's secrets (api_meta), so a
+// new store file and its lock file are created readable by their owner only
+// (0600), before SQLite opens the file: SQLite gives the -wal and -shm files
+// the database file's permissions. An existing file keeps its mode (the server
+// tightens it with a warning). A failure here is left to Journal::Open, which
+// reports each problem (missing directory, no permission) in its own words.
+void CreatePrivately(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   std::unique_ptr<Store> store(new Store(options));
+  if (!options.path.empty()) {
+    CreatePrivately(options.path);
+    CreatePrivately(options.path + ".lock");
+  }
   JournalOptions j;
   j.path = options.path;
   j.durability = options.durability;

@@ -334,6 +334,9 @@ class Engine:
     @property
     def limits(self) -> Limits: ...
     @property
+    def seed(self) -> int:
+        """The pre-queue shuffle's seed (a store keeps the one it was created with)."""
+    @property
     def clock(self) -> float: ...
     @property
     def last_event_seq(self) -> int: ...

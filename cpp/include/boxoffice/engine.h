@@ -167,6 +167,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   const Limits& limits() const { return config_.limits; }
+  // The pre-queue shuffle's seed (kept in every snapshot). A server's store
+  // draws it at random and keeps it secret: knowing it predicts every opening.
+  uint64_t seed() const { return config_.seed; }
 
   // --- commands ---------------------------------------------------------
   absl::StatusOr<UserId> CreateUser(TimeUs now);

@@ -11,6 +11,8 @@
 // so a clean reopen replays nothing. Close() and explicit snapshots also
 // rewrite the SQL catalog tables (catalog.h) for analysts. A new store saves a snapshot of the
 // empty engine at sequence 0, so the config (limits, seed) is kept with it.
+// A new store file (and its lock file) is created 0600, owner only: it holds
+// the server's accounts and secrets, and SQLite gives -wal and -shm its mode.
 //
 // Errors of Open (with the path in the message): STORE_UNAVAILABLE (missing
 // or unwritable directory, I/O error), STORE_LOCKED (another writer holds
