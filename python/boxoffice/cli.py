@@ -19,11 +19,7 @@ from collections.abc import Sequence
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
-        from pydantic import ValidationError
-
-        from boxoffice_api import Settings, create_app
-        from boxoffice_api.logs import configure
+        from boxoffice_api.server import serve
     except ImportError as exc:  # the server's dependencies are an extra
         print(
             f"boxoffice serve needs the server extra ({exc.name} is missing): "
@@ -45,26 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:  # its text would echo the values, secrets included
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]).upper()
-            print(f"boxoffice serve: BOXOFFICE_{name}: {error['msg']}", file=sys.stderr)
-        return 2
-    configure(settings.log_level, settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,  # the app logs each request itself, as JSON
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-        timeout_keep_alive=settings.keep_alive_timeout_s,
-        limit_concurrency=settings.max_connections,
-    )
-    return 0
+    return serve(overrides)
 
 
 def _admin_key(args: argparse.Namespace) -> int:
