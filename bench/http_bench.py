@@ -231,6 +231,9 @@ def boxoffice_server(workdir: Path, durability: str, profile: Path | None = None
         "BOXOFFICE_ADMIN_KEY": ADMIN_KEY,
         "BOXOFFICE_JWT_SECRET": JWT_SECRET,
         "BOXOFFICE_PASSWORD_HASH_PROFILE": "cheapest",
+        # The set-up signs users up SETUP_CONNECTIONS at a time from one address.
+        "BOXOFFICE_PASSWORD_HASH_QUEUE_MAX": "100000",
+        "BOXOFFICE_PASSWORD_HASH_PER_CLIENT_MAX": "100000",
         "BOXOFFICE_ACCESS_LOG": "false",
         "BOXOFFICE_LOG_LEVEL": "warning",
     }

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .logs import get_logger
 
 if TYPE_CHECKING:
+    from .security import PasswordHashing
     from .service import Service
 
 CONCERTS_EXPORTED_MAX = 1000  # the most recent concerts get per-concert gauges
@@ -73,6 +74,28 @@ class EngineCollector(Collector):
         seq = GaugeMetricFamily("boxoffice_journal_last_event_seq", "Last domain event sequence")
         seq.add_metric([], engine.last_event_seq)
         yield seq
+        yield from _password_hashing_metrics(service.password_hashing)
+
+
+def _password_hashing_metrics(pool: PasswordHashing) -> Iterator[Metric]:
+    """The password-hashing pool's gauges (hashes running and waiting) and refusals."""
+    for name, help_, value in [
+        ("running", "Password hashes (argon2id, zxcvbn) running on the pool", pool.running),
+        ("waiting", "Sign-ups and log-ins waiting for a password-hash thread", pool.waiting),
+        ("threads", "Threads of the password-hash pool", pool.threads),
+    ]:
+        gauge = GaugeMetricFamily(f"boxoffice_password_hashes_{name}", help_)
+        gauge.add_metric([], value)
+        yield gauge
+    refused = CounterMetricFamily(
+        "boxoffice_password_hashes_refused",
+        "Sign-ups and log-ins refused before hashing: busy (503 OVERLOADED) or client "
+        "(429 TOO_MANY_PASSWORD_CHECKS)",
+        labels=["reason"],
+    )
+    refused.add_metric(["busy"], pool.refused_busy)
+    refused.add_metric(["client"], pool.refused_client)
+    yield refused
 
 
 class Metrics:

@@ -10,17 +10,26 @@ request (``Engine.check_gate``).
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import argon2
 import jwt
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST, RFC_9106_HIGH_MEMORY, RFC_9106_LOW_MEMORY
+from zxcvbn import zxcvbn
 
 from .errors import ApiError
+
+T = TypeVar("T")
 
 ALGORITHM = "HS256"
 _PROFILES = {
@@ -30,16 +39,26 @@ _PROFILES = {
 }
 
 
+# zxcvbn's run time grows with the length (~90 ms for 72 characters here) and it refuses longer
+# input: a longer password is judged by its first 72 characters, which must be strong alone.
+STRENGTH_CHECKED_CHARS = 72
+
+
 class Passwords:
-    """argon2id hashing with the parameters of an RFC 9106 profile.
+    """argon2id hashing with the parameters of an RFC 9106 profile, and the sign-up strength
+    rule. Every method is slow on purpose (argon2id, zxcvbn): call them through
+    :class:`PasswordHashing`, never on the event loop.
 
     Args:
         profile: ``rfc9106_low_memory`` (the default: t=3, 64 MiB), ``rfc9106_high_memory``
             (t=1, 2 GiB) or ``cheapest`` (tests only).
+        min_score: the lowest zxcvbn score (0..4) a new password may have.
     """
 
-    def __init__(self, profile: str) -> None:
+    def __init__(self, profile: str, min_score: int = 3) -> None:
         self._hasher = PasswordHasher.from_parameters(_PROFILES[profile])
+        self.memory_cost_kib = _PROFILES[profile].memory_cost
+        self._min_score = min_score
         # Verifying against this hash when the email is unknown takes as long as a real
         # check, so response times do not reveal which emails have accounts.
         self._dummy = self._hasher.hash("not a password of anyone")
@@ -60,6 +79,166 @@ class Passwords:
     def needs_rehash(self, password_hash: str) -> bool:
         """True when the hash was made with other parameters than the current profile's."""
         return self._hasher.check_needs_rehash(password_hash)
+
+    def hash_new(self, password: str, email: str) -> str:
+        """The argon2id hash of a new password (sign-up), once it passed the strength rule.
+
+        zxcvbn estimates how many guesses the password takes, knowing common passwords, words,
+        names, keyboard patterns, repeats, dates and the account's own email.
+
+        Raises:
+            ApiError: 422 ``WEAK_PASSWORD``, its detail zxcvbn's warning and suggestions.
+        """
+        result = zxcvbn(password[:STRENGTH_CHECKED_CHARS], user_inputs=_user_inputs(email))
+        if result["score"] < self._min_score:
+            feedback = result["feedback"]
+            advice = " ".join([feedback["warning"], *feedback["suggestions"]]).strip()
+            raise ApiError(
+                422,
+                "WEAK_PASSWORD",
+                f"the password is too easy to guess (strength {result['score']} of 4, at least "
+                f"{self._min_score} needed). {advice or 'Use a longer, less common password.'}",
+            )
+        return self.hash(password)
+
+
+def _user_inputs(email: str) -> list[str]:
+    """The email, its local part and its labels: a password made of them is easy to guess."""
+    parts = [part for part in re.split(r"[^a-z0-9]+", email.lower()) if len(part) >= 3]
+    return [email, email.partition("@")[0], *parts, "boxoffice"]
+
+
+def default_hash_threads() -> int:
+    """One thread per CPU this process may use, less one kept for the event loop (at least 1)."""
+    return max(1, len(os.sched_getaffinity(0)) - 1)
+
+
+class PasswordHashing:
+    """Runs password work (argon2id hashes and verifications, strength checks) on its own
+    small thread pool, with a bounded wait and a bound per client address.
+
+    An argon2id hash of the default profile takes ~60-300 ms of a core and 64 MiB; done on the
+    default thread pool, a flood of log-ins with made-up emails took every core from the event
+    loop and the engine. Here at most ``threads`` run at once (memory at most ``threads`` x the
+    profile's memory cost), at most ``queue_max`` more wait, and one client address has at
+    most ``per_client_max`` admitted; beyond, the request is refused at once, before any work.
+
+    Args:
+        threads: hashes running at once (the pool's threads); the default leaves a core.
+        queue_max: admitted requests waiting for a thread, beyond the running ones.
+        per_client_max: admitted (running or waiting) requests per client address.
+    """
+
+    def __init__(self, threads: int, queue_max: int, per_client_max: int) -> None:
+        self.threads = threads
+        self._admitted_max = threads + queue_max
+        self._per_client_max = per_client_max
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="password-hash")
+        self._lock = threading.Lock()  # the counters change on the loop and on pool threads
+        self._admitted = 0  # running + waiting
+        self._running = 0
+        self._per_client: dict[str, int] = {}  # at most threads + queue_max entries
+        self._seconds_ewma = 0.1  # a work item's duration, for Retry-After
+        self.refused_busy = 0  # 503 OVERLOADED answers
+        self.refused_client = 0  # 429 TOO_MANY_PASSWORD_CHECKS answers
+
+    @property
+    def running(self) -> int:
+        """Work items running on the pool's threads now."""
+        return self._running
+
+    @property
+    def waiting(self) -> int:
+        """Admitted requests not yet running (waiting for a thread, or before their work)."""
+        return self._admitted - self._running
+
+    def admit(self, client: str) -> PasswordSlot:
+        """Reserves a place for one work item of ``client`` (a client address); use the slot
+        as a context manager, and call :meth:`PasswordSlot.run` at most once inside it.
+
+        Raises:
+            ApiError: 429 ``TOO_MANY_PASSWORD_CHECKS`` when ``client`` has ``per_client_max``
+                admitted; 503 ``OVERLOADED`` when ``threads + queue_max`` are. Both with
+                ``Retry-After``: the time the admitted work needs, at least 1 s.
+        """
+        with self._lock:
+            retry_after_s = max(1.0, (self._admitted / self.threads + 1) * self._seconds_ewma)
+            if self._per_client.get(client, 0) >= self._per_client_max:
+                self.refused_client += 1
+                raise ApiError(
+                    429,
+                    "TOO_MANY_PASSWORD_CHECKS",
+                    "this client address has too many sign-ups or log-ins in progress",
+                    retry_after_s=retry_after_s,
+                )
+            if self._admitted >= self._admitted_max:
+                self.refused_busy += 1
+                raise ApiError(
+                    503,
+                    "OVERLOADED",
+                    "too many sign-ups and log-ins in progress; retry later",
+                    retry_after_s=retry_after_s,
+                )
+            self._admitted += 1
+            self._per_client[client] = self._per_client.get(client, 0) + 1
+        return PasswordSlot(self, client)
+
+    def _release(self, client: str) -> None:
+        with self._lock:
+            self._admitted -= 1
+            count = self._per_client.pop(client) - 1
+            if count:
+                self._per_client[client] = count
+
+    def _submit(self, client: str, fn: Callable[..., T], *args: Any) -> Future[T]:
+        def work() -> T:
+            with self._lock:
+                self._running += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                elapsed_s = time.perf_counter() - start
+                with self._lock:
+                    self._running -= 1
+                    self._seconds_ewma += 0.2 * (elapsed_s - self._seconds_ewma)
+
+        future = self._executor.submit(work)
+        # Released when the work ends, or when it is canceled before it started (the request
+        # went away): a hash still running for a gone request keeps its place until it ends.
+        future.add_done_callback(lambda _: self._release(client))
+        return future
+
+    def close(self) -> None:
+        """Stops the threads after the running work; waiting work is canceled."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class PasswordSlot:
+    """A place admitted by :meth:`PasswordHashing.admit`; released on leaving the ``with``
+    block when nothing was run, else when the work ends."""
+
+    def __init__(self, pool: PasswordHashing, client: str) -> None:
+        self._pool = pool
+        self._client = client
+        self._submitted = False
+
+    def __enter__(self) -> PasswordSlot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._submitted:
+            self._submitted = True
+            self._pool._release(self._client)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a pool thread, awaited without blocking the event loop; its
+        exception is raised here. Canceling the await cancels the work if it has not started.
+        """
+        if self._submitted:
+            raise RuntimeError("a password slot runs one work item")
+        self._submitted = True
+        return await asyncio.wrap_future(self._pool._submit(self._client, fn, *args))
 
 
 @dataclass(frozen=True)

@@ -11,58 +11,115 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import boxoffice as bo
 
 from .accounts import AccountStore
 from .errors import ApiError
-from .security import Passwords, Tokens
+from .security import PasswordHashing, Passwords, Tokens, default_hash_threads
 from .settings import Settings
 
 
 class LoginThrottle:
-    """Failed logins per key (email and client address) in a sliding window; past the limit,
-    logins answer 429.
+    """Two limits on failed logins, past which a login answers 429 ``LOGIN_THROTTLED``
+    (with Retry-After) before any password is checked:
+
+    - per email and client address: ``attempts_per_minute`` failures in a sliding 60 s
+      window (one guesser from one address);
+    - per email, from any address: after ``account_failures_free`` failures in a row, each
+      further failure locks the email out for ``account_lockout_base_s``, doubled per failure
+      up to ``account_lockout_max_s`` (guessers spread over many addresses). A success resets
+      it; so does a day without failures. Attempts refused while locked do not count, so the
+      owner retrying does not lengthen the lock-out, and it never exceeds the cap.
 
     Args:
-        attempts_per_minute: failed attempts allowed per key per 60 s.
-        keys_max: keys tracked at once (the oldest entries are dropped first), so a flood of
-            made-up emails cannot grow memory without bound.
+        attempts_per_minute: failed attempts allowed per email and address per 60 s.
+        account_failures_free: failures of one email before its lock-outs start.
+        account_lockout_base_s, account_lockout_max_s: the first lock-out and the cap.
+        keys_max: keys tracked per limit (the least recently failed are dropped first), so a
+            flood of made-up emails cannot grow memory without bound.
     """
 
     WINDOW_S = 60.0
+    FORGET_AFTER_S = 86_400.0  # an email's failures are forgotten after a quiet day
 
-    def __init__(self, attempts_per_minute: int, keys_max: int = 100_000) -> None:
+    def __init__(
+        self,
+        attempts_per_minute: int,
+        account_failures_free: int = 10,
+        account_lockout_base_s: float = 1.0,
+        account_lockout_max_s: float = 900.0,
+        keys_max: int = 100_000,
+    ) -> None:
         self._limit = attempts_per_minute
+        self._free = account_failures_free
+        self._base_s = account_lockout_base_s
+        self._max_s = account_lockout_max_s
         self._keys_max = keys_max
-        self._failures: dict[str, deque[float]] = {}
+        self._failures: dict[str, deque[float]] = {}  # "email address" -> failure times
+        self._accounts: dict[str, _AccountFailures] = {}  # email -> its run of failures
 
-    def check(self, key: str, now: float) -> None:
-        """Raises ApiError 429 ``LOGIN_THROTTLED`` (with Retry-After) while throttled."""
-        failures = self._failures.get(key)
+    def check(self, email: str, client: str, now: float) -> None:
+        """Raises ApiError 429 ``LOGIN_THROTTLED`` (with Retry-After) while either limit
+        holds for ``email`` from ``client`` at ``now`` (seconds)."""
+        account = self._accounts.get(email)
+        if account is not None and now - account.last_failure_at >= self.FORGET_AFTER_S:
+            del self._accounts[email]
+        elif account is not None and now < account.locked_until:
+            raise _throttled(account.locked_until - now)
+        failures = self._failures.get(f"{email} {client}")
         if failures is None:
             return
         while failures and failures[0] <= now - self.WINDOW_S:
             failures.popleft()
         if len(failures) >= self._limit:
-            raise ApiError(
-                429,
-                "LOGIN_THROTTLED",
-                "too many failed logins for this account; try again later",
-                retry_after_s=failures[0] + self.WINDOW_S - now,
-            )
+            raise _throttled(failures[0] + self.WINDOW_S - now)
 
-    def failed(self, key: str, now: float) -> None:
-        """Counts a failed (or in-flight) attempt for the key at ``now`` (seconds)."""
+    def failed(self, email: str, client: str, now: float) -> None:
+        """Counts a failed (or in-flight) attempt for ``email`` from ``client`` at ``now``."""
+        key = f"{email} {client}"
         failures = self._failures.pop(key, None) or deque(maxlen=self._limit)
         failures.append(now)
         self._failures[key] = failures  # re-inserted: dicts keep insertion order
-        if len(self._failures) > self._keys_max:
-            del self._failures[next(iter(self._failures))]
+        _trim(self._failures, self._keys_max)
+        account = self._accounts.pop(email, None) or _AccountFailures()
+        account.count += 1
+        account.last_failure_at = now
+        beyond = account.count - self._free
+        if beyond > 0:  # 1 s, 2 s, 4 s, ... (the exponent bounded: no float overflow)
+            lockout_s = min(self._max_s, self._base_s * 2.0 ** min(beyond - 1, 64))
+            account.locked_until = now + lockout_s
+        self._accounts[email] = account
+        _trim(self._accounts, self._keys_max)
 
-    def succeeded(self, key: str) -> None:
-        """Clears the key's count after a successful login."""
-        self._failures.pop(key, None)
+    def succeeded(self, email: str, client: str) -> None:
+        """Clears both counts of ``email`` after a successful login from ``client``."""
+        self._failures.pop(f"{email} {client}", None)
+        self._accounts.pop(email, None)
+
+
+@dataclass(slots=True)
+class _AccountFailures:
+    count: int = 0
+    last_failure_at: float = 0.0
+    locked_until: float = 0.0
+
+
+def _throttled(retry_after_s: float) -> ApiError:
+    return ApiError(
+        429,
+        "LOGIN_THROTTLED",
+        "too many failed logins for this account; try again later",
+        retry_after_s=retry_after_s,
+    )
+
+
+def _trim(entries: dict[str, Any], keys_max: int) -> None:
+    """Drops the least recently inserted entries beyond ``keys_max``."""
+    while len(entries) > keys_max:
+        del entries[next(iter(entries))]
 
 
 class Service:
@@ -101,7 +158,12 @@ class Service:
             if settings.admin_key is not None
             else self.accounts.secret("admin_key")
         )
-        self.passwords = Passwords(settings.password_hash_profile)
+        self.passwords = Passwords(settings.password_hash_profile, settings.password_min_score)
+        self.password_hashing = PasswordHashing(
+            settings.password_hash_threads or default_hash_threads(),
+            settings.password_hash_queue_max,
+            settings.password_hash_per_client_max,
+        )
         self.tokens = Tokens(
             secret,
             settings.jwt_issuer,
@@ -109,7 +171,12 @@ class Service:
             settings.access_token_ttl_s,
             settings.queue_token_ttl_s,
         )
-        self.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
+        self.login_throttle = LoginThrottle(
+            settings.login_attempts_per_minute,
+            settings.login_account_failures_free,
+            settings.login_account_lockout_base_s,
+            settings.login_account_lockout_max_s,
+        )
         # Emails being signed up right now: a second sign-up of one email while the first
         # is in flight is refused, so two at once cannot both create an engine user.
         self.signups_in_flight: set[str] = set()
@@ -151,5 +218,6 @@ class Service:
 
     def close(self) -> None:
         """Closes the accounts and the engine (last snapshot, catalog rewrite)."""
+        self.password_hashing.close()
         self.accounts.close()
         self.engine.close()

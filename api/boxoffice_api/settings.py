@@ -95,6 +95,52 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Failed logins per email per minute before 429."
     )
+    # Accounts and passwords (issue 13: log-in floods, weak passwords, distributed guessing).
+    password_hash_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Password hashes (argon2id) running at once, on their own threads; memory "
+        "for them is at most this x the profile's memory cost (64 MiB for rfc9106_low_memory). "
+        "Unset: the CPUs less one, at least 1, so a core stays for the event loop.",
+    )
+    password_hash_queue_max: int = Field(
+        32,
+        ge=0,
+        description="Sign-ups and log-ins waiting for a hashing thread; beyond, 503 OVERLOADED "
+        "with Retry-After at once.",
+    )
+    password_hash_per_client_max: int = Field(
+        4,
+        ge=1,
+        description="Sign-ups and log-ins of one client address running or waiting at once; "
+        "beyond, 429 TOO_MANY_PASSWORD_CHECKS with Retry-After.",
+    )
+    password_min_score: int = Field(
+        3,
+        ge=0,
+        le=4,
+        description="The lowest zxcvbn strength score (0..4) of a new password; 3 means about "
+        "10^8 guesses or more. Below it, sign-up answers 422 WEAK_PASSWORD.",
+    )
+    login_account_failures_free: int = Field(
+        10,
+        ge=1,
+        description="Failed logins of one email, from any address, before its lock-outs start.",
+    )
+    login_account_lockout_base_s: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="The first lock-out of an email past its free failures; each further "
+        "failure doubles it (429 LOGIN_THROTTLED with Retry-After). A success resets it.",
+    )
+    login_account_lockout_max_s: float = Field(
+        900.0,
+        gt=0,
+        le=86400,
+        description="The longest lock-out of an email, however many failures.",
+    )
     demo: bool = Field(False, description="Load a demo concert into an empty store.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(True, description="One log line per request.")

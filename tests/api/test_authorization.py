@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-PASSWORD = "password-123"
+PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 SERVER_SECRET = "authorization-tests-secret-" + "0123456789abcdef" * 3
 WRONG_SECRET = "not-the-server-secret-" + "fedcba9876543210" * 3
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-PASSWORD = "password-123"
+PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 PRICE = 50_000
 
 

@@ -16,7 +16,7 @@ import httpx
 import jwt
 import pytest
 
-PASSWORD = "password-123"
+PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 WRONG_SECRET = "a-secret-that-is-not-the-servers-0123456789"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 Call = tuple[str, str, dict[str, Any]]
-PASSWORD = "password-123"
+PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 
 
 # One SSL context for all clients: building one per client is the slow part of httpx.Client().

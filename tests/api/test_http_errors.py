@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-PASSWORD = "password-123"
+PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 PROBLEM_FIELDS = ("type", "title", "status", "detail", "instance", "code")
 
 

@@ -44,7 +44,7 @@ CONNECTIONS_PER_CLIENT = 4  # 128 concurrent connections, 8 x the concurrency ca
 # Longer than a burst: an idle pooled connection closed by the server just as the client reuses
 # it is a race of keep-alive itself (the client would retry), not an answer of the server's.
 KEEP_ALIVE_TIMEOUT_S = 120
-PASSWORD = "password-123"
+PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 MIB = 1024 * 1024
 
 

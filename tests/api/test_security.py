@@ -48,7 +48,7 @@ import jwt
 import pytest
 
 API = Path(__file__).resolve().parents[2] / "api" / "boxoffice_api"
-PASSWORD = "password-123"
+PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 SECRET = "security-tests-secret-" + "0123456789abcdef" * 3
 PUBLIC = {"POST /v1/users", "POST /v1/auth/token", "GET /healthz", "GET /metrics"}
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from ..accounts import EmailTaken
 from ..deps import CurrentUser, ServiceDep
 from ..errors import ApiError
-from ..schemas import Credentials, UserOut, utc
+from ..schemas import SignUp, UserOut, utc
 from .responses import problems
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -23,13 +23,17 @@ def normalize_email(email: str) -> str:
 @router.post(
     "/users",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(409, 413),
+    responses=problems(409, 413, 429),
     summary="Sign up",
 )
-async def sign_up(body: Credentials, service: ServiceDep) -> UserOut:
+async def sign_up(body: SignUp, service: ServiceDep, request: Request) -> UserOut:
     """Creates an account: the password is stored only as an argon2id hash.
 
-    Errors: 409 ``EMAIL_TAKEN``; 422 for a malformed email or a password shorter than 8.
+    Errors: 409 ``EMAIL_TAKEN``; 422 ``INVALID_ARGUMENT`` for a malformed email or a password
+    outside 8..256 characters, 422 ``WEAK_PASSWORD`` for a password too easy to guess (a
+    common one, a word, a pattern, the email; zxcvbn's advice in the detail); 429
+    ``TOO_MANY_PASSWORD_CHECKS`` or 503 ``OVERLOADED`` (with Retry-After) while too many
+    sign-ups and log-ins are being hashed.
     """
     email = normalize_email(body.email)
     taken = ApiError(409, "EMAIL_TAKEN", "an account with this email exists")
@@ -39,7 +43,8 @@ async def sign_up(body: Credentials, service: ServiceDep) -> UserOut:
     try:
         if await asyncio.to_thread(service.accounts.find, email) is not None:
             raise taken
-        password_hash = await asyncio.to_thread(service.passwords.hash, body.password)
+        with service.password_hashing.admit(client_address(request)) as slot:
+            password_hash = await slot.run(service.passwords.hash_new, body.password, email)
         async with service.command():
             user_id = service.engine.create_user(now=service.now())
         try:
@@ -49,6 +54,11 @@ async def sign_up(body: Credentials, service: ServiceDep) -> UserOut:
     finally:
         service.signups_in_flight.discard(email)
     return UserOut(id=account.user_id, email=account.email, created_at=utc(account.created_at))
+
+
+def client_address(request: Request) -> str:
+    """The client's address (the proxy's, unless its forwarded address is trusted)."""
+    return request.client.host if request.client else ""
 
 
 @router.get("/me", responses=problems(401), summary="The current user")
