@@ -6,10 +6,13 @@ import time
 
 import boxoffice as bo
 
+from .schemas import Sale
+
 
 def load(engine: bo.Engine) -> bo.Concert | None:
-    """Creates the demo concert (3 schedules x 2,400 seats, 3 grades) unless the store has
-    concerts already; returns it, or None when nothing was created."""
+    """Creates the demo concert (3 schedules x 2,400 seats, 3 grades, at most 4 seats per
+    reservation and 8 per user) unless the store has concerts already; returns it, or None
+    when nothing was created."""
     if engine.concert_count > 0:
         return None
     now = time.time()
@@ -25,7 +28,9 @@ def load(engine: bo.Engine) -> bo.Concert | None:
         artist="IU",
         venue="KSPO Dome",
         schedules=[bo.ScheduleSpec(first + i * day, hall) for i in range(3)],
-        sale=bo.SaleSettings(queue_capacity=200, hold_ttl_s=300, session_ttl_s=600),
+        # The sale an HTTP-created concert gets with these settings, so the demo has the
+        # same per-user cap (max_seats_per_user 8) as a concert created over HTTP.
+        sale=Sale(queue_capacity=200, hold_ttl_s=300.0, session_ttl_s=600.0).to_engine(),
         now=now,
     )
     engine.wait_durable()

@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -166,6 +167,25 @@ class ScheduleIn(Strict):
     sections: list[SectionIn] = Field(min_length=1, max_length=256)
 
 
+def _without_default(schema: dict[str, JsonValue]) -> None:
+    # For a default that follows another field (set by a validator): "default": null in the
+    # document would tell clients the opposite of what an omitted field means.
+    schema.pop("default", None)
+
+
+def default_max_seats_per_user(max_seats_per_reservation: int) -> int | None:
+    """The cap on a user's held + sold seats of a concert when its sale does not say: two
+    full reservations (a fan buying for a group, or holding again after a hold ran out), not
+    a hall's worth (issue 13: one account held a whole 2,400-seat schedule in 0.9 s).
+
+    Follows ``max_seats_per_reservation`` so that a concert allowing bigger reservations
+    still allows two of them; ``None`` when that field is itself out of range (its own
+    error answers the request)."""
+    if not 1 <= max_seats_per_reservation <= 2**62:
+        return None
+    return 2 * max_seats_per_reservation
+
+
 class Sale(Strict):
     """Sale settings; the defaults are the seeds' (capacity 200, session 10 min, hold 5 min)."""
 
@@ -179,10 +199,22 @@ class Sale(Strict):
     session_ttl_s: Seconds = 600.0
     hold_ttl_s: Seconds = 300.0
     max_seats_per_reservation: I64 = 4
-    max_seats_per_user: I64 | None = None
+    max_seats_per_user: I64 | None = Field(
+        None,
+        description="Held + sold seats per user in this concert (all its schedules); a hold "
+        "beyond is 409 SEAT_LIMIT_PER_USER. Omitted: 2 x max_seats_per_reservation (8 with "
+        "the default 4). An explicit null means no cap.",
+        json_schema_extra=_without_default,
+    )
     release_on_payment_failure: StrictBool = False
     abandon_timeout_s: Seconds = 60.0
     poll_interval_s: Seconds = 5.0
+
+    @model_validator(mode="after")
+    def _default_max_seats_per_user(self) -> Self:
+        if "max_seats_per_user" not in self.model_fields_set:
+            self.max_seats_per_user = default_max_seats_per_user(self.max_seats_per_reservation)
+        return self
 
     def to_engine(self) -> bo.SaleSettings:
         return bo.SaleSettings(

@@ -18,6 +18,7 @@ import boxoffice as bo
 
 from .accounts import AccountStore
 from .errors import ApiError
+from .rate_limits import HoldRateLimiter
 from .security import PasswordHashing, Passwords, Tokens, default_hash_threads
 from .settings import Settings
 
@@ -182,6 +183,8 @@ class Service:
         self.signups_in_flight: set[str] = set()
         # The journal sequence of the last command applied by any request (reads wait for it).
         self.command_seq = 0
+        # Hold attempts per user per concert (429 HOLD_RATE_LIMITED), against hoarding.
+        self.hold_limiter = HoldRateLimiter(settings.holds_per_minute)
 
     @staticmethod
     def now() -> float:

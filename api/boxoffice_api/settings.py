@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         le=86400,
         description="The longest lock-out of an email, however many failures.",
     )
+    holds_per_minute: int | None = Field(
+        20,
+        ge=0,
+        description="Hold attempts (POST /v1/reservations, successful or not) per user per "
+        "concert in any 60 s; beyond, 429 HOLD_RATE_LIMITED with Retry-After. 0 switches it "
+        "off. Counted by each server process on its own.",
+    )
     demo: bool = Field(False, description="Load a demo concert into an empty store.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(True, description="One log line per request.")

@@ -29,7 +29,7 @@ IdempotencyKey = Annotated[
 @router.post(
     "/reservations",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(401, 403, 404, 409, 413),
+    responses=problems(401, 403, 404, 409, 413, 429),
     summary="Hold seats (ACTIVE queue token)",
 )
 async def hold(
@@ -43,9 +43,12 @@ async def hold(
     ``seat_ids``, or ``quantity`` best-available adjacent seats (optionally of ``grade``).
 
     Errors: 403 (the gate); 404 ``SCHEDULE_NOT_FOUND``, ``SEAT_NOT_FOUND``; 409
-    ``SEAT_UNAVAILABLE`` (``seat_id``), ``SEAT_LIMIT_PER_USER``; 422 ``TOO_MANY_SEATS``,
-    ``IDEMPOTENCY_KEY_REUSED``.
+    ``SEAT_UNAVAILABLE`` (``seat_id``), ``SEAT_LIMIT_PER_USER`` (the concert's
+    ``max_seats_per_user``, held + sold); 422 ``TOO_MANY_SEATS``, ``IDEMPOTENCY_KEY_REUSED``;
+    429 ``HOLD_RATE_LIMITED`` with Retry-After (``BOXOFFICE_HOLDS_PER_MINUTE`` attempts per
+    user per concert, successful or not).
     """
+    service.hold_limiter.hit(user_id, token.concert_id)
     async with service.command():
         reservation = service.engine.hold(
             user_id,
