@@ -93,8 +93,9 @@ from common import Row, print_rows, ratio, write_json
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WRK_DIR = BENCH / "wrk"
-ADMIN_KEY = "bench-admin-key-0123456789abcdef"
-JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789abcdef"
+# Random-looking: the server refuses guessable secrets (api/boxoffice_api/secret_strength.py).
+ADMIN_KEY = "bench-admin-key-d8b5e739c10caf57281a22bc4990206c7ad267b7"
+JWT_SECRET = "bench-jwt-secret-3f9c1a7e52b84d06e1c7a93b5d28f4e60b17c3a9"
 PASSWORD = "bench-password-1"
 SCHEDULES = 4
 SECTIONS = 5  # per schedule, each ROWS x SEATS_PER_ROW seats: 50,000 seats per schedule

@@ -103,3 +103,27 @@ async def require_admin(
 
 
 Admin = Depends(require_admin)
+
+
+async def require_metrics_access(
+    request: Request,
+    service: ServiceDep,
+    key: Annotated[str | None, Depends(_admin_header)],
+) -> None:
+    """Admits a scrape of ``/metrics`` (held seats, revenue) with the admin key, sent as
+    ``X-Admin-Key`` or as ``Authorization: Bearer <admin key>`` (what a Prometheus scrape
+    config's ``authorization`` sends); anyone when ``BOXOFFICE_METRICS_PUBLIC`` is set.
+
+    Raises:
+        ApiError: 403 ``ADMIN_KEY_INVALID``.
+    """
+    if service.settings.metrics_public:
+        return
+    if key is None:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            key = credentials.strip()
+    await require_admin(service, key)  # the same constant-time comparison
+
+
+MetricsAccess = Depends(require_metrics_access)

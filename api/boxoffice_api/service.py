@@ -16,6 +16,7 @@ from typing import Any
 
 import boxoffice as bo
 
+from . import store_files
 from .accounts import AccountStore
 from .errors import ApiError
 from .rate_limits import HoldRateLimiter
@@ -127,7 +128,8 @@ class Service:
     """The engine and everything around it for one server process.
 
     Args:
-        settings: the server settings; ``settings.db`` is created (with its directory).
+        settings: the server settings; ``settings.db`` is created (with its directory, 0700;
+            the file 0600) or, if it exists with group or other bits, tightened to 0600.
 
     Raises:
         boxoffice.errors.StoreLocked: another server has the store open.
@@ -136,7 +138,7 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.db.parent.mkdir(parents=True, exist_ok=True)
+        store_files.prepare(settings.db)
         limits = (
             None
             if settings.queue_length_max is None
@@ -147,7 +149,9 @@ class Service:
             durability=settings.durability,
             snapshot_every_records=settings.snapshot_every_records,
             limits=limits,  # used when the store is created; an existing one keeps its own
+            seed=store_files.new_store_seed(),  # likewise; secret: it orders the pre-queues
         )
+        store_files.check_opened(self.engine, settings.db, settings.store_free_bytes_min)
         self.accounts = AccountStore(settings.db)
         secret = (
             settings.jwt_secret.get_secret_value()

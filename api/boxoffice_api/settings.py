@@ -17,8 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from . import secret_strength
 
 
 class Settings(BaseSettings):
@@ -152,3 +154,30 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(True, description="One log line per request.")
     log_json: bool = Field(True, description="One JSON object per log line (else key=value).")
+    # The store, the secrets and the operators' endpoints (issue 13: a readable store, weak
+    # secrets, public metrics, a full disk).
+    metrics_public: bool = Field(
+        False,
+        description="Serve /metrics without the admin key. By default it needs X-Admin-Key or "
+        "Authorization: Bearer <admin key> (its numbers include held seats and revenue).",
+    )
+    store_free_bytes_min: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Free bytes the store's filesystem must keep; below, /healthz answers 503 "
+        "STORE_UNAVAILABLE (and the server warns at start) before a journal write fails. "
+        "0: no check.",
+    )
+
+    @field_validator("jwt_secret", "admin_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Refuses a guessable secret (secret_strength.py says which bar and why)."""
+        if value is not None:
+            bar = (
+                secret_strength.JWT_SECRET_GUESSES_LOG10_MIN
+                if info.field_name == "jwt_secret"
+                else secret_strength.ADMIN_KEY_GUESSES_LOG10_MIN
+            )
+            secret_strength.check(value.get_secret_value(), bar)
+        return value

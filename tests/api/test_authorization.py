@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
-SERVER_SECRET = "authorization-tests-secret-" + "0123456789abcdef" * 3
+SERVER_SECRET = "authorization-tests-secret-ef3ee279e923d6eb3085481afe5b88c9f212ef75"
 WRONG_SECRET = "not-the-server-secret-" + "fedcba9876543210" * 3
 
 

@@ -1062,7 +1062,7 @@ def test_healthz_and_metrics(api):
     assert after["concerts"] >= health.json()["concerts"] + 1
     assert after["last_event_seq"] > health.json()["last_event_seq"]
 
-    metrics = api.http.get("/metrics")
+    metrics = api.http.get("/metrics", headers=api.admin)
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     lines = metrics.text.splitlines()

@@ -642,7 +642,7 @@ def test_the_default_throttle_allows_ten_failed_logins(ctx):
 
 
 def test_no_request_of_this_module_was_answered_with_a_5xx(ctx):
-    metrics = ctx.http.get("/metrics").text
+    metrics = ctx.http.get("/metrics", headers=ctx.admin).text
     five_xx = [
         line
         for line in metrics.splitlines()

@@ -125,15 +125,16 @@ def rss_bytes(pid: int, field: str = "VmRSS") -> int:
 class Watcher:
     """Polls /healthz and /metrics on its own connection while a burst runs."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, admin: dict[str, str]) -> None:
         self.base_url = base_url
+        self.admin = admin  # /metrics needs the admin key
         self.statuses: Counter[int] = Counter()
         self.seconds: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run)
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=30) as http:
+        with httpx.Client(base_url=self.base_url, headers=self.admin, timeout=30) as http:
             while not self._stop.is_set():
                 for path in ("/healthz", "/metrics"):
                     start = time.perf_counter()
@@ -195,9 +196,9 @@ class Latency:
 JOIN_ROUTE = 'route="/v1/concerts/{concert_id}/queue"'
 
 
-def join_latency(http: httpx.Client) -> Latency:
+def join_latency(http: httpx.Client, admin: dict[str, str]) -> Latency:
     values = {"_count": 0.0, "_sum": 0.0, "_bucket": 0.0}
-    for line in http.get("/metrics").text.splitlines():
+    for line in http.get("/metrics", headers=admin).text.splitlines():
         name, _, rest = line.partition("{")
         if not name.startswith("boxoffice_http_request_duration_seconds") or JOIN_ROUTE not in rest:
             continue
@@ -275,13 +276,13 @@ def test_a_join_burst_far_beyond_the_limits_is_answered_bounded_and_recovers(sta
     recovery_s: list[float] = []
     burst_s: list[float] = []
     served: list[Latency] = []
-    with spawn.Pool(1) as pool, Watcher(srv.base_url) as watcher:
+    with spawn.Pool(1) as pool, Watcher(srv.base_url, admin) as watcher:
         for seed in (1, 2):
-            served_before = join_latency(http)
+            served_before = join_latency(http, admin)
             started = time.perf_counter()
             bursts.append(pool.apply(burst, (srv.base_url, cid, tokens, seed)))
             burst_s.append(time.perf_counter() - started)
-            served.append(join_latency(http) - served_before)
+            served.append(join_latency(http, admin) - served_before)
             # Recovery: right after the burst, normal requests are answered normally.
             recovery_s.append(recover(http, cid, tokens[0], admin))
             rss_after.append(rss_bytes(pid))

@@ -1,11 +1,13 @@
-"""Liveness and Prometheus metrics (no authentication)."""
+"""Liveness (open to anyone) and Prometheus metrics (the admin key, unless
+``BOXOFFICE_METRICS_PUBLIC``: they show held seats and revenue)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..deps import ServiceDep
+from .. import store_files
+from ..deps import MetricsAccess, ServiceDep
 from ..schemas import Health
 from .responses import problems
 
@@ -15,9 +17,12 @@ router = APIRouter(tags=["operations"])
 @router.get("/healthz", summary="Liveness", responses=problems(503))
 async def healthz(service: ServiceDep) -> Health:
     """``ok`` while the engine answers and its store accepts commands, with the last event
-    sequence and the counts; 503 ``STORE_UNAVAILABLE`` once the journal writer has failed."""
+    sequence and the counts; 503 ``STORE_UNAVAILABLE`` once the journal writer has failed, or
+    while the store's filesystem has less free space than ``BOXOFFICE_STORE_FREE_BYTES_MIN``
+    (the next writes could fail)."""
     engine = service.engine
     engine.check_store()
+    store_files.check_free_space(service.settings.db, service.settings.store_free_bytes_min)
     return Health(
         status="ok",
         last_event_seq=engine.last_event_seq,
@@ -30,9 +35,18 @@ async def healthz(service: ServiceDep) -> Health:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    dependencies=[MetricsAccess],
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
+        **problems(403),
+    },
 )
 async def metrics(request: Request) -> Response:
-    """Request counts and latencies by route; queue lengths, holds, sales, revenue."""
+    """Request counts and latencies by route; queue lengths, holds, sales, revenue.
+
+    Needs the admin key, as ``X-Admin-Key`` or as ``Authorization: Bearer <admin key>``
+    (Prometheus: ``authorization: {credentials: <admin key>}`` in the scrape config), unless
+    the server runs with ``BOXOFFICE_METRICS_PUBLIC=true``. Errors: 403
+    ``ADMIN_KEY_INVALID``."""
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

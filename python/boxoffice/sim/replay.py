@@ -139,7 +139,9 @@ class ReplayResult:
         return pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
 
 
-def replay(path: StorePath, *, seed: int = 0, limits: Limits | None = None) -> ReplayResult:
+def replay(
+    path: StorePath, *, seed: int | None = None, limits: Limits | None = None
+) -> ReplayResult:
     """Replays the journal of the store at ``path`` through a fresh engine.
 
     The store is copied first (:func:`copy_store`), so a running server's store can be
@@ -149,8 +151,9 @@ def replay(path: StorePath, *, seed: int = 0, limits: Limits | None = None) -> R
 
     Args:
         path: the store, e.g. a server's ``--db`` file.
-        seed, limits: the fresh engine's; they must be the server's for the hashes to match
-            (``boxoffice serve`` uses seed 0 and the default limits).
+        seed, limits: the fresh engine's; by default the store's own (those it was created
+            with), which the hashes need to match. ``boxoffice serve`` gives every new store
+            a random, secret seed (the pre-queue shuffles), kept in the store.
 
     Raises:
         JournalCompacted: the journal does not start at seq 1 (a snapshot compacted it).
@@ -160,14 +163,17 @@ def replay(path: StorePath, *, seed: int = 0, limits: Limits | None = None) -> R
     """
     with _copy(path) as copy:
         records = _whole_journal(path, copy)
-        engine = Engine(seed=seed, limits=limits)
-        start = time.perf_counter()
-        for record in records:
-            engine._replay_record(record)
-        seconds = time.perf_counter() - start
-        replayed_hash = engine.state_hash()
         recovered = Engine(copy)
         try:
+            engine = Engine(
+                seed=recovered.seed if seed is None else seed,
+                limits=recovered.limits if limits is None else limits,
+            )
+            start = time.perf_counter()
+            for record in records:
+                engine._replay_record(record)
+            seconds = time.perf_counter() - start
+            replayed_hash = engine.state_hash()
             recovered_hash = recovered.state_hash()
         finally:
             recovered.close()
