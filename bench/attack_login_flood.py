@@ -38,6 +38,9 @@ import httpx
 from http_bench import Server, boxoffice_server
 
 PASSWORD = "flood-bench-legit-passphrase-7"
+# Two clients: the attacker and the legitimate user come from different loopback addresses.
+FLOOD_ADDRESS = "127.0.0.3"
+LEGIT_ADDRESS = "127.0.0.2"
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -66,7 +69,8 @@ async def flood(url: str, concurrency: int, duration_s: float) -> dict[str, int]
     statuses: collections.Counter[str] = collections.Counter()
     deadline = time.monotonic() + duration_s
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+    transport = httpx.AsyncHTTPTransport(local_address=FLOOD_ADDRESS, limits=limits)
+    async with httpx.AsyncClient(base_url=url, timeout=30, transport=transport) as http:
 
         async def worker() -> None:
             while time.monotonic() < deadline:
@@ -98,7 +102,8 @@ def measure(url: str, email: str, samples: int, until: float | None) -> dict[str
     me_ms: list[float] = []
     statuses: collections.Counter[str] = collections.Counter()
     creds = {"email": email, "password": PASSWORD}
-    with httpx.Client(base_url=url, timeout=60) as http:
+    transport = httpx.HTTPTransport(local_address=LEGIT_ADDRESS)
+    with httpx.Client(base_url=url, timeout=60, transport=transport) as http:
         token = http.post("/v1/auth/token", json=creds).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
         rounds = 0

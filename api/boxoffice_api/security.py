@@ -16,6 +16,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -122,6 +123,8 @@ class PasswordHashing:
     loop and the engine. Here at most ``threads`` run at once (memory at most ``threads`` x the
     profile's memory cost), at most ``queue_max`` more wait, and one client address has at
     most ``per_client_max`` admitted; beyond, the request is refused at once, before any work.
+    Waiting work is served by client address in turn (round robin): an address with many
+    log-ins waiting delays another address's by one of them besides those running, not by all.
 
     Args:
         threads: hashes running at once (the pool's threads); the default leaves a core.
@@ -138,6 +141,8 @@ class PasswordHashing:
         self._admitted = 0  # running + waiting
         self._running = 0
         self._per_client: dict[str, int] = {}  # at most threads + queue_max entries
+        # Work not yet started, per client, in the order the clients take turns.
+        self._lines: dict[str, deque[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]]] = {}
         self._seconds_ewma = 0.1  # a work item's duration, for Retry-After
         self.refused_busy = 0  # 503 OVERLOADED answers
         self.refused_client = 0  # 429 TOO_MANY_PASSWORD_CHECKS answers
@@ -191,27 +196,48 @@ class PasswordHashing:
                 self._per_client[client] = count
 
     def _submit(self, client: str, fn: Callable[..., T], *args: Any) -> Future[T]:
-        def work() -> T:
-            with self._lock:
-                self._running += 1
-            start = time.perf_counter()
-            try:
-                return fn(*args)
-            finally:
-                elapsed_s = time.perf_counter() - start
-                with self._lock:
-                    self._running -= 1
-                    self._seconds_ewma += 0.2 * (elapsed_s - self._seconds_ewma)
-
-        future = self._executor.submit(work)
+        future: Future[T] = Future()
         # Released when the work ends, or when it is canceled before it started (the request
         # went away): a hash still running for a gone request keeps its place until it ends.
         future.add_done_callback(lambda _: self._release(client))
+        with self._lock:
+            self._lines.setdefault(client, deque()).append((future, fn, args))
+        # One pool task per work item; each runs the next item in turn (_run_next).
+        self._executor.submit(self._run_next)
         return future
+
+    def _run_next(self) -> None:
+        """Runs the first waiting item of the client whose turn it is. Clients take turns
+        (round robin), so a client with many items waiting delays another's by at most one
+        of its own per thread, not by all of them."""
+        with self._lock:
+            client, line = next(iter(self._lines.items()))
+            del self._lines[client]
+            future, fn, args = line.popleft()
+            if line:
+                self._lines[client] = line  # to the end: the other clients go first
+            if not future.set_running_or_notify_cancel():
+                return  # canceled while waiting (and already released)
+            self._running += 1
+        start = time.perf_counter()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # the caller gets the error (ApiError, argon2 errors)
+            future.set_exception(exc)
+        finally:
+            elapsed_s = time.perf_counter() - start
+            with self._lock:
+                self._running -= 1
+                self._seconds_ewma += 0.2 * (elapsed_s - self._seconds_ewma)
 
     def close(self) -> None:
         """Stops the threads after the running work; waiting work is canceled."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            lines, self._lines = list(self._lines.values()), {}
+        for line in lines:  # outside the lock: a cancel runs _release
+            for future, _, _ in line:
+                future.cancel()
 
 
 class PasswordSlot:

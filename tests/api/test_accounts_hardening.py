@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from boxoffice_api.errors import ApiError
+from boxoffice_api.security import PasswordHashing
 from boxoffice_api.service import LoginThrottle
 
 PASSWORD = "lantern-velvet-4817"
@@ -163,6 +164,33 @@ def test_one_address_flooding_cannot_take_the_pool_from_another(start_server):
     assert counts[429] >= 1, counts
     assert owner.status_code == 200 and owner.json()["access_token"], owner.text
     assert gauges(srv)['boxoffice_password_hashes_refused_total{reason="client"}'] == counts[429]
+
+
+def test_waiting_work_is_served_by_client_address_in_turn():
+    """One thread; address A queues 6 hashes, then B one: B's runs second or third (after A's
+    running one and at most one more), not after all of A's."""
+    pool = PasswordHashing(threads=1, queue_max=100, per_client_max=100)
+    order: list[str] = []
+
+    def work(label: str) -> str:
+        time.sleep(0.02)
+        order.append(label)
+        return label
+
+    async def run(client: str, label: str) -> str:
+        with pool.admit(client) as slot:
+            return await slot.run(work, label)
+
+    async def main() -> list[str]:
+        calls = [run("10.0.0.1", f"A{n}") for n in range(6)] + [run("10.0.0.2", "B")]
+        return await asyncio.gather(*calls)
+
+    try:
+        assert asyncio.run(main()) == [f"A{n}" for n in range(6)] + ["B"]
+    finally:
+        pool.close()
+    assert order.index("B") <= 2, order
+    assert pool.running == 0 and pool.waiting == 0
 
 
 # --- item 8: weak passwords at sign-up, any password at log-in ---------------------------
