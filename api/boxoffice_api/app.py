@@ -62,8 +62,9 @@ UNSHED_PATHS = frozenset({"/healthz", "/metrics"})
 
 class LoadShedMiddleware:
     """At most ``limit`` requests processed at once; a request beyond is answered at once with
-    503 ``OVERLOADED`` and ``Retry-After``, before its body is read (so it costs next to
-    nothing). ``/healthz`` and ``/metrics`` are never shed.
+    503 ``OVERLOADED`` and ``Retry-After`` (so it costs next to nothing). ``/healthz`` and
+    ``/metrics`` are never shed. It runs inside :class:`BodyLimitMiddleware`: a request takes
+    a slot only once its body is in, so clients trickling their bodies hold no slot.
 
     The count is exact: it is changed only on the event loop's thread.
     """
@@ -102,8 +103,9 @@ class BodyLimitMiddleware:
     """Refuses request bodies above ``limit`` bytes with 413 ``REQUEST_TOO_LARGE``, whether
     announced by Content-Length or streamed: the body is read, up to the limit, before the
     app sees it. A body that has not fully arrived ``timeout_s`` seconds after the request's
-    head is refused with 408 ``REQUEST_TIMEOUT`` (and the connection closed), so a client
-    trickling its body cannot hold a request slot for long."""
+    head is refused with 408 ``REQUEST_TIMEOUT`` (and the connection closed). It runs outside
+    :class:`LoadShedMiddleware`, so a request waiting for its body holds no processing slot;
+    a client that disconnects before its body is in gets no answer and costs nothing more."""
 
     def __init__(self, app: ASGIApp, limit: int, timeout_s: float = 30.0) -> None:
         self.app = app
@@ -147,6 +149,8 @@ class BodyLimitMiddleware:
         if seen > self.limit:
             await too_large()
             return
+        if messages[-1]["type"] == "http.disconnect":
+            return  # gone (or closed by the server to make room): nobody to answer
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()
@@ -280,12 +284,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(balance.router)
     app.include_router(admin.router)
     # Added last is outermost: metrics and the access log see every answer, 413s and shed
-    # requests included; a shed request never waits for its body.
+    # requests included. The body is read before a processing slot is taken: a client
+    # trickling its body waits outside the slots (bounded by the body timeout, and by the
+    # edge's connection limit, server.py), never holding one that others need.
+    app.add_middleware(LoadShedMiddleware, limit=settings.max_concurrent_requests, metrics=metrics)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.request_body_max_bytes,
         timeout_s=settings.request_body_timeout_s,
     )
-    app.add_middleware(LoadShedMiddleware, limit=settings.max_concurrent_requests, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
     return app

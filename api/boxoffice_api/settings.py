@@ -64,11 +64,12 @@ class Settings(BaseSettings):
     )
     request_body_max_bytes: int = Field(64 * 1024, ge=1024)
     request_body_timeout_s: float = Field(
-        30.0,
+        10.0,
         gt=0,
         le=3600,
         description="A request body must arrive within this many seconds of its head, else "
-        "408 REQUEST_TIMEOUT (and the connection is closed).",
+        "408 REQUEST_TIMEOUT (and the connection is closed). It is read before the request "
+        "takes a processing slot; at the 64 KiB body limit, 10 s is a 6.5 KB/s minimum rate.",
     )
     queue_length_max: int | None = Field(
         None,
@@ -81,18 +82,32 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(
         1024,
         ge=1,
-        description="Requests processed at once; a request beyond is answered at once with 503 "
-        "OVERLOADED and Retry-After: 1, without reading its body. /healthz and /metrics are "
-        "never refused.",
+        description="Requests processed at once (counted once their body is in); a request "
+        "beyond is answered at once with 503 OVERLOADED and Retry-After: 1. /healthz and "
+        "/metrics are never refused.",
     )
     keep_alive_timeout_s: int = Field(
         5, ge=1, le=300, description="An idle keep-alive connection is closed after this."
     )
+    # The edge (issue 13: slow bodies, descriptor exhaustion, bad framing; server.py).
     max_connections: int | None = Field(
         None,
         ge=1,
-        description="Open connections at most (uvicorn's limit_concurrency); beyond, uvicorn "
-        "answers a plain-text 503. Unset: no limit (put a proxy in front against floods).",
+        description="Open connections at most. A new connection beyond closes the one that has "
+        "kept the server waiting longest (idle, or its request still arriving); if every other "
+        "one is busy, the newcomer gets 503 OVERLOADED with Retry-After. Unset: 4096, or what "
+        "the descriptor limit allows if less; a larger value is lowered to fit it.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="A request head must arrive within this many seconds of the connection "
+        "opening (or of its first byte, on a kept-alive connection); else the connection is "
+        "closed, with 408 REQUEST_TIMEOUT if part of the head came.",
+    )
+    http_protocol: Literal["h11", "httptools"] = Field(
+        "h11", description="uvicorn's HTTP/1.1 parser (httptools must be installed)."
     )
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Failed logins per email per minute before 429."
