@@ -228,8 +228,7 @@ class EdgeProtocol(asyncio.Protocol):
         if self.edge_closed:
             return
         table = self.table
-        cycle = self.cycle
-        if cycle is None or cycle.response_complete or cycle.more_body:
+        if self._edge_is_waiting():
             table.waiting.setdefault(self)
         if table.open > table.limits.max_connections and table.waiting:
             table.make_room(self)
@@ -261,10 +260,16 @@ class EdgeProtocol(asyncio.Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
-        if not self.edge_closed and not self.transport.is_closing():
+        # (A pipelined request may have started in there, and may be busy already.)
+        if not self.edge_closed and not self.transport.is_closing() and self._edge_is_waiting():
             self.edge_request_started = False
             self.table.waiting[self] = None  # waits for the next request, from now
             self.table.waiting.move_to_end(self)
+
+    def _edge_is_waiting(self) -> bool:
+        """No request, or the current one answered, or its body still arriving."""
+        cycle = self.cycle
+        return cycle is None or bool(cycle.response_complete or cycle.more_body)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._edge_forget()
