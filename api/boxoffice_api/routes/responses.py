@@ -18,7 +18,8 @@ _DESCRIPTIONS = {
     413: "Request body too large (REQUEST_TOO_LARGE).",
     422: "Invalid input (INVALID_ARGUMENT with field errors, INVALID_AMOUNT, TOO_MANY_SEATS, "
     "LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED, WEAK_PASSWORD).",
-    429: "Rate limited (QUEUE_FULL, LOGIN_THROTTLED, TOO_MANY_PASSWORD_CHECKS), with Retry-After.",
+    429: "Rate limited (QUEUE_FULL, LOGIN_THROTTLED, TOO_MANY_PASSWORD_CHECKS, "
+    "HOLD_RATE_LIMITED), with Retry-After.",
     503: "The server is overloaded (OVERLOADED) or the store unavailable (STORE_*), with "
     "Retry-After.",
 }
