@@ -45,7 +45,10 @@ def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 def hold(api: Api, fan: dict[str, str], schedule_id: int, **what: Any) -> httpx.Response:
-    return api.http.post("/v1/reservations", json={"schedule_id": schedule_id} | what, headers=fan)
+    r: httpx.Response = api.http.post(
+        "/v1/reservations", json={"schedule_id": schedule_id} | what, headers=fan
+    )
+    return r
 
 
 def seat_ids(api: Api, fan: dict[str, str], schedule_id: int, status: str) -> list[int]:
