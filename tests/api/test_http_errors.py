@@ -163,8 +163,8 @@ def test_validation_errors_list_the_fields_and_never_echo_the_password(ctx):
     ]
     for path in ("/v1/users", "/v1/auth/token"):
         for body in bodies:
-            if path == "/v1/auth/token" and body.get("password") == secret * 20:
-                continue  # log-in has no length rule: 401 (test_accounts_hardening.py)
+            if path == "/v1/auth/token" and body is bodies[1]:
+                continue  # too long: log-in has no length rule, 401 (test_accounts_hardening)
             r = ctx.http.post(path, json=body)
             problem = assert_problem(r, 422, "INVALID_ARGUMENT")
             assert secret not in r.text, (path, body, r.text)
