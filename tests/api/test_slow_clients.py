@@ -294,6 +294,27 @@ def test_descriptor_exhaustion_neither_floods_the_log_nor_stops_the_server(start
     assert seen["connections"] > 400  # connections were closed to make room, and came back
 
 
+def test_a_line_repeated_in_a_loop_is_logged_a_few_times_per_interval():
+    import logging
+
+    from boxoffice_api.logs import RepeatFilter
+
+    now = [0.0]
+    log_filter = RepeatFilter(burst=5, interval_s=60, clock=lambda: now[0])
+
+    def record(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, msg, None, None)
+
+    loop_line = "socket.accept() out of system resource\nsocket: <fd=7>"
+    passed = [log_filter.filter(record(loop_line)) for _ in range(1000)]
+    assert passed.count(True) == 5
+    assert log_filter.filter(record("another message"))  # counted apart
+    now[0] = 61.0
+    later = record(loop_line)
+    assert log_filter.filter(later)
+    assert later.getMessage().endswith("(995 like it suppressed)")
+
+
 # The edge protocol in-process, with an app that holds /hold requests until released.
 
 
