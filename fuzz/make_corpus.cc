@@ -12,7 +12,13 @@
 //                             (join, hold, charge, pay, refund, expiry on the deadline,
 //                             batches) under different sale settings, and a few random
 //                             byte strings;
-//   snapshot_fuzzer/          snapshots of small engines in different states.
+//   snapshot_fuzzer/          snapshots of small engines in different states; the v1-*
+//                             files are the same states written by snapshot format
+//                             version 1 (before the compact queue token, commit 53b8ba3),
+//                             and v1-every-token-state is tests/cpp/data/snapshot-v1.bin.
+//                             This program no longer writes them (only the current
+//                             version); they stay so the fuzzer reaches the version-1
+//                             reader LoadSnapshot keeps.
 // libFuzzer grows its own copies in build/fuzz/corpus-work/; these stay small (< 1 MB).
 #include <cstdint>
 #include <cstdio>

@@ -116,39 +116,41 @@ absl::StatusOr<TokenId> AdmissionQueue::Join(UserId user, TimeUs now,
                                   queue_length_max, " live tokens)"),
                      {.retry_after_us = settings_.poll_interval_us});
   }
+  // Token ids, and so join sequences, are stored in 32 bits (QueueToken).
   const auto id = static_cast<TokenId>(tokens_->size());
-  if (id >= static_cast<TokenId>(UINT32_MAX)) {
-    return MakeError(ErrorCode::kLimitExceeded, "the engine has issued 2^32 queue tokens");
+  if (id > kCompactIdMax) {
+    return MakeError(ErrorCode::kLimitExceeded,
+                     absl::StrCat("the engine has issued ", kCompactIdMax, " queue tokens"));
   }
+  BOXOFFICE_ASSERT(user >= 1 && user <= kCompactIdMax);
   QueueToken fresh;
-  fresh.id = id;
-  fresh.user_id = user;
-  fresh.concert_id = concert_id_;
+  fresh.user_id = static_cast<uint32_t>(user);
+  fresh.concert_id = static_cast<uint32_t>(concert_id_);
   fresh.joined_at = now;
   fresh.last_seen_at = now;
   tokens_->push_back(fresh);
-  QueueToken& t = token(id);
   live_->Add(user, id);
   ++joined_total_;
-  LinkWaiting(t);
+  LinkWaiting(id);
   ScheduleAbandon();
   if (!open_) {
-    prequeue_.push_back(id);
+    prequeue_.push_back(static_cast<uint32_t>(id));
     ++prequeue_waiting_;
-    Emit(EventType::kQueueJoined, t, now, 1);
+    Emit(EventType::kQueueJoined, id, now, 1);
   } else {
-    Enqueue(t);
-    Emit(EventType::kQueueJoined, t, now, 0);
+    Enqueue(id);
+    Emit(EventType::kQueueJoined, id, now, 0);
     AdmitWhilePossible(now);
   }
   return id;
 }
 
-void AdmissionQueue::Enqueue(QueueToken& t) {
+void AdmissionQueue::Enqueue(TokenId id) {
+  // At most one join sequence per token: below kCompactIdMax too.
   const auto seq = static_cast<int64_t>(order_.size());
   waiting_at_.Reserve(seq);
-  order_.push_back(t.id);
-  t.join_seq = seq;
+  order_.push_back(static_cast<uint32_t>(id));
+  token(id).join_seq = static_cast<uint32_t>(seq);
   waiting_at_.Set(seq);
   ++waiting_;
 }
@@ -159,36 +161,37 @@ void AdmissionQueue::Touch(TokenId id, TimeUs now) {
   // The latest poll goes to the back of the abandon line (the clock never goes
   // back, so the line stays ordered); the timer entry is left where it is.
   if (t.state == TokenState::kWaiting && wait_back_ != id) {
-    UnlinkWaiting(t);
-    LinkWaiting(t);
+    UnlinkWaiting(id);
+    LinkWaiting(id);
   }
 }
 
-void AdmissionQueue::LinkWaiting(QueueToken& t) {
-  t.wait_prev = static_cast<uint32_t>(wait_back_);
-  t.wait_next = 0;
+void AdmissionQueue::LinkWaiting(TokenId id) {
+  QueueToken& t = token(id);
+  t.slot.wait = {static_cast<uint32_t>(wait_back_), 0};
   if (wait_back_ != 0) {
-    token(wait_back_).wait_next = static_cast<uint32_t>(t.id);
+    token(wait_back_).slot.wait.next = static_cast<uint32_t>(id);
   } else {
-    wait_front_ = t.id;
+    wait_front_ = id;
   }
-  wait_back_ = t.id;
+  wait_back_ = id;
 }
 
-void AdmissionQueue::UnlinkWaiting(QueueToken& t) {
-  if (t.wait_prev != 0) {
-    token(t.wait_prev).wait_next = t.wait_next;
+void AdmissionQueue::UnlinkWaiting(TokenId id) {
+  QueueToken::Slot::Links& links = token(id).slot.wait;
+  if (links.prev != 0) {
+    token(links.prev).slot.wait.next = links.next;
   } else {
-    BOXOFFICE_ASSERT(wait_front_ == t.id);
-    wait_front_ = t.wait_next;
+    BOXOFFICE_ASSERT(wait_front_ == id);
+    wait_front_ = links.next;
   }
-  if (t.wait_next != 0) {
-    token(t.wait_next).wait_prev = t.wait_prev;
+  if (links.next != 0) {
+    token(links.next).slot.wait.prev = links.prev;
   } else {
-    BOXOFFICE_ASSERT(wait_back_ == t.id);
-    wait_back_ = t.wait_prev;
+    BOXOFFICE_ASSERT(wait_back_ == id);
+    wait_back_ = links.prev;
   }
-  t.wait_prev = t.wait_next = 0;
+  links = {0, 0};
 }
 
 void AdmissionQueue::ScheduleAbandon() {
@@ -210,45 +213,44 @@ TimeUs AdmissionQueue::RebuildAbandonLine() {
   });
   wait_front_ = wait_back_ = 0;
   abandon_at_ = 0;
-  for (TokenId id : waiting) LinkWaiting(token(id));
+  for (TokenId id : waiting) LinkWaiting(id);
   ScheduleAbandon();
   return wait_front_ == 0 ? kNever : abandon_at_;
 }
 
-void AdmissionQueue::End(QueueToken& t, TokenEnd why, TimeUs at, EventType event) {
+void AdmissionQueue::End(TokenId id, TokenEnd why, TimeUs at, EventType event) {
   // A session's timer entry is left to go stale (see hold_timer.h).
+  QueueToken& t = token(id);
   if (t.state == TokenState::kWaiting) {
-    UnlinkWaiting(t);
-    if (t.join_seq >= 0) {
+    UnlinkWaiting(id);
+    if (t.join_seq != QueueToken::kNoJoinSeq) {
       waiting_at_.Clear(t.join_seq);
       --waiting_;
     } else {
       --prequeue_waiting_;  // stays in prequeue_, skipped at opening
     }
+    t.slot.ended_at = at;
   } else if (t.state == TokenState::kActive) {
     --active_;
+    sessions_[t.slot.session].ended_at = at;
   } else {
     BOXOFFICE_ASSERT(false && "ending an EXPIRED token");
   }
   t.state = TokenState::kExpired;
   t.end = why;
-  t.ended_at = at;
-  t.expires_at = kNever;
-  live_->Remove(t.user_id, t.id);
-  Emit(event, t, at, 0);
+  live_->Remove(t.user_id, id);
+  Emit(event, id, at, 0);
 }
 
 void AdmissionQueue::Leave(TokenId id, TimeUs now) {
-  QueueToken& t = token(id);
-  if (t.state == TokenState::kExpired) return;
-  End(t, TokenEnd::kLeft, now, EventType::kQueueLeft);
+  if (token(id).state == TokenState::kExpired) return;
+  End(id, TokenEnd::kLeft, now, EventType::kQueueLeft);
   AdmitWhilePossible(now);
 }
 
 void AdmissionQueue::Complete(TokenId id, TimeUs now) {
-  QueueToken& t = token(id);
-  BOXOFFICE_ASSERT(t.state == TokenState::kActive);
-  End(t, TokenEnd::kCompleted, now, EventType::kQueueCompleted);
+  BOXOFFICE_ASSERT(token(id).state == TokenState::kActive);
+  End(id, TokenEnd::kCompleted, now, EventType::kQueueCompleted);
   AdmitWhilePossible(now);
 }
 
@@ -267,7 +269,7 @@ void AdmissionQueue::OnOpen(TimeUs at, uint64_t seed) {
     const size_t j = static_cast<size_t>(SplitMix64(state) % i);
     std::swap(drawn[i - 1], drawn[j]);
   }
-  for (TokenId id : drawn) Enqueue(token(id));
+  for (TokenId id : drawn) Enqueue(id);
   prequeue_.clear();
   prequeue_.shrink_to_fit();
   prequeue_waiting_ = 0;
@@ -281,10 +283,10 @@ void AdmissionQueue::OnOpen(TimeUs at, uint64_t seed) {
 }
 
 void AdmissionQueue::OnSessionExpiry(TokenId id, TimeUs at) {
-  QueueToken& t = token(id);
+  const QueueToken& t = token(id);
   if (t.state != TokenState::kActive) return;  // left or completed since: stale
-  BOXOFFICE_ASSERT(t.expires_at == at);
-  End(t, TokenEnd::kSessionExpired, at, EventType::kQueueSessionExpired);
+  BOXOFFICE_ASSERT(SessionEnd(sessions_[t.slot.session]) == at);
+  End(id, TokenEnd::kSessionExpired, at, EventType::kQueueSessionExpired);
   AdmitWhilePossible(at);
 }
 
@@ -292,7 +294,7 @@ void AdmissionQueue::OnAbandonDue(TimeUs at) {
   BOXOFFICE_ASSERT(abandon_at_ == at);
   abandon_at_ = 0;
   std::vector<TokenId> due;
-  for (TokenId id = wait_front_; id != 0; id = token(id).wait_next) {
+  for (TokenId id = wait_front_; id != 0; id = token(id).slot.wait.next) {
     const TimeUs deadline = AbandonDeadline(token(id));
     BOXOFFICE_ASSERT(deadline >= at);
     if (deadline != at) break;
@@ -300,7 +302,7 @@ void AdmissionQueue::OnAbandonDue(TimeUs at) {
   }
   std::sort(due.begin(), due.end());
   for (TokenId id : due) {
-    End(token(id), TokenEnd::kAbandoned, at, EventType::kQueueAbandoned);
+    End(id, TokenEnd::kAbandoned, at, EventType::kQueueAbandoned);
     ++abandoned_total_;
   }
   ScheduleAbandon();
@@ -323,15 +325,17 @@ void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
       return;
     }
     while (token(order_[static_cast<size_t>(head_)]).state != TokenState::kWaiting) ++head_;
-    QueueToken& t = token(order_[static_cast<size_t>(head_)]);
-    UnlinkWaiting(t);
+    const TokenId id = order_[static_cast<size_t>(head_)];
+    QueueToken& t = token(id);
+    UnlinkWaiting(id);
     waiting_at_.Clear(t.join_seq);
     --waiting_;
     ++active_;
     t.state = TokenState::kActive;
-    t.activated_at = at;
-    t.expires_at = at + settings_.session_ttl_us;
-    timer_->Schedule(t.expires_at, TimerKind::kSessionExpiry, t.id);
+    t.admitted = true;
+    t.slot.session = static_cast<uint32_t>(sessions_.size());  // one per token at most
+    sessions_.push_back({.activated_at = at, .ended_at = kNever});
+    timer_->Schedule(SessionEnd(sessions_.back()), TimerKind::kSessionExpiry, id);
     ++admitted_total_;
     recent_admissions_.push_back(at);
     if (recent_admissions_.size() > kRecentAdmissionsMax) recent_admissions_.pop_front();
@@ -339,21 +343,23 @@ void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
     if (per_minute > 0) {
       next_admit_at_ = std::max(next_admit_at_, at) + 60 * kMicrosPerSecond / per_minute;
     }
-    Emit(EventType::kQueueAdmitted, t, at, 0);
+    Emit(EventType::kQueueAdmitted, id, at, 0);
   }
   BOXOFFICE_ASSERT(active_ <= settings_.capacity);
 }
 
 int64_t AdmissionQueue::Position(TokenId id) const {
   const QueueToken& t = token(id);
-  if (t.state != TokenState::kWaiting || t.join_seq < 0) return -1;
+  if (t.state != TokenState::kWaiting || t.join_seq == QueueToken::kNoJoinSeq) return -1;
   return waiting_at_.Prefix(t.join_seq);
 }
 
 DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
   const QueueToken& t = token(id);
   if (t.state != TokenState::kWaiting) return 0;
-  if (t.join_seq < 0) return std::max<DurationUs>(0, settings_.opens_at - now);
+  if (t.join_seq == QueueToken::kNoJoinSeq) {
+    return std::max<DurationUs>(0, settings_.opens_at - now);
+  }
   const int64_t p = Position(id) + 1;
   // Admission times are ascending: count those in (now - window, now]. Every
   // admission runs at the clock, so for a given `now` the count only changes
@@ -383,13 +389,13 @@ DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
   return std::min(eta, kEtaMaxUs);
 }
 
-void AdmissionQueue::Emit(EventType type, const QueueToken& t, TimeUs at, int64_t value) {
+void AdmissionQueue::Emit(EventType type, TokenId id, TimeUs at, int64_t value) {
   Event e;
   e.at = at;
   e.type = type;
-  e.user_id = t.user_id;
+  e.user_id = token(id).user_id;
   e.concert_id = concert_id_;
-  e.token_id = t.id;
+  e.token_id = id;
   e.value = value;
   events_->Append(e);
 }
@@ -403,8 +409,9 @@ std::string AdmissionQueue::CheckInvariants() const {
   int64_t active = 0;
   for (size_t seq = 0; seq < order_.size(); ++seq) {
     const QueueToken& t = token(order_[seq]);
-    if (t.join_seq != static_cast<int64_t>(seq)) {
-      return absl::StrCat("queue ", concert_id_, ": token ", t.id, " has a wrong join sequence");
+    if (t.JoinSeq() != static_cast<int64_t>(seq)) {
+      return absl::StrCat("queue ", concert_id_, ": token ", order_[seq],
+                          " has a wrong join sequence");
     }
     if (t.state == TokenState::kWaiting) {
       ++waiting;
@@ -413,9 +420,15 @@ std::string AdmissionQueue::CheckInvariants() const {
       }
     }
     if (t.state == TokenState::kActive) ++active;
-    if (static_cast<int64_t>(seq) > head_ && t.activated_at != kNever) {
-      return absl::StrCat("queue ", concert_id_, ": token ", t.id,
+    if (static_cast<int64_t>(seq) > head_ && t.admitted) {
+      return absl::StrCat("queue ", concert_id_, ": token ", order_[seq],
                           " was admitted out of join order");
+    }
+    if (t.admitted && (t.slot.session >= sessions_.size() ||
+                       (sessions_[t.slot.session].ended_at == kNever) !=
+                           (t.state == TokenState::kActive))) {
+      return absl::StrCat("queue ", concert_id_, ": token ", order_[seq],
+                          " has a wrong session");
     }
   }
   if (waiting != waiting_ || waiting_at_.Prefix(static_cast<int64_t>(order_.size())) != waiting_) {
@@ -425,9 +438,10 @@ std::string AdmissionQueue::CheckInvariants() const {
   // The abandon line: every WAITING token once, by last_seen_at, linked both ways.
   int64_t linked = 0;
   TokenId prev = 0;
-  for (TokenId id = wait_front_; id != 0; id = token(id).wait_next) {
+  for (TokenId id = wait_front_; id != 0; id = token(id).slot.wait.next) {
     const QueueToken& t = token(id);
-    if (t.state != TokenState::kWaiting || t.concert_id != concert_id_ || t.wait_prev != prev ||
+    if (t.state != TokenState::kWaiting || static_cast<ConcertId>(t.concert_id) != concert_id_ ||
+        t.slot.wait.prev != prev ||
         (prev != 0 && token(prev).last_seen_at > t.last_seen_at) || ++linked > this->waiting()) {
       return absl::StrCat("queue ", concert_id_, ": the abandon line is broken at token ", id);
     }

@@ -63,6 +63,9 @@ absl::Status ValidateConcert(const ConcertSpec& spec, const Limits& limits,
   if (concert_count >= limits.concerts_max) {
     return Limit(absl::StrCat("at most ", limits.concerts_max, " concerts"));
   }
+  if (concert_count >= kCompactIdMax) {  // QueueToken stores 32 bits
+    return Limit(absl::StrCat("at most ", kCompactIdMax, " concerts in one engine"));
+  }
   if (auto s = CheckRange("number of schedules", static_cast<int64_t>(spec.schedules.size()), 1,
                           limits.schedules_per_concert_max);
       !s.ok()) {
@@ -241,7 +244,8 @@ bool Engine::TimerLive(const TimerEntry& e) const {
     }
     case TimerKind::kSessionExpiry: {
       const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
-      return t.state == TokenState::kActive && t.expires_at == e.at;
+      return t.state == TokenState::kActive &&
+             concerts_[t.concert_id - 1]->queue->Times(t).expires_at == e.at;
     }
     case TimerKind::kAbandon:  // follows from the WAITING tokens' last_seen_at
       return false;
@@ -428,21 +432,23 @@ void Engine::EndPending(Reservation& r, ReservationStatus to, EventType event) {
        static_cast<int64_t>(r.seat_ids.size()));
 }
 
-TokenView Engine::ViewToken(const QueueToken& t) const {
-  const Concert& c = *concerts_[static_cast<size_t>(t.concert_id - 1)];
+TokenView Engine::ViewToken(TokenId id) const {
+  const QueueToken& t = tokens_[static_cast<size_t>(id)];
+  const Concert& c = *concerts_[t.concert_id - 1];
   TokenView v;
-  v.id = t.id;
+  v.id = id;
   v.user_id = t.user_id;
   v.concert_id = t.concert_id;
   v.state = t.state;
   v.end = t.end;
-  v.position = c.queue->Position(t.id);
-  v.eta_us = t.state == TokenState::kWaiting ? c.queue->Eta(t.id, clock_) : 0;
+  v.position = c.queue->Position(id);
+  v.eta_us = t.state == TokenState::kWaiting ? c.queue->Eta(id, clock_) : 0;
   v.poll_after_us = c.sale.poll_interval_us;
   v.joined_at = t.joined_at;
-  v.activated_at = t.activated_at;
-  v.expires_at = t.expires_at;
-  v.ended_at = t.ended_at;
+  const TokenTimes times = c.queue->Times(t);
+  v.activated_at = times.activated_at;
+  v.expires_at = times.expires_at;
+  v.ended_at = times.ended_at;
   return v;
 }
 
@@ -518,6 +524,9 @@ absl::Status KeyReused(absl::string_view key) {
 absl::StatusOr<UserId> Engine::CreateUserLocked() {
   if (static_cast<int64_t>(users_.size()) >= config_.limits.users_max) {
     return Limit(absl::StrCat("at most ", config_.limits.users_max, " users"));
+  }
+  if (static_cast<int64_t>(users_.size()) >= kCompactIdMax) {  // QueueToken stores 32 bits
+    return Limit(absl::StrCat("at most ", kCompactIdMax, " users in one engine"));
   }
   User u;
   u.account = ledger_.OpenAccount(AccountKind::kWallet);
@@ -604,13 +613,13 @@ absl::StatusOr<TokenView> Engine::JoinLocked(UserId user, ConcertId concert) {
   AdmissionQueue& q = *concerts_[static_cast<size_t>(concert - 1)]->queue;
   absl::StatusOr<TokenId> id = q.Join(user, clock_, config_.limits.queue_length_max);
   if (!id.ok()) return id.status();
-  return ViewToken(tokens_[static_cast<size_t>(*id)]);
+  return ViewToken(*id);
 }
 
 absl::StatusOr<QueueToken*> Engine::UserToken(UserId user, TokenId token) {
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   if (token < 1 || token >= static_cast<int64_t>(tokens_.size()) ||
-      tokens_[static_cast<size_t>(token)].user_id != user) {
+      static_cast<UserId>(tokens_[static_cast<size_t>(token)].user_id) != user) {
     return MakeError(ErrorCode::kQueueTokenInvalid,
                      absl::StrCat("queue token ", token, " is not a token of user ", user));
   }
@@ -621,14 +630,14 @@ absl::StatusOr<TokenView> Engine::StatusLocked(UserId user, TokenId token) {
   absl::StatusOr<QueueToken*> t = UserToken(user, token);
   if (!t.ok()) return t.status();
   concerts_[static_cast<size_t>((*t)->concert_id - 1)]->queue->Touch(token, clock_);
-  return ViewToken(**t);
+  return ViewToken(token);
 }
 
 absl::StatusOr<TokenView> Engine::LeaveLocked(UserId user, TokenId token) {
   absl::StatusOr<QueueToken*> t = UserToken(user, token);
   if (!t.ok()) return t.status();
   concerts_[static_cast<size_t>((*t)->concert_id - 1)]->queue->Leave(token, clock_);
-  return ViewToken(**t);
+  return ViewToken(token);
 }
 
 absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
@@ -636,7 +645,7 @@ absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
   absl::StatusOr<QueueToken*> found = UserToken(user, token);
   if (!found.ok()) return found.status();
   QueueToken& t = **found;
-  if (t.concert_id != concert) {
+  if (static_cast<ConcertId>(t.concert_id) != concert) {
     return MakeError(ErrorCode::kQueueTokenInvalid,
                      absl::StrCat("queue token ", token, " is for concert ", t.concert_id,
                                   ", not ", concert));
@@ -700,7 +709,7 @@ absl::StatusOr<TokenView> Engine::CheckGate(UserId user, TokenId token, ConcertI
   AdvanceLocked(now);
   absl::StatusOr<const QueueToken*> t = GateLocked(user, token, concert);
   if (!t.ok()) return t.status();
-  return ViewToken(**t);
+  return ViewToken(token);
 }
 
 // --- reservations --------------------------------------------------------------
@@ -1265,7 +1274,7 @@ absl::StatusOr<std::optional<TokenView>> Engine::LiveToken(UserId user, ConcertI
   }
   const TokenId id = concerts_[static_cast<size_t>(concert - 1)]->queue->LiveToken(user);
   if (id == 0) return std::optional<TokenView>();
-  return std::optional<TokenView>(ViewToken(tokens_[static_cast<size_t>(id)]));
+  return std::optional<TokenView>(ViewToken(id));
 }
 
 absl::StatusOr<std::vector<ScheduleView>> Engine::ListSchedules(ConcertId concert, TimeUs now) {
@@ -1449,17 +1458,22 @@ uint64_t Engine::StateHash() {
     c->queue->Digest(d);
   }
   for (const auto& s : schedules_) s->Digest(d);
-  for (const QueueToken& t : tokens_) {
-    d.Mix(t.id);
-    d.Mix(t.user_id);
+  // Each token as a user sees it (the same words as when the token stored all of
+  // them, so a state's hash does not depend on the record's layout).
+  for (size_t id = 0; id < tokens_.size(); ++id) {
+    const QueueToken& t = tokens_[id];
+    const TokenTimes times =
+        t.concert_id == 0 ? TokenTimes{} : concerts_[t.concert_id - 1]->queue->Times(t);
+    d.Mix(static_cast<int64_t>(id));
+    d.Mix(static_cast<int64_t>(t.user_id));
     d.Mix(static_cast<int64_t>(t.state));
     d.Mix(static_cast<int64_t>(t.end));
-    d.Mix(t.join_seq);
+    d.Mix(t.JoinSeq());
     d.Mix(t.joined_at);
     d.Mix(t.last_seen_at);
-    d.Mix(t.activated_at);
-    d.Mix(t.expires_at);
-    d.Mix(t.ended_at);
+    d.Mix(times.activated_at);
+    d.Mix(times.expires_at);
+    d.Mix(times.ended_at);
   }
   for (const Reservation& r : reservations_) {
     d.Mix(r.id);

@@ -41,8 +41,9 @@ constexpr int64_t kSaleTimeMaxUs = kTimeMaxUs;
 static_assert(sizeof(Limits) == 18 * sizeof(int64_t), "new Limits field: add it to the snapshot");
 static_assert(sizeof(EngineConfig) == sizeof(Limits) + 8, "new EngineConfig field");
 static_assert(sizeof(SaleSettings) == 80, "new SaleSettings field: add it to the snapshot");
-// 88: the abandon line links (wait_prev, wait_next) are rebuilt, not saved.
-static_assert(sizeof(QueueToken) == 88, "new QueueToken field: add it to the snapshot");
+// 40: the abandon line links (slot.wait) are rebuilt, not saved; the session index
+// (slot.session) is rebuilt with the sessions, from the times saved with the token.
+static_assert(sizeof(QueueToken) == 40, "new QueueToken field: add it to the snapshot");
 static_assert(sizeof(Event) == 72, "new Event field: add it to the snapshot");
 static_assert(sizeof(HistoryEntry) == 56, "new HistoryEntry field: add it to the snapshot");
 static_assert(sizeof(Payment) == 56, "new Payment field: add it to the snapshot");
@@ -304,6 +305,7 @@ class SnapshotCodec::Reader {
 
 // What the decoder knows besides the engine it fills.
 struct SnapshotCodec::Decoded {
+  uint16_t version = kSnapshotVersion;  // of the bytes being read
   std::unique_ptr<Engine> engine;
   std::vector<uint8_t> account_used;  // each wallet/revenue account names one owner
   int64_t seats_declared = 0;         // seats of the schedules read so far
@@ -467,9 +469,9 @@ void SnapshotCodec::EncodeBody(const Engine& e, Writer& w) {
   static_assert(sizeof(Engine::Concert) == 304, "new Engine::Concert member");
   static_assert(sizeof(Engine::User) == 56, "new Engine::User member");
   static_assert(sizeof(Engine::IdempotencyRecord) == 184, "new IdempotencyRecord member");
-  // (416: wait_front_, wait_back_, abandon_at_ are rebuilt by RebuildAbandonLine;
-  // eta_now_, eta_admitted_ are a cache.)
-  static_assert(sizeof(AdmissionQueue) == 384, "new AdmissionQueue member");
+  // (408: wait_front_, wait_back_, abandon_at_ are rebuilt by RebuildAbandonLine;
+  // sessions_ from the tokens' times; eta_now_, eta_admitted_ are a cache.)
+  static_assert(sizeof(AdmissionQueue) == 408, "new AdmissionQueue member");
   static_assert(sizeof(SeatInventory) == 128, "new SeatInventory member");
   static_assert(sizeof(Ledger) == 72, "new Ledger member");
   static_assert(sizeof(EventLog) == 96, "new EventLog member");
@@ -535,23 +537,24 @@ void SnapshotCodec::EncodeBody(const Engine& e, Writer& w) {
     EncodeQueue(*c->queue, w);
   }
 
+  // Format version 2: a token's times by its state (version 1 wrote all five
+  // for every token, expires_at included, which follows from activated_at).
   w.Section(Tag::kTokens);
   w.Count(e.tokens_.size() - 1);  // index 0 is the "none" token every engine has
   TimeUs prev_joined = 0;
   for (size_t i = 1; i < e.tokens_.size(); ++i) {
     const QueueToken& t = e.tokens_[i];
-    BOXOFFICE_ASSERT(t.id == static_cast<TokenId>(i));
+    const TokenTimes times = e.concerts_[t.concert_id - 1]->queue->Times(t);
     w.Int(t.user_id);
     w.Int(t.concert_id);
     w.U8(static_cast<uint8_t>(t.state));
     w.U8(static_cast<uint8_t>(t.end));
-    w.Int(t.join_seq);
+    w.Int(t.JoinSeq());
     w.Time(t.joined_at, prev_joined);
     prev_joined = t.joined_at;
     w.Time(t.last_seen_at, t.joined_at);
-    w.Time(t.activated_at, t.joined_at);
-    w.Time(t.expires_at, t.joined_at);
-    w.Time(t.ended_at, t.joined_at);
+    if (t.state != TokenState::kWaiting) w.Time(times.activated_at, t.joined_at);
+    if (t.state == TokenState::kExpired) w.Time(times.ended_at, t.joined_at);
   }
 
   w.Section(Tag::kReservations);
@@ -693,11 +696,12 @@ absl::StatusOr<std::unique_ptr<Engine>> SnapshotCodec::Load(absl::string_view by
         absl::StrCat("damaged snapshot: truncated to ", bytes.size(), " bytes (no version)"));
   }
   const auto version = static_cast<uint16_t>(GetFixed(bytes, kMagicBytes, 2));
-  if (version != kSnapshotVersion) {
+  if (version < kSnapshotVersionOldest || version > kSnapshotVersion) {
     return MakeError(ErrorCode::kInvalidArgument,
                      absl::StrCat("snapshot format version ", version,
                                   version > kSnapshotVersion ? " is newer than" : " is unknown to",
-                                  " this boxoffice, which reads version ", kSnapshotVersion,
+                                  " this boxoffice, which reads versions ",
+                                  kSnapshotVersionOldest, " to ", kSnapshotVersion,
                                   "; upgrade boxoffice to load it"));
   }
   if (bytes.size() < kHeaderBytes + kChecksumBytes) {
@@ -719,6 +723,7 @@ absl::StatusOr<std::unique_ptr<Engine>> SnapshotCodec::Load(absl::string_view by
 
   Reader r(bytes.substr(kHeaderBytes, static_cast<size_t>(body_bytes)));
   Decoded d;
+  d.version = version;
   if (absl::Status s = DecodeBody(r, d); !s.ok()) return s;
   if (absl::Status s = d.engine->CheckInvariants(); !s.ok()) {
     return absl::DataLossError(
@@ -947,41 +952,65 @@ void SnapshotCodec::DecodeQueue(Reader& r, AdmissionQueue& q, TimeUs clock) {
 
 void SnapshotCodec::DecodeTokens(Reader& r, Decoded& d) {
   Engine& e = *d.engine;
-  const size_t n = r.Count("tokens", 9);
+  const bool v1 = d.version == 1;  // every token has five times, expires_at included
+  const size_t n = r.Count("tokens", v1 ? 9 : 7);
+  // Ids and join sequences are stored in 32 bits (QueueToken).
+  if (!r.Check(static_cast<int64_t>(n) <= kCompactIdMax &&
+                   static_cast<int64_t>(e.users_.size()) <= kCompactIdMax &&
+                   static_cast<int64_t>(e.concerts_.size()) <= kCompactIdMax,
+               "more tokens, users or concerts than an engine creates")) {
+    return;
+  }
   e.tokens_.reserve(n + 1);
   const auto users = static_cast<int64_t>(e.users_.size());
   const auto concerts = static_cast<int64_t>(e.concerts_.size());
   TimeUs prev_joined = 0;
   for (size_t i = 1; i <= n && r.ok(); ++i) {
     QueueToken t;
-    t.id = static_cast<TokenId>(i);
-    t.user_id = r.Int("token user", 1, users);
-    t.concert_id = r.Int("token concert", 1, concerts);
+    t.user_id = static_cast<uint32_t>(r.Int("token user", 1, users));
+    t.concert_id = static_cast<uint32_t>(r.Int("token concert", 1, concerts));
     t.state = r.Enum<TokenState>("token state", 3);
     t.end = r.Enum<TokenEnd>("token end", 5);
-    t.join_seq = r.Int("join sequence", -1, static_cast<int64_t>(n) - 1);
+    const int64_t join_seq = r.Int("join sequence", -1, static_cast<int64_t>(n) - 1);
     t.joined_at = r.Past("joined_at", prev_joined, e.clock_);
     prev_joined = t.joined_at;
     t.last_seen_at = r.Past("last_seen_at", t.joined_at, e.clock_);
-    t.activated_at = r.Past("activated_at", t.joined_at, e.clock_, true);
-    t.expires_at = r.Time("token expires_at", t.joined_at, true);
-    t.ended_at = r.Past("token ended_at", t.joined_at, e.clock_, true);
+    TokenTimes times;
+    if (v1 || t.state != TokenState::kWaiting) {
+      times.activated_at = r.Past("activated_at", t.joined_at, e.clock_, true);
+    }
+    if (v1) times.expires_at = r.Time("token expires_at", t.joined_at, true);
+    if (v1 || t.state == TokenState::kExpired) {
+      times.ended_at = r.Past("token ended_at", t.joined_at, e.clock_, true);
+    }
     if (!r.ok()) return;
+    AdmissionQueue& q = *e.concerts_[t.concert_id - 1]->queue;
     bool consistent = false;
     switch (t.state) {
       case TokenState::kWaiting:
-        consistent = t.end == TokenEnd::kNone && t.activated_at == kNever &&
-                     t.expires_at == kNever && t.ended_at == kNever;
+        consistent = t.end == TokenEnd::kNone && times.activated_at == kNever &&
+                     times.ended_at == kNever;
         break;
       case TokenState::kActive:
-        consistent = t.end == TokenEnd::kNone && t.join_seq >= 0 && t.activated_at != kNever &&
-                     t.expires_at != kNever && t.ended_at == kNever;
+        // A session ends session_ttl after it began: version 1's stored end must agree.
+        consistent = t.end == TokenEnd::kNone && join_seq >= 0 && times.activated_at != kNever &&
+                     times.ended_at == kNever &&
+                     (!v1 || times.expires_at == times.activated_at + q.settings_.session_ttl_us);
         break;
       case TokenState::kExpired:
-        consistent = t.end != TokenEnd::kNone && t.expires_at == kNever && t.ended_at != kNever;
+        consistent = t.end != TokenEnd::kNone && times.ended_at != kNever;
         break;
     }
+    if (t.state != TokenState::kActive) consistent = consistent && times.expires_at == kNever;
     if (!r.Check(consistent, absl::StrCat("token ", i, " is inconsistent with its state"))) return;
+    t.join_seq = join_seq < 0 ? QueueToken::kNoJoinSeq : static_cast<uint32_t>(join_seq);
+    if (times.activated_at != kNever) {
+      t.admitted = true;
+      t.slot.session = static_cast<uint32_t>(q.sessions_.size());
+      q.sessions_.push_back({.activated_at = times.activated_at, .ended_at = times.ended_at});
+    } else if (t.state == TokenState::kExpired) {
+      t.slot.ended_at = times.ended_at;
+    }
     e.tokens_.push_back(t);
   }
 }
@@ -1232,7 +1261,8 @@ void SnapshotCodec::Rebuild(Reader& r, Decoded& d) {
   for (size_t i = 1; i < e.tokens_.size(); ++i) {
     const QueueToken& t = e.tokens_[i];
     if (t.state == TokenState::kActive) {
-      schedule(t.expires_at, TimerKind::kSessionExpiry, t.id, "the session of token");
+      schedule(e.concerts_[t.concert_id - 1]->queue->Times(t).expires_at,
+               TimerKind::kSessionExpiry, static_cast<TokenId>(i), "the session of token");
     }
   }
   for (const auto& c : e.concerts_) {
@@ -1257,7 +1287,7 @@ void SnapshotCodec::RebuildQueues(Reader& r, Decoded& d) {
   std::vector<size_t> sequenced(concerts, 0);
   for (size_t i = 1; i < e.tokens_.size(); ++i) {
     const QueueToken& t = e.tokens_[i];
-    if (t.join_seq >= 0) ++sequenced[static_cast<size_t>(t.concert_id - 1)];
+    if (t.join_seq != QueueToken::kNoJoinSeq) ++sequenced[t.concert_id - 1];
   }
   for (size_t k = 0; k < concerts; ++k) e.concerts_[k]->queue->order_.assign(sequenced[k], 0);
   std::vector<int64_t> waiting(concerts, 0);
@@ -1265,24 +1295,25 @@ void SnapshotCodec::RebuildQueues(Reader& r, Decoded& d) {
   std::vector<int64_t> prequeue_waiting(concerts, 0);
   for (size_t i = 1; i < e.tokens_.size(); ++i) {
     const QueueToken& t = e.tokens_[i];
-    const auto k = static_cast<size_t>(t.concert_id - 1);
+    const auto id = static_cast<uint32_t>(i);
+    const size_t k = t.concert_id - 1;
     AdmissionQueue& q = *e.concerts_[k]->queue;
-    if (t.join_seq >= 0) {
-      const auto seq = static_cast<size_t>(t.join_seq);
+    if (t.join_seq != QueueToken::kNoJoinSeq) {
+      const size_t seq = t.join_seq;
       if (!r.Check(q.open_ && seq < sequenced[k] && q.order_[seq] == 0,
-                   absl::StrCat("token ", t.id, " has an impossible join sequence"))) {
+                   absl::StrCat("token ", id, " has an impossible join sequence"))) {
         return;
       }
-      q.order_[seq] = t.id;
+      q.order_[seq] = id;
       if (t.state == TokenState::kWaiting) ++waiting[k];
     } else if (q.open_) {
       // Tokens that ended in the pre-queue never got a sequence.
       if (!r.Check(t.state == TokenState::kExpired,
-                   absl::StrCat("token ", t.id, " waits outside the order of an open queue"))) {
+                   absl::StrCat("token ", id, " waits outside the order of an open queue"))) {
         return;
       }
     } else {
-      q.prequeue_.push_back(t.id);  // before opening: every token, in join order
+      q.prequeue_.push_back(id);  // before opening: every token, in join order
       if (t.state == TokenState::kWaiting) ++prequeue_waiting[k];
     }
     if (t.state == TokenState::kActive) ++active[k];
@@ -1292,7 +1323,7 @@ void SnapshotCodec::RebuildQueues(Reader& r, Decoded& d) {
                                 t.concert_id))) {
         return;
       }
-      e.live_tokens_.Add(t.user_id, t.id);
+      e.live_tokens_.Add(t.user_id, id);
     }
   }
   for (size_t k = 0; k < concerts; ++k) {

@@ -30,6 +30,13 @@ constexpr int64_t kNoQueueLimit = 5'000'000;
 std::string StateName(TokenState s) { return std::string(ToString(s)); }
 std::string EndName(TokenEnd e) { return std::string(ToString(e)); }
 
+// A token as its queue tells it: the record, its id (its index), its join
+// sequence with -1 for none, and the times the queue derives (AdmissionQueue::Times).
+struct TokenFacts : QueueToken, TokenTimes {
+  TokenId id = 0;
+  int64_t join_seq = -1;  // hides the record's 32-bit field
+};
+
 // The queue plus the engine-owned structures it works on.
 class Harness {
  public:
@@ -94,7 +101,10 @@ class Harness {
     queue.Complete(id, now);
   }
 
-  const QueueToken& token(TokenId id) const { return tokens[static_cast<size_t>(id)]; }
+  TokenFacts token(TokenId id) const {
+    const QueueToken& t = tokens[static_cast<size_t>(id)];
+    return TokenFacts{{t}, queue.Times(t), id, t.JoinSeq()};
+  }
 
   // Tokens in admission order, as told by their activation events.
   std::vector<TokenId> AdmittedOrder() const {
@@ -120,7 +130,7 @@ class Harness {
     bool found = false;
     timer.ForEach([&](const TimerEntry& e) {
       if (e.kind != kind || e.id != id) return;
-      const QueueToken& t = token(id);
+      const TokenFacts t = token(id);
       if (kind == TimerKind::kSessionExpiry && (t.state != TokenState::kActive || t.expires_at != e.at)) return;
       found = true;
     });
@@ -137,11 +147,11 @@ class Harness {
   }
   // Brute-force oracle for Position: WAITING tokens with a lower join sequence.
   int64_t ExpectedPosition(TokenId id) const {
-    const QueueToken& t = token(id);
+    const TokenFacts t = token(id);
     if (t.state != TokenState::kWaiting || t.join_seq < 0) return -1;
     int64_t ahead = 0;
     for (size_t i = 1; i < tokens.size(); ++i) {
-      const QueueToken& o = tokens[i];
+      const TokenFacts o = token(static_cast<TokenId>(i));
       if (o.state == TokenState::kWaiting && o.join_seq >= 0 && o.join_seq < t.join_seq) ++ahead;
     }
     return ahead;
@@ -184,7 +194,7 @@ TEST_CASE("the first `capacity` joiners are ACTIVE at once, the rest WAIT in joi
   for (UserId u = 1; u <= 6; ++u) ids.push_back(h.Join(u, kT0 + Sec(u)));
 
   for (size_t i = 0; i < ids.size(); ++i) {
-    const QueueToken& t = h.token(ids[i]);
+    const TokenFacts t = h.token(ids[i]);
     INFO("token " << ids[i]);
     CHECK(t.id == ids[i]);
     CHECK(t.user_id == static_cast<UserId>(i + 1));

@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -798,6 +800,8 @@ std::string Resealed(std::string bytes) {
   return bytes;
 }
 
+std::string VersionOneSnapshot();  // a snapshot of format version 1 (below)
+
 bool IsRefusal(const absl::Status& s) {
   return s.code() == absl::StatusCode::kDataLoss ||
          (s.code() == absl::StatusCode::kInvalidArgument &&
@@ -805,7 +809,7 @@ bool IsRefusal(const absl::Status& s) {
 }
 
 TEST_CASE("every truncation of a snapshot is refused", "[snapshot][damage]") {
-  const std::string bytes = SmallSnapshot();
+  const std::string bytes = GENERATE(SmallSnapshot(), VersionOneSnapshot());
   REQUIRE_OK(LoadSnapshot(bytes));
   for (size_t n = 0; n < bytes.size(); ++n) {
     absl::StatusOr<std::unique_ptr<Engine>> r = LoadSnapshot(absl::string_view(bytes).substr(0, n));
@@ -818,7 +822,7 @@ TEST_CASE("every truncation of a snapshot is refused", "[snapshot][damage]") {
 }
 
 TEST_CASE("every single-bit flip of a snapshot is refused", "[snapshot][damage]") {
-  const std::string bytes = SmallSnapshot();
+  const std::string bytes = GENERATE(SmallSnapshot(), VersionOneSnapshot());
   for (size_t i = 0; i < bytes.size(); ++i) {
     for (int bit = 0; bit < 8; ++bit) {
       std::string damaged = bytes;
@@ -841,7 +845,7 @@ TEST_CASE("every single-bit flip of a snapshot is refused", "[snapshot][damage]"
 // keeps working — never a crash, an assertion or undefined behaviour.
 TEST_CASE("damage behind a valid checksum is refused or loads a sound engine",
           "[snapshot][damage]") {
-  const std::string bytes = SmallSnapshot();
+  const std::string bytes = GENERATE(SmallSnapshot(), VersionOneSnapshot());
   Rng rng(2024);
   int loaded = 0;
   for (int iter = 0; iter < 3000; ++iter) {
@@ -954,6 +958,189 @@ TEST_CASE("an absurd count is refused before anything is allocated", "[snapshot]
     CHECK((absl::StrContains(s.message(), "do not fit") ||
            absl::StrContains(s.message(), "64 bits")));
   }
+}
+
+
+// --- format version 1 ---------------------------------------------------------------
+
+// A small drop that leaves a queue token in every state the token table can hold,
+// at kT0 + 200 s: WAITING in an open queue (polled out of join order) and in a
+// pre-queue that has not opened; ACTIVE; EXPIRED after leaving while WAITING, after
+// leaving while ACTIVE, after paying, after the session ran out, after being
+// abandoned (and polled since), and after leaving a pre-queue; a pre-queue drawn at
+// opening and paced by an admission budget; a pending hold and a payment.
+// tests/cpp/data/snapshot-v1.bin is SaveSnapshot of it written by format version 1
+// (commit 53b8ba3, before the compact queue token), and kVersionOneHash its state hash.
+struct VersionOneTokens {
+  std::vector<std::pair<UserId, TokenId>> tokens;  // every token, in id order
+};
+
+VersionOneTokens VersionOneDrop(Engine& e) {
+  VersionOneTokens out;
+  auto at = [](int64_t s) { return kT0 + Sec(s); };
+  ScheduleSpec sch;
+  sch.starts_at = kT0 + Sec(86'400);
+  sch.sections = {Section("A", 2, 5, "VIP", 30'000), Section("B", 2, 5, "R", 20'000)};
+  ConcertSpec open;
+  open.title = "Open";
+  open.schedules = {sch};
+  open.sale.queue_capacity = 2;
+  open.sale.abandon_timeout_us = Sec(60);
+  ConcertSpec drawn = open;
+  drawn.title = "Drawn";
+  drawn.sale.opens_at = at(100);
+  drawn.sale.queue_capacity = 1;
+  drawn.sale.admission_per_minute = 2;
+  drawn.sale.session_ttl_us = Sec(30);
+  drawn.sale.abandon_timeout_us = Sec(300);
+  ConcertSpec closed = open;
+  closed.title = "Closed";
+  closed.sale.opens_at = at(86'400);
+  closed.sale.abandon_timeout_us = Sec(3'600);
+  REQUIRE_OK(e.CreateConcert(open, kT0));
+  REQUIRE_OK(e.CreateConcert(drawn, kT0));
+  REQUIRE_OK(e.CreateConcert(closed, kT0));
+  for (int i = 0; i < 10; ++i) REQUIRE_OK(e.CreateUser(kT0));
+  auto join = [&](UserId u, ConcertId c, int64_t s) {
+    auto t = e.JoinQueue(u, c, at(s));
+    REQUIRE_OK(t);
+    REQUIRE(t->id == static_cast<TokenId>(out.tokens.size()) + 1);
+    out.tokens.push_back({u, t->id});
+    return t->id;
+  };
+  auto poll = [&](TokenId t, int64_t s) {
+    REQUIRE_OK(e.QueueStatus(out.tokens[static_cast<size_t>(t - 1)].first, t, at(s)));
+  };
+  // Concert 1, capacity 2: tokens 1-6 join; 1, 2 are admitted at once.
+  for (UserId u = 1; u <= 6; ++u) join(u, 1, 1);
+  REQUIRE_OK(e.LeaveQueue(3, 3, at(2)));  // leaves while WAITING
+  REQUIRE_OK(e.Charge(1, 200'000, "", at(3)));
+  HoldRequest h;
+  h.user_id = 1;
+  h.token_id = 1;
+  h.schedule_id = 1;
+  h.quantity = 2;
+  auto held = e.Hold(h, at(3));
+  REQUIRE_OK(held);
+  REQUIRE_OK(e.Pay(1, 1, held->id, "", at(3)));  // completes token 1: token 4 is admitted
+  REQUIRE_OK(e.LeaveQueue(2, 2, at(5)));         // leaves while ACTIVE: token 5 is admitted
+  for (UserId u = 7; u <= 9; ++u) join(u, 1, 10);  // tokens 7-9 WAIT behind token 6
+  // Concert 2 opens at 100 s through a pre-queue, one admission per 30 s.
+  for (UserId u = 1; u <= 5; ++u) join(u, 2, 20);  // tokens 10-14
+  REQUIRE_OK(e.LeaveQueue(3, 12, at(50)));         // leaves the pre-queue
+  // Concert 3 stays closed: tokens 15, 16 wait in its pre-queue.
+  join(1, 3, 60);
+  join(2, 3, 60);
+  // Token 7 never polls: abandoned at 70 s, and polls once after that.
+  poll(8, 30);
+  poll(6, 40);
+  poll(9, 65);
+  poll(7, 80);
+  poll(8, 85);
+  poll(6, 95);
+  for (UserId u = 6; u <= 9; ++u) join(u, 2, 105);  // tokens 17-20, behind the draw
+  poll(9, 120);
+  poll(8, 140);
+  poll(6, 150);
+  h.user_id = 5;
+  h.token_id = 5;
+  h.quantity = 1;
+  REQUIRE_OK(e.Hold(h, at(150)));  // still PENDING at 200 s
+  poll(9, 170);
+  poll(8, 195);
+  poll(6, 199);
+  e.Advance(at(200));
+  return out;
+}
+
+// The state hash of VersionOneDrop, as format version 1's code computed it.
+constexpr uint64_t kVersionOneHash = 10030870891261512157ULL;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::string VersionOneSnapshot() {
+  const std::string bytes = ReadFile(BOXOFFICE_TEST_DATA_DIR "/snapshot-v1.bin");
+  REQUIRE(bytes.size() > 16);
+  REQUIRE(bytes[6] == 1);  // format version 1, little-endian uint16
+  REQUIRE(bytes[7] == 0);
+  return bytes;
+}
+
+TEST_CASE("a format version 1 snapshot loads into the state a fresh run reaches", "[snapshot]") {
+  const std::string old_bytes = VersionOneSnapshot();
+  absl::StatusOr<std::unique_ptr<Engine>> loaded = LoadSnapshot(old_bytes);
+  REQUIRE_OK(loaded);
+  Engine& old_engine = **loaded;
+  REQUIRE(old_engine.CheckInvariants().ok());
+  Engine fresh;
+  const VersionOneTokens drop = VersionOneDrop(fresh);
+  // The hash mixes what a user sees of each token, not the record's layout: it is
+  // the one version 1's code computed, for the loaded state and for a fresh run.
+  CHECK(fresh.StateHash() == kVersionOneHash);
+  CHECK(old_engine.StateHash() == kVersionOneHash);
+  // Saved again it is version 2, the very bytes the fresh run saves, and smaller.
+  const std::string new_bytes = SaveSnapshot(old_engine);
+  CHECK(new_bytes[6] == kSnapshotVersion);
+  CHECK(new_bytes == SaveSnapshot(fresh));
+  CHECK(new_bytes.size() < old_bytes.size());
+  // Both answer alike from there on: sessions end, the WAITING are admitted or
+  // abandon (every third token stops polling), the pending hold expires.
+  for (int64_t s = 200; s <= 900; s += 7) {
+    const TimeUs now = kT0 + Sec(s);
+    for (const auto& [user, token] : drop.tokens) {
+      if ((token + s) % 3 == 0 && s > 300) continue;
+      INFO("token " << token << " at " << s << " s");
+      REQUIRE(Text(old_engine.QueueStatus(user, token, now)) ==
+              Text(fresh.QueueStatus(user, token, now)));
+    }
+    for (ConcertId c = 1; c <= 3; ++c) {
+      REQUIRE(Text(old_engine.Stats(c, now)) == Text(fresh.Stats(c, now)));
+    }
+  }
+  CHECK(Text(old_engine.EventsAfter(0, 1'000'000)) == Text(fresh.EventsAfter(0, 1'000'000)));
+  CHECK(Text(old_engine.ListReservations(5, kT0 + Sec(900))) ==
+        Text(fresh.ListReservations(5, kT0 + Sec(900))));
+  CHECK(old_engine.StateHash() == fresh.StateHash());
+  CHECK(old_engine.CheckInvariants().ok());
+}
+
+// Appends `v` as LEB128.
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+TEST_CASE("a version 1 ACTIVE token whose stored session end does not follow is damage",
+          "[snapshot][damage]") {
+  // Token 13 of the fixture: joined at 20 s, ACTIVE since 190 s, session TTL 30 s.
+  // Its three last times, as version 1 wrote them: deltas from joined_at, zigzag + 1.
+  auto times = [](DurationUs activated, DurationUs expires) {
+    std::string out;
+    PutVarint(out, static_cast<uint64_t>(activated) * 2 + 1);
+    PutVarint(out, static_cast<uint64_t>(expires) * 2 + 1);
+    out.push_back('\0');  // ended_at: kNever
+    return out;
+  };
+  const std::string bytes = VersionOneSnapshot();
+  const std::string stored = times(Sec(170), Sec(200));
+  const size_t at = bytes.find(stored);
+  REQUIRE(at != std::string::npos);
+  REQUIRE(bytes.find(stored, at + 1) == std::string::npos);
+  // The session said to end one microsecond later (a varint of the same length).
+  std::string forged = bytes;
+  forged.replace(at, stored.size(), times(Sec(170), Sec(200) + 1));
+  REQUIRE(forged.size() == bytes.size());
+  const absl::Status s = LoadSnapshot(Resealed(forged)).status();
+  CHECK(s.code() == absl::StatusCode::kDataLoss);
+  CHECK(absl::StrContains(s.message(), "token 13 is inconsistent with its state"));
+  REQUIRE_OK(LoadSnapshot(Resealed(bytes)));  // the untouched bytes load
 }
 
 }  // namespace

@@ -36,21 +36,52 @@ struct QueueSettings {
   TimeUs opens_at = kNever;  // joins before this go to the pre-queue
 };
 
+// One queue token: 40 bytes. A drop keeps a token for every user who ever
+// joined, and most of them are WAITING at its peak, so the record holds what a
+// WAITING token needs and little more (at 1 M WAITING users: 46 B per user with
+// the join order and rank bitmap, against 101 B for the earlier 88-byte record):
+//   - its id is its index in the engine's token table, not stored;
+//   - the user, the concert and the join sequence are 32 bits (kCompactIdMax,
+//     limits.h: the engine refuses the id that would not fit);
+//   - the times only a token that has left the line needs share 8 bytes with the
+//     abandon-line links, which only a WAITING token needs (`slot`);
+//   - what follows from other fields is derived, not stored: a session's
+//     expires_at is activated_at + session_ttl (a concert's settings never
+//     change), and expires_at is kNever whenever the token is not ACTIVE.
+// AdmissionQueue::Times gives the three times back (TokenTimes).
 struct QueueToken {
-  TokenId id = 0;
-  UserId user_id = 0;
-  ConcertId concert_id = 0;
+  static constexpr uint32_t kNoJoinSeq = UINT32_MAX;  // in the pre-queue: no order yet
+
+  uint32_t user_id = 0;
+  uint32_t concert_id = 0;
+  uint32_t join_seq = kNoJoinSeq;  // order of admission (JoinSeq gives -1 for kNoJoinSeq)
   TokenState state = TokenState::kWaiting;
   TokenEnd end = TokenEnd::kNone;
-  int64_t join_seq = -1;   // order of admission; -1 while in the pre-queue
+  bool admitted = false;  // it has been ACTIVE: slot.session holds its times
   TimeUs joined_at = 0;
   TimeUs last_seen_at = 0;
+  // Which member is in use follows from the state: WAITING: `wait`;
+  // admitted (ACTIVE, or EXPIRED after it was ACTIVE): `session`; EXPIRED
+  // without being admitted: `ended_at`.
+  union Slot {
+    struct Links {
+      uint32_t prev;  // the abandon line's neighbours (token ids), 0 = none
+      uint32_t next;
+    } wait;
+    uint32_t session;  // index into the queue's sessions (activated_at, ended_at)
+    TimeUs ended_at;   // when it became EXPIRED
+  } slot{.wait = {0, 0}};
+
+  int64_t JoinSeq() const { return join_seq == kNoJoinSeq ? -1 : static_cast<int64_t>(join_seq); }
+};
+// The memory per WAITING user (docs/benchmarks.md) rests on this size.
+static_assert(sizeof(QueueToken) == 40, "a queue token is 40 bytes: see above before growing it");
+
+// The times of a token, as a user sees them (kNever = not happened).
+struct TokenTimes {
   TimeUs activated_at = kNever;  // when it became ACTIVE
   TimeUs expires_at = kNever;    // session end while ACTIVE
   TimeUs ended_at = kNever;      // when it became EXPIRED
-  // The queue's abandon line (WAITING tokens by last_seen_at): neighbours, 0 = none.
-  uint32_t wait_prev = 0;
-  uint32_t wait_next = 0;
 };
 
 // The set of join sequences still WAITING, with exact ranks: one bit per join
@@ -92,7 +123,7 @@ class LiveTokens {
   TokenId Find(UserId user, ConcertId concert, const std::vector<QueueToken>& tokens) const {
     if (static_cast<size_t>(user) >= by_user_.size()) return 0;
     for (TokenId t : by_user_[static_cast<size_t>(user)]) {
-      if (tokens[static_cast<size_t>(t)].concert_id == concert) return t;
+      if (static_cast<ConcertId>(tokens[static_cast<size_t>(t)].concert_id) == concert) return t;
     }
     return 0;
   }
@@ -144,6 +175,19 @@ class AdmissionQueue {
   // Number of WAITING tokens ahead of `id` (exact); -1 when the token is in
   // the pre-queue (order not drawn yet) or not WAITING.
   int64_t Position(TokenId id) const;
+  // The activation, session end and end times of a token of this queue.
+  TokenTimes Times(const QueueToken& t) const {
+    TokenTimes times;
+    if (t.admitted) {
+      const Session& s = sessions_[t.slot.session];
+      times.activated_at = s.activated_at;
+      times.ended_at = s.ended_at;
+      if (t.state == TokenState::kActive) times.expires_at = SessionEnd(s);
+    } else if (t.state == TokenState::kExpired) {
+      times.ended_at = t.slot.ended_at;
+    }
+    return times;
+  }
   // Estimated wait until admission, from the measured admission rate.
   DurationUs Eta(TokenId id, TimeUs now) const;
 
@@ -171,8 +215,8 @@ class AdmissionQueue {
     mix(next_admit_at_);
     mix(tick_at_);
     mix(admitted_total_);
-    for (TokenId t : order_) mix(t);
-    for (TokenId t : prequeue_) mix(t);
+    for (uint32_t t : order_) mix(static_cast<int64_t>(t));
+    for (uint32_t t : prequeue_) mix(static_cast<int64_t>(t));
     mix(prequeue_waiting_);
     for (TimeUs t : recent_admissions_) mix(t);
   }
@@ -181,14 +225,21 @@ class AdmissionQueue {
   friend class SnapshotCodec;
   QueueToken& token(TokenId id) { return (*tokens_)[static_cast<size_t>(id)]; }
   const QueueToken& token(TokenId id) const { return (*tokens_)[static_cast<size_t>(id)]; }
+  // The times of an ACTIVE token or one that was: few at once (at most
+  // `capacity` ACTIVE), so they live here rather than in every token.
+  struct Session {
+    TimeUs activated_at = kNever;
+    TimeUs ended_at = kNever;  // kNever while ACTIVE
+  };
+  TimeUs SessionEnd(const Session& s) const { return s.activated_at + settings_.session_ttl_us; }
   void AdmitWhilePossible(TimeUs at);
   // Ends a live token (its timer entries go stale).
-  void End(QueueToken& t, TokenEnd why, TimeUs at, EventType event);
-  void Emit(EventType type, const QueueToken& t, TimeUs at, int64_t value);
-  void Enqueue(QueueToken& t);  // gives t the next join sequence
+  void End(TokenId id, TokenEnd why, TimeUs at, EventType event);
+  void Emit(EventType type, TokenId id, TimeUs at, int64_t value);
+  void Enqueue(TokenId id);  // gives the token the next join sequence
   // The abandon line (see OnAbandonDue).
-  void LinkWaiting(QueueToken& t);    // at the back
-  void UnlinkWaiting(QueueToken& t);
+  void LinkWaiting(TokenId id);    // at the back
+  void UnlinkWaiting(TokenId id);
   TimeUs AbandonDeadline(const QueueToken& t) const {
     return t.last_seen_at + settings_.abandon_timeout_us;
   }
@@ -206,8 +257,9 @@ class AdmissionQueue {
   LiveTokens* live_;
 
   bool open_ = false;
-  std::vector<TokenId> order_;     // join sequence -> token
-  std::vector<TokenId> prequeue_;  // joined before opens_at, not yet ordered
+  std::vector<uint32_t> order_;     // join sequence -> token
+  std::vector<uint32_t> prequeue_;  // joined before opens_at, not yet ordered
+  std::vector<Session> sessions_;   // QueueToken::slot.session -> times
   int64_t prequeue_waiting_ = 0;   // of those, still WAITING
   RankBitmap waiting_at_;          // join sequences still WAITING
   int64_t head_ = 0;               // first join sequence that may be WAITING

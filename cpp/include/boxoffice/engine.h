@@ -308,7 +308,7 @@ class Engine {
   bool TimerLive(const TimerEntry& e) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void AdjustUserSeats(UserId user, ConcertId concert, int64_t delta)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  TokenView ViewToken(const QueueToken& t) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  TokenView ViewToken(TokenId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   ConcertView ViewConcert(const Concert& c) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   ScheduleView ViewSchedule(const SeatInventory& s) const;
   void Emit(EventType type, UserId user, ConcertId concert, TokenId token,

@@ -18,6 +18,10 @@ namespace boxoffice {
 inline constexpr int64_t kAdmissionPerMinuteMax = 60 * kMicrosPerSecond;  // one per µs
 inline constexpr TimeUs kTimeMaxUs = 100'000'000'000LL * kMicrosPerSecond;  // year ~5138
 inline constexpr size_t kRecentAdmissionsMax = 1024;  // admissions kept for the ETA
+// The most users, concerts and queue tokens one engine creates, and so the
+// largest join sequence: a queue token stores each in 32 bits (admission_queue.h),
+// and UINT32_MAX marks a token with no join sequence. Beyond: LIMIT_EXCEEDED.
+inline constexpr int64_t kCompactIdMax = int64_t{UINT32_MAX} - 1;
 
 struct Limits {
   int64_t users_max = 100'000'000;

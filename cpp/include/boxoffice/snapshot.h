@@ -61,7 +61,15 @@
 namespace boxoffice {
 
 inline constexpr char kSnapshotMagic[] = "BXSNAP";  // 6 bytes, without the NUL
-inline constexpr uint16_t kSnapshotVersion = 1;
+// The version SaveSnapshot writes, and the oldest LoadSnapshot still reads:
+//   1  every queue token with five times (joined, last seen, activated,
+//      expires, ended);
+//   2  a queue token's times by its state (none more while WAITING, activated
+//      once ACTIVE, ended once EXPIRED): expires_at follows from activated_at
+//      and the concert's session TTL. Version 1 loads when its expires_at
+//      agrees (admission_queue.h, QueueToken).
+inline constexpr uint16_t kSnapshotVersion = 2;
+inline constexpr uint16_t kSnapshotVersionOldest = 1;
 
 // Serializes every piece of state of `engine` (see above). Takes the engine's
 // lock for the duration; does not change the engine (not even its clock).
