@@ -61,6 +61,7 @@ EXPECTED_CODES = frozenset(
 )
 _RETRY_STATUSES = frozenset({0, 429, 503})  # 0: a transport error (no answer)
 _ATTEMPTS = 4  # tries per request, counting the first
+_KEEPALIVE_EXPIRY_S = 2.0  # below any server keep-alive timeout we set (5 s by default)
 _CONNECTIONS_PER_CLIENT = 8
 _SEAT_PAGE = 1000  # AVAILABLE seats a user reads before choosing
 
@@ -960,7 +961,15 @@ async def run_drop(config: DropConfig) -> DropResult:
     admin = {"X-Admin-Key": admin_key}
     shards = math.ceil(config.concurrency / _CONNECTIONS_PER_CLIENT)
     per_client = math.ceil(config.concurrency / shards)
-    limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+    # Idle connections are dropped by the client before the server's keep-alive timeout (5 s
+    # by default, httpx's own expiry too) can close them: a request sent on a connection the
+    # server is closing at that moment is reset (ReadError) or unanswered, and polls of users
+    # waiting a few seconds between phases hit that race under load.
+    limits = httpx.Limits(
+        max_connections=per_client,
+        max_keepalive_connections=per_client,
+        keepalive_expiry=_KEEPALIVE_EXPIRY_S,
+    )
     timeout = httpx.Timeout(config.timeout_s, pool=None)
     tls = ssl.create_default_context()  # one for all clients: building one is slow
     run_id = secrets.token_hex(4)
