@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from problems import problem
 
 from boxoffice_api.errors import ApiError
 from boxoffice_api.security import PasswordHashing
@@ -41,14 +42,6 @@ def sign_up(srv: Any, password: str = PASSWORD) -> str:
 def log_in(srv: Any, email: str, password: str, address: str = "127.0.0.1") -> httpx.Response:
     with client(srv, address) as http:
         return http.post("/v1/auth/token", json={"email": email, "password": password})
-
-
-def problem_of(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code, body
-    return body
 
 
 async def _flood(base_url: str, bodies: list[dict[str, str]], address: str) -> list[int]:
@@ -207,9 +200,9 @@ def test_a_weak_password_is_refused_at_sign_up_with_advice(server, password):
     password = password.format(local=local)
     with httpx.Client(base_url=server.base_url, timeout=30) as http:
         r = http.post("/v1/users", json={"email": email, "password": password})
-        problem = problem_of(r, 422, "WEAK_PASSWORD")
-        assert "too easy to guess" in problem["detail"]
-        assert password not in problem["detail"]  # advice, never the password itself
+        body = problem(r, 422, "WEAK_PASSWORD")
+        assert "too easy to guess" in body["detail"]
+        assert password not in body["detail"]  # advice, never the password itself
         # Nothing was created: the same email signs up with a strong password.
         strong = http.post("/v1/users", json={"email": email, "password": PASSWORD})
         assert strong.status_code == 201, strong.text
@@ -220,7 +213,7 @@ def test_the_weak_password_advice_is_zxcvbns(server):
         r = http.post(
             "/v1/users", json={"email": f"{uuid.uuid4().hex}@example.com", "password": "12345678"}
         )
-    assert "This is a top-10 common password." in problem_of(r, 422, "WEAK_PASSWORD")["detail"]
+    assert "This is a top-10 common password." in problem(r, 422, "WEAK_PASSWORD")["detail"]
 
 
 @pytest.mark.parametrize(
@@ -231,9 +224,9 @@ def test_a_wrong_password_of_any_length_is_401_at_log_in(server, password):
     whatever its length or strength, never 422 (which would say it cannot be the password)."""
     email = sign_up(server)
     r = log_in(server, email, password, address="127.0.0.4")
-    problem_of(r, 401, "INVALID_CREDENTIALS")
+    problem(r, 401, "INVALID_CREDENTIALS")
     unknown = log_in(server, f"nobody-{uuid.uuid4().hex}@example.com", password, "127.0.0.4")
-    problem_of(unknown, 401, "INVALID_CREDENTIALS")
+    problem(unknown, 401, "INVALID_CREDENTIALS")
 
 
 # --- item 8: a per-account limit with exponential back-off --------------------------------
@@ -262,10 +255,10 @@ def test_guesses_from_many_addresses_lock_the_account_out_with_doubling_lockouts
     guess(401)  # the free failures
     guess(401)  # the first failure beyond them: locked out for 1 s
     for lockout_s in (1, 2, 2):  # the lock-out the last failure started
-        locked = problem_of(guess(429), 429, "LOGIN_THROTTLED")
+        locked = problem(guess(429), 429, "LOGIN_THROTTLED")
         assert lockout_s / 2 < locked["retry_after_s"] <= lockout_s, (lockout_s, locked)
         owner = log_in(srv, email, PASSWORD, next(addresses))
-        problem_of(owner, 429, "LOGIN_THROTTLED")  # the right password is not even tested
+        problem(owner, 429, "LOGIN_THROTTLED")  # the right password is not even tested
         assert 1 <= int(owner.headers["retry-after"]) <= lockout_s
         time.sleep(locked["retry_after_s"] + 0.1)
         guess(401)  # the lock-out is over: one more guess, which starts the next one

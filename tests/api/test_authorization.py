@@ -10,18 +10,11 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from problems import problem
 
 PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 SERVER_SECRET = "authorization-tests-secret-ef3ee279e923d6eb3085481afe5b88c9f212ef75"
 WRONG_SECRET = "not-the-server-secret-" + "fedcba9876543210" * 3
-
-
-def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
-    body = dict(r.json())
-    assert body["code"] == code, body
-    return body
 
 
 def hold(api: Any, headers: dict[str, str], schedule_id: int, quantity: int) -> dict[str, Any]:

@@ -15,22 +15,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from problems import problem
 
 PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 WRONG_SECRET = "a-secret-that-is-not-the-servers-0123456789"
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Asserts an RFC 9457 problem answer with ``status`` and ``code``; returns its body."""
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
-    body = dict(r.json())
-    assert body["code"] == code, body
-    assert body["status"] == status, body
-    return body
 
 
 def unique_email() -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from problems import problem
 
 from boxoffice_api.errors import ApiError
 from boxoffice_api.rate_limits import HoldRateLimiter
@@ -33,15 +34,6 @@ def client_for(api: Api) -> Iterator[Callable[[Any], Api]]:
     yield make
     for client in made:
         client.close()
-
-
-def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Asserts an RFC 9457 problem answer with ``status`` and ``code``; returns its body."""
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
-    body = dict(r.json())
-    assert (body["code"], body["status"]) == (code, status), body
-    return body
 
 
 def hold(api: Api, fan: dict[str, str], schedule_id: int, **what: Any) -> httpx.Response:

@@ -46,19 +46,12 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from problems import problem
 
 API = Path(__file__).resolve().parents[2] / "api" / "boxoffice_api"
 PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 SECRET = "security-tests-secret-101bfd392cb5d65686debe94ac26641d9d28d952e907e590"
 PUBLIC = {"POST /v1/users", "POST /v1/auth/token", "GET /healthz"}
-
-
-def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
-    body = dict(r.json())
-    assert body["code"] == code, body
-    return body
 
 
 def b64url(data: bytes) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import pytest
+from problems import problem
 
 import boxoffice as bo
 from boxoffice import sim
@@ -60,14 +61,6 @@ except sqlite3.Error as exc:
     out["api_meta"] = type(exc).__name__
 print(json.dumps(out))
 """
-
-
-def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code, body
-    return body
 
 
 def as_nobody() -> None:
