@@ -1,4 +1,4 @@
-"""The hoarding attack of issue 13 (item 5) against a real ``boxoffice serve --demo``.
+"""The hoarding attack against a real ``boxoffice serve --demo``.
 
 Before the per-user limits, one account held all 2,400 seats of a demo schedule in 0.9 s:
 hold after hold of ``max_seats_per_reservation`` (4) seats, many in flight at once. This

@@ -1,6 +1,6 @@
 """A log-in flood against a real ``boxoffice serve``: what a legitimate user sees meanwhile.
 
-Issue 13, item 3: 32 concurrent log-ins with made-up emails (each one costs the server a full
+The outside attack: 32 concurrent log-ins with made-up emails (each one costs the server a full
 argon2id verification against its dummy hash, and no throttle sees a repeated email) took a
 legitimate log-in from 87 ms to 2.6 s and ``GET /v1/me`` from 2 ms to 1.6 s. This program
 starts its own server on 127.0.0.1 with a temporary store and the real hash profile

@@ -176,7 +176,7 @@ def _without_default(schema: dict[str, JsonValue]) -> None:
 def default_max_seats_per_user(max_seats_per_reservation: int) -> int | None:
     """The cap on a user's held + sold seats of a concert when its sale does not say: two
     full reservations (a fan buying for a group, or holding again after a hold ran out), not
-    a hall's worth (issue 13: one account held a whole 2,400-seat schedule in 0.9 s).
+    a hall's worth (without a cap, one account held a whole 2,400-seat schedule in 0.9 s).
 
     Follows ``max_seats_per_reservation`` so that a concert allowing bigger reservations
     still allows two of them; ``None`` when that field is itself out of range (its own

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     keep_alive_timeout_s: int = Field(
         5, ge=1, le=300, description="An idle keep-alive connection is closed after this."
     )
-    # The edge (issue 13: slow bodies, descriptor exhaustion, bad framing; server.py).
+    # The edge (slow bodies, descriptor exhaustion, bad framing; server.py).
     max_connections: int | None = Field(
         None,
         ge=1,
@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Failed logins per email per minute before 429."
     )
-    # Accounts and passwords (issue 13: log-in floods, weak passwords, distributed guessing).
+    # Accounts and passwords (log-in floods, weak passwords, distributed guessing).
     password_hash_threads: int | None = Field(
         None,
         ge=1,
@@ -169,8 +169,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(True, description="One log line per request.")
     log_json: bool = Field(True, description="One JSON object per log line (else key=value).")
-    # The store, the secrets and the operators' endpoints (issue 13: a readable store, weak
-    # secrets, public metrics, a full disk).
+    # The store, the secrets and the operators' endpoints (a readable store, weak secrets,
+    # public metrics, a full disk).
     metrics_public: bool = Field(
         False,
         description="Serve /metrics without the admin key. By default it needs X-Admin-Key or "

@@ -1,4 +1,4 @@
-"""Accounts under attack (issue 13): log-in floods, weak passwords, guessing from many addresses.
+"""Accounts under attack: log-in floods, weak passwords, guessing from many addresses.
 
 Each test starts its own ``boxoffice serve`` on 127.0.0.1 with the settings it needs; requests
 come from several loopback source addresses (127.0.0.2, 127.0.0.3, ...: Linux routes all of
@@ -92,7 +92,7 @@ def gauges(srv: Any) -> dict[str, float]:
     return out
 
 
-# --- item 3: password hashing has its own bounded pool ---------------------------------
+# --- password hashing has its own bounded pool ---------------------------------
 
 
 def hashing_server(start_server: Any, queue_max: int, per_client_max: int) -> Any:
@@ -186,7 +186,7 @@ def test_waiting_work_is_served_by_client_address_in_turn():
     assert pool.running == 0 and pool.waiting == 0
 
 
-# --- item 8: weak passwords at sign-up, any password at log-in ---------------------------
+# --- weak passwords at sign-up, any password at log-in ---------------------------
 
 
 @pytest.mark.parametrize(
@@ -229,7 +229,7 @@ def test_a_wrong_password_of_any_length_is_401_at_log_in(server, password):
     problem(unknown, 401, "INVALID_CREDENTIALS")
 
 
-# --- item 8: a per-account limit with exponential back-off --------------------------------
+# --- a per-account limit with exponential back-off --------------------------------
 
 
 def test_guesses_from_many_addresses_lock_the_account_out_with_doubling_lockouts(start_server):

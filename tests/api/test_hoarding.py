@@ -1,4 +1,4 @@
-"""Per-user limits against hoarding (issue 13, item 5), over HTTP against real servers.
+"""Per-user limits against hoarding (docs/reliability.md), over HTTP against real servers.
 
 On the demo concert one account used to hold a whole 2,400-seat schedule in 0.9 s, hold after
 hold of ``max_seats_per_reservation`` seats. Now a concert created without saying otherwise
@@ -147,7 +147,7 @@ def test_the_hold_rate_limit_answers_429_with_retry_after_and_spares_others(
 
 
 def test_the_demo_attack_now_gets_eight_seats(start_server, client_for):
-    """The issue's attack, scaled down: one account of the demo concert holds 4 seats again
+    """The hoarding attack, scaled down: one account of the demo concert holds 4 seats again
     and again. It gets 8, then SEAT_LIMIT_PER_USER, then (past 20 attempts a minute) 429."""
     api = client_for(start_server(demo="1"))
     auth = api.user()

@@ -1,4 +1,4 @@
-"""Slow and idle clients at the edge (issue 13, items 1, 4 and 8's bad framing).
+"""Slow and idle clients at the edge: slow bodies, descriptor exhaustion, bad framing.
 
 What an outside attack did, scaled down and bounded, against real servers on loopback:
 

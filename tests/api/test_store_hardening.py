@@ -1,4 +1,4 @@
-"""The store, the secrets and the operators' endpoints, hardened (issue 13, items 2, 6, 7, 8).
+"""The store, the secrets and the operators' endpoints, hardened (docs/reliability.md).
 
 - The store is the server user's alone: another local user (``nobody``) cannot open the
   store, its WAL, its shared-memory file or its lock, nor the directory the server made;
@@ -371,7 +371,7 @@ def test_a_restart_on_a_full_disk_reports_unhealthy_until_space_is_freed(start_s
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("JWT_SECRET", "a" * 32),  # issue 13's example
+        ("JWT_SECRET", "a" * 32),  # the weak secret the outside attack used
         ("ADMIN_KEY", "test-admin-key-0123456789"),  # these tests' old key
     ],
 )
