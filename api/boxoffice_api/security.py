@@ -29,6 +29,7 @@ from argon2.profiles import CHEAPEST, RFC_9106_HIGH_MEMORY, RFC_9106_LOW_MEMORY
 from zxcvbn import zxcvbn
 
 from .errors import ApiError
+from .secret_strength import ZXCVBN_CHARS_MAX
 
 T = TypeVar("T")
 
@@ -38,11 +39,6 @@ _PROFILES = {
     "rfc9106_high_memory": RFC_9106_HIGH_MEMORY,
     "cheapest": CHEAPEST,
 }
-
-
-# zxcvbn's run time grows with the length (~90 ms for 72 characters here) and it refuses longer
-# input: a longer password is judged by its first 72 characters, which must be strong alone.
-STRENGTH_CHECKED_CHARS = 72
 
 
 class Passwords:
@@ -90,7 +86,7 @@ class Passwords:
         Raises:
             ApiError: 422 ``WEAK_PASSWORD``, its detail zxcvbn's warning and suggestions.
         """
-        result = zxcvbn(password[:STRENGTH_CHECKED_CHARS], user_inputs=_user_inputs(email))
+        result = zxcvbn(password[:ZXCVBN_CHARS_MAX], user_inputs=_user_inputs(email))
         if result["score"] < self._min_score:
             feedback = result["feedback"]
             advice = " ".join([feedback["warning"], *feedback["suggestions"]]).strip()
