@@ -43,7 +43,7 @@ from boxoffice.batch import COMMAND_DTYPE
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOAD_DIR = ROOT / "build" / "workload"
 CHUNK = 65_536  # commands per apply_batch call when replaying
-FORMAT = 3  # bump when the generator changes what it records
+FORMAT = 4  # bump when the generator changes what it records (4: ops numbered as command.h Op)
 
 
 def config(users: int, seats: int, seed: int) -> sim.SimConfig:

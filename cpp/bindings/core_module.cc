@@ -16,6 +16,8 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <limits>
 #include <iterator>
 #include <optional>
@@ -52,13 +54,24 @@ const py::object& FromStatus() {
       .get_stored();
 }
 
-[[noreturn]] void ThrowStatus(const absl::Status& status) {
+// The boxoffice.errors exception (not raised) for a refusal.
+py::object StatusException(const absl::Status& status) {
   const ErrorInfo& info = GetErrorInfo(GetErrorCode(status));
   const ErrorDetails d = GetErrorDetails(status);
-  py::object exc = FromStatus()(std::string(info.name), std::string(status.message()),
-                               OptionalInt(d.position), OptionalInt(d.eta_us),
-                               OptionalInt(d.seat_id), OptionalInt(d.retry_after_us));
+  return FromStatus()(std::string(info.name), std::string(status.message()),
+                      OptionalInt(d.position), OptionalInt(d.eta_us), OptionalInt(d.seat_id),
+                      OptionalInt(d.retry_after_us));
+}
+
+// Sets the exception for `status` as the current Python error; returns nullptr.
+PyObject* SetStatusError(const absl::Status& status) {
+  py::object exc = StatusException(status);
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+  return nullptr;
+}
+
+[[noreturn]] void ThrowStatus(const absl::Status& status) {
+  SetStatusError(status);
   throw py::error_already_set();
 }
 
@@ -424,15 +437,10 @@ Store* StoreOf(Engine& e) {
 
 // --- journal records ------------------------------------------------------------
 
-constexpr const char* kCommandTypeNames[] = {
-    "ADVANCE", "CREATE_USER", "CREATE_CONCERT", "JOIN",   "STATUS", "LEAVE",  "GATE",
-    "HOLD",    "RELEASE_SEAT", "CANCEL",        "CHARGE", "PAY",    "REFUND", "BATCH"};
-static_assert(std::size(kCommandTypeNames) == static_cast<size_t>(CommandType::kCount));
-
-constexpr const char* kBatchOpNames[] = {"ADVANCE", "CREATE_USER", "JOIN",   "STATUS",
-                                         "LEAVE",   "HOLD",        "HOLD_BEST", "RELEASE_SEAT",
-                                         "CANCEL",  "CHARGE",      "PAY",    "REFUND"};
-static_assert(std::size(kBatchOpNames) == static_cast<size_t>(BatchOp::kCount));
+// The batch numbering of journal record type 13 (kLegacyBatchRecord), for display.
+constexpr const char* kLegacyBatchOpNames[] = {
+    "ADVANCE", "CREATE_USER", "JOIN",   "STATUS", "LEAVE",  "HOLD",
+    "HOLD_BEST", "RELEASE_SEAT", "CANCEL", "CHARGE", "PAY", "REFUND"};
 
 // A malformed record is the store's DATA_LOSS.
 Command Decode(const py::bytes& record) {
@@ -450,11 +458,11 @@ py::str Text(const std::string& s) {
 
 py::dict CommandDict(const Command& c) {
   py::dict d;
-  d["type"] = kCommandTypeNames[static_cast<size_t>(c.type)];
-  if (c.type == CommandType::kBatchCommand) {
-    const BatchCommand& b = c.batch;
-    d["op"] = b.op < std::size(kBatchOpNames) ? py::object(py::str(kBatchOpNames[b.op]))
-                                                : py::object(py::int_(b.op));
+  if (c.legacy_batch.has_value()) {
+    const BatchCommand& b = *c.legacy_batch;
+    d["type"] = "BATCH";
+    d["op"] = b.op < std::size(kLegacyBatchOpNames) ? py::object(py::str(kLegacyBatchOpNames[b.op]))
+                                                      : py::object(py::int_(b.op));
     d["now"] = Seconds(b.now_us);
     d["user"] = b.user;
     d["token"] = b.token;
@@ -467,6 +475,7 @@ py::dict CommandDict(const Command& c) {
     d["seats"] = std::vector<SeatId>();
     return d;
   }
+  d["type"] = std::string(OpName(c.op));
   d["op"] = py::none();
   d["now"] = Seconds(c.now);
   d["user"] = c.user;
@@ -481,9 +490,292 @@ py::dict CommandDict(const Command& c) {
   return d;
 }
 
-void BindEngine(py::module_& m) {
-  py::class_<Engine, std::shared_ptr<Engine>>(m, "Engine")
-      .def(py::init([](std::optional<std::string> path, const std::string& durability,
+// --- the single commands: one vectorcall each, refusals raised without a C++ throw -------
+//
+// The commands are what a drop calls millions of times, so they skip pybind11's
+// dispatcher: each is a METH_FASTCALL method that parses its arguments into a
+// Command, calls Engine::Apply (holding the GIL: a microsecond call), and
+// returns the view, or sets the typed exception and returns NULL. Raising
+// through a C++ exception (ThrowStatus) costs several microseconds per refusal.
+
+// Which Command field an argument fills.
+enum class Field : uint8_t { kUser, kToken, kTarget, kArg, kSeats, kQuantity, kGrade, kKey, kNow };
+
+struct Param {
+  const char* name;
+  Field field;
+  bool required;
+};
+
+struct CommandMethod {
+  const char* name;
+  Op op;
+  int positional;  // how many params may be given by position (the rest are keyword-only)
+  std::vector<Param> params;
+  const char* doc;
+};
+
+// Sets `exc` for a bad argument of `method`; returns false.
+bool ArgError(PyObject* exc, const CommandMethod& m, const std::string& what) {
+  PyErr_SetString(exc, (std::string(m.name) + "(): " + what).c_str());
+  return false;
+}
+
+bool IntArg(const CommandMethod& m, const Param& p, PyObject* o, int64_t* out) {
+  if (PyFloat_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o)) {
+    return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
+  }
+  PyObject* index = PyNumber_Index(o);  // int, bool, NumPy integers
+  if (index == nullptr) {
+    PyErr_Clear();
+    return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
+  }
+  int overflow = 0;
+  *out = PyLong_AsLongLongAndOverflow(index, &overflow);
+  Py_DECREF(index);
+  if (overflow != 0) return ArgError(PyExc_TypeError, m, std::string(p.name) + " is out of range");
+  return true;
+}
+
+bool TextArg(const CommandMethod& m, const Param& p, PyObject* o, std::string* out) {
+  if (PyUnicode_Check(o)) {
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s == nullptr) return false;
+    out->assign(s, static_cast<size_t>(n));
+    return true;
+  }
+  if (PyBytes_Check(o)) {
+    out->assign(PyBytes_AS_STRING(o), static_cast<size_t>(PyBytes_GET_SIZE(o)));
+    return true;
+  }
+  return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be a str");
+}
+
+bool SeatsArg(const CommandMethod& m, const Param& p, PyObject* o, std::vector<SeatId>* out) {
+  if (o == Py_None) return true;
+  if (PyUnicode_Check(o) || PyBytes_Check(o)) {
+    return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be a sequence of ints");
+  }
+  PyObject* seq = PySequence_Fast(o, "");
+  if (seq == nullptr) {
+    PyErr_Clear();
+    return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be a sequence of ints");
+  }
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  out->resize(static_cast<size_t>(n));
+  bool ok = true;
+  for (Py_ssize_t i = 0; ok && i < n; ++i) {
+    ok = IntArg(m, p, PySequence_Fast_GET_ITEM(seq, i), &(*out)[static_cast<size_t>(i)]);
+  }
+  Py_DECREF(seq);
+  return ok;
+}
+
+// Seconds (float or int) to microseconds; INVALID_ARGUMENT outside [0, 1e11).
+bool NowArg(const CommandMethod& m, const Param& p, PyObject* o, TimeUs* out) {
+  if (!PyFloat_Check(o) && !PyLong_Check(o)) {
+    return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be a number of seconds");
+  }
+  const double seconds = PyFloat_AsDouble(o);
+  if (seconds == -1.0 && PyErr_Occurred()) return false;
+  if (!std::isfinite(seconds) || seconds < 0 || seconds >= kSecondsMax) {
+    SetStatusError(MakeError(ErrorCode::kInvalidArgument,
+                             std::string(p.name) + " must be finite seconds in [0, 1e11)"));
+    return false;
+  }
+  *out = static_cast<TimeUs>(std::llround(seconds * 1e6));
+  return true;
+}
+
+bool FillField(const CommandMethod& m, const Param& p, PyObject* o, Command* c) {
+  switch (p.field) {
+    case Field::kUser: return IntArg(m, p, o, &c->user);
+    case Field::kToken: return IntArg(m, p, o, &c->token);
+    case Field::kTarget: return IntArg(m, p, o, &c->target);
+    case Field::kArg: return IntArg(m, p, o, &c->arg);
+    case Field::kQuantity: return IntArg(m, p, o, &c->quantity);
+    case Field::kSeats: return SeatsArg(m, p, o, &c->seats);
+    case Field::kGrade: return TextArg(m, p, o, &c->grade);
+    case Field::kKey: return TextArg(m, p, o, &c->key);
+    case Field::kNow: return NowArg(m, p, o, &c->now);
+  }
+  return false;
+}
+
+// The vectorcall arguments of `m` as a Command; false with the exception set.
+bool ParseCommand(const CommandMethod& m, PyObject* const* args, Py_ssize_t nargs,
+                  PyObject* kwnames, Command* c) {
+  constexpr size_t kMaxParams = 8;
+  const size_t n = m.params.size();
+  PyObject* slots[kMaxParams] = {};
+  if (nargs > m.positional) {
+    return ArgError(PyExc_TypeError, m,
+                    "takes at most " + std::to_string(m.positional) + " positional arguments");
+  }
+  for (Py_ssize_t i = 0; i < nargs; ++i) slots[i] = args[i];
+  const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
+  for (Py_ssize_t k = 0; k < nkw; ++k) {
+    const char* key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+    if (key == nullptr) return false;
+    size_t i = 0;
+    while (i < n && std::strcmp(m.params[i].name, key) != 0) ++i;
+    if (i == n) return ArgError(PyExc_TypeError, m, std::string("unexpected argument '") + key + "'");
+    if (slots[i] != nullptr) {
+      return ArgError(PyExc_TypeError, m, std::string("argument '") + key + "' given twice");
+    }
+    slots[i] = args[nargs + k];
+  }
+  c->op = m.op;
+  for (size_t i = 0; i < n; ++i) {
+    if (slots[i] == nullptr) {
+      if (m.params[i].required) {
+        return ArgError(PyExc_TypeError, m,
+                        std::string("missing required argument '") + m.params[i].name + "'");
+      }
+      continue;
+    }
+    if (!FillField(m, m.params[i], slots[i], c)) return false;
+  }
+  return true;
+}
+
+// The Python value of a successful result (a view object, a user id, or None).
+py::object ResultValue(Result&& r) {
+  return std::visit(
+      [](auto&& v) -> py::object {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::monostate>) {
+          return py::none();
+        } else {
+          return py::cast(std::move(v), py::return_value_policy::move);
+        }
+      },
+      std::move(r.value));
+}
+
+const std::vector<CommandMethod>& CommandMethods() {
+  static const auto* methods = new std::vector<CommandMethod>{
+      {"create_user", Op::kCreateUser, 0, {{"now", Field::kNow, true}},
+       "create_user(*, now: float) -> int\n\nA new user (with an empty wallet); returns its id.\n"
+       "Raises LimitExceeded at users_max."},
+      {"join_queue", Op::kJoin, 2,
+       {{"user_id", Field::kUser, true}, {"concert_id", Field::kTarget, true}, {"now", Field::kNow, true}},
+       "join_queue(user_id: int, concert_id: int, *, now: float) -> QueueToken\n\n"
+       "Joins the concert's admission queue, or returns the user's live token for it.\n"
+       "Raises UserNotFound, ConcertNotFound, QueueFull."},
+      {"queue_status", Op::kStatus, 2,
+       {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true}, {"now", Field::kNow, true}},
+       "queue_status(user_id: int, token_id: int, *, now: float) -> QueueToken\n\n"
+       "A poll: the token's state, position and ETA (s); resets its abandon timeout.\n"
+       "Raises UserNotFound, QueueTokenInvalid."},
+      {"leave_queue", Op::kLeave, 2,
+       {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true}, {"now", Field::kNow, true}},
+       "leave_queue(user_id: int, token_id: int, *, now: float) -> QueueToken\n\n"
+       "Leaves the queue (the token ends LEFT). Raises UserNotFound, QueueTokenInvalid."},
+      {"check_gate", Op::kGate, 3,
+       {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true},
+        {"concert_id", Field::kTarget, true}, {"now", Field::kNow, true}},
+       "check_gate(user_id: int, token_id: int, concert_id: int, *, now: float) -> QueueToken\n\n"
+       "The token when it is the user's ACTIVE token for the concert (counts as a poll).\n"
+       "Raises QueueNotActive (position, eta_s), QueueTokenExpired, QueueTokenInvalid."},
+      {"hold", Op::kHold, 4,
+       {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true},
+        {"schedule_id", Field::kTarget, true}, {"seat_ids", Field::kSeats, false},
+        {"quantity", Field::kQuantity, false}, {"grade", Field::kGrade, false},
+        {"idempotency_key", Field::kKey, false}, {"now", Field::kNow, true}},
+       "hold(user_id, token_id, schedule_id, seat_ids=None, *, quantity=0, grade='',\n"
+       "     idempotency_key='', now: float) -> Reservation\n\n"
+       "Holds the explicit seats, or the best `quantity` adjacent seats (of `grade`), until\n"
+       "expires_at. Raises QueueNotActive, SeatUnavailable, SeatNotFound, TooManySeats,\n"
+       "SeatLimitPerUser, IdempotencyKeyReused, InvalidArgument, ..."},
+      {"release_seat", Op::kReleaseSeat, 3,
+       {{"user_id", Field::kUser, true}, {"reservation_id", Field::kTarget, true},
+        {"seat_id", Field::kArg, true}, {"now", Field::kNow, true}},
+       "release_seat(user_id: int, reservation_id: int, seat_id: int, *, now: float) -> Reservation\n\n"
+       "Gives one seat of a PENDING reservation back (the last one cancels it).\n"
+       "Raises ReservationNotFound, SeatNotInReservation, HoldExpired, ReservationNotPending."},
+      {"cancel", Op::kCancel, 2,
+       {{"user_id", Field::kUser, true}, {"reservation_id", Field::kTarget, true}, {"now", Field::kNow, true}},
+       "cancel(user_id: int, reservation_id: int, *, now: float) -> Reservation\n\n"
+       "Cancels a PENDING reservation. Raises ReservationNotFound, HoldExpired,\n"
+       "ReservationNotPending."},
+      {"charge", Op::kCharge, 2,
+       {{"user_id", Field::kUser, true}, {"amount", Field::kArg, true},
+        {"idempotency_key", Field::kKey, false}, {"now", Field::kNow, true}},
+       "charge(user_id: int, amount: int, *, idempotency_key='', now: float) -> Charge\n\n"
+       "Adds `amount` won to the user's wallet. Raises InvalidAmount, BalanceLimitExceeded,\n"
+       "IdempotencyKeyReused."},
+      {"pay", Op::kPay, 3,
+       {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true},
+        {"reservation_id", Field::kTarget, true}, {"idempotency_key", Field::kKey, false},
+        {"now", Field::kNow, true}},
+       "pay(user_id: int, token_id: int, reservation_id: int, *, idempotency_key='',\n"
+       "    now: float) -> Payment\n\n"
+       "Pays a PENDING reservation from the wallet: its seats become SOLD.\n"
+       "Raises InsufficientBalance, HoldExpired, QueueNotActive, ReservationNotFound, ..."},
+      {"refund", Op::kRefund, 2,
+       {{"user_id", Field::kUser, true}, {"reservation_id", Field::kTarget, true}, {"now", Field::kNow, true}},
+       "refund(user_id: int, reservation_id: int, *, now: float) -> Reservation\n\n"
+       "Refunds a CONFIRMED reservation: money back, seats AVAILABLE.\n"
+       "Raises ReservationNotFound, ReservationNotConfirmed."},
+      {"advance", Op::kAdvance, 0, {{"now", Field::kNow, true}},
+       "advance(*, now: float) -> None\n\nFires every deadline up to `now`."},
+  };
+  return *methods;
+}
+
+template <size_t I>
+PyObject* CommandMethodCall(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                            PyObject* kwnames) {
+  try {
+    const CommandMethod& m = CommandMethods()[I];
+    Command c;
+    if (!ParseCommand(m, args, nargs, kwnames, &c)) return nullptr;
+    Engine& engine = py::handle(self).cast<Engine&>();
+    Result r = engine.Apply(c);
+    if (!r.ok()) return SetStatusError(r.status);
+    return ResultValue(std::move(r)).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+template <size_t... I>
+void AddCommandMethods(py::handle cls, std::index_sequence<I...>) {
+  static PyMethodDef defs[] = {
+      {CommandMethods()[I].name,
+       reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&CommandMethodCall<I>)),
+       METH_FASTCALL | METH_KEYWORDS, CommandMethods()[I].doc}...};
+  for (PyMethodDef& def : defs) {
+    py::object descr = py::reinterpret_steal<py::object>(
+        PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), &def));
+    if (!descr) throw py::error_already_set();
+    if (PyObject_SetAttrString(cls.ptr(), def.ml_name, descr.ptr()) != 0) {
+      throw py::error_already_set();
+    }
+  }
+}
+
+constexpr size_t kCommandMethodCount = 12;
+
+// A result's wire form as (code name, value or None, exception or None).
+py::tuple DecodedResult(Result&& r) {
+  const std::string code(GetErrorInfo(r.code).name);
+  if (!r.ok()) {
+    return py::make_tuple(code, py::none(), StatusException(r.status));
+  }
+  return py::make_tuple(code, ResultValue(std::move(r)), py::none());
+}
+
+using EngineClass = py::class_<Engine, std::shared_ptr<Engine>>;
+
+// Opening (in memory or a store) and the store's own operations.
+void BindEngineStore(EngineClass& cls) {
+  cls.def(py::init([](std::optional<std::string> path, const std::string& durability,
                        int64_t snapshot_every_records, uint64_t seed,
                        std::optional<Limits> limits) -> std::shared_ptr<Engine> {
              EngineConfig config;
@@ -558,7 +850,12 @@ void BindEngine(py::module_& m) {
         d["last_seq"] = r.last_seq;
         return d;
       })
-      .def_property_readonly("limits", [](const Engine& e) { return Limits(e.limits()); })
+      ;
+}
+
+// Settings, counters and the queries (each first advances to `now`).
+void BindEngineQueries(EngineClass& cls) {
+  cls.def_property_readonly("limits", [](const Engine& e) { return Limits(e.limits()); })
       .def_property_readonly("seed", &Engine::seed)
       .def_property_readonly("clock",
                              [](Engine& e) {
@@ -577,13 +874,6 @@ void BindEngine(py::module_& m) {
                                return e.last_event_seq();
                              })
       .def(
-          "create_user",
-          [](Engine& e, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.CreateUser(t); });
-          },
-          py::kw_only(), py::arg("now"))
-      .def(
           "create_concert",
           [](Engine& e, std::string title, std::string artist, std::string venue,
              std::vector<ScheduleSpec> schedules, std::optional<SaleSettings> sale, double now) {
@@ -598,101 +888,6 @@ void BindEngine(py::module_& m) {
           },
           py::kw_only(), py::arg("title"), py::arg("artist") = "", py::arg("venue") = "",
           py::arg("schedules"), py::arg("sale") = py::none(), py::arg("now"))
-      .def(
-          "join_queue",
-          [](Engine& e, UserId user, ConcertId concert, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.JoinQueue(user, concert, t); });
-          },
-          py::arg("user_id"), py::arg("concert_id"), py::kw_only(), py::arg("now"))
-      .def(
-          "queue_status",
-          [](Engine& e, UserId user, TokenId token, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.QueueStatus(user, token, t); });
-          },
-          py::arg("user_id"), py::arg("token_id"), py::kw_only(), py::arg("now"))
-      .def(
-          "leave_queue",
-          [](Engine& e, UserId user, TokenId token, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.LeaveQueue(user, token, t); });
-          },
-          py::arg("user_id"), py::arg("token_id"), py::kw_only(), py::arg("now"))
-      .def(
-          "check_gate",
-          [](Engine& e, UserId user, TokenId token, ConcertId concert, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.CheckGate(user, token, concert, t); });
-          },
-          py::arg("user_id"), py::arg("token_id"), py::arg("concert_id"), py::kw_only(),
-          py::arg("now"))
-      .def(
-          "hold",
-          [](Engine& e, UserId user, TokenId token, ScheduleId schedule,
-             std::optional<std::vector<SeatId>> seat_ids, int64_t quantity, std::string grade,
-             std::string idempotency_key, double now) {
-            HoldRequest r;
-            r.user_id = user;
-            r.token_id = token;
-            r.schedule_id = schedule;
-            if (seat_ids) r.seat_ids = std::move(*seat_ids);
-            r.quantity = quantity;
-            r.grade = std::move(grade);
-            r.idempotency_key = std::move(idempotency_key);
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.Hold(r, t); });
-          },
-          py::arg("user_id"), py::arg("token_id"), py::arg("schedule_id"),
-          py::arg("seat_ids") = py::none(), py::kw_only(), py::arg("quantity") = 0,
-          py::arg("grade") = "", py::arg("idempotency_key") = "", py::arg("now"))
-      .def(
-          "release_seat",
-          [](Engine& e, UserId user, ReservationId reservation, SeatId seat, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.ReleaseSeat(user, reservation, seat, t); });
-          },
-          py::arg("user_id"), py::arg("reservation_id"), py::arg("seat_id"), py::kw_only(),
-          py::arg("now"))
-      .def(
-          "cancel",
-          [](Engine& e, UserId user, ReservationId reservation, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.Cancel(user, reservation, t); });
-          },
-          py::arg("user_id"), py::arg("reservation_id"), py::kw_only(), py::arg("now"))
-      .def(
-          "charge",
-          [](Engine& e, UserId user, Won amount, std::string idempotency_key, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.Charge(user, amount, idempotency_key, t); });
-          },
-          py::arg("user_id"), py::arg("amount"), py::kw_only(), py::arg("idempotency_key") = "",
-          py::arg("now"))
-      .def(
-          "pay",
-          [](Engine& e, UserId user, TokenId token, ReservationId reservation,
-             std::string idempotency_key, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.Pay(user, token, reservation, idempotency_key, t); });
-          },
-          py::arg("user_id"), py::arg("token_id"), py::arg("reservation_id"), py::kw_only(),
-          py::arg("idempotency_key") = "", py::arg("now"))
-      .def(
-          "refund",
-          [](Engine& e, UserId user, ReservationId reservation, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Held([&] { return e.Refund(user, reservation, t); });
-          },
-          py::arg("user_id"), py::arg("reservation_id"), py::kw_only(), py::arg("now"))
-      .def(
-          "advance",
-          [](Engine& e, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            py::gil_scoped_release nogil;
-            e.Advance(t);
-          },
-          py::kw_only(), py::arg("now"))
       .def(
           "concert",
           [](Engine& e, ConcertId concert, double now) {
@@ -797,14 +992,39 @@ void BindEngine(py::module_& m) {
              }
              if (!s.ok()) ThrowStatus(s);
            })
-      .def(
+      ;
+}
+
+// Commands as values: journal records, the wire form, batches.
+void BindEngineCommands(EngineClass& cls) {
+  cls.def(
           "_replay_record",
           [](Engine& e, const py::bytes& record) {
             const Command c = Decode(record);
             py::gil_scoped_release nogil;
-            (void)e.Replay(c);  // a command that failed when recorded fails again
+            (void)e.Apply(c);  // a command that failed when recorded fails again
           },
           py::arg("record"))
+      .def(
+          "apply_encoded",
+          [](Engine& e, const py::bytes& command) {
+            const std::string_view view(command);
+            absl::StatusOr<Command> c = DecodeCommand(absl::string_view(view.data(), view.size()));
+            std::string out;
+            {
+              py::gil_scoped_release nogil;
+              const Result r = c.ok() ? e.Apply(*c)
+                                      : Result::Refused(MakeError(ErrorCode::kInvalidArgument,
+                                                                  c.status().message()));
+              EncodeResult(r, &out);
+            }
+            return py::bytes(out);
+          },
+          py::arg("command"),
+          "apply_encoded(command: bytes) -> bytes\n\n"
+          "Applies one encoded command (encode_command) and returns its encoded result\n"
+          "(decode_result). A refusal is a result with its code, never an exception; a\n"
+          "malformed command is refused as INVALID_ARGUMENT and changes nothing.")
       .def(
           "_apply_batch",
           [](Engine& e, const py::buffer& commands, const py::buffer& results) {
@@ -826,6 +1046,54 @@ void BindEngine(py::module_& m) {
           py::arg("commands"), py::arg("results"));
 }
 
+// encode_command(op, *, now, ...): the journal/wire encoding of one command.
+py::bytes EncodeCommandArgs(const std::string& op, double now, int64_t user, int64_t token,
+                            int64_t target, int64_t arg, int64_t quantity, std::string grade,
+                            std::string key, std::vector<SeatId> seats,
+                            std::optional<py::tuple> concert) {
+  Command c;
+  c.op = Op::kCount;
+  for (int i = 0; i < kOpCount; ++i) {
+    if (OpName(static_cast<Op>(i)) == op) c.op = static_cast<Op>(i);
+  }
+  if (c.op == Op::kCount) ThrowStatus(MakeError(ErrorCode::kInvalidArgument, "unknown op '" + op + "'"));
+  c.now = ToMicros(now, "now");
+  c.user = user;
+  c.token = token;
+  c.target = target;
+  c.arg = arg;
+  c.quantity = quantity;
+  c.grade = std::move(grade);
+  c.key = std::move(key);
+  c.seats = std::move(seats);
+  if (c.op == Op::kCreateConcert) {
+    if (!concert || concert->size() != 5) {
+      ThrowStatus(MakeError(ErrorCode::kInvalidArgument,
+                            "CREATE_CONCERT needs concert=(title, artist, venue, schedules, sale)"));
+    }
+    // (title, artist, venue, schedules, sale or None), as Engine.create_concert takes them
+    auto spec = std::make_shared<ConcertSpec>();
+    spec->title = (*concert)[0].cast<std::string>();
+    spec->artist = (*concert)[1].cast<std::string>();
+    spec->venue = (*concert)[2].cast<std::string>();
+    spec->schedules = (*concert)[3].cast<std::vector<ScheduleSpec>>();
+    if (!(*concert)[4].is_none()) spec->sale = (*concert)[4].cast<SaleSettings>();
+    c.concert = std::move(spec);
+  }
+  std::string out;
+  EncodeCommand(c, &out);
+  return py::bytes(out);
+}
+
+void BindEngine(py::module_& m) {
+  EngineClass cls(m, "Engine");
+  BindEngineStore(cls);
+  BindEngineQueries(cls);
+  BindEngineCommands(cls);
+  if (CommandMethods().size() != kCommandMethodCount) throw std::logic_error("command methods");
+  AddCommandMethods(cls, std::make_index_sequence<kCommandMethodCount>());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -838,8 +1106,8 @@ PYBIND11_MODULE(_core, m) {
   }
   m.attr("ERROR_CODES") = codes;
   py::dict ops;
-  for (size_t i = 0; i < std::size(kBatchOpNames); ++i) ops[kBatchOpNames[i]] = i;
-  m.attr("BATCH_OPS") = ops;
+  for (int i = 0; i < kOpCount; ++i) ops[py::str(std::string(OpName(static_cast<Op>(i))))] = i;
+  m.attr("OPS") = ops;
   m.def(
       "journal_records",
       [](const std::string& path) {
@@ -856,6 +1124,19 @@ PYBIND11_MODULE(_core, m) {
       py::arg("path"));
   m.def("decode_record", [](const py::bytes& record) { return CommandDict(Decode(record)); },
         py::arg("record"));
+  m.def("encode_command", &EncodeCommandArgs, py::arg("op"), py::kw_only(), py::arg("now"),
+        py::arg("user") = 0, py::arg("token") = 0, py::arg("target") = 0, py::arg("arg") = 0,
+        py::arg("quantity") = 0, py::arg("grade") = "", py::arg("key") = "",
+        py::arg("seats") = std::vector<SeatId>(), py::arg("concert") = py::none());
+  m.def(
+      "decode_result",
+      [](const py::bytes& data) {
+        const std::string_view view(data);
+        absl::StatusOr<Result> r = DecodeResult(absl::string_view(view.data(), view.size()));
+        if (!r.ok()) ThrowStatus(MakeError(ErrorCode::kDataLoss, r.status().message()));
+        return DecodedResult(*std::move(r));
+      },
+      py::arg("data"));
   BindSettings(m);
   BindViews(m);
   BindEngine(m);

@@ -1,6 +1,9 @@
 // Command encoding: see command.h for the format and why it exists.
 #include "boxoffice/command.h"
 
+#include <type_traits>
+#include <utility>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -59,6 +62,14 @@ class Reader {
     if (!Varint(&n) || n > in_.size()) return false;
     s->assign(in_.data(), static_cast<size_t>(n));
     in_.remove_prefix(static_cast<size_t>(n));
+    return true;
+  }
+  // An enum value stored as a varint: at most `max`.
+  template <typename E>
+  bool Enum(E* e, uint64_t max) {
+    uint64_t v = 0;
+    if (!Varint(&v) || v > max) return false;
+    *e = static_cast<E>(v);
     return true;
   }
   // A count of items that each take at least one byte.
@@ -131,19 +142,66 @@ bool DecodeConcert(Reader& r, ConcertSpec* c) {
   return true;
 }
 
+absl::Status Corrupt(absl::string_view what, absl::string_view why, size_t size) {
+  return absl::DataLossError(absl::StrCat("malformed ", what, " (", why, ", ", size, " bytes)"));
+}
+
+void EncodeLegacyBatch(const BatchCommand& b, std::string* out) {
+  PutVarint(b.op, out);
+  PutVarint(b.grade, out);
+  PutVarint(b.quantity, out);
+  PutInt(b.now_us, out);
+  PutInt(b.user, out);
+  PutInt(b.token, out);
+  PutInt(b.target, out);
+  PutInt(b.arg, out);
+}
+
+bool DecodeLegacyBatch(Reader& r, BatchCommand* b) {
+  uint64_t op = 0, grade = 0, quantity = 0;
+  if (!r.Varint(&op) || !r.Varint(&grade) || !r.Varint(&quantity) || op > 0xff ||
+      grade > 0xff || quantity > 0xffff) {
+    return false;
+  }
+  b->op = static_cast<uint8_t>(op);
+  b->grade = static_cast<uint8_t>(grade);
+  b->quantity = static_cast<uint16_t>(quantity);
+  return r.Int(&b->now_us) && r.Int(&b->user) && r.Int(&b->token) && r.Int(&b->target) &&
+         r.Int(&b->arg);
+}
+
 }  // namespace
 
+absl::string_view OpName(Op op) {
+  switch (op) {
+#define BOXOFFICE_X(e, v, name) \
+  case Op::e:                   \
+    return name;
+    BOXOFFICE_OPS(BOXOFFICE_X)
+#undef BOXOFFICE_X
+    case Op::kCount:
+      break;
+  }
+  return "";
+}
+
 void EncodeCommand(const Command& c, std::string* out) {
-  out->push_back(static_cast<char>(c.type));
+  if (c.legacy_batch.has_value()) {
+    out->push_back(static_cast<char>(kLegacyBatchRecord));
+    PutInt(c.now, out);
+    EncodeLegacyBatch(*c.legacy_batch, out);
+    return;
+  }
+  out->push_back(static_cast<char>(c.op));
   PutInt(c.now, out);
-  switch (c.type) {
-    case CommandType::kAdvance:
-    case CommandType::kCreateUser:
+  switch (c.op) {
+    case Op::kAdvance:
+    case Op::kCreateUser:
       return;
-    case CommandType::kCreateConcert:
-      EncodeConcert(c.concert, out);
+    case Op::kCreateConcert:
+      EncodeConcert(c.concert != nullptr ? *c.concert : ConcertSpec{}, out);
       return;
-    case CommandType::kHold:
+    case Op::kHold:
       PutInt(c.user, out);
       PutInt(c.token, out);
       PutInt(c.target, out);
@@ -153,18 +211,6 @@ void EncodeCommand(const Command& c, std::string* out) {
       PutString(c.grade, out);
       PutString(c.key, out);
       return;
-    case CommandType::kBatchCommand: {
-      const BatchCommand& b = c.batch;
-      PutVarint(b.op, out);
-      PutVarint(b.grade, out);
-      PutVarint(b.quantity, out);
-      PutInt(b.now_us, out);
-      PutInt(b.user, out);
-      PutInt(b.token, out);
-      PutInt(b.target, out);
-      PutInt(b.arg, out);
-      return;
-    }
     default:
       // The scalar commands share one layout; unused fields are zeros (1 byte each).
       PutInt(c.user, out);
@@ -177,56 +223,282 @@ void EncodeCommand(const Command& c, std::string* out) {
 }
 
 absl::StatusOr<Command> DecodeCommand(absl::string_view record) {
-  auto corrupt = [&](absl::string_view why) {
-    return absl::DataLossError(absl::StrCat("malformed journal record (", why, ", ",
-                                            record.size(), " bytes)"));
-  };
+  auto corrupt = [&](absl::string_view why) { return Corrupt("journal record", why, record.size()); };
   if (record.empty()) return corrupt("empty");
   const auto type = static_cast<uint8_t>(record.front());
-  if (type >= static_cast<uint8_t>(CommandType::kCount)) return corrupt("unknown type");
+  if (type >= kOpCount && type != kLegacyBatchRecord) return corrupt("unknown type");
   Command c;
-  c.type = static_cast<CommandType>(type);
   Reader r(record.substr(1));
   if (!r.Int(&c.now)) return corrupt("truncated time");
   bool ok = true;
-  switch (c.type) {
-    case CommandType::kAdvance:
-    case CommandType::kCreateUser:
-      break;
-    case CommandType::kCreateConcert:
-      ok = DecodeConcert(r, &c.concert);
-      break;
-    case CommandType::kHold: {
-      uint64_t seats = 0;
-      ok = r.Int(&c.user) && r.Int(&c.token) && r.Int(&c.target) && r.Count(&seats);
-      for (uint64_t i = 0; ok && i < seats; ++i) {
-        int64_t s = 0;
-        ok = r.Int(&s);
-        c.seats.push_back(s);
+  if (type == kLegacyBatchRecord) {
+    ok = DecodeLegacyBatch(r, &c.legacy_batch.emplace());
+  } else {
+    c.op = static_cast<Op>(type);
+    switch (c.op) {
+      case Op::kAdvance:
+      case Op::kCreateUser:
+        break;
+      case Op::kCreateConcert: {
+        auto spec = std::make_shared<ConcertSpec>();
+        ok = DecodeConcert(r, spec.get());
+        c.concert = std::move(spec);
+        break;
       }
-      ok = ok && r.Int(&c.quantity) && r.String(&c.grade) && r.String(&c.key);
-      break;
+      case Op::kHold: {
+        uint64_t seats = 0;
+        ok = r.Int(&c.user) && r.Int(&c.token) && r.Int(&c.target) && r.Count(&seats);
+        for (uint64_t i = 0; ok && i < seats; ++i) {
+          int64_t s = 0;
+          ok = r.Int(&s);
+          c.seats.push_back(s);
+        }
+        ok = ok && r.Int(&c.quantity) && r.String(&c.grade) && r.String(&c.key);
+        break;
+      }
+      default:
+        ok = r.Int(&c.user) && r.Int(&c.token) && r.Int(&c.target) && r.Int(&c.arg) &&
+             r.String(&c.key);
+        break;
     }
-    case CommandType::kBatchCommand: {
-      uint64_t op = 0, grade = 0, quantity = 0;
-      ok = r.Varint(&op) && r.Varint(&grade) && r.Varint(&quantity) && op <= 0xff &&
-           grade <= 0xff && quantity <= 0xffff;
-      BatchCommand& b = c.batch;
-      b.op = static_cast<uint8_t>(op);
-      b.grade = static_cast<uint8_t>(grade);
-      b.quantity = static_cast<uint16_t>(quantity);
-      ok = ok && r.Int(&b.now_us) && r.Int(&b.user) && r.Int(&b.token) && r.Int(&b.target) &&
-           r.Int(&b.arg);
-      break;
-    }
-    default:
-      ok = r.Int(&c.user) && r.Int(&c.token) && r.Int(&c.target) && r.Int(&c.arg) &&
-           r.String(&c.key);
-      break;
   }
   if (!ok) return corrupt("truncated fields");
   if (!r.empty()) return corrupt("trailing bytes");
   return c;
+}
+
+// --- results -------------------------------------------------------------------
+
+namespace {
+
+// Which ErrorDetails are present, one bit each, in this order.
+constexpr uint64_t kDetailBits = 4;
+
+void EncodeToken(const TokenView& t, std::string* out) {
+  PutInt(t.id, out);
+  PutInt(t.user_id, out);
+  PutInt(t.concert_id, out);
+  PutVarint(static_cast<uint64_t>(t.state), out);
+  PutVarint(static_cast<uint64_t>(t.end), out);
+  PutInt(t.position, out);
+  PutInt(t.eta_us, out);
+  PutInt(t.poll_after_us, out);
+  PutInt(t.joined_at, out);
+  PutInt(t.activated_at, out);
+  PutInt(t.expires_at, out);
+  PutInt(t.ended_at, out);
+}
+
+bool DecodeToken(Reader& r, TokenView* t) {
+  return r.Int(&t->id) && r.Int(&t->user_id) && r.Int(&t->concert_id) &&
+         r.Enum(&t->state, static_cast<uint64_t>(TokenState::kExpired)) &&
+         r.Enum(&t->end, static_cast<uint64_t>(TokenEnd::kCompleted)) && r.Int(&t->position) &&
+         r.Int(&t->eta_us) && r.Int(&t->poll_after_us) && r.Int(&t->joined_at) &&
+         r.Int(&t->activated_at) && r.Int(&t->expires_at) && r.Int(&t->ended_at);
+}
+
+void EncodeReservation(const Reservation& v, std::string* out) {
+  PutInt(v.id, out);
+  PutInt(v.user_id, out);
+  PutInt(v.concert_id, out);
+  PutInt(v.schedule_id, out);
+  PutInt(v.token_id, out);
+  PutVarint(static_cast<uint64_t>(v.status), out);
+  PutVarint(v.seat_ids.size(), out);
+  for (SeatId s : v.seat_ids) PutInt(s, out);
+  PutInt(v.amount, out);
+  PutInt(v.created_at, out);
+  PutInt(v.expires_at, out);
+  PutInt(v.ended_at, out);
+  PutInt(v.payment_id, out);
+}
+
+bool DecodeReservation(Reader& r, Reservation* v) {
+  uint64_t seats = 0;
+  if (!r.Int(&v->id) || !r.Int(&v->user_id) || !r.Int(&v->concert_id) ||
+      !r.Int(&v->schedule_id) || !r.Int(&v->token_id) ||
+      !r.Enum(&v->status, static_cast<uint64_t>(ReservationStatus::kRefunded)) ||
+      !r.Count(&seats)) {
+    return false;
+  }
+  for (uint64_t i = 0; i < seats; ++i) {
+    int64_t s = 0;
+    if (!r.Int(&s)) return false;
+    v->seat_ids.push_back(s);
+  }
+  return r.Int(&v->amount) && r.Int(&v->created_at) && r.Int(&v->expires_at) &&
+         r.Int(&v->ended_at) && r.Int(&v->payment_id);
+}
+
+void EncodeConcertView(const ConcertView& v, std::string* out) {
+  PutInt(v.id, out);
+  PutInt(v.created_at, out);
+  ConcertSpec spec;  // title, artist, venue and sale in the command's layout
+  spec.title = v.title;
+  spec.artist = v.artist;
+  spec.venue = v.venue;
+  spec.sale = v.sale;
+  EncodeConcert(spec, out);
+  PutVarint(v.grades.size(), out);
+  for (const std::string& g : v.grades) PutString(g, out);
+  PutVarint(v.schedules.size(), out);
+  for (const ScheduleView& s : v.schedules) {
+    PutInt(s.id, out);
+    PutInt(s.concert_id, out);
+    PutInt(s.starts_at, out);
+    PutInt(s.seats_total, out);
+    PutInt(s.seats_available, out);
+    PutInt(s.seats_held, out);
+    PutInt(s.seats_sold, out);
+  }
+}
+
+bool DecodeConcertView(Reader& r, ConcertView* v) {
+  ConcertSpec spec;
+  uint64_t grades = 0, schedules = 0;
+  if (!r.Int(&v->id) || !r.Int(&v->created_at) || !DecodeConcert(r, &spec) ||
+      !spec.schedules.empty() || !r.Count(&grades)) {
+    return false;
+  }
+  v->title = std::move(spec.title);
+  v->artist = std::move(spec.artist);
+  v->venue = std::move(spec.venue);
+  v->sale = spec.sale;
+  for (uint64_t i = 0; i < grades; ++i) {
+    if (!r.String(&v->grades.emplace_back())) return false;
+  }
+  if (!r.Count(&schedules)) return false;
+  for (uint64_t i = 0; i < schedules; ++i) {
+    ScheduleView& s = v->schedules.emplace_back();
+    if (!r.Int(&s.id) || !r.Int(&s.concert_id) || !r.Int(&s.starts_at) ||
+        !r.Int(&s.seats_total) || !r.Int(&s.seats_available) || !r.Int(&s.seats_held) ||
+        !r.Int(&s.seats_sold)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Result Result::Refused(absl::Status status) {
+  Result r;
+  r.code = GetErrorCode(status);
+  r.status = std::move(status);
+  return r;
+}
+
+void EncodeResult(const Result& r, std::string* out) {
+  PutVarint(static_cast<uint64_t>(r.code), out);
+  if (!r.ok()) {
+    PutString(r.status.message(), out);
+    const ErrorDetails d = GetErrorDetails(r.status);
+    const std::optional<int64_t>* fields[] = {&d.position, &d.eta_us, &d.seat_id,
+                                              &d.retry_after_us};
+    uint64_t mask = 0;
+    for (uint64_t i = 0; i < kDetailBits; ++i) {
+      if (fields[i]->has_value()) mask |= uint64_t{1} << i;
+    }
+    PutVarint(mask, out);
+    for (const auto* f : fields) {
+      if (f->has_value()) PutInt(**f, out);
+    }
+    return;
+  }
+  PutVarint(static_cast<uint64_t>(r.kind()), out);
+  std::visit(
+      [out](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, UserId>) {
+          PutInt(v, out);
+        } else if constexpr (std::is_same_v<T, TokenView>) {
+          EncodeToken(v, out);
+        } else if constexpr (std::is_same_v<T, Reservation>) {
+          EncodeReservation(v, out);
+        } else if constexpr (std::is_same_v<T, ChargeResult>) {
+          PutInt(v.entry_id, out);
+          PutInt(v.user_id, out);
+          PutInt(v.amount, out);
+          PutInt(v.balance, out);
+          PutInt(v.at, out);
+        } else if constexpr (std::is_same_v<T, Payment>) {
+          PutInt(v.id, out);
+          PutInt(v.reservation_id, out);
+          PutInt(v.user_id, out);
+          PutInt(v.amount, out);
+          PutVarint(static_cast<uint64_t>(v.status), out);
+          PutInt(v.paid_at, out);
+          PutInt(v.balance_after, out);
+        } else if constexpr (std::is_same_v<T, ConcertView>) {
+          EncodeConcertView(v, out);
+        }
+      },
+      r.value);
+}
+
+absl::StatusOr<Result> DecodeResult(absl::string_view bytes) {
+  auto corrupt = [&](absl::string_view why) { return Corrupt("result", why, bytes.size()); };
+  Reader r(bytes);
+  Result out;
+  if (!r.Enum(&out.code, static_cast<uint64_t>(kErrorCodeCount - 1))) {
+    return corrupt("unknown code");
+  }
+  bool ok = true;
+  if (!out.ok()) {
+    std::string message;
+    uint64_t mask = 0;
+    ErrorDetails d;
+    std::optional<int64_t>* fields[] = {&d.position, &d.eta_us, &d.seat_id, &d.retry_after_us};
+    ok = r.String(&message) && r.Varint(&mask) && mask < (uint64_t{1} << kDetailBits);
+    for (uint64_t i = 0; ok && i < kDetailBits; ++i) {
+      if ((mask >> i & 1) == 0) continue;
+      int64_t v = 0;
+      ok = r.Int(&v);
+      *fields[i] = v;
+    }
+    if (ok) out.status = MakeError(out.code, message, d);
+  } else {
+    Result::Kind kind = Result::Kind::kNone;
+    ok = r.Enum(&kind, static_cast<uint64_t>(Result::Kind::kCount) - 1);
+    switch (kind) {
+      case Result::Kind::kNone:
+        break;
+      case Result::Kind::kUser: {
+        int64_t id = 0;
+        ok = ok && r.Int(&id);
+        out.value = UserId{id};
+        break;
+      }
+      case Result::Kind::kToken:
+        ok = ok && DecodeToken(r, &out.value.emplace<TokenView>());
+        break;
+      case Result::Kind::kReservation:
+        ok = ok && DecodeReservation(r, &out.value.emplace<Reservation>());
+        break;
+      case Result::Kind::kCharge: {
+        ChargeResult& v = out.value.emplace<ChargeResult>();
+        ok = ok && r.Int(&v.entry_id) && r.Int(&v.user_id) && r.Int(&v.amount) &&
+             r.Int(&v.balance) && r.Int(&v.at);
+        break;
+      }
+      case Result::Kind::kPayment: {
+        Payment& v = out.value.emplace<Payment>();
+        ok = ok && r.Int(&v.id) && r.Int(&v.reservation_id) && r.Int(&v.user_id) &&
+             r.Int(&v.amount) && r.Enum(&v.status, static_cast<uint64_t>(PaymentStatus::kRefunded)) &&
+             r.Int(&v.paid_at) && r.Int(&v.balance_after);
+        break;
+      }
+      case Result::Kind::kConcert:
+        ok = ok && DecodeConcertView(r, &out.value.emplace<ConcertView>());
+        break;
+      case Result::Kind::kCount:
+        ok = false;
+        break;
+    }
+  }
+  if (!ok) return corrupt("truncated fields");
+  if (!r.empty()) return corrupt("trailing bytes");
+  return out;
 }
 
 bool operator==(const Command& a, const Command& b) {

@@ -254,13 +254,6 @@ bool Engine::TimerLive(const TimerEntry& e) const {
   }
 }
 
-void Engine::Advance(TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return;  // nothing to report it to: no move
-  RecordQuery(now);
-  AdvanceLocked(now);
-}
-
 TimeUs Engine::clock() {
   std::lock_guard<std::mutex> lock(mu_);
   return clock_;
@@ -298,77 +291,14 @@ void Engine::RecordCommand(const Command& c) {
   tls_seqs[id_] = journal_seq_;
 }
 
-void Engine::Record(CommandType type, TimeUs now, int64_t user, int64_t token, int64_t target,
-                    int64_t arg, absl::string_view key) {
-  if (sink_ == nullptr) return;
-  Command c;
-  c.type = type;
-  c.now = now;
-  c.user = user;
-  c.token = token;
-  c.target = target;
-  c.arg = arg;
-  c.key = std::string(key);
-  RecordCommand(c);
-}
-
-absl::Status Engine::SinkAccepting() {
-  return sink_ == nullptr ? absl::OkStatus() : sink_->Accepting();
-}
-
 
 void Engine::RecordQuery(TimeUs now) {
-  if (sink_ != nullptr && now > clock_) Record(CommandType::kAdvance, now);
-}
-
-absl::Status Engine::Replay(const Command& c) {
-  switch (c.type) {
-    case CommandType::kAdvance:
-      Advance(c.now);
-      return absl::OkStatus();
-    case CommandType::kCreateUser:
-      return CreateUser(c.now).status();
-    case CommandType::kCreateConcert:
-      return CreateConcert(c.concert, c.now).status();
-    case CommandType::kJoin:
-      return JoinQueue(c.user, c.target, c.now).status();
-    case CommandType::kStatus:
-      return QueueStatus(c.user, c.token, c.now).status();
-    case CommandType::kLeave:
-      return LeaveQueue(c.user, c.token, c.now).status();
-    case CommandType::kGate:
-      return CheckGate(c.user, c.token, c.target, c.now).status();
-    case CommandType::kHold: {
-      HoldRequest r;
-      r.user_id = c.user;
-      r.token_id = c.token;
-      r.schedule_id = c.target;
-      r.seat_ids = c.seats;
-      r.quantity = c.quantity;
-      r.grade = c.grade;
-      r.idempotency_key = c.key;
-      return Hold(r, c.now).status();
-    }
-    case CommandType::kReleaseSeat:
-      return ReleaseSeat(c.user, c.target, c.arg, c.now).status();
-    case CommandType::kCancel:
-      return Cancel(c.user, c.target, c.now).status();
-    case CommandType::kCharge:
-      return Charge(c.user, c.arg, c.key, c.now).status();
-    case CommandType::kPay:
-      return Pay(c.user, c.token, c.target, c.key, c.now).status();
-    case CommandType::kRefund:
-      return Refund(c.user, c.target, c.now).status();
-    case CommandType::kBatchCommand: {
-      BatchResult r;
-      ApplyBatch(std::span<const BatchCommand>(&c.batch, 1), std::span<BatchResult>(&r, 1));
-      return r.code == 0 ? absl::OkStatus()
-                         : MakeError(static_cast<ErrorCode>(r.code), "batch command failed");
-    }
-    case CommandType::kCount:
-      break;
+  if (sink_ != nullptr && now > clock_) {
+    Command c;
+    c.op = Op::kAdvance;
+    c.now = now;
+    RecordCommand(c);
   }
-  return absl::DataLossError("unknown command type");
 }
 
 // --- helpers ---------------------------------------------------------------
@@ -537,36 +467,7 @@ absl::StatusOr<UserId> Engine::CreateUserLocked() {
   return id;
 }
 
-absl::StatusOr<UserId> Engine::CreateUser(TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  Record(CommandType::kCreateUser, now);
-  AdvanceLocked(now);
-  return CreateUserLocked();
-}
-
-absl::StatusOr<ConcertView> Engine::CreateConcert(const ConcertSpec& spec, TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  // Validation is pure, so a refused concert is journaled as what it did: moving
-  // the clock (an absurdly large spec never reaches the journal).
-  if (absl::Status s =
-          ValidateConcert(spec, config_.limits, static_cast<int64_t>(concerts_.size()));
-      !s.ok()) {
-    RecordQuery(now);
-    AdvanceLocked(now);
-    return s;
-  }
-  if (sink_ != nullptr) {
-    Command c;
-    c.type = CommandType::kCreateConcert;
-    c.now = now;
-    c.concert = spec;
-    RecordCommand(c);
-  }
-  AdvanceLocked(now);
+ConcertView Engine::CreateConcertLocked(const ConcertSpec& spec) {
   auto c = std::make_unique<Concert>();
   c->id = static_cast<ConcertId>(concerts_.size() + 1);
   c->title = spec.title;
@@ -673,45 +574,6 @@ absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
   return &t;
 }
 
-absl::StatusOr<TokenView> Engine::JoinQueue(UserId user, ConcertId concert, TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  Record(CommandType::kJoin, now, user, 0, concert);
-  AdvanceLocked(now);
-  return JoinLocked(user, concert);
-}
-
-absl::StatusOr<TokenView> Engine::QueueStatus(UserId user, TokenId token, TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  Record(CommandType::kStatus, now, user, token);
-  AdvanceLocked(now);
-  return StatusLocked(user, token);
-}
-
-absl::StatusOr<TokenView> Engine::LeaveQueue(UserId user, TokenId token, TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  Record(CommandType::kLeave, now, user, token);
-  AdvanceLocked(now);
-  return LeaveLocked(user, token);
-}
-
-absl::StatusOr<TokenView> Engine::CheckGate(UserId user, TokenId token, ConcertId concert,
-                                            TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  Record(CommandType::kGate, now, user, token, concert);
-  AdvanceLocked(now);
-  absl::StatusOr<const QueueToken*> t = GateLocked(user, token, concert);
-  if (!t.ok()) return t.status();
-  return ViewToken(token);
-}
-
 // --- reservations --------------------------------------------------------------
 
 namespace {
@@ -816,41 +678,6 @@ absl::StatusOr<Reservation> Engine::HoldLocked(const HoldArgs& a) {
   return r;
 }
 
-absl::StatusOr<Reservation> Engine::Hold(const HoldRequest& request, TimeUs now) {
-  // Far beyond any limit: refused before it is journaled (a journal record is bounded).
-  if (static_cast<int64_t>(request.seat_ids.size()) > kRecordItemsMax ||
-      static_cast<int64_t>(request.idempotency_key.size()) > kRecordItemsMax ||
-      static_cast<int64_t>(request.grade.size()) > kRecordItemsMax) {
-    return Invalid("request too large");
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  if (sink_ != nullptr) {
-    Command c;
-    c.type = CommandType::kHold;
-    c.now = now;
-    c.user = request.user_id;
-    c.token = request.token_id;
-    c.target = request.schedule_id;
-    c.seats = request.seat_ids;
-    c.quantity = request.quantity;
-    c.grade = request.grade;
-    c.key = request.idempotency_key;
-    RecordCommand(c);
-  }
-  AdvanceLocked(now);
-  HoldArgs a;
-  a.user_id = request.user_id;
-  a.token_id = request.token_id;
-  a.schedule_id = request.schedule_id;
-  a.seat_ids = request.seat_ids;
-  a.quantity = request.quantity;
-  a.grade = request.grade;
-  a.idempotency_key = request.idempotency_key;
-  return HoldLocked(a);
-}
-
 namespace {
 
 absl::Status NotPending(const Reservation& r) {
@@ -889,16 +716,6 @@ absl::StatusOr<Reservation> Engine::ReleaseSeatLocked(UserId user, ReservationId
   return r;
 }
 
-absl::StatusOr<Reservation> Engine::ReleaseSeat(UserId user, ReservationId reservation,
-                                                SeatId seat, TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  Record(CommandType::kReleaseSeat, now, user, 0, reservation, seat);
-  AdvanceLocked(now);
-  return ReleaseSeatLocked(user, reservation, seat);
-}
-
 absl::StatusOr<Reservation> Engine::CancelLocked(UserId user, ReservationId id) {
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   absl::StatusOr<Reservation*> found = OwnedReservation(user, id);
@@ -907,15 +724,6 @@ absl::StatusOr<Reservation> Engine::CancelLocked(UserId user, ReservationId id) 
   if (r.status != ReservationStatus::kPending) return NotPending(r);
   EndPending(r, ReservationStatus::kCanceled, EventType::kReservationCanceled);
   return r;
-}
-
-absl::StatusOr<Reservation> Engine::Cancel(UserId user, ReservationId reservation, TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  Record(CommandType::kCancel, now, user, 0, reservation);
-  AdvanceLocked(now);
-  return CancelLocked(user, reservation);
 }
 
 // --- money -------------------------------------------------------------------
@@ -953,19 +761,6 @@ absl::StatusOr<ChargeResult> Engine::ChargeLocked(UserId user, Won amount,
   Emit(EventType::kBalanceCharged, user, 0, 0, 0, amount, result.balance);
   RememberIdempotent(user, kIdempotentCharge, key, fp.value(), result);
   return result;
-}
-
-absl::StatusOr<ChargeResult> Engine::Charge(UserId user, Won amount,
-                                            absl::string_view idempotency_key, TimeUs now) {
-  if (static_cast<int64_t>(idempotency_key.size()) > kRecordItemsMax) {
-    return Invalid("idempotency key too large");
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  Record(CommandType::kCharge, now, user, 0, 0, amount, idempotency_key);
-  AdvanceLocked(now);
-  return ChargeLocked(user, amount, idempotency_key);
 }
 
 absl::StatusOr<Payment> Engine::PayLocked(UserId user, TokenId token, ReservationId id,
@@ -1024,19 +819,6 @@ absl::StatusOr<Payment> Engine::PayLocked(UserId user, TokenId token, Reservatio
   return p;
 }
 
-absl::StatusOr<Payment> Engine::Pay(UserId user, TokenId token, ReservationId reservation,
-                                    absl::string_view idempotency_key, TimeUs now) {
-  if (static_cast<int64_t>(idempotency_key.size()) > kRecordItemsMax) {
-    return Invalid("idempotency key too large");
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  Record(CommandType::kPay, now, user, token, reservation, 0, idempotency_key);
-  AdvanceLocked(now);
-  return PayLocked(user, token, reservation, idempotency_key);
-}
-
 absl::StatusOr<Reservation> Engine::RefundLocked(UserId user, ReservationId id) {
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   absl::StatusOr<Reservation*> found = OwnedReservation(user, id);
@@ -1066,161 +848,297 @@ absl::StatusOr<Reservation> Engine::RefundLocked(UserId user, ReservationId id) 
   return r;
 }
 
-absl::StatusOr<Reservation> Engine::Refund(UserId user, ReservationId reservation, TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ValidNow(now)) return InvalidNow(now);
-  if (absl::Status accepting = SinkAccepting(); !accepting.ok()) return accepting;
-  Record(CommandType::kRefund, now, user, 0, reservation);
-  AdvanceLocked(now);
-  return RefundLocked(user, reservation);
-}
-
-// --- batch -------------------------------------------------------------------
-
-void Engine::ApplyBatch(std::span<const BatchCommand> commands, std::span<BatchResult> results) {
-  BOXOFFICE_ASSERT(commands.size() == results.size());
-  std::lock_guard<std::mutex> lock(mu_);
-  for (size_t i = 0; i < commands.size(); ++i) ApplyOne(commands[i], results[i]);
-}
+// --- the one command path ---------------------------------------------------------
 
 namespace {
 
+// A request larger than any limit is refused before it is journaled (a journal
+// record is bounded); every real limit is far below kRecordItemsMax.
+bool Oversized(const Command& c) {
+  return static_cast<int64_t>(c.seats.size()) > kRecordItemsMax ||
+         static_cast<int64_t>(c.key.size()) > kRecordItemsMax ||
+         static_cast<int64_t>(c.grade.size()) > kRecordItemsMax ||
+         (c.op == Op::kCreateConcert && c.concert == nullptr);
+}
+
 template <typename T>
-bool Failed(const absl::StatusOr<T>& s, BatchResult& r) {
-  if (s.ok()) return false;
-  r.code = static_cast<uint16_t>(GetErrorCode(s.status()));
-  return true;
+Result Wrap(absl::StatusOr<T>&& s) {
+  if (!s.ok()) return Result::Refused(std::move(s).status());
+  Result r;
+  r.value = *std::move(s);
+  return r;
 }
 
-void PutToken(const TokenView& t, BatchResult& r) {
-  r.id = t.id;
-  r.state = static_cast<uint8_t>(t.state);
-  r.value = t.position;
+template <typename T>
+absl::StatusOr<T> Unwrap(Result&& r) {
+  if (!r.ok()) return std::move(r.status);
+  return std::get<T>(std::move(r.value));
 }
 
-void PutReservation(const Reservation& res, BatchResult& r) {
-  r.id = res.id;
-  r.state = static_cast<uint8_t>(res.status);
-  r.value = res.amount;
+Command MakeCommand(Op op, TimeUs now, int64_t user = 0, int64_t token = 0, int64_t target = 0,
+                    int64_t arg = 0) {
+  Command c;
+  c.op = op;
+  c.now = now;
+  c.user = user;
+  c.token = token;
+  c.target = target;
+  c.arg = arg;
+  return c;
 }
+
+// The old batch numbering, as journal record type 13 stores it, in order.
+constexpr Op kLegacyBatchOps[] = {Op::kAdvance, Op::kCreateUser, Op::kJoin,        Op::kStatus,
+                                  Op::kLeave,   Op::kHold,       Op::kHold,        Op::kReleaseSeat,
+                                  Op::kCancel,  Op::kCharge,     Op::kPay,         Op::kRefund};
+constexpr uint8_t kLegacyHoldBest = 6;
 
 }  // namespace
 
-void Engine::ApplyOne(const BatchCommand& c, BatchResult& r) {
-  r = BatchResult{};
-  if (c.now_us < 0 || c.now_us > kTimeMaxUs || c.op >= static_cast<uint8_t>(BatchOp::kCount)) {
-    r.code = static_cast<uint16_t>(ErrorCode::kInvalidArgument);
-    return;
+Result Engine::Apply(const Command& c) {
+  if (Oversized(c)) return Result::Refused(Invalid("request too large"));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (c.legacy_batch.has_value()) return ApplyBatchRecord(*c.legacy_batch, /*legacy=*/true);
+  if (!ValidNow(c.now) || c.op >= Op::kCount) {
+    return Result::Refused(ValidNow(c.now) ? Invalid("unknown op") : InvalidNow(c.now));
   }
-  if (sink_ != nullptr) {
-    if (!sink_->Accepting().ok()) {
-      r.code = static_cast<uint16_t>(ErrorCode::kStoreUnavailable);
-      return;
-    }
-    Command record;
-    record.type = CommandType::kBatchCommand;
-    record.now = c.now_us;
-    record.batch = c;
-    RecordCommand(record);
+  // Moving the clock is what every query does too, with or without a journal.
+  if (sink_ != nullptr && c.op != Op::kAdvance) {
+    if (absl::Status s = sink_->Accepting(); !s.ok()) return Result::Refused(std::move(s));
   }
-  AdvanceLocked(c.now_us);
-  switch (static_cast<BatchOp>(c.op)) {
-    case BatchOp::kAdvance:
-      return;
-    case BatchOp::kCreateUser: {
-      auto s = CreateUserLocked();
-      if (!Failed(s, r)) r.id = *s;
-      return;
+  if (c.op == Op::kCreateConcert) {
+    // Validation is pure, so a refused concert is journaled as what it did:
+    // moving the clock (an absurdly large spec never reaches the journal).
+    if (absl::Status s = ValidateConcert(*c.concert, config_.limits,
+                                         static_cast<int64_t>(concerts_.size()));
+        !s.ok()) {
+      RecordQuery(c.now);
+      AdvanceLocked(c.now);
+      return Result::Refused(std::move(s));
     }
-    case BatchOp::kJoin: {
-      auto s = JoinLocked(c.user, c.target);
-      if (!Failed(s, r)) PutToken(*s, r);
-      return;
+  }
+  if (c.op == Op::kAdvance) {
+    RecordQuery(c.now);
+  } else {
+    RecordCommand(c);
+  }
+  AdvanceLocked(c.now);
+  return ApplyLocked(c);
+}
+
+Result Engine::ApplyLocked(const Command& c) {
+  switch (c.op) {
+    case Op::kAdvance:
+      return Result{};
+    case Op::kCreateUser:
+      return Wrap(CreateUserLocked());
+    case Op::kCreateConcert:
+      return Wrap(absl::StatusOr<ConcertView>(CreateConcertLocked(*c.concert)));
+    case Op::kJoin:
+      return Wrap(JoinLocked(c.user, c.target));
+    case Op::kStatus:
+      return Wrap(StatusLocked(c.user, c.token));
+    case Op::kLeave:
+      return Wrap(LeaveLocked(c.user, c.token));
+    case Op::kGate: {
+      absl::StatusOr<const QueueToken*> t = GateLocked(c.user, c.token, c.target);
+      if (!t.ok()) return Result::Refused(std::move(t).status());
+      Result r;
+      r.value = ViewToken(c.token);
+      return r;
     }
-    case BatchOp::kStatus: {
-      auto s = StatusLocked(c.user, c.token);
-      if (!Failed(s, r)) PutToken(*s, r);
-      return;
-    }
-    case BatchOp::kLeave: {
-      auto s = LeaveLocked(c.user, c.token);
-      if (!Failed(s, r)) PutToken(*s, r);
-      return;
-    }
-    case BatchOp::kHold:
-    case BatchOp::kHoldBest: {
+    case Op::kHold: {
       HoldArgs a;
       a.user_id = c.user;
       a.token_id = c.token;
       a.schedule_id = c.target;
-      SeatId seats[64];
-      if (static_cast<BatchOp>(c.op) == BatchOp::kHold) {
-        if (c.quantity > config_.limits.seats_per_reservation_max || c.quantity > 64) {
-          r.code = static_cast<uint16_t>(ErrorCode::kTooManySeats);
-          return;
-        }
-        for (int k = 0; k < c.quantity; ++k) {
-          // Seat 0 exists nowhere: an overflowing range fails as SEAT_NOT_FOUND.
-          if (__builtin_add_overflow(c.arg, k, &seats[k])) seats[k] = 0;
-        }
-        a.seat_ids = std::span<const SeatId>(seats, c.quantity);
-      } else {
-        a.quantity = c.quantity;
-        if (c.grade != 0) {
-          if (c.target < 1 || c.target > static_cast<int64_t>(schedules_.size())) {
-            r.code = static_cast<uint16_t>(ErrorCode::kScheduleNotFound);
-            return;
-          }
-          const Concert& concert = *concerts_[static_cast<size_t>(
-              schedules_[static_cast<size_t>(c.target - 1)]->concert_id() - 1)];
-          if (c.grade > concert.grades.size()) {
-            r.code = static_cast<uint16_t>(ErrorCode::kInvalidArgument);
-            return;
-          }
-          a.grade = concert.grades[c.grade - 1u];
-        }
-      }
-      auto s = HoldLocked(a);
-      if (!Failed(s, r)) PutReservation(*s, r);
-      return;
+      a.seat_ids = c.seats;
+      a.quantity = c.quantity;
+      a.grade = c.grade;
+      a.idempotency_key = c.key;
+      return Wrap(HoldLocked(a));
     }
-    case BatchOp::kReleaseSeat: {
-      auto s = ReleaseSeatLocked(c.user, c.target, c.arg);
-      if (!Failed(s, r)) PutReservation(*s, r);
-      return;
-    }
-    case BatchOp::kCancel: {
-      auto s = CancelLocked(c.user, c.target);
-      if (!Failed(s, r)) PutReservation(*s, r);
-      return;
-    }
-    case BatchOp::kCharge: {
-      auto s = ChargeLocked(c.user, c.arg, "");
-      if (!Failed(s, r)) {
-        r.id = s->entry_id;
-        r.value = s->balance;
-      }
-      return;
-    }
-    case BatchOp::kPay: {
-      auto s = PayLocked(c.user, c.token, c.target, "");
-      if (!Failed(s, r)) {
-        r.id = s->id;
-        r.value = s->amount;
-        r.state = static_cast<uint8_t>(ReservationStatus::kConfirmed);
-      }
-      return;
-    }
-    case BatchOp::kRefund: {
-      auto s = RefundLocked(c.user, c.target);
-      if (!Failed(s, r)) PutReservation(*s, r);
-      return;
-    }
-    case BatchOp::kCount:
+    case Op::kReleaseSeat:
+      return Wrap(ReleaseSeatLocked(c.user, c.target, c.arg));
+    case Op::kCancel:
+      return Wrap(CancelLocked(c.user, c.target));
+    case Op::kCharge:
+      return Wrap(ChargeLocked(c.user, c.arg, c.key));
+    case Op::kPay:
+      return Wrap(PayLocked(c.user, c.token, c.target, c.key));
+    case Op::kRefund:
+      return Wrap(RefundLocked(c.user, c.target));
+    case Op::kCount:
       break;
   }
-  r.code = static_cast<uint16_t>(ErrorCode::kInvalidArgument);
+  return Result::Refused(Invalid("unknown op"));
 }
+
+absl::StatusOr<Command> Engine::BatchToCommand(const BatchCommand& b, bool legacy) const {
+  Op op = Op::kCount;
+  if (legacy) {
+    if (b.op < std::size(kLegacyBatchOps)) op = kLegacyBatchOps[b.op];
+  } else if (b.op < kOpCount && b.op != static_cast<uint8_t>(Op::kCreateConcert)) {
+    op = static_cast<Op>(b.op);
+  }
+  if (op == Op::kCount) return Invalid("unknown batch op");
+  Command c = MakeCommand(op, b.now_us, b.user, b.token, b.target, b.arg);
+  if (op != Op::kHold) return c;
+  c.arg = 0;
+  const bool best = legacy ? b.op == kLegacyHoldBest : b.arg == 0;
+  if (!best) {
+    if (b.quantity > config_.limits.seats_per_reservation_max || b.quantity > 64) {
+      return MakeError(ErrorCode::kTooManySeats,
+                       absl::StrCat("at most ", config_.limits.seats_per_reservation_max,
+                                    " seats per reservation, asked for ", b.quantity));
+    }
+    c.seats.resize(b.quantity);
+    for (int k = 0; k < b.quantity; ++k) {
+      // Seat 0 exists nowhere: an overflowing range fails as SEAT_NOT_FOUND.
+      if (__builtin_add_overflow(b.arg, k, &c.seats[static_cast<size_t>(k)])) {
+        c.seats[static_cast<size_t>(k)] = 0;
+      }
+    }
+    return c;
+  }
+  c.quantity = b.quantity;
+  if (b.grade != 0) {
+    if (b.target < 1 || b.target > static_cast<int64_t>(schedules_.size())) {
+      return MakeError(ErrorCode::kScheduleNotFound, absl::StrCat("no schedule ", b.target));
+    }
+    const Concert& concert = *concerts_[static_cast<size_t>(
+        schedules_[static_cast<size_t>(b.target - 1)]->concert_id() - 1)];
+    if (b.grade > concert.grades.size()) {
+      return Invalid(absl::StrCat("concert ", concert.id, " has no grade ", b.grade));
+    }
+    c.grade = concert.grades[b.grade - 1u];
+  }
+  return c;
+}
+
+namespace {
+
+void PutResult(const Result& res, BatchResult& out) {
+  out = BatchResult{};
+  out.code = static_cast<uint16_t>(res.code);
+  if (const auto* id = std::get_if<UserId>(&res.value)) {
+    out.id = *id;
+  } else if (const auto* t = std::get_if<TokenView>(&res.value)) {
+    out.id = t->id;
+    out.state = static_cast<uint8_t>(t->state);
+    out.value = t->position;
+  } else if (const auto* r = std::get_if<Reservation>(&res.value)) {
+    out.id = r->id;
+    out.state = static_cast<uint8_t>(r->status);
+    out.value = r->amount;
+  } else if (const auto* ch = std::get_if<ChargeResult>(&res.value)) {
+    out.id = ch->entry_id;
+    out.value = ch->balance;
+  } else if (const auto* p = std::get_if<Payment>(&res.value)) {
+    out.id = p->id;
+    out.value = p->amount;
+    out.state = static_cast<uint8_t>(ReservationStatus::kConfirmed);
+  }
+}
+
+}  // namespace
+
+Result Engine::ApplyBatchRecord(const BatchCommand& b, bool legacy) {
+  const bool known = legacy ? b.op < std::size(kLegacyBatchOps)
+                            : b.op < kOpCount && b.op != static_cast<uint8_t>(Op::kCreateConcert);
+  if (!ValidNow(b.now_us) || !known) return Result::Refused(Invalid("unknown batch op"));
+  if (sink_ != nullptr) {
+    if (absl::Status s = sink_->Accepting(); !s.ok()) return Result::Refused(std::move(s));
+  }
+  // Every batch record journals exactly one record, so a crash inside a batch keeps
+  // a known prefix of it.
+  absl::StatusOr<Command> c = BatchToCommand(b, legacy);
+  if (!c.ok()) {  // refused on its arguments: all it does is move the clock
+    RecordCommand(MakeCommand(Op::kAdvance, b.now_us));
+    AdvanceLocked(b.now_us);
+    return Result::Refused(std::move(c).status());
+  }
+  RecordCommand(*c);
+  AdvanceLocked(c->now);
+  return ApplyLocked(*c);
+}
+
+void Engine::ApplyBatch(std::span<const BatchCommand> commands, std::span<BatchResult> results) {
+  BOXOFFICE_ASSERT(commands.size() == results.size());
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < commands.size(); ++i) {
+    PutResult(ApplyBatchRecord(commands[i], /*legacy=*/false), results[i]);
+  }
+}
+
+// --- the typed calls ------------------------------------------------------------
+
+absl::StatusOr<UserId> Engine::CreateUser(TimeUs now) {
+  return Unwrap<UserId>(Apply(MakeCommand(Op::kCreateUser, now)));
+}
+
+absl::StatusOr<ConcertView> Engine::CreateConcert(const ConcertSpec& spec, TimeUs now) {
+  Command c = MakeCommand(Op::kCreateConcert, now);
+  c.concert = std::make_shared<const ConcertSpec>(spec);
+  return Unwrap<ConcertView>(Apply(c));
+}
+
+absl::StatusOr<TokenView> Engine::JoinQueue(UserId user, ConcertId concert, TimeUs now) {
+  return Unwrap<TokenView>(Apply(MakeCommand(Op::kJoin, now, user, 0, concert)));
+}
+
+absl::StatusOr<TokenView> Engine::QueueStatus(UserId user, TokenId token, TimeUs now) {
+  return Unwrap<TokenView>(Apply(MakeCommand(Op::kStatus, now, user, token)));
+}
+
+absl::StatusOr<TokenView> Engine::LeaveQueue(UserId user, TokenId token, TimeUs now) {
+  return Unwrap<TokenView>(Apply(MakeCommand(Op::kLeave, now, user, token)));
+}
+
+absl::StatusOr<TokenView> Engine::CheckGate(UserId user, TokenId token, ConcertId concert,
+                                            TimeUs now) {
+  return Unwrap<TokenView>(Apply(MakeCommand(Op::kGate, now, user, token, concert)));
+}
+
+absl::StatusOr<Reservation> Engine::Hold(const HoldRequest& request, TimeUs now) {
+  Command c = MakeCommand(Op::kHold, now, request.user_id, request.token_id, request.schedule_id);
+  c.seats = request.seat_ids;
+  c.quantity = request.quantity;
+  c.grade = request.grade;
+  c.key = request.idempotency_key;
+  return Unwrap<Reservation>(Apply(c));
+}
+
+absl::StatusOr<Reservation> Engine::ReleaseSeat(UserId user, ReservationId reservation,
+                                                SeatId seat, TimeUs now) {
+  return Unwrap<Reservation>(
+      Apply(MakeCommand(Op::kReleaseSeat, now, user, 0, reservation, seat)));
+}
+
+absl::StatusOr<Reservation> Engine::Cancel(UserId user, ReservationId reservation, TimeUs now) {
+  return Unwrap<Reservation>(Apply(MakeCommand(Op::kCancel, now, user, 0, reservation)));
+}
+
+absl::StatusOr<ChargeResult> Engine::Charge(UserId user, Won amount,
+                                            absl::string_view idempotency_key, TimeUs now) {
+  Command c = MakeCommand(Op::kCharge, now, user, 0, 0, amount);
+  c.key = std::string(idempotency_key);
+  return Unwrap<ChargeResult>(Apply(c));
+}
+
+absl::StatusOr<Payment> Engine::Pay(UserId user, TokenId token, ReservationId reservation,
+                                    absl::string_view idempotency_key, TimeUs now) {
+  Command c = MakeCommand(Op::kPay, now, user, token, reservation);
+  c.key = std::string(idempotency_key);
+  return Unwrap<Payment>(Apply(c));
+}
+
+absl::StatusOr<Reservation> Engine::Refund(UserId user, ReservationId reservation, TimeUs now) {
+  return Unwrap<Reservation>(Apply(MakeCommand(Op::kRefund, now, user, 0, reservation)));
+}
+
+void Engine::Advance(TimeUs now) { (void)Apply(MakeCommand(Op::kAdvance, now)); }
+
 
 // --- queries -----------------------------------------------------------------
 

@@ -76,7 +76,7 @@ absl::Status ReplayJournal(Journal& journal, Engine& engine, Seq after, ReadStat
       cv.notify_all();
     }
     for (const Command& c : batch) {
-      (void)engine.Replay(c);  // commands that failed when recorded fail again
+      (void)engine.Apply(c);  // commands that failed when recorded fail again
     }
   }
   reader.join();

@@ -14,8 +14,27 @@ EntryKindName = Literal["CHARGE", "PAYMENT", "REFUND"]
 
 ERROR_CODES: dict[str, tuple[str, int, int]]
 """Every stable error code -> (absl status code name, HTTP status, batch result code)."""
-BATCH_OPS: dict[str, int]
-"""Batch op name -> its numeric value in ``COMMAND_DTYPE['op']``."""
+OPS: dict[str, int]
+"""Op name -> its value: the journal record type, ``COMMAND_DTYPE['op']`` and ``batch.Op``."""
+
+def encode_command(
+    op: str,
+    *,
+    now: float,
+    user: int = 0,
+    token: int = 0,
+    target: int = 0,
+    arg: int = 0,
+    quantity: int = 0,
+    grade: str = "",
+    key: str = "",
+    seats: Sequence[int] = (),
+    concert: tuple[str, str, str, Sequence[ScheduleSpec], SaleSettings | None] | None = None,
+) -> bytes:
+    """One command in its wire (and journal) encoding; see ``boxoffice.commands``."""
+
+def decode_result(data: bytes) -> tuple[str, object, Exception | None]:
+    """An encoded result as ``(code, value or None, exception or None)``; DataLoss if malformed."""
 
 def journal_records(path: str) -> tuple[int, list[bytes]]:
     """Every record still in the journal of the store file at ``path``, in sequence order.
@@ -33,8 +52,9 @@ def decode_record(record: bytes) -> dict[str, Any]:
 
     Keys: ``type`` (``ADVANCE``, ``CREATE_USER``, ``CREATE_CONCERT``, ``JOIN``, ``STATUS``,
     ``LEAVE``, ``GATE``, ``HOLD``, ``RELEASE_SEAT``, ``CANCEL``, ``CHARGE``, ``PAY``,
-    ``REFUND`` or ``BATCH``), ``op`` (for ``BATCH``: the batch op name, as in ``BATCH_OPS``;
-    else None), ``now`` (float seconds, as the caller gave it), ``user``, ``token``,
+    ``REFUND``, or ``BATCH`` for a record of a journal written before the one command path),
+    ``op`` (for ``BATCH``: the batch op name of that time, e.g. ``HOLD_BEST``; else None),
+    ``now`` (float seconds, as the caller gave it), ``user``, ``token``,
     ``target`` (concert, schedule or reservation, by type), ``arg`` (seat or amount),
     ``quantity``, ``grade`` (a name; "" for BATCH), ``grade_index`` (BATCH: 0 = any, k = the
     concert's k-th grade), ``key`` (the idempotency key, "" if none) and ``seats`` (HOLD).
@@ -543,6 +563,8 @@ class Engine:
     def check_invariants(self) -> None:
         """Checks every invariant of the brief. Raises InternalError when one is broken."""
     def _apply_batch(self, commands: Buffer, results: Buffer) -> None: ...
+    def apply_encoded(self, command: bytes) -> bytes:
+        """Applies one encoded command; returns its encoded result (``boxoffice.commands``)."""
     def _replay_record(self, record: bytes) -> None:
         """Decodes one journal record and applies it through ``Engine::Replay`` (the code
         recovery uses; a command that failed when recorded fails again, silently). Raises

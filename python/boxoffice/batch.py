@@ -6,24 +6,26 @@ code as the single calls (``cpp/include/boxoffice/batch.h``) with the GIL releas
 returns one ``RESULT_DTYPE`` record per command.
 
 Command fields (all integers):
-    op: an :class:`Op`.
-    grade: ``HOLD_BEST`` only: 0 = any grade, k = the concert's k-th grade (1-based,
-        ``Concert.grades``).
-    quantity: seats for ``HOLD`` (seats ``arg .. arg + quantity - 1``) and ``HOLD_BEST``.
+    op: an :class:`Op` (every op but ``CREATE_CONCERT``, which needs a seat map).
+    grade: ``HOLD`` best-available only: 0 = any grade, k = the concert's k-th grade
+        (1-based, ``Concert.grades``).
+    quantity: seats for ``HOLD``.
     now_us: time in microseconds since the Unix epoch.
     user, token: the acting user and their queue token.
-    target: concert (``JOIN``), schedule (``HOLD``, ``HOLD_BEST``) or reservation
+    target: concert (``JOIN``, ``GATE``), schedule (``HOLD``) or reservation
         (``RELEASE_SEAT``, ``CANCEL``, ``PAY``, ``REFUND``).
-    arg: first seat (``HOLD``), seat (``RELEASE_SEAT``) or amount in won (``CHARGE``).
+    arg: ``HOLD``: the first of ``quantity`` explicit seats (``arg .. arg + quantity - 1``),
+        or 0 for the best ``quantity`` adjacent seats of ``grade``; the seat
+        (``RELEASE_SEAT``) or the amount in won (``CHARGE``).
 
 Result fields:
     code: 0 for success, else the index of the error code in :data:`ERROR_CODE_NAMES`.
     state: token state (0 WAITING, 1 ACTIVE, 2 EXPIRED) for queue ops; reservation status
         (0 PENDING, 1 CONFIRMED, 2 EXPIRED, 3 CANCELED, 4 REFUNDED) for reservation ops.
-    id: the user (``CREATE_USER``), token (``JOIN``), reservation (``HOLD*``), history entry
-        (``CHARGE``) or payment (``PAY``) created.
-    value: position (``JOIN``/``STATUS``, -1 when not WAITING), amount (``HOLD*``, ``PAY``,
-        ``REFUND``) or balance after (``CHARGE``).
+    id: the user (``CREATE_USER``), token (queue ops), reservation (``HOLD``, ...), history
+        entry (``CHARGE``) or payment (``PAY``).
+    value: position (queue ops, -1 when not WAITING), amount (reservation ops, ``PAY``) or
+        balance after (``CHARGE``).
 """
 
 from __future__ import annotations
@@ -39,20 +41,29 @@ __all__ = ["COMMAND_DTYPE", "ERROR_CODE_NAMES", "RESULT_DTYPE", "Op", "commands"
 
 
 class Op(enum.IntEnum):
-    """Batch operations (values fixed by ``BatchOp`` in ``batch.h``)."""
+    """The engine's operations: the one enum of ``cpp/include/boxoffice/command.h``.
+
+    The values are the C++ ones (journal record types); importing this module checks them
+    against the extension (``_core.OPS``), so a change on one side fails at once.
+    """
 
     ADVANCE = 0
     CREATE_USER = 1
-    JOIN = 2
-    STATUS = 3
-    LEAVE = 4
-    HOLD = 5
-    HOLD_BEST = 6
-    RELEASE_SEAT = 7
-    CANCEL = 8
-    CHARGE = 9
-    PAY = 10
-    REFUND = 11
+    CREATE_CONCERT = 2
+    JOIN = 3
+    STATUS = 4
+    LEAVE = 5
+    GATE = 6
+    HOLD = 7
+    RELEASE_SEAT = 8
+    CANCEL = 9
+    CHARGE = 10
+    PAY = 11
+    REFUND = 12
+
+
+if {op.name: op.value for op in Op} != _core.OPS:
+    raise ImportError(f"boxoffice.batch.Op differs from the extension's ops: {_core.OPS}")
 
 
 COMMAND_DTYPE = np.dtype(

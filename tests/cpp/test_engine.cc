@@ -1841,7 +1841,7 @@ TEST_CASE("a random drop keeps every invariant and never oversells", "[engine][i
   CHECK(paid > 0);
 }
 
-BatchCommand Cmd(BatchOp op, TimeUs now, int64_t user = 0, int64_t token = 0,
+BatchCommand Cmd(Op op, TimeUs now, int64_t user = 0, int64_t token = 0,
                  int64_t target = 0, int64_t arg = 0, uint16_t quantity = 0, uint8_t grade = 0) {
   BatchCommand c;
   c.op = static_cast<uint8_t>(op);
@@ -1874,35 +1874,34 @@ BatchResult Expected(const BatchCommand& c, Engine& e) {
     if (with_id) r.id = x->id;
     r.state = static_cast<uint8_t>(x->status);
   };
-  switch (static_cast<BatchOp>(c.op)) {
-    case BatchOp::kAdvance:
+  switch (static_cast<Op>(c.op)) {
+    case Op::kAdvance:
       e.Advance(c.now_us);
       break;
-    case BatchOp::kCreateUser: {
+    case Op::kCreateUser: {
       absl::StatusOr<UserId> u = e.CreateUser(c.now_us);
       fill_code(u.status());
       if (u.ok()) r.id = *u;
       break;
     }
-    case BatchOp::kJoin:
+    case Op::kJoin:
       fill_token(e.JoinQueue(c.user, c.target, c.now_us), true);
       break;
-    case BatchOp::kStatus:
+    case Op::kStatus:
       fill_token(e.QueueStatus(c.user, c.token, c.now_us), false);
       break;
-    case BatchOp::kLeave: {
+    case Op::kLeave: {
       absl::StatusOr<TokenView> t = e.LeaveQueue(c.user, c.token, c.now_us);
       fill_code(t.status());
       if (t.ok()) r.state = static_cast<uint8_t>(t->state);
       break;
     }
-    case BatchOp::kHold:
-    case BatchOp::kHoldBest: {
+    case Op::kHold: {
       HoldRequest h;
       h.user_id = c.user;
       h.token_id = c.token;
       h.schedule_id = c.target;
-      if (static_cast<BatchOp>(c.op) == BatchOp::kHold) {
+      if (c.arg != 0) {  // explicit seats; arg 0 is best-available
         for (int64_t k = 0; k < c.quantity; ++k) h.seat_ids.push_back(c.arg + k);
       } else {
         h.quantity = c.quantity;
@@ -1914,13 +1913,13 @@ BatchResult Expected(const BatchCommand& c, Engine& e) {
       if (x.ok()) r.value = x->amount;
       break;
     }
-    case BatchOp::kReleaseSeat:
+    case Op::kReleaseSeat:
       fill_reservation(e.ReleaseSeat(c.user, c.target, c.arg, c.now_us), false);
       break;
-    case BatchOp::kCancel:
+    case Op::kCancel:
       fill_reservation(e.Cancel(c.user, c.target, c.now_us), false);
       break;
-    case BatchOp::kCharge: {
+    case Op::kCharge: {
       absl::StatusOr<ChargeResult> x = e.Charge(c.user, c.arg, "", c.now_us);
       fill_code(x.status());
       if (x.ok()) {
@@ -1929,7 +1928,7 @@ BatchResult Expected(const BatchCommand& c, Engine& e) {
       }
       break;
     }
-    case BatchOp::kPay: {
+    case Op::kPay: {
       absl::StatusOr<Payment> x = e.Pay(c.user, c.token, c.target, "", c.now_us);
       fill_code(x.status());
       if (x.ok()) {
@@ -1938,13 +1937,13 @@ BatchResult Expected(const BatchCommand& c, Engine& e) {
       }
       break;
     }
-    case BatchOp::kRefund: {
+    case Op::kRefund: {
       absl::StatusOr<Reservation> x = e.Refund(c.user, c.target, c.now_us);
       fill_reservation(x, false);
       if (x.ok()) r.value = x->amount;
       break;
     }
-    case BatchOp::kCount:
+    default:  // CREATE_CONCERT has no batch form; GATE is not in these scripts
       break;
   }
   return r;
@@ -1964,33 +1963,33 @@ TEST_CASE("ApplyBatch gives the same results and state as single calls", "[engin
   const TimeUs t = kT0 + Sec(1);
   // Users 1..3; tokens 1..3 (token 3 waits); schedule 1.
   const std::vector<BatchCommand> commands = {
-      Cmd(BatchOp::kCreateUser, t),
-      Cmd(BatchOp::kCreateUser, t),
-      Cmd(BatchOp::kCreateUser, t),
-      Cmd(BatchOp::kJoin, t, 1, 0, 1),
-      Cmd(BatchOp::kJoin, t, 2, 0, 1),
-      Cmd(BatchOp::kJoin, t + 1, 3, 0, 1),
-      Cmd(BatchOp::kStatus, t + 2, 3, 3),
-      Cmd(BatchOp::kCharge, t + 3, 1, 0, 0, 400'000),
-      Cmd(BatchOp::kCharge, t + 3, 2, 0, 0, 0),  // INVALID_AMOUNT
-      Cmd(BatchOp::kHold, t + 4, 1, 1, 1, 1, 3),     // seats 1..3 -> reservation 1
-      Cmd(BatchOp::kHold, t + 5, 2, 2, 1, 3, 2),     // seat 3 taken
-      Cmd(BatchOp::kHoldBest, t + 6, 2, 2, 1, 0, 2, 2),  // 2 R seats -> reservation 2
-      Cmd(BatchOp::kHoldBest, t + 6, 3, 3, 1, 0, 1, 0),  // WAITING: QUEUE_NOT_ACTIVE
-      Cmd(BatchOp::kReleaseSeat, t + 7, 1, 0, 1, 2),
-      Cmd(BatchOp::kPay, t + 8, 1, 1, 1),            // 200,000 -> token 1 completes
-      Cmd(BatchOp::kStatus, t + 9, 3, 3),            // now ACTIVE
-      Cmd(BatchOp::kPay, t + 9, 2, 2, 2),            // INSUFFICIENT_BALANCE
-      Cmd(BatchOp::kRefund, t + 10, 1, 0, 1),
-      Cmd(BatchOp::kRefund, t + 10, 1, 0, 1),        // RESERVATION_NOT_CONFIRMED
-      Cmd(BatchOp::kHold, t + 11, 3, 3, 1, 1, 1),    // the refunded seat -> reservation 3
-      Cmd(BatchOp::kCancel, t + 12, 3, 0, 3),
-      Cmd(BatchOp::kCancel, t + 12, 3, 0, 99),       // RESERVATION_NOT_FOUND
-      Cmd(BatchOp::kAdvance, t + Sec(60)),           // reservation 2 expires
-      Cmd(BatchOp::kCancel, t + Sec(61), 2, 0, 2),   // HOLD_EXPIRED
-      Cmd(BatchOp::kLeave, t + Sec(62), 2, 2),
-      Cmd(BatchOp::kStatus, t + Sec(62), 2, 2),
-      Cmd(BatchOp::kJoin, t + Sec(63), 99, 0, 1),    // USER_NOT_FOUND
+      Cmd(Op::kCreateUser, t),
+      Cmd(Op::kCreateUser, t),
+      Cmd(Op::kCreateUser, t),
+      Cmd(Op::kJoin, t, 1, 0, 1),
+      Cmd(Op::kJoin, t, 2, 0, 1),
+      Cmd(Op::kJoin, t + 1, 3, 0, 1),
+      Cmd(Op::kStatus, t + 2, 3, 3),
+      Cmd(Op::kCharge, t + 3, 1, 0, 0, 400'000),
+      Cmd(Op::kCharge, t + 3, 2, 0, 0, 0),  // INVALID_AMOUNT
+      Cmd(Op::kHold, t + 4, 1, 1, 1, 1, 3),     // seats 1..3 -> reservation 1
+      Cmd(Op::kHold, t + 5, 2, 2, 1, 3, 2),     // seat 3 taken
+      Cmd(Op::kHold, t + 6, 2, 2, 1, 0, 2, 2),  // 2 R seats -> reservation 2
+      Cmd(Op::kHold, t + 6, 3, 3, 1, 0, 1, 0),  // WAITING: QUEUE_NOT_ACTIVE
+      Cmd(Op::kReleaseSeat, t + 7, 1, 0, 1, 2),
+      Cmd(Op::kPay, t + 8, 1, 1, 1),            // 200,000 -> token 1 completes
+      Cmd(Op::kStatus, t + 9, 3, 3),            // now ACTIVE
+      Cmd(Op::kPay, t + 9, 2, 2, 2),            // INSUFFICIENT_BALANCE
+      Cmd(Op::kRefund, t + 10, 1, 0, 1),
+      Cmd(Op::kRefund, t + 10, 1, 0, 1),        // RESERVATION_NOT_CONFIRMED
+      Cmd(Op::kHold, t + 11, 3, 3, 1, 1, 1),    // the refunded seat -> reservation 3
+      Cmd(Op::kCancel, t + 12, 3, 0, 3),
+      Cmd(Op::kCancel, t + 12, 3, 0, 99),       // RESERVATION_NOT_FOUND
+      Cmd(Op::kAdvance, t + Sec(60)),           // reservation 2 expires
+      Cmd(Op::kCancel, t + Sec(61), 2, 0, 2),   // HOLD_EXPIRED
+      Cmd(Op::kLeave, t + Sec(62), 2, 2),
+      Cmd(Op::kStatus, t + Sec(62), 2, 2),
+      Cmd(Op::kJoin, t + Sec(63), 99, 0, 1),    // USER_NOT_FOUND
   };
   std::vector<BatchResult> results(commands.size());
   batch.ApplyBatch(commands, results);
@@ -2006,28 +2005,27 @@ TEST_CASE("ApplyBatch gives the same results and state as single calls", "[engin
     bool state = false;
     bool id = false;
     bool value = false;
-    switch (static_cast<BatchOp>(commands[i].op)) {
-      case BatchOp::kCreateUser:
+    switch (static_cast<Op>(commands[i].op)) {
+      case Op::kCreateUser:
         id = true;
         break;
-      case BatchOp::kJoin:
+      case Op::kJoin:
         id = state = value = true;
         break;
-      case BatchOp::kStatus:
+      case Op::kStatus:
         state = value = true;
         break;
-      case BatchOp::kLeave:
-      case BatchOp::kReleaseSeat:
-      case BatchOp::kCancel:
+      case Op::kLeave:
+      case Op::kReleaseSeat:
+      case Op::kCancel:
         state = true;
         break;
-      case BatchOp::kHold:
-      case BatchOp::kHoldBest:
-      case BatchOp::kCharge:
-      case BatchOp::kPay:
+      case Op::kHold:
+      case Op::kCharge:
+      case Op::kPay:
         id = value = true;
         break;
-      case BatchOp::kRefund:
+      case Op::kRefund:
         value = true;
         break;
       default:
@@ -2054,7 +2052,7 @@ TEST_CASE("ApplyBatch gives the same results and state as single calls", "[engin
 
   // An unknown op is an error result, not a crash, and changes nothing.
   const uint64_t hash = batch.StateHash();
-  std::vector<BatchCommand> junk = {Cmd(static_cast<BatchOp>(200), t + Sec(63), 1)};
+  std::vector<BatchCommand> junk = {Cmd(static_cast<Op>(200), t + Sec(63), 1)};
   std::vector<BatchResult> junk_results(1);
   batch.ApplyBatch(junk, junk_results);
   CHECK(junk_results[0].code != 0);
@@ -2124,7 +2122,7 @@ TEST_CASE("a batch hold whose seat range overflows is SEAT_NOT_FOUND",
   Drop d;
   const auto [u, t] = d.ActiveUser();
   BatchCommand c;
-  c.op = static_cast<uint8_t>(BatchOp::kHold);
+  c.op = static_cast<uint8_t>(Op::kHold);
   c.now_us = kT0 + Sec(1);
   c.user = u;
   c.token = t;

@@ -403,32 +403,32 @@ class World {
         b.token = tmp.token;
         switch (kind) {
           case 0:
-            b.op = static_cast<uint8_t>(BatchOp::kJoin);
+            b.op = static_cast<uint8_t>(Op::kJoin);
             b.target = rng_.In(1, concerts());
             break;
           case 1:
-            b.op = static_cast<uint8_t>(BatchOp::kStatus);
+            b.op = static_cast<uint8_t>(Op::kStatus);
             break;
           case 2:
-            b.op = static_cast<uint8_t>(BatchOp::kHoldBest);
+            b.op = static_cast<uint8_t>(Op::kHold);
             b.target = rng_.In(1, schedules());
             b.quantity = static_cast<uint16_t>(rng_.In(1, 3));
             b.grade = static_cast<uint8_t>(rng_.In(0, 2));
             break;
           case 3:
-            b.op = static_cast<uint8_t>(BatchOp::kCharge);
+            b.op = static_cast<uint8_t>(Op::kCharge);
             b.arg = 200'000;
             break;
           case 4: {
             PickReservation(tmp);
-            b.op = static_cast<uint8_t>(BatchOp::kPay);
+            b.op = static_cast<uint8_t>(Op::kPay);
             b.user = tmp.user;
             b.target = tmp.target;
             b.token = LatestToken(tmp.user, ReservationConcert(tmp.target));
             break;
           }
           default:
-            b.op = static_cast<uint8_t>(BatchOp::kAdvance);
+            b.op = static_cast<uint8_t>(Op::kAdvance);
             break;
         }
         c.batch.push_back(b);

@@ -682,15 +682,15 @@ class DstDriver(Driver):
         if op in (Op.STATUS, Op.LEAVE):
             user = self.pick_user(ch)
             return {"user": user, "token": self.pick_token(ch, user, self.pick_concert(ch))}, 0
-        if op in (Op.HOLD, Op.HOLD_BEST):
+        if op is Op.HOLD:
             user, token, concert = self.pick_session(ch)
             schedule = self.pick_schedule_of(ch, concert)
             concert = self.concert_of_schedule(schedule)
             fields = {"user": user, "token": token, "target": schedule}
-            if op is Op.HOLD:
+            if ch.pick("hold_explicit", [True, False]):  # arg != 0: explicit seats
                 seats = self._seat_choice(ch, schedule)
                 fields |= {"arg": seats[0], "quantity": ch.pick("quantity", [1, 1, 2, 3])}
-            else:
+            else:  # arg 0: best-available
                 known = len(m.concert_grades(concert)) if concert in m.concert_ids() else 0
                 fields |= {
                     "grade": ch.pick("grade_index", [0, 0, *range(1, known + 1)]),
@@ -734,7 +734,7 @@ DST_ACTIONS: list[tuple[str, int]] = [
 # Batch ops, weighted; never an invalid time or an unknown op: those journal nothing, and
 # every row must journal exactly one record (see ``Simulation.apply_batch``).
 BATCH_OPS: list[Op] = [
-    *[Op.JOIN] * 3, *[Op.STATUS] * 2, Op.LEAVE, *[Op.HOLD] * 3, *[Op.HOLD_BEST] * 3,
+    *[Op.JOIN] * 3, *[Op.STATUS] * 2, Op.LEAVE, *[Op.HOLD] * 6,
     Op.RELEASE_SEAT, Op.CANCEL, *[Op.CHARGE] * 2, *[Op.PAY] * 3, Op.REFUND, Op.ADVANCE,
     Op.CREATE_USER,
 ]  # fmt: skip

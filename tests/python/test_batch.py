@@ -73,11 +73,15 @@ def apply_single(eng: bo.Engine, concert: bo.Concert, cmd) -> Outcome:
             if op is Op.STATUS:
                 return ("OK", state, None, position)
             return ("OK", state, None, None)
-        if op is Op.HOLD:
+        if op is Op.GATE:
+            t = eng.check_gate(user, token, target, now=now)
+            position = -1 if t.position is None else t.position
+            return ("OK", TOKEN_STATES[t.state], t.id, position)
+        if op is Op.HOLD and arg != 0:  # explicit seats arg .. arg + quantity - 1
             seats = list(range(arg, arg + quantity))
             r = eng.hold(user, token, target, seats, now=now)
             return ("OK", None, r.id, r.amount)
-        if op is Op.HOLD_BEST:
+        if op is Op.HOLD:  # arg 0: best-available of the grade-th grade (0 = any)
             name = "" if grade == 0 else concert.grades[grade - 1]
             r = eng.hold(user, token, target, quantity=quantity, grade=name, now=now)
             return ("OK", None, r.id, r.amount)
@@ -165,8 +169,10 @@ def test_a_scripted_drop_matches_single_calls(make_engine):
         command(Op.CHARGE, t + 7, user=2, arg=0),  # INVALID_AMOUNT
         command(Op.HOLD, t + 8, user=1, token=1, target=1, arg=1, quantity=2),
         command(Op.HOLD, t + 9, user=2, token=2, target=1, arg=2, quantity=2),  # seat 2 taken
-        command(Op.HOLD_BEST, t + 10, user=2, token=2, target=1, quantity=2, grade=2),
-        command(Op.HOLD_BEST, t + 10, user=2, token=2, target=1, quantity=3, grade=0),
+        command(Op.HOLD, t + 10, user=2, token=2, target=1, quantity=2, grade=2),  # best
+        command(Op.HOLD, t + 10, user=2, token=2, target=1, quantity=3, grade=0),  # best
+        command(Op.GATE, t + 10, user=3, token=3, target=1),  # QUEUE_NOT_ACTIVE
+        command(Op.GATE, t + 10, user=2, token=2, target=1),
         command(Op.HOLD, t + 11, user=3, token=3, target=1, arg=5, quantity=1),  # not ACTIVE
         command(Op.RELEASE_SEAT, t + 12, user=1, target=1, arg=2),
         command(Op.RELEASE_SEAT, t + 12, user=1, target=1, arg=9),  # not in it
@@ -250,8 +256,7 @@ OP_WEIGHTS = {
     Op.JOIN: 3,
     Op.STATUS: 2,
     Op.LEAVE: 0.5,
-    Op.HOLD: 3,
-    Op.HOLD_BEST: 2,
+    Op.HOLD: 5,  # 3 explicit seats, 2 best-available
     Op.RELEASE_SEAT: 1,
     Op.CANCEL: 1,
     Op.CHARGE: 2,
@@ -285,11 +290,11 @@ class Knowledge:
             return command(op, now, user=user, target=1 if rng.random() < 0.95 else 2)
         if op in (Op.STATUS, Op.LEAVE):
             return command(op, now, user=user, token=token)
-        if op is Op.HOLD:
+        if op is Op.HOLD and rng.random() < 0.6:
             quantity = rng.randrange(0, 4)
             first = rng.randrange(1, 19)
             return command(op, now, user=user, token=token, target=1, arg=first, quantity=quantity)
-        if op is Op.HOLD_BEST:
+        if op is Op.HOLD:  # arg 0: best-available
             return command(
                 op,
                 now,
@@ -325,7 +330,7 @@ class Knowledge:
             elif op is Op.JOIN:
                 assert id_ is not None
                 self.tokens[cmd["user"]] = id_
-            elif op in (Op.HOLD, Op.HOLD_BEST):
+            elif op is Op.HOLD:
                 assert id_ is not None
                 self.reservations.setdefault(cmd["user"], []).append(id_)
             elif op is Op.PAY:

@@ -40,113 +40,17 @@
 #include "boxoffice/limits.h"
 #include "boxoffice/reservation.h"
 #include "boxoffice/seat_inventory.h"
+#include "boxoffice/command.h"
 #include "boxoffice/types.h"
+#include "boxoffice/views.h"
 
 namespace boxoffice {
 
 class SnapshotCodec;
-struct Command;
-class CommandSink;
-enum class CommandType : uint8_t;
 
 struct EngineConfig {
   Limits limits;
   uint64_t seed = 0;  // draws the pre-queue shuffles; same seed, same draw
-};
-
-// Sale settings of a concert (HTTP `sale` object), durations in microseconds.
-struct SaleSettings {
-  TimeUs opens_at = kNever;              // kNever = open at creation
-  int64_t queue_capacity = 200;          // most ACTIVE tokens at once
-  int64_t admission_per_minute = kNoLimit;  // admissions per minute; kNoLimit = no cap
-  DurationUs session_ttl_us = 600 * kMicrosPerSecond;
-  DurationUs hold_ttl_us = 300 * kMicrosPerSecond;
-  int64_t max_seats_per_reservation = 4;
-  int64_t max_seats_per_user = kNoLimit;    // HELD + SOLD per concert; kNoLimit = no cap
-  bool release_on_payment_failure = false;
-  DurationUs abandon_timeout_us = 60 * kMicrosPerSecond;
-  DurationUs poll_interval_us = 5 * kMicrosPerSecond;
-};
-
-struct ScheduleSpec {
-  TimeUs starts_at = 0;
-  std::vector<SectionSpec> sections;
-};
-
-struct ConcertSpec {
-  std::string title;
-  std::string artist;
-  std::string venue;
-  std::vector<ScheduleSpec> schedules;
-  SaleSettings sale;
-};
-
-struct ScheduleView {
-  ScheduleId id = 0;
-  ConcertId concert_id = 0;
-  TimeUs starts_at = 0;
-  int64_t seats_total = 0;
-  int64_t seats_available = 0;
-  int64_t seats_held = 0;
-  int64_t seats_sold = 0;
-};
-
-struct ConcertView {
-  ConcertId id = 0;
-  std::string title;
-  std::string artist;
-  std::string venue;
-  SaleSettings sale;
-  std::vector<std::string> grades;  // distinct grades, in seat-map order
-  std::vector<ScheduleView> schedules;
-  TimeUs created_at = 0;
-};
-
-struct SeatView {
-  SeatId id = 0;
-  ScheduleId schedule_id = 0;
-  std::string label;    // "A-3-12"
-  std::string section;
-  int64_t row = 0;      // 1-based
-  int64_t number = 0;   // 1-based
-  std::string grade;
-  Won price = 0;
-  SeatStatus status = SeatStatus::kAvailable;
-};
-
-struct TokenView {
-  TokenId id = 0;
-  UserId user_id = 0;
-  ConcertId concert_id = 0;
-  TokenState state = TokenState::kWaiting;
-  TokenEnd end = TokenEnd::kNone;
-  int64_t position = -1;  // WAITING tokens ahead; -1 when not WAITING or in the pre-queue
-  DurationUs eta_us = 0;  // estimated wait until ACTIVE (WAITING only)
-  DurationUs poll_after_us = 0;
-  TimeUs joined_at = 0;
-  TimeUs activated_at = kNever;
-  TimeUs expires_at = kNever;
-  TimeUs ended_at = kNever;
-};
-
-struct ConcertStats {
-  ConcertId concert_id = 0;
-  int64_t queue_waiting = 0;
-  int64_t queue_active = 0;
-  int64_t queue_joined_total = 0;
-  int64_t queue_admitted_total = 0;
-  int64_t queue_abandoned_total = 0;
-  int64_t seats_total = 0;
-  int64_t seats_available = 0;
-  int64_t seats_held = 0;
-  int64_t seats_sold = 0;
-  int64_t reservations_pending = 0;
-  int64_t reservations_confirmed = 0;
-  int64_t reservations_expired = 0;
-  int64_t reservations_canceled = 0;
-  int64_t reservations_refunded = 0;
-  int64_t payments = 0;
-  Won revenue = 0;  // balance of the concert's revenue account
 };
 
 struct HoldRequest {
@@ -172,6 +76,13 @@ class Engine {
   uint64_t seed() const { return config_.seed; }
 
   // --- commands ---------------------------------------------------------
+  // The one way state changes: takes the lock, refuses a `now` outside
+  // [0, kTimeMaxUs] and every command once the sink stopped accepting
+  // (STORE_UNAVAILABLE), reports the command to the sink, fires every deadline
+  // up to `now`, then applies the op all-or-nothing (docs/engine-rules.md).
+  // A refusal is a Result with its code, never an exception.
+  Result Apply(const Command& command);
+  // The typed calls below build a Command, Apply it and unwrap the Result.
   absl::StatusOr<UserId> CreateUser(TimeUs now);
   absl::StatusOr<ConcertView> CreateConcert(const ConcertSpec& spec, TimeUs now);
   absl::StatusOr<TokenView> JoinQueue(UserId user, ConcertId concert, TimeUs now);
@@ -192,9 +103,10 @@ class Engine {
   absl::StatusOr<Payment> Pay(UserId user, TokenId token, ReservationId reservation,
                               absl::string_view idempotency_key, TimeUs now);
   absl::StatusOr<Reservation> Refund(UserId user, ReservationId reservation, TimeUs now);
-  // Fires every deadline up to `now`.
+  // Fires every deadline up to `now` (an impossible `now` does nothing).
   void Advance(TimeUs now);
-  // Applies commands[i] and writes results[i], in order (same length).
+  // Applies commands[i] and writes results[i], in order (same length), under
+  // one lock: each record becomes a Command (batch.h) applied as Apply does.
   void ApplyBatch(std::span<const BatchCommand> commands, std::span<BatchResult> results);
 
   // --- queries (each first advances to `now`) ----------------------------
@@ -235,10 +147,6 @@ class Engine {
   // `journal_seq` is the sink's sequence of the last command already in the
   // state (after a recovery: the last one replayed).
   void SetCommandSink(CommandSink* sink, Seq journal_seq = 0);
-  // Applies a recorded command through the same code as the original call
-  // and returns that call's status (a command that failed when it was
-  // recorded fails the same way again). Recovery replays with no sink set.
-  absl::Status Replay(const Command& command);
   // The sequence number the sink gave the last command this thread applied
   // on this engine (0 if none): what a caller waits on to be durable.
   Seq LastRecordedSeq() const;
@@ -258,7 +166,17 @@ class Engine {
   struct IdempotencyRecord;
   struct HoldArgs;
 
+  // Apply after the preamble (mu_ held, command recorded, clock advanced).
+  Result ApplyLocked(const Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The Command a batch record stands for, or the refusal its arguments get
+  // before any rule runs (the op's own checks come after, in ApplyLocked).
+  // `legacy`: the record uses the batch numbering of journal record type 13.
+  absl::StatusOr<Command> BatchToCommand(const BatchCommand& b, bool legacy) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // One batch record: BatchToCommand, then the preamble and ApplyLocked.
+  Result ApplyBatchRecord(const BatchCommand& b, bool legacy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Unlocked implementations; `*Locked` names need mu_ held.
+  ConcertView CreateConcertLocked(const ConcertSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fires every deadline up to max(now, clock_); returns the new clock.
   TimeUs AdvanceLocked(TimeUs now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Fire(const TimerEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -285,16 +203,10 @@ class Engine {
                                     absl::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Reservation> RefundLocked(UserId user, ReservationId id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ApplyOne(const BatchCommand& c, BatchResult& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Journal reporting (no-ops without a sink).
   void RecordCommand(const Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Record(CommandType type, TimeUs now, int64_t user = 0, int64_t token = 0,
-              int64_t target = 0, int64_t arg = 0, absl::string_view key = {})
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A query moves the clock: reported as kAdvance when it would.
   void RecordQuery(TimeUs now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // OK unless the command sink can no longer record (see CommandSink::Accepting).
-  absl::Status SinkAccepting() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Status CheckUser(UserId user) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Reservation*> OwnedReservation(UserId user, ReservationId id)

@@ -1,7 +1,7 @@
 // Store: an Engine made durable by a Journal in one SQLite file.
 //
 // Opening a store recovers the engine: the latest valid snapshot, then a
-// replay of every journal record after it through Engine::Replay (the same
+// replay of every journal record after it through Engine::Apply (the same
 // code the original commands ran). From then on the Store is the engine's
 // CommandSink: every command is encoded and appended to the journal before it
 // is applied, and WaitDurable(seq) blocks until the group holding `seq` is

@@ -334,7 +334,7 @@ class _Drop:
         s_leave_q = b.add(Op.LEAVE, leavers, token=self.token[leavers])
         s_poll = b.add(Op.STATUS, pollers, token=self.token[pollers])
         s_hold = b.add(
-            Op.HOLD_BEST,
+            Op.HOLD,
             choosers,
             token=self.token[choosers],
             target=self.schedule_id,
@@ -417,7 +417,7 @@ class _Drop:
         return state == TOKEN_WAITING
 
     def _held(self, res: Any, users: IntArray, k: int) -> None:
-        self._expect(res, Op.HOLD_BEST, users, OK, SEAT_UNAVAILABLE, QUEUE_TOKEN_EXPIRED)
+        self._expect(res, Op.HOLD, users, OK, SEAT_UNAVAILABLE, QUEUE_TOKEN_EXPIRED)
         code = res["code"]
         ok = code == OK
         held = users[ok]
