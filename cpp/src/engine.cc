@@ -28,6 +28,19 @@ constexpr uint8_t kIdempotentPay = 3;
 // journaled; every real limit is far below it (limits.h).
 constexpr int64_t kRecordItemsMax = 65'536;
 
+// A command of the scalar layout (command.h).
+Command MakeCommand(Op op, TimeUs now, int64_t user = 0, int64_t token = 0, int64_t target = 0,
+                    int64_t arg = 0) {
+  Command c;
+  c.op = op;
+  c.now = now;
+  c.user = user;
+  c.token = token;
+  c.target = target;
+  c.arg = arg;
+  return c;
+}
+
 // Engine ids (for LastRecordedSeq); never reused within a process.
 std::atomic<uint64_t> next_engine_id{1};
 
@@ -293,12 +306,7 @@ void Engine::RecordCommand(const Command& c) {
 
 
 void Engine::RecordQuery(TimeUs now) {
-  if (sink_ != nullptr && now > clock_) {
-    Command c;
-    c.op = Op::kAdvance;
-    c.now = now;
-    RecordCommand(c);
-  }
+  if (sink_ != nullptr && now > clock_) RecordCommand(MakeCommand(Op::kAdvance, now));
 }
 
 // --- helpers ---------------------------------------------------------------
@@ -873,18 +881,6 @@ template <typename T>
 absl::StatusOr<T> Unwrap(Result&& r) {
   if (!r.ok()) return std::move(r.status);
   return std::get<T>(std::move(r.value));
-}
-
-Command MakeCommand(Op op, TimeUs now, int64_t user = 0, int64_t token = 0, int64_t target = 0,
-                    int64_t arg = 0) {
-  Command c;
-  c.op = op;
-  c.now = now;
-  c.user = user;
-  c.token = token;
-  c.target = target;
-  c.arg = arg;
-  return c;
 }
 
 // The old batch numbering, as journal record type 13 stores it, in order.
