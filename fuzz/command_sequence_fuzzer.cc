@@ -14,8 +14,9 @@
 //   - CheckInvariants() is OK (seats, money, queues);
 //   - the journal path agrees: engine A reports each command to a CommandSink that
 //     encodes it (EncodeCommand), as the store does; each record decodes, re-encodes to
-//     the same bytes, and Engine::Replay applies it to engine B, which must return the
-//     same error code as the original call and reach the same StateHash();
+//     the same bytes, and Engine::Apply applies it to engine B, which must return the
+//     same error code as the original call and reach the same StateHash() (a batch
+//     record refused on its arguments is journaled as the clock move it made);
 //   - what the command promised: a failed join, leave, release, cancel, charge or
 //     refund changed nothing (same StateHash()); joining again gives the same live
 //     token; the gate lets only ACTIVE tokens in; a hold holds the seats asked for until
@@ -331,9 +332,17 @@ class Sequence {
                  what.data(), s.ok() ? "OK" : std::string(s.message()).c_str());
   }
 
-  // Replays the records A made since the last call on B. `expected` holds the error
-  // codes of the calls that made them, when known (one per record).
-  void Sync(absl::string_view after, const std::vector<ErrorCode>* expected = nullptr) {
+  // A call that made one journal record: its op and the error code it returned.
+  struct Call {
+    Op op = Op::kAdvance;
+    ErrorCode code = ErrorCode::kOk;
+  };
+
+  // Applies the records A made since the last call to B. `expected` holds the calls
+  // that made them, when known (one per record): a record of the call's op must give
+  // the call's code again; a call refused before its op ran (a batch record with
+  // arguments no command has) made a clock move instead.
+  void Sync(absl::string_view after, const std::vector<Call>* expected = nullptr) {
     const size_t first = replayed_;
     if (expected != nullptr) {
       Check(expected->size() == sink_.records.size() - first,
@@ -347,13 +356,16 @@ class Sequence {
       std::string again;
       EncodeCommand(*c, &again);
       Check(again == bytes, absl::StrCat(after, ": a record does not re-encode to its bytes"));
-      const absl::Status s = b_->Replay(*c);
-      if (expected != nullptr) {
-        const ErrorCode want = (*expected)[replayed_ - first];
-        if (GetErrorCode(s) != want) {
-          Fail(absl::StrCat(after, ": the replayed command returned ", s.ToString(),
-                            ", the original call ", GetErrorInfo(want).name));
-        }
+      Check(!c->legacy_batch.has_value(), absl::StrCat(after, ": the engine recorded a type-13 record"));
+      const Result r = b_->Apply(*c);
+      if (expected == nullptr) continue;
+      const Call& want = (*expected)[replayed_ - first];
+      if (c->op != want.op) {
+        Check(c->op == Op::kAdvance && want.code != ErrorCode::kOk,
+              absl::StrCat(after, ": a ", OpName(want.op), " call recorded a ", OpName(c->op)));
+      } else if (r.code != want.code) {
+        Fail(absl::StrCat(after, ": the recorded command returned ", r.status.ToString(),
+                          " from the journal, the original call ", GetErrorInfo(want.code).name));
       }
     }
     CheckInvariants(*a_, after);
@@ -365,14 +377,15 @@ class Sequence {
     }
   }
 
-  // For a single command: its record (if it made exactly one of its own type) must
-  // replay with the same error code.
+  // For a single call of `op`: its record (if it made exactly one) must give the same
+  // error code from the journal.
   template <typename T>
-  void SyncOne(absl::string_view what, const absl::StatusOr<T>& result, size_t records_before) {
+  void SyncOne(Op op, absl::string_view what, const absl::StatusOr<T>& result,
+               size_t records_before) {
     Trace(what, result.status());
-    std::vector<ErrorCode> expected;
+    std::vector<Call> expected;
     const size_t made = sink_.records.size() - records_before;
-    if (made == 1) expected.push_back(GetErrorCode(result.status()));
+    if (made == 1) expected.push_back({op, GetErrorCode(result.status())});
     Sync(what, made == 1 ? &expected : nullptr);
   }
 
@@ -419,7 +432,7 @@ class Sequence {
           LearnToken(*t);
         }
         const std::string what = absl::StrCat("join user ", user, " concert ", concert);
-        SyncOne(what, t, before);
+        SyncOne(Op::kJoin, what, t, before);
         check_unchanged(t.status(), what);
         return;
       }
@@ -437,10 +450,10 @@ class Sequence {
           if (op == kOpGate) Check(t->state == TokenState::kActive, "the gate let a token in that is not ACTIVE");
           if (op == kOpLeave) Check(t->state == TokenState::kExpired, "a token that left is still live");
         }
-        const std::string what =
-            absl::StrCat(op == kOpStatus ? "status" : op == kOpLeave ? "leave" : "gate", " user ",
-                         user, " token ", token, " concert ", concert);
-        SyncOne(what, t, before);
+        const Op command_op = op == kOpStatus ? Op::kStatus : op == kOpLeave ? Op::kLeave : Op::kGate;
+        const std::string what = absl::StrCat(OpName(command_op), " user ", user, " token ", token,
+                                              " concert ", concert);
+        SyncOne(command_op, what, t, before);
         check_unchanged(t.status(), what);
         return;
       }
@@ -478,9 +491,11 @@ class Sequence {
                   "a new hold is not PENDING until a later expires_at");
           }
         }
-        SyncOne(absl::StrCat("hold user ", user, " token ", r.token_id, " schedule ", r.schedule_id,
-                             " seats [", absl::StrJoin(r.seat_ids, ","), "] quantity ", r.quantity,
-                             " grade '", r.grade, "' key '", r.idempotency_key, "'"),
+        SyncOne(Op::kHold,
+                absl::StrCat("hold user ", user, " token ", r.token_id, " schedule ",
+                             r.schedule_id, " seats [", absl::StrJoin(r.seat_ids, ","),
+                             "] quantity ", r.quantity, " grade '", r.grade, "' key '",
+                             r.idempotency_key, "'"),
                 h, before);
         return;
       }
@@ -502,7 +517,7 @@ class Sequence {
         }
         const std::string what =
             absl::StrCat("release user ", user, " reservation ", id, " seat ", seat);
-        SyncOne(what, result, before);
+        SyncOne(Op::kReleaseSeat, what, result, before);
         check_unchanged(result.status(), what);
         return;
       }
@@ -513,7 +528,7 @@ class Sequence {
           Check(result->status == ReservationStatus::kCanceled, "a cancel did not cancel");
         }
         const std::string what = absl::StrCat("cancel user ", user, " reservation ", id);
-        SyncOne(what, result, before);
+        SyncOne(Op::kCancel, what, result, before);
         check_unchanged(result.status(), what);
         return;
       }
@@ -528,7 +543,7 @@ class Sequence {
         }
         const std::string what =
             absl::StrCat("charge user ", user, " amount ", amount, " key '", key, "'");
-        SyncOne(what, result, before);
+        SyncOne(Op::kCharge, what, result, before);
         check_unchanged(result.status(), what);
         return;
       }
@@ -549,7 +564,8 @@ class Sequence {
                     result->balance_after == BalanceNow(user),
                 "a payment did not take its amount from the balance");
         }
-        SyncOne(absl::StrCat("pay user ", user, " token ", token, " reservation ", id, " key '",
+        SyncOne(Op::kPay,
+                absl::StrCat("pay user ", user, " token ", token, " reservation ", id, " key '",
                              key, "'"),
                 result, before);
         return;
@@ -563,7 +579,7 @@ class Sequence {
                 "a refund did not give the amount back");
         }
         const std::string what = absl::StrCat("refund user ", user, " reservation ", id);
-        SyncOne(what, result, before);
+        SyncOne(Op::kRefund, what, result, before);
         check_unchanged(result.status(), what);
         return;
       }
@@ -582,7 +598,7 @@ class Sequence {
       case kOpCreateUser:
         if (a_->user_count() < kUsersMax) {
           auto result = a_->CreateUser(now);
-          SyncOne("create user", result, before);
+          SyncOne(Op::kCreateUser, "create user", result, before);
         }
         return;
       case kOpCreateConcert:
@@ -657,7 +673,9 @@ class Sequence {
     }
   }
 
-  // An ApplyBatch of 1..8 commands, each taken from one more step of the input.
+  // An ApplyBatch of 1..8 commands, each taken from one more step of the input: byte 0
+  // is the Op (modulo kOpCount + 1: CREATE_CONCERT and kOpCount have no batch form);
+  // a HOLD holds best-available when byte 6 is 0x80 or more, else explicit seats.
   void Batch(TimeUs now, const std::array<uint8_t, 8>& head) {
     const size_t n = 1 + head[2] % 8;
     std::vector<BatchCommand> commands(n);
@@ -666,10 +684,10 @@ class Sequence {
     for (size_t i = 0; i < n; ++i) {
       const std::array<uint8_t, 8> s = in_.Step();
       BatchCommand& c = commands[i];
-      c.op = s[0] % (static_cast<uint8_t>(BatchOp::kCount) + 1);  // kCount: invalid
-      if (c.op == static_cast<uint8_t>(BatchOp::kCreateUser) &&
+      c.op = s[0] % (kOpCount + 1);
+      if (c.op == static_cast<uint8_t>(Op::kCreateUser) &&
           a_->user_count() + static_cast<int64_t>(n) > kUsersMax) {
-        c.op = static_cast<uint8_t>(BatchOp::kAdvance);
+        c.op = static_cast<uint8_t>(Op::kAdvance);
       }
       // Time inside a batch moves by small steps; 0xff is an invalid (negative) time.
       t += (s[1] % 4) * kQuarterUs / 2;
@@ -678,56 +696,69 @@ class Sequence {
       const ConcertId concert = Concert(s[3]);
       const ScheduleInfo* schedule = Schedule(s[5]);
       const ReservationInfo* r = Reservation(c.user, s[4]);
-      switch (static_cast<BatchOp>(c.op)) {
-        case BatchOp::kJoin: c.target = concert; break;
-        case BatchOp::kStatus:
-        case BatchOp::kLeave: c.token = Token(c.user, concert, s[4]); break;
-        case BatchOp::kHold:
-        case BatchOp::kHoldBest:
+      const auto op = static_cast<Op>(c.op);
+      switch (op) {
+        case Op::kJoin: c.target = concert; break;
+        case Op::kStatus:
+        case Op::kLeave: c.token = Token(c.user, concert, s[4]); break;
+        case Op::kGate:
+          c.token = Token(c.user, concert, s[4]);
+          c.target = concert;
+          break;
+        case Op::kHold:
           c.target = ScheduleIdOf(schedule, s[5]);
           c.token = Token(c.user, schedule != nullptr ? schedule->concert : concert, s[4]);
           c.quantity = s[6] % 6;
-          if (static_cast<BatchOp>(c.op) == BatchOp::kHold) {
+          if (s[6] < 0x80) {  // explicit seats from arg (never 0, which means best-available)
             c.arg = (schedule != nullptr ? schedule->first_seat : 1) +
                     s[7] % (schedule != nullptr ? schedule->seats : 20);
           } else {
             c.grade = static_cast<uint8_t>(s[7] % (grades_.size() + 2));
           }
           break;
-        case BatchOp::kReleaseSeat:
+        case Op::kReleaseSeat:
           c.target = ReservationIdOf(r, s[4]);
           c.arg = r != nullptr && !r->seats.empty() ? r->seats[s[7] % r->seats.size()] : s[7];
           break;
-        case BatchOp::kCancel:
-        case BatchOp::kRefund: c.target = ReservationIdOf(r, s[4]); break;
-        case BatchOp::kCharge: c.arg = Amount(s[7], c.user); break;
-        case BatchOp::kPay:
+        case Op::kCancel:
+        case Op::kRefund: c.target = ReservationIdOf(r, s[4]); break;
+        case Op::kCharge: c.arg = Amount(s[7], c.user); break;
+        case Op::kPay:
           c.target = ReservationIdOf(r, s[4]);
           c.token = Token(c.user, r != nullptr ? ConcertOfReservation(*r) : concert, s[6]);
           break;
         default: break;
       }
-      journaled[i] = c.now_us >= 0 && c.op < static_cast<uint8_t>(BatchOp::kCount);
+      journaled[i] = c.now_us >= 0 && c.op < kOpCount && op != Op::kCreateConcert;
     }
     now_ = std::max(now_, t);
     std::vector<BatchResult> results(n);
     a_->ApplyBatch(commands, results);
-    std::vector<ErrorCode> expected;
+    std::vector<Call> expected;
     for (size_t i = 0; i < n; ++i) {
       const BatchCommand& c = commands[i];
       const BatchResult& r = results[i];
-      Trace(absl::StrCat("batch op ", c.op, " user ", c.user, " token ", c.token, " target ",
-                         c.target, " arg ", c.arg, " quantity ", c.quantity),
+      const auto op = static_cast<Op>(c.op);
+      Trace(absl::StrCat("batch ", c.op < kOpCount ? OpName(op) : "op", " ", c.op, " user ",
+                         c.user, " token ", c.token, " target ", c.target, " arg ", c.arg,
+                         " quantity ", c.quantity, " grade ", c.grade),
             r.code == 0 ? absl::OkStatus()
                         : absl::UnknownError(GetErrorInfo(static_cast<ErrorCode>(r.code)).name));
-      if (journaled[i]) expected.push_back(static_cast<ErrorCode>(r.code));
+      if (!journaled[i]) {
+        Check(r.code == static_cast<uint16_t>(ErrorCode::kInvalidArgument),
+              "a batch record with no batch form or an invalid time is not INVALID_ARGUMENT");
+        continue;
+      }
+      expected.push_back({op, static_cast<ErrorCode>(r.code)});
       if (r.code != 0) continue;
-      const auto op = static_cast<BatchOp>(c.op);
-      if (op == BatchOp::kJoin &&
-          std::find(tokens_.begin(), tokens_.end(), r.id) == tokens_.end()) {
+      if (op == Op::kJoin && std::find(tokens_.begin(), tokens_.end(), r.id) == tokens_.end()) {
         AddToken(r.id, c.user, c.target);
       }
-      if (op == BatchOp::kHold || op == BatchOp::kHoldBest) {
+      if (op == Op::kGate) {
+        Check(r.id == c.token && r.state == static_cast<uint8_t>(TokenState::kActive),
+              "a batch GATE let a token in that is not ACTIVE");
+      }
+      if (op == Op::kHold) {
         absl::StatusOr<boxoffice::Reservation> got = a_->GetReservation(c.user, r.id, a_->clock());
         Expect(got.status(), "a reservation a batch made");
         LearnReservation(*got);

@@ -1,6 +1,7 @@
 // Shared pieces of the fuzz targets and of make_corpus: how a failed check
-// stops the run, a CommandSink that encodes what it records, the fixed
-// starting state of journal_record_fuzzer (whose ids the seed records name),
+// stops the run, a CommandSink that encodes what it records, the batch
+// numbering of journal record type 13, the fixed starting state of
+// journal_record_fuzzer and result_fuzzer (whose ids the seed records name),
 // and the input layout of command_sequence_fuzzer (which make_corpus writes).
 //
 // A failed check prints one line saying what broke and aborts: libFuzzer
@@ -45,6 +46,18 @@ inline void CheckInvariants(Engine& engine, absl::string_view after) {
   }
 }
 
+// Field by field: the sale settings a command or a Result carries.
+inline bool SameSale(const SaleSettings& a, const SaleSettings& b) {
+  return a.opens_at == b.opens_at && a.queue_capacity == b.queue_capacity &&
+         a.admission_per_minute == b.admission_per_minute &&
+         a.session_ttl_us == b.session_ttl_us && a.hold_ttl_us == b.hold_ttl_us &&
+         a.max_seats_per_reservation == b.max_seats_per_reservation &&
+         a.max_seats_per_user == b.max_seats_per_user &&
+         a.release_on_payment_failure == b.release_on_payment_failure &&
+         a.abandon_timeout_us == b.abandon_timeout_us &&
+         a.poll_interval_us == b.poll_interval_us;
+}
+
 // Records every command as its journal encoding, as the store's writer does.
 class EncodingSink : public CommandSink {
  public:
@@ -57,7 +70,34 @@ class EncodingSink : public CommandSink {
   std::vector<std::string> records;
 };
 
-// --- journal_record_fuzzer: the state a fuzzed record is applied to ------------------
+// Journal record type 13 (kLegacyBatchRecord, command.h) holds a batch command in the
+// batch numbering journals used before Op numbered batches too. The engine still
+// applies such records, so the fuzzers write and check them.
+enum LegacyBatchOp : uint8_t {
+  kLegacyAdvance = 0,
+  kLegacyCreateUser,
+  kLegacyJoin,
+  kLegacyStatus,
+  kLegacyLeave,
+  kLegacyHold,         // explicit seats arg .. arg + quantity - 1
+  kLegacyHoldBest,     // best-available: quantity, grade (0 = any, k = the k-th grade)
+  kLegacyReleaseSeat,
+  kLegacyCancel,
+  kLegacyCharge,
+  kLegacyPay,
+  kLegacyRefund,
+  kLegacyBatchOpCount
+};
+
+// The Op a legacy batch op stands for; Op::kCount for a number it never had.
+inline Op LegacyBatchOpToOp(uint8_t legacy) {
+  constexpr Op kOps[kLegacyBatchOpCount] = {
+      Op::kAdvance, Op::kCreateUser, Op::kJoin,   Op::kStatus, Op::kLeave,  Op::kHold,
+      Op::kHold,    Op::kReleaseSeat, Op::kCancel, Op::kCharge, Op::kPay,   Op::kRefund};
+  return legacy < kLegacyBatchOpCount ? kOps[legacy] : Op::kCount;
+}
+
+// --- journal_record_fuzzer, result_fuzzer: the state a fuzzed command is applied to ---
 
 // Built by BuildPrelude at times kT0 .. kPreludeEnd through the public API:
 //   users 1..4;

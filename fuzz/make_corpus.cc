@@ -3,11 +3,15 @@
 //   build/fuzz/make_corpus fuzz/corpus
 //
 // The seeds are deterministic, so rerunning this rewrites the same files:
-//   journal_record_fuzzer/    one valid record of every command type and every batch op,
+//   journal_record_fuzzer/    one valid record of every Op and, as type-13 records
+//                             (legacy-batch-*), of every op of the old batch numbering,
 //                             naming the ids of the fuzzer's starting state (BuildPrelude),
 //                             some that succeed and some that fail (taken seat, too little
 //                             balance, reused idempotency key, a record at exactly a
-//                             hold's expiry);
+//                             hold's expiry, a batch record refused on its arguments);
+//   result_fuzzer/            encoded Results: what applying those records to the
+//                             starting state gave (every kind of value, refusals with
+//                             their details), and a few made by hand;
 //   command_sequence_fuzzer/  scripted ticket drops in the step format of fuzz_common.h
 //                             (join, hold, charge, pay, refund, expiry on the deadline,
 //                             batches) under different sale settings, and a few random
@@ -25,6 +29,7 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -32,6 +37,7 @@
 #include "boxoffice/batch.h"
 #include "boxoffice/command.h"
 #include "boxoffice/engine.h"
+#include "boxoffice/errors.h"
 #include "boxoffice/snapshot.h"
 #include "fuzz_common.h"
 
@@ -49,10 +55,10 @@ void Write(const fs::path& dir, const std::string& name, const std::string& byte
 
 // --- journal records ----------------------------------------------------------------
 
-Command Scalar(CommandType type, TimeUs now, int64_t user, int64_t token = 0,
-               int64_t target = 0, int64_t arg = 0, std::string key = "") {
+Command Scalar(Op op, TimeUs now, int64_t user, int64_t token = 0, int64_t target = 0,
+               int64_t arg = 0, std::string key = "") {
   Command c;
-  c.type = type;
+  c.op = op;
   c.now = now;
   c.user = user;
   c.token = token;
@@ -65,20 +71,20 @@ Command Scalar(CommandType type, TimeUs now, int64_t user, int64_t token = 0,
 Command HoldCommand(TimeUs now, int64_t user, int64_t token, int64_t schedule,
                     std::vector<SeatId> seats, int64_t quantity, std::string grade,
                     std::string key) {
-  Command c = Scalar(CommandType::kHold, now, user, token, schedule, 0, std::move(key));
+  Command c = Scalar(Op::kHold, now, user, token, schedule, 0, std::move(key));
   c.seats = std::move(seats);
   c.quantity = quantity;
   c.grade = std::move(grade);
   return c;
 }
 
-Command BatchRecord(BatchOp op, TimeUs now, int64_t user, int64_t token, int64_t target,
-                    int64_t arg, uint16_t quantity = 0, uint8_t grade = 0) {
+// A journal record of type 13 (a batch command of an older journal).
+Command LegacyBatchRecord(uint8_t op, TimeUs now, int64_t user, int64_t token, int64_t target,
+                          int64_t arg, uint16_t quantity = 0, uint8_t grade = 0) {
   Command c;
-  c.type = CommandType::kBatchCommand;
   c.now = now;
-  BatchCommand& b = c.batch;
-  b.op = static_cast<uint8_t>(op);
+  BatchCommand& b = c.legacy_batch.emplace();
+  b.op = op;
   b.now_us = now;
   b.user = user;
   b.token = token;
@@ -89,27 +95,30 @@ Command BatchRecord(BatchOp op, TimeUs now, int64_t user, int64_t token, int64_t
   return c;
 }
 
-void JournalRecords(const fs::path& dir) {
+using Seeds = std::vector<std::pair<std::string, Command>>;
+
+// The seed records, by file name: commands on the starting state (BuildPrelude).
+Seeds JournalSeeds() {
   const TimeUs t = Prelude::kEnd + kMicrosPerSecond;
   const TimeUs expiry = Prelude::kHoldExpiry;
-  using CT = CommandType;
-  std::vector<std::pair<std::string, Command>> records = {
-      {"advance", Scalar(CT::kAdvance, t, 0)},
-      {"advance-to-hold-expiry", Scalar(CT::kAdvance, expiry, 0)},
-      {"advance-to-opening", Scalar(CT::kAdvance, Prelude::kOpens2, 0)},
-      {"advance-a-day", Scalar(CT::kAdvance, t + 86'400 * kMicrosPerSecond, 0)},
-      {"create-user", Scalar(CT::kCreateUser, t, 0)},
-      {"join-full-queue", Scalar(CT::kJoin, t, 4, 0, 1)},
-      {"join-pre-queue", Scalar(CT::kJoin, t, 3, 0, 2)},
-      {"join-again", Scalar(CT::kJoin, t, 1, 0, 1)},
-      {"join-after-opening", Scalar(CT::kJoin, Prelude::kOpens2 + 1, 2, 0, 2)},
-      {"status", Scalar(CT::kStatus, t, 3, 3)},
-      {"status-pre-queue", Scalar(CT::kStatus, t, 4, 4)},
-      {"leave", Scalar(CT::kLeave, t, 1, 1)},
-      {"leave-someone-elses", Scalar(CT::kLeave, t, 2, 1)},
-      {"gate", Scalar(CT::kGate, t, 1, 1, 1)},
-      {"gate-other-concert", Scalar(CT::kGate, t, 1, 1, 2)},
-      {"gate-completed", Scalar(CT::kGate, t, 2, 2, 1)},
+  Seeds records = {
+      {"advance", Scalar(Op::kAdvance, t, 0)},
+      {"advance-to-hold-expiry", Scalar(Op::kAdvance, expiry, 0)},
+      {"advance-to-opening", Scalar(Op::kAdvance, Prelude::kOpens2, 0)},
+      {"advance-a-day", Scalar(Op::kAdvance, t + 86'400 * kMicrosPerSecond, 0)},
+      {"create-user", Scalar(Op::kCreateUser, t, 0)},
+      {"join-full-queue", Scalar(Op::kJoin, t, 4, 0, 1)},
+      {"join-pre-queue", Scalar(Op::kJoin, t, 3, 0, 2)},
+      {"join-again", Scalar(Op::kJoin, t, 1, 0, 1)},
+      {"join-after-opening", Scalar(Op::kJoin, Prelude::kOpens2 + 1, 2, 0, 2)},
+      {"status", Scalar(Op::kStatus, t, 3, 3)},
+      {"status-pre-queue", Scalar(Op::kStatus, t, 4, 4)},
+      {"leave", Scalar(Op::kLeave, t, 1, 1)},
+      {"leave-someone-elses", Scalar(Op::kLeave, t, 2, 1)},
+      {"gate", Scalar(Op::kGate, t, 1, 1, 1)},
+      {"gate-other-concert", Scalar(Op::kGate, t, 1, 1, 2)},
+      {"gate-completed", Scalar(Op::kGate, t, 2, 2, 1)},
+      {"gate-pre-queue", Scalar(Op::kGate, t, 4, 4, 2)},
       {"hold-seats", HoldCommand(t, 1, 1, 1, {4, 5}, 0, "", "")},
       {"hold-taken-seat", HoldCommand(t, 1, 1, 1, {3}, 0, "", "")},
       {"hold-best", HoldCommand(t, 1, 1, 1, {}, 2, "R", "k")},
@@ -117,48 +126,86 @@ void JournalRecords(const fs::path& dir) {
       {"hold-retry-same-key", HoldCommand(t, 1, 1, 1, {1, 2}, 0, "", "hold-1")},
       {"hold-reused-key", HoldCommand(t, 1, 1, 1, {6}, 0, "", "hold-1")},
       {"hold-at-expiry", HoldCommand(expiry, 1, 1, 1, {1}, 0, "", "")},
-      {"release-seat", Scalar(CT::kReleaseSeat, t, 1, 0, 1, 2)},
-      {"release-last-seat", Scalar(CT::kReleaseSeat, t, 3, 0, 3, 3)},
-      {"cancel", Scalar(CT::kCancel, t, 1, 0, 1)},
-      {"cancel-at-expiry", Scalar(CT::kCancel, expiry, 1, 0, 1)},
-      {"charge", Scalar(CT::kCharge, t, 3, 0, 0, 200'000, "c3")},
-      {"charge-retry", Scalar(CT::kCharge, t, 1, 0, 0, 300'000, "charge-1")},
-      {"charge-invalid", Scalar(CT::kCharge, t, 1, 0, 0, -5)},
-      {"pay", Scalar(CT::kPay, t, 1, 1, 1, 0, "p1")},
-      {"pay-at-expiry", Scalar(CT::kPay, expiry, 1, 1, 1)},
-      {"pay-just-before-expiry", Scalar(CT::kPay, expiry - 1, 1, 1, 1)},
-      {"pay-insufficient", Scalar(CT::kPay, t, 3, 3, 3)},
-      {"pay-retry", Scalar(CT::kPay, t, 2, 2, 2, 0, "pay-2")},
-      {"refund", Scalar(CT::kRefund, t, 2, 0, 2)},
-      {"refund-pending", Scalar(CT::kRefund, t, 1, 0, 1)},
+      {"release-seat", Scalar(Op::kReleaseSeat, t, 1, 0, 1, 2)},
+      {"release-last-seat", Scalar(Op::kReleaseSeat, t, 3, 0, 3, 3)},
+      {"cancel", Scalar(Op::kCancel, t, 1, 0, 1)},
+      {"cancel-at-expiry", Scalar(Op::kCancel, expiry, 1, 0, 1)},
+      {"charge", Scalar(Op::kCharge, t, 3, 0, 0, 200'000, "c3")},
+      {"charge-retry", Scalar(Op::kCharge, t, 1, 0, 0, 300'000, "charge-1")},
+      {"charge-invalid", Scalar(Op::kCharge, t, 1, 0, 0, -5)},
+      {"pay", Scalar(Op::kPay, t, 1, 1, 1, 0, "p1")},
+      {"pay-at-expiry", Scalar(Op::kPay, expiry, 1, 1, 1)},
+      {"pay-just-before-expiry", Scalar(Op::kPay, expiry - 1, 1, 1, 1)},
+      {"pay-insufficient", Scalar(Op::kPay, t, 3, 3, 3)},
+      {"pay-retry", Scalar(Op::kPay, t, 2, 2, 2, 0, "pay-2")},
+      {"refund", Scalar(Op::kRefund, t, 2, 0, 2)},
+      {"refund-pending", Scalar(Op::kRefund, t, 1, 0, 1)},
   };
-  Command concert;
-  concert.type = CT::kCreateConcert;
-  concert.now = t;
-  concert.concert = PreludeConcert(1);
+  Command concert = Scalar(Op::kCreateConcert, t, 0);
+  concert.concert = std::make_shared<const ConcertSpec>(PreludeConcert(1));
   records.emplace_back("create-concert", concert);
-  concert.concert = PreludeConcert(2);
-  concert.concert.schedules.clear();
+  ConcertSpec no_schedules = PreludeConcert(2);
+  no_schedules.schedules.clear();
+  concert.concert = std::make_shared<const ConcertSpec>(std::move(no_schedules));
   records.emplace_back("create-concert-refused", concert);
 
-  using BO = BatchOp;
-  records.emplace_back("batch-advance", BatchRecord(BO::kAdvance, expiry, 0, 0, 0, 0));
-  records.emplace_back("batch-create-user", BatchRecord(BO::kCreateUser, t, 0, 0, 0, 0));
-  records.emplace_back("batch-join", BatchRecord(BO::kJoin, t, 4, 0, 1, 0));
-  records.emplace_back("batch-status", BatchRecord(BO::kStatus, t, 3, 3, 0, 0));
-  records.emplace_back("batch-leave", BatchRecord(BO::kLeave, t, 1, 1, 0, 0));
-  records.emplace_back("batch-hold", BatchRecord(BO::kHold, t, 1, 1, 1, 6, 2));
-  records.emplace_back("batch-hold-best", BatchRecord(BO::kHoldBest, t, 1, 1, 1, 0, 2, 2));
-  records.emplace_back("batch-release-seat", BatchRecord(BO::kReleaseSeat, t, 1, 0, 1, 1));
-  records.emplace_back("batch-cancel", BatchRecord(BO::kCancel, t, 3, 0, 3, 0));
-  records.emplace_back("batch-charge", BatchRecord(BO::kCharge, t, 3, 0, 0, 70'000));
-  records.emplace_back("batch-pay", BatchRecord(BO::kPay, t, 1, 1, 1, 0));
-  records.emplace_back("batch-refund", BatchRecord(BO::kRefund, t, 2, 0, 2, 0));
+  // Type-13 records, in the old batch numbering (LegacyBatchOp, fuzz_common.h).
+  const auto legacy = [&](std::string name, LegacyBatchOp op, TimeUs now, int64_t user,
+                          int64_t token, int64_t target, int64_t arg, uint16_t quantity = 0,
+                          uint8_t grade = 0) {
+    records.emplace_back("legacy-batch-" + name,
+                         LegacyBatchRecord(op, now, user, token, target, arg, quantity, grade));
+  };
+  legacy("advance", kLegacyAdvance, expiry, 0, 0, 0, 0);
+  legacy("create-user", kLegacyCreateUser, t, 0, 0, 0, 0);
+  legacy("join", kLegacyJoin, t, 4, 0, 1, 0);
+  legacy("status", kLegacyStatus, t, 3, 3, 0, 0);
+  legacy("leave", kLegacyLeave, t, 1, 1, 0, 0);
+  legacy("hold", kLegacyHold, t, 1, 1, 1, 6, 2);
+  legacy("hold-best", kLegacyHoldBest, t, 1, 1, 1, 0, 2, 2);
+  legacy("release-seat", kLegacyReleaseSeat, t, 1, 0, 1, 1);
+  legacy("cancel", kLegacyCancel, t, 3, 0, 3, 0);
+  legacy("charge", kLegacyCharge, t, 3, 0, 0, 70'000);
+  legacy("pay", kLegacyPay, t, 1, 1, 1, 0);
+  legacy("refund", kLegacyRefund, t, 2, 0, 2, 0);
+  // Refused on their arguments before any rule runs (journaled as a clock move), and
+  // a number the old numbering never had.
+  legacy("hold-too-many-seats", kLegacyHold, t, 1, 1, 1, 6, 9);
+  legacy("hold-best-no-such-grade", kLegacyHoldBest, t, 1, 1, 1, 0, 2, 7);
+  legacy("unknown-op", kLegacyBatchOpCount, t, 1, 1, 1, 0);
+  return records;
+}
+
+void JournalRecords(const fs::path& dir, const Seeds& records) {
   for (const auto& [name, c] : records) {
     std::string bytes;
     EncodeCommand(c, &bytes);
     Write(dir, name, bytes);
   }
+}
+
+// --- results ----------------------------------------------------------------------------
+
+// What each seed record gives on the starting state, and refusals with every detail.
+void Results(const fs::path& dir, const Seeds& records) {
+  for (const auto& [name, c] : records) {
+    Engine e;
+    BuildPrelude(e);
+    std::string bytes;
+    EncodeResult(e.Apply(c), &bytes);
+    Write(dir, name, bytes);
+  }
+  const auto refused = [&](const std::string& name, ErrorCode code, const char* message,
+                           const ErrorDetails& details) {
+    std::string bytes;
+    EncodeResult(Result::Refused(MakeError(code, message, details)), &bytes);
+    Write(dir, "refused-" + name, bytes);
+  };
+  refused("queue-not-active", ErrorCode::kQueueNotActive, "queue token 6 is WAITING; 3 ahead",
+          {.position = 3, .eta_us = 90 * kMicrosPerSecond, .retry_after_us = 5 * kMicrosPerSecond});
+  refused("every-detail", ErrorCode::kInternal, "",
+          {.position = 0, .eta_us = kNever, .seat_id = INT64_MAX, .retry_after_us = INT64_MIN});
+  refused("store-unavailable", ErrorCode::kStoreUnavailable, "the journal cannot write", {});
 }
 
 // --- command sequences ------------------------------------------------------------------
@@ -178,7 +225,7 @@ class Script {
     bytes_ += s;
     return *this;
   }
-  // A raw step: a batch command (op = BatchOp), after a kOpBatch step.
+  // A raw step: a batch command (byte 0 = Op), after a kOpBatch step.
   Script& Raw(std::initializer_list<uint8_t> step) {
     std::string s(kSequenceStepBytes, '\0');
     size_t i = 0;
@@ -240,24 +287,31 @@ void Sequences(const fs::path& dir) {
   Write(dir, "drop-short-queue", Drop({0x00, 1, 7, 15, 7, 14, 14, 2, 0, 0, 3, 0x90, 0x80}).bytes());
   Write(dir, "drop-everything", Drop({0xff, 2, 2, 2, 0x12, 0x21, 0x13, 3, 2, 5, 2, 2, 1, 3, 9, 9}).bytes());
 
-  // Batches: one of every op, then a batch with an invalid op and an invalid time.
+  // Batches after two joins: one of every op that has a batch form, then ops that have
+  // none (CREATE_CONCERT, kOpCount) and an invalid time.
+  const auto op_byte = [](Op o) { return static_cast<uint8_t>(o); };
   Script batch({0x01, 1, 7, 15, 7, 14, 14, 2, 0, 0, 3});
-  batch.Step(kOpBatch, kJumpMicro, {7})
-      .Raw({static_cast<uint8_t>(BatchOp::kJoin), 1, 1, 0})
-      .Raw({static_cast<uint8_t>(BatchOp::kJoin), 1, 2, 0})
-      .Raw({static_cast<uint8_t>(BatchOp::kCharge), 1, 1, 0, 0, 0, 0, 164})
-      .Raw({static_cast<uint8_t>(BatchOp::kHold), 1, 1, 0, 0, 0, 2, 0})
-      .Raw({static_cast<uint8_t>(BatchOp::kPay), 1, 1, 0, 0, 0, 0})
-      .Raw({static_cast<uint8_t>(BatchOp::kHoldBest), 1, 2, 0, 0, 0, 2, 1})
-      .Raw({static_cast<uint8_t>(BatchOp::kStatus), 1, 2, 0, 0})
-      .Raw({static_cast<uint8_t>(BatchOp::kReleaseSeat), 1, 2, 0, 0, 0, 0, 0})
-      .Step(kOpBatch, kJumpMicro, {5})
-      .Raw({static_cast<uint8_t>(BatchOp::kRefund), 1, 1, 0, 0})
-      .Raw({static_cast<uint8_t>(BatchOp::kCancel), 1, 2, 0, 0})
-      .Raw({static_cast<uint8_t>(BatchOp::kLeave), 1, 2, 0, 0})
-      .Raw({static_cast<uint8_t>(BatchOp::kCreateUser), 1})
-      .Raw({static_cast<uint8_t>(BatchOp::kCount), 1, 1})
-      .Raw({static_cast<uint8_t>(BatchOp::kAdvance), 0xff})
+  batch.Step(kOpJoin, kJumpNone, {1, 0})
+      .Step(kOpJoin, kJumpMicro, {2, 0})
+      .Step(kOpBatch, kJumpMicro, {7})
+      .Raw({op_byte(Op::kJoin), 1, 1, 0})
+      .Raw({op_byte(Op::kCharge), 1, 1, 0, 0, 0, 0, 164})  // 300,000 won
+      .Raw({op_byte(Op::kHold), 1, 1, 0, 0, 0, 2, 0})       // explicit seats 1 and 2
+      .Raw({op_byte(Op::kPay), 1, 1, 0, 0, 0, 0})           // reservation 1
+      .Raw({op_byte(Op::kHold), 1, 2, 0, 0, 0, 0x80, 1})    // best-available, 2 seats, grade 1
+      .Raw({op_byte(Op::kStatus), 1, 2, 0, 0})
+      .Raw({op_byte(Op::kGate), 1, 2, 0, 0})
+      .Raw({op_byte(Op::kReleaseSeat), 1, 2, 0, 0, 0, 0, 0})
+      .Step(kOpBatch, kJumpMicro, {3})
+      .Raw({op_byte(Op::kReleaseSeat), 1, 2, 0, 0, 0, 0, 0})
+      .Raw({op_byte(Op::kRefund), 1, 1, 0, 0})
+      .Raw({op_byte(Op::kCancel), 1, 2, 0, 0})
+      .Raw({op_byte(Op::kLeave), 1, 2, 0, 0})
+      .Step(kOpBatch, kJumpMicro, {3})
+      .Raw({op_byte(Op::kCreateUser), 1})
+      .Raw({op_byte(Op::kCreateConcert), 1, 1})
+      .Raw({static_cast<uint8_t>(kOpCount), 1, 1})
+      .Raw({op_byte(Op::kAdvance), 0xff})
       .Step(kOpAdvance, Jump(kJumpToDeadline))
       .Step(kOpCreateConcert, kJumpMicro, {0, 0, 7})
       .Step(kOpCreateConcert, kJumpMicro, {0, 0, 5, 2})
@@ -270,7 +324,7 @@ void Sequences(const fs::path& dir) {
   for (int op = 0; op < kSequenceOpCount; ++op) {
     all.Step(static_cast<SequenceOp>(op), Jump(static_cast<TimeJump>(op % kTimeJumpCount)),
              {static_cast<uint8_t>(1 + op % 3), static_cast<uint8_t>(op % 2), 0, 0, 1, 0});
-    if (op == kOpBatch) all.Raw({static_cast<uint8_t>(BatchOp::kJoin), 1, 1, 0});
+    if (op == kOpBatch) all.Raw({static_cast<uint8_t>(Op::kJoin), 1, 1, 0});
   }
   for (uint8_t q = 0; q < 9; ++q) all.Step(kOpQuery, kJumpMicro, {1, 0, q, 0, 0});
   Write(dir, "every-op", all.bytes());
@@ -349,7 +403,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::filesystem::path root(argv[1]);
-  boxoffice_fuzz::JournalRecords(root / "journal_record_fuzzer");
+  const boxoffice_fuzz::Seeds records = boxoffice_fuzz::JournalSeeds();
+  boxoffice_fuzz::JournalRecords(root / "journal_record_fuzzer", records);
+  boxoffice_fuzz::Results(root / "result_fuzzer", records);
   boxoffice_fuzz::Sequences(root / "command_sequence_fuzzer");
   boxoffice_fuzz::Snapshots(root / "snapshot_fuzzer");
   return 0;

@@ -11,7 +11,7 @@
 //   - it keeps working: joins, holds, charges, payments, refunds, a batch and a day
 //     passing, each followed by CheckInvariants(); and recovery agrees: the saved
 //     snapshot loaded again plus the journal of those commands (encoded, decoded,
-//     replayed) gives the same StateHash().
+//     applied with Engine::Apply) gives the same StateHash().
 //
 // Run: build/fuzz/snapshot_fuzzer build/fuzz/corpus-work/snapshot_fuzzer
 // Replay one input: build/fuzz/snapshot_fuzzer <file>
@@ -87,11 +87,11 @@ void Exercise(Engine& e) {
     }
   }
   std::vector<BatchCommand> batch(3);
-  batch[0].op = static_cast<uint8_t>(BatchOp::kCreateUser);
-  batch[1].op = static_cast<uint8_t>(BatchOp::kJoin);
+  batch[0].op = static_cast<uint8_t>(Op::kCreateUser);
+  batch[1].op = static_cast<uint8_t>(Op::kJoin);
   batch[1].user = e.user_count() + 1;
   batch[1].target = 1;
-  batch[2].op = static_cast<uint8_t>(BatchOp::kHoldBest);
+  batch[2].op = static_cast<uint8_t>(Op::kHold);  // arg 0: best-available
   batch[2].user = batch[1].user;
   batch[2].token = 1;
   batch[2].target = 1;
@@ -134,7 +134,7 @@ void TryLoad(absl::string_view bytes) {
   for (const std::string& record : sink.records) {
     absl::StatusOr<Command> c = DecodeCommand(record);
     if (!c.ok()) Fail("a recorded command does not decode: " + c.status().ToString());
-    (void)recovered.Replay(*c);
+    (void)recovered.Apply(*c);
   }
   CheckInvariants(recovered, "snapshot + journal");
   Check(recovered.StateHash() == e.StateHash(), "snapshot + journal gives another state");
