@@ -41,26 +41,49 @@ namespace {
 
 // --- errors -------------------------------------------------------------------
 
-py::object OptionalInt(const std::optional<int64_t>& v) {
-  return v.has_value() ? py::object(py::int_(*v)) : py::object(py::none());
-}
-
-// boxoffice.errors._from_status, looked up once per interpreter.
-const py::object& FromStatus() {
-  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> storage;
+// boxoffice.errors.error_class(code) for every code, looked up once per interpreter.
+const std::vector<py::object>& ErrorClasses() {
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<std::vector<py::object>> storage;
   return storage
-      .call_once_and_store_result(
-          [] { return py::module_::import("boxoffice.errors").attr("_from_status"); })
+      .call_once_and_store_result([] {
+        py::object error_class = py::module_::import("boxoffice.errors").attr("error_class");
+        std::vector<py::object> classes;
+        for (int i = 0; i < kErrorCodeCount; ++i) {
+          classes.push_back(error_class(std::string(GetErrorInfo(static_cast<ErrorCode>(i)).name)));
+        }
+        return classes;
+      })
       .get_stored();
 }
 
-// The boxoffice.errors exception (not raised) for a refusal.
+// The boxoffice.errors exception (not raised) for a refusal: its class called with the
+// message and, as keywords, the details it carries (position, eta_s, seat_id,
+// retry_after_s). One vectorcall, no Python frame of ours in between: a refusal is a
+// normal answer on the hot path.
 py::object StatusException(const absl::Status& status) {
-  const ErrorInfo& info = GetErrorInfo(GetErrorCode(status));
   const ErrorDetails d = GetErrorDetails(status);
-  return FromStatus()(std::string(info.name), std::string(status.message()),
-                      OptionalInt(d.position), OptionalInt(d.eta_us), OptionalInt(d.seat_id),
-                      OptionalInt(d.retry_after_us));
+  const absl::string_view message = status.message();
+  py::object args[5];
+  PyObject* names[4];
+  size_t n = 0;
+  args[n++] = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
+      message.data(), static_cast<Py_ssize_t>(message.size()), "replace"));
+  auto add = [&](const char* name, py::object value) {
+    names[n - 1] = PyUnicode_InternFromString(name);
+    args[n++] = std::move(value);
+  };
+  if (d.position) add("position", py::int_(*d.position));
+  if (d.eta_us) add("eta_s", py::float_(static_cast<double>(*d.eta_us) / 1e6));
+  if (d.seat_id) add("seat_id", py::int_(*d.seat_id));
+  if (d.retry_after_us) add("retry_after_s", py::float_(static_cast<double>(*d.retry_after_us) / 1e6));
+  py::tuple kwnames(n - 1);
+  for (size_t i = 0; i + 1 < n; ++i) PyTuple_SET_ITEM(kwnames.ptr(), static_cast<Py_ssize_t>(i), names[i]);
+  PyObject* raw[5];
+  for (size_t i = 0; i < n; ++i) raw[i] = args[i].ptr();
+  const py::object& cls = ErrorClasses()[static_cast<size_t>(GetErrorCode(status))];
+  PyObject* exc = PyObject_Vectorcall(cls.ptr(), raw, 1, n > 1 ? kwnames.ptr() : nullptr);
+  if (exc == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(exc);
 }
 
 // Sets the exception for `status` as the current Python error; returns nullptr.
