@@ -1,10 +1,11 @@
 """RFC 9457 problem responses: the one place where an error becomes an HTTP answer.
 
 Engine errors (:class:`boxoffice.errors.BoxOfficeError`) carry their stable ``code`` and HTTP
-status from the C++ table (``cpp/include/boxoffice/errors.h``); errors of the HTTP layer itself
-(credentials, admin key, sign-up, rate limits) are :class:`ApiError`. Request validation
-failures become 422 ``INVALID_ARGUMENT`` problems of the same shape, listing each field error
-without echoing its input (a password must never come back in a body or a log).
+status from the C++ table (``cpp/include/boxoffice/errors.h``), and this module writes no engine
+code's status of its own; errors of the HTTP layer itself (credentials, admin key, sign-up, rate
+limits, overload) are :class:`ApiError` with their codes and statuses where they are raised.
+Request validation failures become the engine's ``INVALID_ARGUMENT`` problems, listing each
+field error without echoing its input (a password must never come back in a body or a log).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from boxoffice.errors import BoxOfficeError
+from boxoffice.errors import BoxOfficeError, InternalError, InvalidArgument, StoreUnavailable
 
 from .logs import get_logger
 
@@ -169,17 +170,25 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     summary = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors[:5])
-    return problem(request, 422, "INVALID_ARGUMENT", summary or "invalid request", errors=errors)
+    return problem(
+        request,
+        InvalidArgument.http_status,
+        InvalidArgument.code,
+        summary or "invalid request",
+        errors=errors,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:
         # FastAPI's "error parsing the body" (not UTF-8, nested too deep, a number too long):
-        # invalid input, which the contract answers with 422 like any other.
+        # invalid input, which the contract answers with INVALID_ARGUMENT like any other.
         detail = "the request body is not valid JSON"
         error = FieldError(loc=["body"], msg=detail, type="json_invalid")
-        return problem(request, 422, "INVALID_ARGUMENT", detail, errors=[error])
+        return problem(
+            request, InvalidArgument.http_status, InvalidArgument.code, detail, errors=[error]
+        )
     code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
     detail = exc.detail if isinstance(exc.detail, str) else code
     response = problem(request, exc.status_code, code, detail)
@@ -211,12 +220,12 @@ def _allowed_methods(request: Request) -> str:
 
 async def _sqlite_error(request: Request, exc: Exception) -> JSONResponse:
     # The accounts tables (sign-up, login) share the store's file: a full disk or a lock held
-    # too long is the store being unavailable, not a bug.
+    # too long is the store being unavailable (the engine's STORE_UNAVAILABLE), not a bug.
     get_logger().error("accounts store error", path=request.url.path, message=str(exc))
     return problem(
         request,
-        503,
-        "STORE_UNAVAILABLE",
+        StoreUnavailable.http_status,
+        StoreUnavailable.code,
         "the store cannot be used right now; retry later",
         retry_after_s=5.0,
     )
@@ -227,7 +236,12 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     get_logger().error(
         "unexpected error", method=request.method, path=request.url.path, exc_info=exc
     )
-    return problem(request, 500, "INTERNAL", "an unexpected error occurred; it was logged")
+    return problem(
+        request,
+        InternalError.http_status,
+        InternalError.code,
+        "an unexpected error occurred; it was logged",
+    )
 
 
 def install(app: FastAPI) -> None:

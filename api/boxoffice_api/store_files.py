@@ -25,6 +25,7 @@ import stat
 from pathlib import Path
 
 import boxoffice as bo
+from boxoffice.errors import StoreUnavailable
 
 from .errors import ApiError
 from .logs import get_logger
@@ -111,9 +112,9 @@ def check_free_space(db: Path, free_bytes_min: int) -> None:
         return
     free = free_bytes(db)
     if free < free_bytes_min:
-        raise ApiError(
-            503,
-            "STORE_UNAVAILABLE",
+        raise ApiError(  # the engine's code and status, with a detail the operator can act on
+            StoreUnavailable.http_status,
+            StoreUnavailable.code,
             f"the store's filesystem has {free} bytes free, below the "
             f"{free_bytes_min} bytes BOXOFFICE_STORE_FREE_BYTES_MIN asks for; "
             "free space before writes fail",

@@ -66,6 +66,10 @@ ErrorCode GetErrorCode(const absl::Status& status) {
   return code < kErrorCodeCount ? static_cast<ErrorCode>(code) : ErrorCode::kInternal;
 }
 
+bool HasErrorCode(const absl::Status& status) {
+  return status.ok() || status.GetPayload(kCodePayload).has_value();
+}
+
 ErrorDetails GetErrorDetails(const absl::Status& status) {
   ErrorDetails d;
   d.position = GetInt(status, kPositionPayload);

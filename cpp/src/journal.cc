@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "boxoffice/assert.h"
 #include "boxoffice/digest.h"
+#include "boxoffice/errors.h"
 
 namespace boxoffice {
 namespace {
@@ -184,8 +185,8 @@ absl::StatusOr<Durability> ParseDurability(absl::string_view name) {
   for (auto d : {Durability::kFull, Durability::kNormal, Durability::kOff}) {
     if (name == ToString(d)) return d;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("durability must be full, normal or off, got '", name, "'"));
+  return MakeError(ErrorCode::kInvalidArgument,
+                   absl::StrCat("durability must be full, normal or off, got '", name, "'"));
 }
 
 void Journal::StmtDeleter::operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
@@ -206,16 +207,18 @@ Journal::~Journal() {
 }
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
-  if (options.path.empty()) return absl::InvalidArgumentError("journal path must not be empty");
+  if (options.path.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, "journal path must not be empty");
+  }
   if (options.group_records_max < 1 || options.group_records_max > kGroupRecordsLimit) {
-    return absl::InvalidArgumentError(absl::StrCat("group_records_max must be in 1..",
-                                                   kGroupRecordsLimit, ", got ",
-                                                   options.group_records_max));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     absl::StrCat("group_records_max must be in 1..", kGroupRecordsLimit,
+                                  ", got ", options.group_records_max));
   }
   if (options.group_bytes_max < 1 || options.group_bytes_max > kGroupBytesLimit) {
-    return absl::InvalidArgumentError(absl::StrCat("group_bytes_max must be in 1..",
-                                                   kGroupBytesLimit, ", got ",
-                                                   options.group_bytes_max));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     absl::StrCat("group_bytes_max must be in 1..", kGroupBytesLimit, ", got ",
+                                  options.group_bytes_max));
   }
   std::unique_ptr<Journal> journal(new Journal(options));
   absl::Status s = journal->Init();
@@ -234,7 +237,7 @@ absl::Status Journal::SqlError(sqlite3* db, int rc, absl::string_view what) cons
     case SQLITE_TOOBIG:
       return absl::ResourceExhaustedError(msg);
     case SQLITE_CORRUPT:
-      return absl::DataLossError(msg);
+      return MakeError(ErrorCode::kDataLoss, msg);
     case SQLITE_NOTADB:
       return absl::FailedPreconditionError(absl::StrCat(msg, "; not a boxoffice store"));
     case SQLITE_READONLY:
@@ -253,15 +256,34 @@ absl::Status Journal::SqlError(sqlite3* db, int rc, absl::string_view what) cons
 }
 
 absl::Status Journal::ClosedError() const {
-  return absl::FailedPreconditionError(absl::StrCat("journal ", options_.path, " is closed"));
+  return MakeError(ErrorCode::kStoreClosed, absl::StrCat("journal ", options_.path, " is closed"));
 }
 
 absl::Status Journal::Init() {
+  // Each step refuses a file it cannot use before the next touches it, so a
+  // refused file is left as it was.
+  if (absl::Status s = CheckLocation(); !s.ok()) return s;
+  if (absl::Status s = LockWriter(); !s.ok()) return s;
+  if (absl::Status s = OpenWriteConnection(); !s.ok()) return s;
+  absl::StatusOr<bool> is_new = CheckFormat();
+  if (!is_new.ok()) return is_new.status();
+  if (absl::Status s = SetPragmas(); !s.ok()) return s;
+  if (*is_new) {
+    if (absl::Status s = CreateSchema(); !s.ok()) return s;
+  }
+  if (absl::Status s = FindLastSeq(); !s.ok()) return s;
+  if (absl::Status s = PrepareStatements(); !s.ok()) return s;
+  if (absl::Status s = OpenReadConnection(); !s.ok()) return s;
+  writer_ = std::thread([this] { WriterLoop(); });
+  return absl::OkStatus();
+}
+
+// The directory and the file are checked before SQLite sees them, so that each
+// problem gets its own message rather than SQLite's "unable to open database
+// file".
+absl::Status Journal::CheckLocation() const {
   const std::string& path = options_.path;
   const std::string dir = Dirname(path);
-
-  // The directory: checked first so that each problem gets its own message
-  // rather than SQLite's "unable to open database file".
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) {
     const int err = errno;
@@ -298,9 +320,14 @@ absl::Status Journal::Init() {
           absl::StrCat("journal ", path, " is not writable (", ErrnoText(errno), ")"));
     }
   }
+  return absl::OkStatus();
+}
 
-  // One writer per store: an exclusive flock on "<path>.lock", released by
-  // the kernel when the descriptor closes or the process dies.
+// One writer per store: an exclusive flock on "<path>.lock", released by the
+// kernel when the descriptor closes or the process dies. The holder's pid is
+// written into the lock file for the message another opener sees.
+absl::Status Journal::LockWriter() {
+  const std::string& path = options_.path;
   const std::string lock_path = path + ".lock";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) {
@@ -318,173 +345,185 @@ absl::Status Journal::Init() {
       std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
       while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
       if (holder == std::to_string(::getpid())) holder += ", this process";
-      return absl::FailedPreconditionError(absl::StrCat(
-          "journal ", path, " is already open for writing (lock ", lock_path,
-          " is held by process ", holder, "); close the other writer first"));
+      return MakeError(ErrorCode::kStoreLocked,
+                       absl::StrCat("journal ", path, " is already open for writing (lock ",
+                                    lock_path, " is held by process ", holder,
+                                    "); close the other writer first"));
     }
     return absl::UnavailableError(
         absl::StrCat("journal ", path, ": cannot lock ", lock_path, ": ", ErrnoText(err)));
   }
-  {
-    const std::string pid = absl::StrCat(::getpid(), "\n");
-    // The pid only improves the message another opener sees; failures are harmless.
-    if (::ftruncate(lock_fd_, 0) == 0) {
-      [[maybe_unused]] const ssize_t n = ::pwrite(lock_fd_, pid.data(), pid.size(), 0);
-    }
+  const std::string pid = absl::StrCat(::getpid(), "\n");
+  // The pid only improves the message another opener sees; failures are harmless.
+  if (::ftruncate(lock_fd_, 0) == 0) {
+    [[maybe_unused]] const ssize_t n = ::pwrite(lock_fd_, pid.data(), pid.size(), 0);
   }
+  return absl::OkStatus();
+}
 
+absl::Status Journal::OpenWriteConnection() {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  const int rc = sqlite3_open_v2(options_.path.c_str(), &raw,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 nullptr);
   db_.reset(raw);
   if (rc != SQLITE_OK) return SqlError(raw, rc, "cannot open");
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, kBusyTimeoutMs);
+  return absl::OkStatus();
+}
+
+absl::Status Journal::Prepare(const char* sql, StmtPtr* out) const {
+  sqlite3_stmt* s = nullptr;
+  const int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+  out->reset(s);
+  if (rc != SQLITE_OK) return SqlError(db_.get(), rc, absl::StrCat("cannot prepare '", sql, "'"));
+  return absl::OkStatus();
+}
+
+// Runs a statement that returns at most one integer; nullopt for no row or NULL.
+absl::StatusOr<std::optional<int64_t>> Journal::QueryInt(const char* sql) const {
+  StmtPtr s;
+  if (absl::Status ps = Prepare(sql, &s); !ps.ok()) return ps;
+  const int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_DONE) return std::optional<int64_t>();
+  if (rc != SQLITE_ROW) return SqlError(db_.get(), rc, absl::StrCat("cannot run '", sql, "'"));
+  if (sqlite3_column_type(s.get(), 0) == SQLITE_NULL) return std::optional<int64_t>();
+  if (sqlite3_column_type(s.get(), 0) != SQLITE_INTEGER) {
+    return MakeError(ErrorCode::kDataLoss, absl::StrCat("journal ", options_.path, ": '", sql,
+                                                        "' returned a non-integer"));
+  }
+  return std::optional<int64_t>(sqlite3_column_int64(s.get(), 0));
+}
+
+absl::Status Journal::Exec(const char* sql) const {
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, &err);
+  sqlite3_free(err);
+  if (rc != SQLITE_OK) return SqlError(db_.get(), rc, absl::StrCat("cannot run '", sql, "'"));
+  return absl::OkStatus();
+}
+
+// What is in the file: true for an empty one (a new store). Only reads, and
+// refuses a file that is not a boxoffice store of this format version before
+// anything writes to it.
+absl::StatusOr<bool> Journal::CheckFormat() const {
+  const std::string& path = options_.path;
   sqlite3* db = db_.get();
-  sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_timeout(db, kBusyTimeoutMs);
-
-  auto prepare = [&](const char* sql, StmtPtr* out) -> absl::Status {
-    sqlite3_stmt* s = nullptr;
-    const int prc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
-    out->reset(s);
-    if (prc != SQLITE_OK) return SqlError(db, prc, absl::StrCat("cannot prepare '", sql, "'"));
-    return absl::OkStatus();
-  };
-  // Runs a statement that returns at most one integer; nullopt for no row.
-  auto query_int = [&](const char* sql) -> absl::StatusOr<std::optional<int64_t>> {
-    StmtPtr s;
-    absl::Status ps = prepare(sql, &s);
-    if (!ps.ok()) return ps;
-    const int src = sqlite3_step(s.get());
-    if (src == SQLITE_DONE) return std::optional<int64_t>();
-    if (src != SQLITE_ROW) return SqlError(db, src, absl::StrCat("cannot run '", sql, "'"));
-    if (sqlite3_column_type(s.get(), 0) == SQLITE_NULL) return std::optional<int64_t>();
-    if (sqlite3_column_type(s.get(), 0) != SQLITE_INTEGER) {
-      return absl::DataLossError(
-          absl::StrCat("journal ", path, ": '", sql, "' returned a non-integer"));
-    }
-    return std::optional<int64_t>(sqlite3_column_int64(s.get(), 0));
-  };
-  auto exec = [&](const char* sql) -> absl::Status {
-    char* err = nullptr;
-    const int erc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
-    sqlite3_free(err);
-    if (erc != SQLITE_OK) return SqlError(db, erc, absl::StrCat("cannot run '", sql, "'"));
-    return absl::OkStatus();
-  };
-
-  // What is in the file? Only reads until the version is known to be ours,
-  // so a refused file is left as it was.
-  bool is_new = false;
   {
     sqlite3_stmt* probe = nullptr;
-    rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &probe, nullptr);
+    int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &probe, nullptr);
     StmtPtr owned(probe);
     if (rc == SQLITE_OK) rc = sqlite3_step(probe);
     if (rc != SQLITE_ROW) return SqlError(db, rc, "cannot read the file's schema");
-    is_new = sqlite3_column_int64(probe, 0) == 0;
+    if (sqlite3_column_int64(probe, 0) == 0) return true;
   }
-  if (!is_new) {
-    auto has_meta = query_int(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'");
-    if (!has_meta.ok()) return has_meta.status();
-    if (has_meta->value_or(0) == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "journal ", path, " is a SQLite database but not a boxoffice store (no meta table)"));
-    }
-    auto version = query_int("SELECT value FROM meta WHERE key = 'format_version'");
-    if (!version.ok()) return version.status();
-    if (!version->has_value()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "journal ", path, " is not a boxoffice store (meta has no format_version)"));
-    }
-    const int64_t v = **version;
-    if (v > kJournalFormatVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "journal ", path, " has format version ", v, ", newer than this build supports (",
-          kJournalFormatVersion, "); upgrade boxoffice to open it"));
-    }
-    if (v != kJournalFormatVersion) {
-      return absl::FailedPreconditionError(absl::StrCat("journal ", path,
-                                                        " has unknown format version ", v,
-                                                        " (this build reads version ",
-                                                        kJournalFormatVersion, ")"));
-    }
-    auto tables = query_int(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-        "name IN ('journal_groups', 'snapshots')");
-    if (!tables.ok()) return tables.status();
-    if (tables->value_or(0) != 2) {
-      return absl::DataLossError(absl::StrCat(
-          "journal ", path, " is damaged: the journal_groups or snapshots table is missing"));
-    }
+  auto has_meta =
+      QueryInt("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'");
+  if (!has_meta.ok()) return has_meta.status();
+  if (has_meta->value_or(0) == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "journal ", path, " is a SQLite database but not a boxoffice store (no meta table)"));
   }
+  auto version = QueryInt("SELECT value FROM meta WHERE key = 'format_version'");
+  if (!version.ok()) return version.status();
+  if (!version->has_value()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "journal ", path, " is not a boxoffice store (meta has no format_version)"));
+  }
+  const int64_t v = **version;
+  if (v > kJournalFormatVersion) {
+    return MakeError(ErrorCode::kStoreVersionUnsupported,
+                     absl::StrCat("journal ", path, " has format version ", v,
+                                  ", newer than this build supports (", kJournalFormatVersion,
+                                  "); upgrade boxoffice to open it"));
+  }
+  if (v != kJournalFormatVersion) {
+    return MakeError(ErrorCode::kStoreVersionUnsupported,
+                     absl::StrCat("journal ", path, " has unknown format version ", v,
+                                  " (this build reads version ", kJournalFormatVersion, ")"));
+  }
+  auto tables = QueryInt(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+      "name IN ('journal_groups', 'snapshots')");
+  if (!tables.ok()) return tables.status();
+  if (tables->value_or(0) != 2) {
+    return MakeError(ErrorCode::kDataLoss,
+                     absl::StrCat("journal ", path,
+                                  " is damaged: the journal_groups or snapshots table is missing"));
+  }
+  return false;
+}
 
+// WAL mode (readers beside the writer), the durability mode and a bound on
+// the WAL file's size.
+absl::Status Journal::SetPragmas() const {
   {
     StmtPtr mode;
-    absl::Status ps = prepare("PRAGMA journal_mode = WAL", &mode);
-    if (!ps.ok()) return ps;
-    rc = sqlite3_step(mode.get());
-    if (rc != SQLITE_ROW) return SqlError(db, rc, "cannot switch to WAL mode");
+    if (absl::Status ps = Prepare("PRAGMA journal_mode = WAL", &mode); !ps.ok()) return ps;
+    const int rc = sqlite3_step(mode.get());
+    if (rc != SQLITE_ROW) return SqlError(db_.get(), rc, "cannot switch to WAL mode");
     const auto* m = reinterpret_cast<const char*>(sqlite3_column_text(mode.get(), 0));
     if (m == nullptr || std::strcmp(m, "wal") != 0) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "journal ", path, ": cannot switch to WAL mode (got '", m ? m : "", "')"));
+          "journal ", options_.path, ": cannot switch to WAL mode (got '", m ? m : "", "')"));
     }
   }
   const char* sync_sql = "PRAGMA synchronous = FULL";
   if (options_.durability == Durability::kNormal) sync_sql = "PRAGMA synchronous = NORMAL";
   if (options_.durability == Durability::kOff) sync_sql = "PRAGMA synchronous = OFF";
-  absl::Status s = exec(sync_sql);
-  if (!s.ok()) return s;
-  s = exec(absl::StrCat("PRAGMA journal_size_limit = ", kWalSizeLimitBytes).c_str());
-  if (!s.ok()) return s;
+  if (absl::Status s = Exec(sync_sql); !s.ok()) return s;
+  return Exec(absl::StrCat("PRAGMA journal_size_limit = ", kWalSizeLimitBytes).c_str());
+}
 
-  if (is_new) {
-    s = exec("BEGIN IMMEDIATE");
-    if (!s.ok()) return s;
-    s = exec(kCreateSchema);
-    if (s.ok()) {
-      s = exec(absl::StrCat("INSERT OR IGNORE INTO meta(key, value) VALUES "
-                            "('format_version', ",
-                            kJournalFormatVersion, "), ('compacted_seq', 0)")
-                   .c_str());
-    }
-    if (s.ok()) s = exec("COMMIT");
-    if (!s.ok()) {
-      exec("ROLLBACK").IgnoreError();
-      return s;
-    }
+// The tables of a new store and its format version, in one transaction.
+absl::Status Journal::CreateSchema() const {
+  absl::Status s = Exec("BEGIN IMMEDIATE");
+  if (!s.ok()) return s;
+  s = Exec(kCreateSchema);
+  if (s.ok()) {
+    s = Exec(absl::StrCat("INSERT OR IGNORE INTO meta(key, value) VALUES "
+                          "('format_version', ",
+                          kJournalFormatVersion, "), ('compacted_seq', 0)")
+                 .c_str());
   }
+  if (s.ok()) s = Exec("COMMIT");
+  if (!s.ok()) {
+    Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  return absl::OkStatus();
+}
 
-  // Where the sequence continues: after the last valid group, a compaction
-  // or a snapshot, whichever is furthest.
-  auto compacted = query_int("SELECT value FROM meta WHERE key = 'compacted_seq'");
+// Where the sequence continues: after the last valid group, a compaction or a
+// snapshot, whichever is furthest. A damaged last group is a torn tail: Read
+// reports it, and the first new group replaces it (torn_first_seq_).
+absl::Status Journal::FindLastSeq() {
+  auto compacted = QueryInt("SELECT value FROM meta WHERE key = 'compacted_seq'");
   if (!compacted.ok()) return compacted.status();
-  auto snapshot_max = query_int("SELECT max(seq) FROM snapshots");
+  auto snapshot_max = QueryInt("SELECT max(seq) FROM snapshots");
   if (!snapshot_max.ok()) return snapshot_max.status();
   Seq last_good = 0;
   {
     StmtPtr last;
-    s = prepare(
+    absl::Status s = Prepare(
         "SELECT first_seq, last_seq, record_count, checksum, data FROM journal_groups "
         "ORDER BY first_seq DESC LIMIT 2",
         &last);
     if (!s.ok()) return s;
-    rc = sqlite3_step(last.get());
+    int rc = sqlite3_step(last.get());
     if (rc == SQLITE_ROW) {
       const GroupRow g = ReadGroupRow(last.get());
       if (CheckGroup(g).empty()) {
         last_good = g.last_seq;
       } else {
-        // A torn tail: Read reports it; the first new group replaces it.
         torn_first_seq_ = g.first_seq;
         rc = sqlite3_step(last.get());
         if (rc == SQLITE_ROW) last_good = sqlite3_column_int64(last.get(), 1);
       }
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-      return SqlError(db, rc, "cannot read the last journal group");
+      return SqlError(db_.get(), rc, "cannot read the last journal group");
     }
   }
   const Seq compacted_seq = compacted->value_or(0);
@@ -492,35 +531,38 @@ absl::Status Journal::Init() {
   compacted_seq_.store(compacted_seq);
   appended_seq_.store(start);
   durable_seq_.store(start);
+  return absl::OkStatus();
+}
 
-  if (!(s = prepare("BEGIN IMMEDIATE", &begin_)).ok()) return s;
-  if (!(s = prepare("COMMIT", &commit_)).ok()) return s;
-  if (!(s = prepare("ROLLBACK", &rollback_)).ok()) return s;
-  if (!(s = prepare("INSERT INTO journal_groups(first_seq, last_seq, record_count, checksum, "
-                    "data) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    &insert_group_))
-           .ok()) {
-    return s;
+// The write connection's statements, prepared once for every group commit.
+absl::Status Journal::PrepareStatements() {
+  const std::pair<const char*, StmtPtr*> statements[] = {
+      {"BEGIN IMMEDIATE", &begin_},
+      {"COMMIT", &commit_},
+      {"ROLLBACK", &rollback_},
+      {"INSERT INTO journal_groups(first_seq, last_seq, record_count, checksum, data) "
+       "VALUES (?1, ?2, ?3, ?4, ?5)",
+       &insert_group_},
+      {"DELETE FROM journal_groups WHERE first_seq >= ?1", &purge_torn_},
+      {"INSERT OR REPLACE INTO snapshots(seq, checksum, data) VALUES (?1, ?2, ?3)",
+       &save_snapshot_},
+  };
+  for (const auto& [sql, stmt] : statements) {
+    if (absl::Status s = Prepare(sql, stmt); !s.ok()) return s;
   }
-  if (!(s = prepare("DELETE FROM journal_groups WHERE first_seq >= ?1", &purge_torn_)).ok()) {
-    return s;
-  }
-  if (!(s = prepare("INSERT OR REPLACE INTO snapshots(seq, checksum, data) VALUES (?1, ?2, ?3)",
-                    &save_snapshot_))
-           .ok()) {
-    return s;
-  }
+  return absl::OkStatus();
+}
 
-  // The read connection, so that Read runs beside the writer (WAL readers
-  // see the last commit and never block it).
-  raw = nullptr;
-  rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+// The read connection, so that Read runs beside the writer (WAL readers see
+// the last commit and never block it).
+absl::Status Journal::OpenReadConnection() {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(options_.path.c_str(), &raw,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
   reader_.reset(raw);
   if (rc != SQLITE_OK) return SqlError(raw, rc, "cannot open the read connection");
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, kBusyTimeoutMs);
-
-  writer_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
 }
 
@@ -564,9 +606,9 @@ absl::Status Journal::WaitDurable(Seq seq) {
   if (seq <= durable_seq()) return absl::OkStatus();
   std::unique_lock<std::mutex> lock(mu_);
   if (seq > appended_seq_.load(std::memory_order_relaxed)) {
-    return absl::InvalidArgumentError(absl::StrCat("journal ", options_.path,
-                                                   ": cannot wait for seq ", seq, ", only ",
-                                                   appended_seq(), " records were appended"));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     absl::StrCat("journal ", options_.path, ": cannot wait for seq ", seq,
+                                  ", only ", appended_seq(), " records were appended"));
   }
   durable_cv_.wait(lock, [&] {
     return durable_seq_.load(std::memory_order_relaxed) >= seq || !writer_status_.ok() ||
@@ -574,8 +616,9 @@ absl::Status Journal::WaitDurable(Seq seq) {
   });
   if (durable_seq_.load(std::memory_order_relaxed) >= seq) return absl::OkStatus();
   if (!writer_status_.ok()) return writer_status_;
-  return absl::FailedPreconditionError(absl::StrCat(
-      "journal ", options_.path, " was closed before seq ", seq, " was written"));
+  return MakeError(ErrorCode::kStoreClosed, absl::StrCat("journal ", options_.path,
+                                                        " was closed before seq ", seq,
+                                                        " was written"));
 }
 
 void Journal::WriterLoop() {
@@ -660,7 +703,8 @@ absl::Status Journal::WriteGroup(const PendingGroup& group) {
 
 absl::Status Journal::Read(Seq after, const RecordFn& fn, ReadStats* stats) {
   if (after < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("Read: after must be >= 0, got ", after));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     absl::StrCat("Read: after must be >= 0, got ", after));
   }
   ReadStats local;
   ReadStats& st = stats != nullptr ? *stats : local;
@@ -690,9 +734,10 @@ absl::Status Journal::Read(Seq after, const RecordFn& fn, ReadStats* stats) {
     if (!damage.empty()) {
       rc = sqlite3_step(raw);
       if (rc == SQLITE_ROW) {
-        return absl::DataLossError(absl::StrCat(
-            "journal ", options_.path, ": the group of seqs ", g.first_seq, "..", g.last_seq,
-            " is damaged (", damage, ") and is not the last group"));
+        return MakeError(ErrorCode::kDataLoss,
+                         absl::StrCat("journal ", options_.path, ": the group of seqs ",
+                                      g.first_seq, "..", g.last_seq, " is damaged (", damage,
+                                      ") and is not the last group"));
       }
       if (rc != SQLITE_DONE) break;
       st.torn_groups_skipped = 1;
@@ -715,13 +760,14 @@ absl::Status Journal::Read(Seq after, const RecordFn& fn, ReadStats* stats) {
             " were compacted (the journal now starts at seq ", g.first_seq,
             "); start from the latest snapshot"));
       }
-      return absl::DataLossError(absl::StrCat("journal ", options_.path, ": records ", expect, "..",
-                                              g.first_seq - 1, " are missing"));
+      return MakeError(ErrorCode::kDataLoss, absl::StrCat("journal ", options_.path, ": records ",
+                                                          expect, "..", g.first_seq - 1,
+                                                          " are missing"));
     }
     if (g.first_seq < expect && expect != after + 1) {
-      return absl::DataLossError(absl::StrCat("journal ", options_.path, ": the group of seqs ",
-                                              g.first_seq, "..", g.last_seq,
-                                              " overlaps the previous group"));
+      return MakeError(ErrorCode::kDataLoss,
+                       absl::StrCat("journal ", options_.path, ": the group of seqs ", g.first_seq,
+                                    "..", g.last_seq, " overlaps the previous group"));
     }
     const char* p = g.data.data();
     const char* end = p + g.data.size();
@@ -743,8 +789,9 @@ absl::Status Journal::Read(Seq after, const RecordFn& fn, ReadStats* stats) {
 
 absl::Status Journal::SaveSnapshot(Seq seq, absl::string_view bytes) {
   if (seq < 0 || seq > appended_seq()) {
-    return absl::InvalidArgumentError(absl::StrCat("SaveSnapshot: seq must be in 0..",
-                                                   appended_seq(), ", got ", seq));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     absl::StrCat("SaveSnapshot: seq must be in 0..", appended_seq(), ", got ",
+                                  seq));
   }
   absl::Status s = WaitDurable(seq);
   if (!s.ok()) return s;
@@ -792,7 +839,8 @@ absl::StatusOr<std::optional<Snapshot>> Journal::LatestSnapshot() {
 
 absl::Status Journal::Compact(Seq upto) {
   if (upto < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("Compact: upto must be >= 0, got ", upto));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     absl::StrCat("Compact: upto must be >= 0, got ", upto));
   }
   std::lock_guard<std::mutex> lock(db_mu_);
   sqlite3* db = db_.get();

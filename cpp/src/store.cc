@@ -13,7 +13,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "boxoffice/assert.h"
 #include "boxoffice/catalog.h"
@@ -53,7 +52,8 @@ absl::Status ReplayJournal(Journal& journal, Engine& engine, Seq after, ReadStat
         after,
         [&](Seq, absl::string_view record) -> absl::Status {
           absl::StatusOr<Command> c = DecodeCommand(record);
-          if (!c.ok()) return c.status();
+          // A record that passed its group's checksum but does not decode is damage.
+          if (!c.ok()) return MakeError(ErrorCode::kDataLoss, c.status().message());
           batch.push_back(*std::move(c));
           if (batch.size() == kBatch) push();
           return absl::OkStatus();
@@ -83,27 +83,13 @@ absl::Status ReplayJournal(Journal& journal, Engine& engine, Seq after, ReadStat
   return status;
 }
 
-// The journal speaks plain absl codes; users get the store's stable codes.
+// The journal gives a stable code to each condition that has one where it
+// detects it (locked, version, closed, damage, bad arguments; journal.h). What
+// it leaves without one is the OS or SQLite refusing the file (a missing
+// directory, permissions, a full disk, an I/O error): the store cannot be used.
 absl::Status StoreError(const absl::Status& s) {
-  if (s.ok()) return s;
-  const std::string msg(s.message());
-  switch (s.code()) {
-    case absl::StatusCode::kDataLoss:
-      return MakeError(ErrorCode::kDataLoss, msg);
-    case absl::StatusCode::kInvalidArgument:
-      return MakeError(ErrorCode::kInvalidArgument, msg);
-    case absl::StatusCode::kFailedPrecondition:
-      if (absl::StrContains(msg, "already open for writing")) {
-        return MakeError(ErrorCode::kStoreLocked, msg);
-      }
-      if (absl::StrContains(msg, "format version")) {
-        return MakeError(ErrorCode::kStoreVersionUnsupported, msg);
-      }
-      if (absl::StrContains(msg, "closed")) return MakeError(ErrorCode::kStoreClosed, msg);
-      return MakeError(ErrorCode::kStoreUnavailable, msg);
-    default:
-      return MakeError(ErrorCode::kStoreUnavailable, msg);
-  }
+  if (HasErrorCode(s)) return s;
+  return MakeError(ErrorCode::kStoreUnavailable, s.message());
 }
 
 // The store holds password hashes and the server's secrets (api_meta), so a

@@ -1,21 +1,27 @@
 """The exception tree of boxoffice: one class per stable error code.
 
 Every error the engine reports carries a ``code`` (``"SEAT_UNAVAILABLE"``,
-``"HOLD_EXPIRED"``, ...) that is the same string in C++ (``cpp/include/boxoffice/errors.h``),
-here, and in the HTTP layer's RFC 9457 problem responses; ``http_status`` is the
-status that layer answers with. The classes group by what the caller should do
-next (after ``absl::StatusCode``): :class:`InvalidArgument` (fix the request,
-also a :class:`ValueError`), :class:`NotFound` (also a :class:`LookupError`),
-:class:`Conflict` (the state forbids it; don't retry until it changes),
-:class:`LimitExceeded` (a named limit was reached) and :class:`PermissionDenied`.
+``"HOLD_EXPIRED"``, ...) that is the same string in C++, here, and in the HTTP layer's
+RFC 9457 problem responses; ``http_status`` is the status that layer answers with. Both
+come from one table, ``BOXOFFICE_ERROR_CODES`` in ``cpp/include/boxoffice/errors.h``,
+which the extension exposes as ``boxoffice._core.ERROR_CODES``: a class here names its
+``code`` and takes its ``http_status`` from that table (writing one by hand is a
+``TypeError``), and ``tests/python/test_errors.py`` fails when a code of the table has no
+class. The classes group by what the caller should do next (after ``absl::StatusCode``):
+:class:`InvalidArgument` (fix the request, also a :class:`ValueError`), :class:`NotFound`
+(also a :class:`LookupError`), :class:`Conflict` (the state forbids it; don't retry until
+it changes), :class:`LimitExceeded` (a named limit was reached), :class:`PermissionDenied`
+and :class:`StoreError` (the durable store cannot be used).
 
-The C++ extension raises these through :func:`_from_status`, the one place where
-a status becomes an exception.
+The C++ extension raises these through :func:`_from_status`, the one place where a status
+becomes an exception.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from ._core import ERROR_CODES as _CODE_TABLE
 
 __all__ = [
     "BalanceLimitExceeded",
@@ -54,13 +60,19 @@ __all__ = [
     "error_class",
 ]
 
+# code -> the class that raises it; filled as the classes below are defined.
+_BY_CODE: dict[str, type[BoxOfficeError]] = {}
+
 
 class BoxOfficeError(Exception):
     """Base of every boxoffice error.
 
     Attributes:
         code: the stable error code, e.g. ``"SEAT_UNAVAILABLE"``.
-        http_status: the HTTP status the API layer answers with.
+        http_status: the HTTP status the API layer answers with, from the C++ code table
+            (``boxoffice._core.ERROR_CODES``). A family class whose ``code`` is not in the
+            table (``NotFound``, ``Conflict``, ``PermissionDenied``, ``StoreError``) has the
+            status of its family, used only when Python code raises it directly.
         message: a human-readable explanation.
         position: QUEUE_NOT_ACTIVE only: WAITING tokens ahead (``None`` if unknown).
         eta_s: QUEUE_NOT_ACTIVE only: estimated wait in seconds.
@@ -69,7 +81,23 @@ class BoxOfficeError(Exception):
     """
 
     code: ClassVar[str] = "INTERNAL"
-    http_status: ClassVar[int] = 500
+    http_status: ClassVar[int] = _CODE_TABLE["INTERNAL"][1]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        code = cls.__dict__.get("code")
+        if not isinstance(code, str) or code not in _CODE_TABLE:
+            return  # a family, or a subclass that keeps its parent's code
+        row = _CODE_TABLE[code]
+        if "http_status" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__}: the HTTP status of {code} is written in the C++ code table "
+                "(cpp/include/boxoffice/errors.h), not here"
+            )
+        if code in _BY_CODE:
+            raise TypeError(f"{cls.__name__}: {code} already has {_BY_CODE[code].__name__}")
+        cls.http_status = row[1]
+        _BY_CODE[code] = cls
 
     def __init__(
         self,
@@ -95,14 +123,12 @@ class InternalError(BoxOfficeError):
     """A broken invariant or an unexpected state: a bug, never bad input."""
 
     code = "INTERNAL"
-    http_status = 500
 
 
 class InvalidArgument(BoxOfficeError, ValueError):
-    """The request itself is wrong; fix it before retrying (HTTP 422)."""
+    """The request itself is wrong; fix it before retrying."""
 
     code = "INVALID_ARGUMENT"
-    http_status = 422
 
 
 class InvalidAmount(InvalidArgument):
@@ -126,7 +152,7 @@ class IdempotencyKeyReused(InvalidArgument):
 class NotFound(BoxOfficeError, LookupError):
     """Unknown id, or a resource that belongs to someone else (HTTP 404)."""
 
-    code = "NOT_FOUND"
+    code = "NOT_FOUND"  # a family, not a code of the table
     http_status = 404
 
 
@@ -157,7 +183,7 @@ class ReservationNotFound(NotFound):
 class Conflict(BoxOfficeError):
     """The current state forbids the command; retry only after it changes (HTTP 409)."""
 
-    code = "CONFLICT"
+    code = "CONFLICT"  # a family, not a code of the table
     http_status = 409
 
 
@@ -195,34 +221,30 @@ class LimitExceeded(BoxOfficeError):
     """A named limit of the engine was reached (see ``boxoffice.Limits``)."""
 
     code = "LIMIT_EXCEEDED"
-    http_status = 422
 
 
 class BalanceLimitExceeded(LimitExceeded):
     """The charge would raise the balance above ``balance_max``."""
 
     code = "BALANCE_LIMIT_EXCEEDED"
-    http_status = 409
 
 
 class SeatLimitPerUser(LimitExceeded):
     """The user would hold or own more than ``max_seats_per_user`` seats of the concert."""
 
     code = "SEAT_LIMIT_PER_USER"
-    http_status = 409
 
 
 class QueueFull(LimitExceeded):
     """The admission queue reached ``queue_length_max`` live tokens; retry later."""
 
     code = "QUEUE_FULL"
-    http_status = 429
 
 
 class StoreError(BoxOfficeError):
     """The durable store cannot be used right now (HTTP 503)."""
 
-    code = "STORE_ERROR"
+    code = "STORE_ERROR"  # a family, not a code of the table
     http_status = 503
 
 
@@ -254,13 +276,12 @@ class DataLoss(BoxOfficeError):
     """The store is damaged beyond a torn tail (a checksum failed in the middle)."""
 
     code = "DATA_LOSS"
-    http_status = 500
 
 
 class PermissionDenied(BoxOfficeError):
     """The gate refuses the request (HTTP 403)."""
 
-    code = "PERMISSION_DENIED"
+    code = "PERMISSION_DENIED"  # a family, not a code of the table
     http_status = 403
 
 
@@ -274,49 +295,12 @@ class QueueNotActive(Conflict):
     """The queue token is still WAITING; ``position`` and ``eta_s`` say how long."""
 
     code = "QUEUE_NOT_ACTIVE"
-    http_status = 403
 
 
 class QueueTokenExpired(Conflict):
     """The queue token is EXPIRED (left, abandoned, session over or completed)."""
 
     code = "QUEUE_TOKEN_EXPIRED"
-    http_status = 403
-
-
-_BY_CODE: dict[str, type[BoxOfficeError]] = {
-    cls.code: cls
-    for cls in (
-        InternalError,
-        InvalidArgument,
-        InvalidAmount,
-        TooManySeats,
-        IdempotencyKeyReused,
-        LimitExceeded,
-        UserNotFound,
-        ConcertNotFound,
-        ScheduleNotFound,
-        SeatNotFound,
-        SeatNotInReservation,
-        ReservationNotFound,
-        SeatUnavailable,
-        HoldExpired,
-        ReservationNotPending,
-        ReservationNotConfirmed,
-        InsufficientBalance,
-        BalanceLimitExceeded,
-        SeatLimitPerUser,
-        QueueNotActive,
-        QueueTokenExpired,
-        QueueTokenInvalid,
-        QueueFull,
-        StoreUnavailable,
-        StoreLocked,
-        StoreVersionUnsupported,
-        StoreClosed,
-        DataLoss,
-    )
-}
 
 
 def error_class(code: str) -> type[BoxOfficeError]:

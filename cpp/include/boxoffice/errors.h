@@ -17,6 +17,12 @@
 
 namespace boxoffice {
 
+// The one place where a code's status class and HTTP status are written:
+// X(enumerator, stable code, absl::StatusCode, HTTP status). Python reads it as
+// boxoffice._core.ERROR_CODES (boxoffice.errors takes each class's
+// http_status from it) and tests check docs/ against it. A new code needs a
+// class in python/boxoffice/errors.py (a test fails until it has one) and a
+// row in the codes table of docs/http-api.md.
 #define BOXOFFICE_ERROR_CODES(X)                                       \
   X(kOk, "OK", kOk, 200)                                               \
   X(kInvalidArgument, "INVALID_ARGUMENT", kInvalidArgument, 422)       \
@@ -87,6 +93,9 @@ absl::Status MakeError(ErrorCode code, absl::string_view message,
 // The ErrorCode carried by `status`: kOk for OK, kInternal for a status that
 // was not built by MakeError.
 ErrorCode GetErrorCode(const absl::Status& status);
+// Whether `status` carries an ErrorCode (OK, or built by MakeError): a layer
+// that gives codes to the plain statuses below it leaves these as they are.
+bool HasErrorCode(const absl::Status& status);
 ErrorDetails GetErrorDetails(const absl::Status& status);
 
 }  // namespace boxoffice

@@ -25,16 +25,21 @@
 // SQLite connections may read the file at any time (WAL readers never block
 // the writer).
 //
-// Errors are plain absl::Status codes chosen by what the caller should do
-// next, with the path in the message:
-//   kInvalidArgument     bad options or arguments
+// Errors are absl::Status codes chosen by what the caller should do next,
+// with the path in the message. A condition that has a stable code of its own
+// (errors.h) carries it from where it is detected, so no caller ever reads the
+// message to tell conditions apart:
+//   kInvalidArgument     bad options or arguments            INVALID_ARGUMENT
+//   kFailedPrecondition  another writer holds the lock       STORE_LOCKED
+//                        a newer or unknown format version   STORE_VERSION_UNSUPPORTED
+//                        the journal is closed               STORE_CLOSED
+//   kDataLoss            a checksum mismatch or damage that  DATA_LOSS
+//                        is not a torn tail
+// The rest carry no stable code (the Store reports each as STORE_UNAVAILABLE):
 //   kNotFound            the directory of `path` does not exist
 //   kPermissionDenied    the directory or file is not writable
-//   kFailedPrecondition  not a directory, not a boxoffice store, a newer or
-//                        unknown format version, the store is locked by
-//                        another writer, the journal is closed, or the records
-//                        asked for were compacted away
-//   kDataLoss            a checksum mismatch or damage that is not a torn tail
+//   kFailedPrecondition  not a directory, not a boxoffice store, or the
+//                        records asked for were compacted away
 //   kResourceExhausted   the disk (or SQLite's size limit) is full
 //   kUnavailable         an I/O error or a busy file; reopen and retry
 //   kInternal            anything else SQLite reports
@@ -207,7 +212,21 @@ class Journal {
   using DbPtr = std::unique_ptr<sqlite3, DbDeleter>;
 
   explicit Journal(const JournalOptions& options);
+  // Open's steps, in order; each refuses a file before the next touches it.
   absl::Status Init();
+  absl::Status CheckLocation() const;       // the directory and the file, before SQLite
+  absl::Status LockWriter();                // the flock on "<path>.lock" (lock_fd_)
+  absl::Status OpenWriteConnection();       // db_
+  absl::StatusOr<bool> CheckFormat() const;  // true for an empty (new) file; only reads
+  absl::Status SetPragmas() const;          // WAL, synchronous, WAL size limit
+  absl::Status CreateSchema() const;        // the tables of a new store
+  absl::Status FindLastSeq();               // appended/durable/compacted seq, torn tail
+  absl::Status PrepareStatements();         // the group commit's statements
+  absl::Status OpenReadConnection();        // reader_
+  // SQL on the write connection, for Open's steps.
+  absl::Status Prepare(const char* sql, StmtPtr* out) const;
+  absl::StatusOr<std::optional<int64_t>> QueryInt(const char* sql) const;  // nullopt: no row
+  absl::Status Exec(const char* sql) const;
   absl::Status WriteGroup(const PendingGroup& group);
   void WriterLoop();
   absl::Status SqlError(sqlite3* db, int rc, absl::string_view what) const;
