@@ -13,8 +13,9 @@ class. The classes group by what the caller should do next (after ``absl::Status
 it changes), :class:`LimitExceeded` (a named limit was reached), :class:`PermissionDenied`
 and :class:`StoreError` (the durable store cannot be used).
 
-The C++ extension raises these through :func:`_from_status`, the one place where a status
-becomes an exception.
+The C++ extension builds these in one place (``StatusException`` in
+``cpp/bindings/core_module.cc``): the class :func:`error_class` gives for the code, called
+with the message and, as keywords, the details the status carries.
 """
 
 from __future__ import annotations
@@ -307,20 +308,3 @@ def error_class(code: str) -> type[BoxOfficeError]:
     """The exception class for a stable error ``code`` (``InternalError`` if unknown)."""
     return _BY_CODE.get(code, InternalError)
 
-
-def _from_status(
-    code: str,
-    message: str,
-    position: int | None,
-    eta_us: int | None,
-    seat_id: int | None,
-    retry_after_us: int | None,
-) -> BoxOfficeError:
-    """Builds the exception for a C++ status (called by the extension only)."""
-    return error_class(code)(
-        message,
-        position=position,
-        eta_s=None if eta_us is None else eta_us / 1e6,
-        seat_id=seat_id,
-        retry_after_s=None if retry_after_us is None else retry_after_us / 1e6,
-    )
