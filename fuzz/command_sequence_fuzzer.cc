@@ -356,7 +356,8 @@ class Sequence {
       std::string again;
       EncodeCommand(*c, &again);
       Check(again == bytes, absl::StrCat(after, ": a record does not re-encode to its bytes"));
-      Check(!c->legacy_batch.has_value(), absl::StrCat(after, ": the engine recorded a type-13 record"));
+      Check(!c->legacy_batch.has_value(),
+            absl::StrCat(after, ": the engine recorded a type-13 record"));
       const Result r = b_->Apply(*c);
       if (expected == nullptr) continue;
       const Call& want = (*expected)[replayed_ - first];
@@ -450,7 +451,8 @@ class Sequence {
           if (op == kOpGate) Check(t->state == TokenState::kActive, "the gate let a token in that is not ACTIVE");
           if (op == kOpLeave) Check(t->state == TokenState::kExpired, "a token that left is still live");
         }
-        const Op command_op = op == kOpStatus ? Op::kStatus : op == kOpLeave ? Op::kLeave : Op::kGate;
+        const Op command_op =
+            op == kOpStatus ? Op::kStatus : op == kOpLeave ? Op::kLeave : Op::kGate;
         const std::string what = absl::StrCat(OpName(command_op), " user ", user, " token ", token,
                                               " concert ", concert);
         SyncOne(command_op, what, t, before);

@@ -11,7 +11,7 @@
 //      == bytes: shortest varints, enum values in range, no trailing bytes), decoding
 //      them again gives the same Result field by field, and the Result is well formed:
 //      a refusal has no value and a status with the absl code its ErrorCode names
-//      (errors.h), an OK Result has an OK status.
+//      (errors.h), an OK Result has an OK status and only enum values in range.
 //   3. The same bytes, read as up to kCommandsMax commands (kCommandBytes each, layout
 //      at ReadCommand), applied with Engine::Apply to the starting state of
 //      journal_record_fuzzer (BuildPrelude in fuzz_common.h): each Result is well
@@ -103,7 +103,8 @@ bool Same(const ErrorDetails& a, const ErrorDetails& b) {
 
 bool Same(const Result& a, const Result& b) {
   if (a.code != b.code || a.status.code() != b.status.code() ||
-      a.status.message() != b.status.message() || GetErrorCode(a.status) != GetErrorCode(b.status) ||
+      a.status.message() != b.status.message() ||
+      GetErrorCode(a.status) != GetErrorCode(b.status) ||
       !Same(GetErrorDetails(a.status), GetErrorDetails(b.status)) ||
       a.value.index() != b.value.index()) {
     return false;
@@ -121,10 +122,23 @@ std::string Encoded(const Result& r) {
   return bytes;
 }
 
+// Every enum a value holds is one its type names (the decoder's promise).
+bool EnumsInRange(const Result& r) {
+  if (const auto* t = std::get_if<TokenView>(&r.value)) {
+    return t->state <= TokenState::kExpired && t->end <= TokenEnd::kCompleted;
+  }
+  if (const auto* v = std::get_if<Reservation>(&r.value)) {
+    return v->status <= ReservationStatus::kRefunded;
+  }
+  if (const auto* p = std::get_if<Payment>(&r.value)) return p->status <= PaymentStatus::kRefunded;
+  return true;
+}
+
 // What every Result must be, decoded or made by the engine.
 void CheckWellFormed(const Result& r, absl::string_view what) {
   if (r.ok()) {
     Check(r.status.ok(), absl::StrCat(what, ": an OK Result has a refusal status"));
+    Check(EnumsInRange(r), absl::StrCat(what, ": a value holds an enum out of range"));
     return;
   }
   Check(r.kind() == Result::Kind::kNone, absl::StrCat(what, ": a refusal holds a value"));
