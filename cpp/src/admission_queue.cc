@@ -10,6 +10,7 @@
 #include "boxoffice/assert.h"
 #include "boxoffice/errors.h"
 #include "boxoffice/limits.h"
+#include "boxoffice/snapshot_io.h"
 
 namespace boxoffice {
 namespace {
@@ -456,6 +457,179 @@ std::string AdmissionQueue::CheckInvariants() const {
     return absl::StrCat("queue ", concert_id_, ": no abandon deadline is scheduled in time");
   }
   return "";
+}
+
+// --- snapshot ------------------------------------------------------------------------
+
+#if defined(__GLIBCXX__) && defined(__x86_64__)
+// Tripwire for the members Encode stores (layout of libstdc++ on x86-64): a new
+// member must be stored, or rebuilt, or be a cache; then update the size. (408:
+// wait_front_, wait_back_, abandon_at_ are rebuilt by RebuildAbandonLine,
+// sessions_ from the tokens' times, order_, prequeue_ and waiting_at_ by the
+// Restore calls; eta_now_, eta_admitted_ are a cache.)
+static_assert(sizeof(AdmissionQueue) == 408, "new AdmissionQueue member: add it to the snapshot");
+#endif
+
+void AdmissionQueue::Encode(SnapshotWriter& w) const {
+  w.Bool(open_);
+  w.Int(head_);
+  w.Int(waiting_);
+  w.Int(active_);
+  w.Int(prequeue_waiting_);
+  w.Time(next_admit_at_, 0);
+  w.Time(tick_at_, 0);
+  w.Int(admitted_total_);
+  w.Int(joined_total_);
+  w.Int(abandoned_total_);
+  w.Count(recent_admissions_.size());
+  TimeUs prev = 0;
+  for (TimeUs t : recent_admissions_) {
+    w.Time(t, prev);
+    prev = t;
+  }
+}
+
+void AdmissionQueue::Decode(SnapshotReader& r, TimeUs clock) {
+  open_ = r.Bool("queue open");
+  head_ = r.Int("queue head", 0, kSnapshotTimeLimit);
+  waiting_ = r.Int("queue waiting", 0, kSnapshotTimeLimit);
+  active_ = r.Int("queue active", 0, settings_.capacity);
+  prequeue_waiting_ = r.Int("pre-queue waiting", 0, kSnapshotTimeLimit);
+  next_admit_at_ = r.Time("next_admit_at", 0);
+  tick_at_ = r.Time("tick_at", 0);
+  admitted_total_ = r.Int("admitted_total", 0, kSnapshotTimeLimit);
+  joined_total_ = r.Int("joined_total", 0, kSnapshotTimeLimit);
+  abandoned_total_ = r.Int("abandoned_total", 0, kSnapshotTimeLimit);
+  const size_t n = r.Count("recent admissions", 1);
+  r.Check(n <= kRecentAdmissionsMax, "too many recent admissions");
+  TimeUs prev = 0;
+  for (size_t i = 0; i < n && r.ok(); ++i) {
+    const TimeUs t = r.Past("recent admission", prev, clock);
+    r.Check(t >= prev, "recent admissions are not in order");
+    recent_admissions_.push_back(t);
+    prev = t;
+  }
+}
+
+void AdmissionQueue::EncodeToken(SnapshotWriter& w, const QueueToken& t,
+                                 TimeUs prev_joined) const {
+  const TokenTimes times = Times(t);
+  w.U8(static_cast<uint8_t>(t.state));
+  w.U8(static_cast<uint8_t>(t.end));
+  w.Int(t.JoinSeq());
+  w.Time(t.joined_at, prev_joined);
+  w.Time(t.last_seen_at, t.joined_at);
+  if (t.state != TokenState::kWaiting) w.Time(times.activated_at, t.joined_at);
+  if (t.state == TokenState::kExpired) w.Time(times.ended_at, t.joined_at);
+}
+
+bool AdmissionQueue::DecodeToken(SnapshotReader& r, QueueToken& t, TokenId id, int64_t tokens,
+                                 TimeUs prev_joined, TimeUs clock) {
+  const bool v1 = r.version() == 1;  // every token has five times, expires_at included
+  t.state = r.Enum<TokenState>("token state", 3);
+  t.end = r.Enum<TokenEnd>("token end", 5);
+  const int64_t join_seq = r.Int("join sequence", -1, tokens - 1);
+  t.joined_at = r.Past("joined_at", prev_joined, clock);
+  t.last_seen_at = r.Past("last_seen_at", t.joined_at, clock);
+  TokenTimes times;
+  if (v1 || t.state != TokenState::kWaiting) {
+    times.activated_at = r.Past("activated_at", t.joined_at, clock, true);
+  }
+  if (v1) times.expires_at = r.Time("token expires_at", t.joined_at, true);
+  if (v1 || t.state == TokenState::kExpired) {
+    times.ended_at = r.Past("token ended_at", t.joined_at, clock, true);
+  }
+  if (!r.ok()) return false;
+  bool consistent = false;
+  switch (t.state) {
+    case TokenState::kWaiting:
+      consistent = t.end == TokenEnd::kNone && times.activated_at == kNever &&
+                   times.ended_at == kNever;
+      break;
+    case TokenState::kActive:
+      // A session ends session_ttl after it began: version 1's stored end must agree.
+      consistent = t.end == TokenEnd::kNone && join_seq >= 0 && times.activated_at != kNever &&
+                   times.ended_at == kNever &&
+                   (!v1 || times.expires_at == times.activated_at + settings_.session_ttl_us);
+      break;
+    case TokenState::kExpired:
+      consistent = t.end != TokenEnd::kNone && times.ended_at != kNever;
+      break;
+  }
+  if (t.state != TokenState::kActive) consistent = consistent && times.expires_at == kNever;
+  if (!r.Check(consistent, absl::StrCat("token ", id, " is inconsistent with its state"))) {
+    return false;
+  }
+  t.join_seq = join_seq < 0 ? QueueToken::kNoJoinSeq : static_cast<uint32_t>(join_seq);
+  if (times.activated_at != kNever) {
+    t.admitted = true;
+    t.slot.session = static_cast<uint32_t>(sessions_.size());
+    sessions_.push_back({.activated_at = times.activated_at, .ended_at = times.ended_at});
+  } else if (t.state == TokenState::kExpired) {
+    t.slot.ended_at = times.ended_at;
+  }
+  return true;
+}
+
+void AdmissionQueue::RestoreOrder(size_t sequenced) { order_.assign(sequenced, 0); }
+
+bool AdmissionQueue::RestoreToken(SnapshotReader& r, TokenId id) {
+  const QueueToken& t = token(id);
+  if (t.join_seq != QueueToken::kNoJoinSeq) {
+    // Join sequences must be exactly 0..sequenced-1.
+    const size_t seq = t.join_seq;
+    if (!r.Check(open_ && seq < order_.size() && order_[seq] == 0,
+                 absl::StrCat("token ", id, " has an impossible join sequence"))) {
+      return false;
+    }
+    order_[seq] = static_cast<uint32_t>(id);
+  } else if (open_) {
+    // Tokens that ended in the pre-queue never got a sequence.
+    if (!r.Check(t.state == TokenState::kExpired,
+                 absl::StrCat("token ", id, " waits outside the order of an open queue"))) {
+      return false;
+    }
+  } else {
+    prequeue_.push_back(static_cast<uint32_t>(id));  // before opening: every token, in join order
+  }
+  if (t.state != TokenState::kExpired) {
+    if (!r.Check(LiveToken(t.user_id) == 0,
+                 absl::StrCat("user ", t.user_id, " has two live tokens for concert ",
+                              concert_id_))) {
+      return false;
+    }
+    live_->Add(t.user_id, id);
+  }
+  return true;
+}
+
+bool AdmissionQueue::RestoreEnd(SnapshotReader& r) {
+  // Every ACTIVE token has a join sequence (DecodeToken), so all are in order_.
+  int64_t waiting = 0;
+  int64_t active = 0;
+  int64_t prequeue_waiting = 0;
+  for (uint32_t id : order_) {
+    if (token(id).state == TokenState::kWaiting) ++waiting;
+    if (token(id).state == TokenState::kActive) ++active;
+  }
+  for (uint32_t id : prequeue_) {
+    if (token(id).state == TokenState::kWaiting) ++prequeue_waiting;
+  }
+  if (!r.Check(waiting == waiting_ && active == active_ && prequeue_waiting == prequeue_waiting_ &&
+                   head_ <= static_cast<int64_t>(order_.size()),
+               absl::StrCat("the counters of queue ", concert_id_, " do not match its tokens"))) {
+    return false;
+  }
+  // The WAITING join sequences, sized as Enqueue would have grown them.
+  waiting_at_.Reset();
+  if (order_.empty()) return true;
+  waiting_at_.Reserve(static_cast<int64_t>(order_.size()) - 1);
+  for (size_t seq = 0; seq < order_.size(); ++seq) {
+    if (token(order_[seq]).state == TokenState::kWaiting) {
+      waiting_at_.Set(static_cast<int64_t>(seq));
+    }
+  }
+  return true;
 }
 
 }  // namespace boxoffice

@@ -1,6 +1,7 @@
-// Engine internals shared by the engine's own source files (engine.cc and
-// the snapshot code): the records the engine keeps per user, per concert and
-// per idempotency key. Not part of the public API.
+// Engine internals shared by the engine's own source files (engine.cc, and
+// engine_state.cc for snapshots and the state hash): the records the engine
+// keeps per user, per concert and per idempotency key. Not part of the public
+// API.
 #pragma once
 
 #include <memory>

@@ -1,9 +1,13 @@
 // SeatInventory: see seat_inventory.h for what it models and why.
 #include "boxoffice/seat_inventory.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "boxoffice/assert.h"
 #include "boxoffice/errors.h"
+#include "boxoffice/limits.h"
+#include "boxoffice/snapshot_io.h"
 
 namespace boxoffice {
 
@@ -130,6 +134,82 @@ void SeatInventory::Sell(SeatId id) {
   Seat& s = seats_[index(id)];
   BOXOFFICE_ASSERT(s.status == SeatStatus::kHeld && s.reservation_id != 0);
   SetStatus(s, SeatStatus::kSold);
+}
+
+// --- snapshot ------------------------------------------------------------------------
+
+#if defined(__GLIBCXX__) && defined(__x86_64__)
+// Tripwire: a new member must be stored by the snapshot or rebuilt (then update the size).
+static_assert(sizeof(SeatInventory) == 128, "new SeatInventory member: add it to the snapshot");
+#endif
+
+void SeatInventory::EncodeSeatMap(SnapshotWriter& w) const {
+  w.Time(starts_at_, 0);
+  w.Count(sections_.size());
+  for (const Section& section : sections_) {
+    w.Str(section.spec.name);
+    w.Int(section.spec.rows);
+    w.Int(section.spec.seats_per_row);
+    w.Str(section.spec.grade);
+    w.Int(section.spec.price);
+  }
+}
+
+std::unique_ptr<SeatInventory> SeatInventory::DecodeSeatMap(SnapshotReader& r, ScheduleId id,
+                                                            ConcertId concert_id,
+                                                            SeatId first_seat_id,
+                                                            const Limits& limits,
+                                                            int64_t& seats_declared) {
+  const TimeUs starts_at = r.Time("starts_at", 0);
+  const size_t sections_n = r.Count("sections", 7);
+  r.Check(sections_n >= 1, "a schedule without sections");
+  std::vector<SectionSpec> sections(sections_n);
+  int64_t seats = 0;
+  for (SectionSpec& s : sections) {
+    s.name = r.Str("section name");
+    // The constructor keeps rows and seats per row in 16 bits.
+    s.rows = r.Int("rows", 1, std::min<int64_t>(65535, limits.rows_per_section_max));
+    s.seats_per_row =
+        r.Int("seats_per_row", 1, std::min<int64_t>(65535, limits.seats_per_row_max));
+    s.grade = r.Str("grade");
+    s.price = r.Int("price", 1, std::max<int64_t>(1, limits.price_max));
+    r.Check(!s.name.empty() && !s.grade.empty(), "a section without a name or grade");
+    if (!r.ok()) return nullptr;
+    seats += s.rows * s.seats_per_row;  // <= 2^32 each, no overflow
+  }
+  r.Check(seats <= limits.seats_per_schedule_max, "a schedule has too many seats");
+  seats_declared += seats;
+  if (!r.Check(seats_declared <= static_cast<int64_t>(r.remaining()),
+               "more seats than bytes left")) {
+    return nullptr;
+  }
+  return std::make_unique<SeatInventory>(id, concert_id, starts_at, first_seat_id, sections);
+}
+
+void SeatInventory::EncodeSeats(SnapshotWriter& w) const {
+  for (const Seat& seat : seats_) {
+    if (seat.status == SeatStatus::kAvailable) {
+      w.Var(0);
+    } else {
+      w.Var(static_cast<uint64_t>(seat.reservation_id) * 2 +
+            (seat.status == SeatStatus::kSold ? 1 : 0));
+    }
+  }
+}
+
+void SeatInventory::DecodeSeats(SnapshotReader& r, int64_t reservations) {
+  for (SeatId id = first_seat_id_; id < first_seat_id_ + seat_count(); ++id) {
+    const uint64_t v = r.Var();
+    if (!r.ok()) return;
+    if (v == 0) continue;
+    if (!r.Check(v >= 2 && (v >> 1) <= static_cast<uint64_t>(reservations),
+                 absl::StrCat("seat ", id, " names no reservation"))) {
+      return;
+    }
+    // A fresh seat and a holder >= 1: Hold's and Sell's preconditions hold.
+    Hold(id, static_cast<ReservationId>(v >> 1));
+    if ((v & 1) != 0) Sell(id);
+  }
 }
 
 }  // namespace boxoffice

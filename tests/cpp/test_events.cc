@@ -2,6 +2,9 @@
 // seen; numbering is dense from 1 and survives the retention window.
 #include "boxoffice/events.h"
 
+#include "absl/strings/match.h"
+#include "boxoffice/snapshot_io.h"
+
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -76,6 +79,46 @@ TEST_CASE("every event type has a distinct CamelCase name", "[events]") {
   CHECK(std::string(ToString(EventType::kReservationHeld)) == "ReservationHeld");
   CHECK(std::string(ToString(EventType::kPaymentSucceeded)) == "PaymentSucceeded");
   CHECK(std::string(ToString(EventType::kQueueAdmitted)) == "QueueAdmitted");
+}
+
+
+// --- snapshot -----------------------------------------------------------------------
+
+TEST_CASE("the last sequence and the retained events round-trip through a snapshot body",
+          "[events][snapshot]") {
+  EventLog log(2);
+  log.Append(At(100, EventType::kUserCreated));
+  log.Append(At(200, EventType::kConcertCreated));
+  Event held = At(300, EventType::kReservationHeld);
+  held.user_id = 4;
+  held.reservation_id = 7;
+  held.amount = 30'000;
+  held.value = 2;
+  log.Append(held);
+  SnapshotWriter w;
+  log.Encode(w);
+
+  EventLog restored(2);
+  SnapshotReader r(w.bytes(), 2);
+  restored.Decode(r, /*clock=*/300);
+  REQUIRE(r.ok());
+  CHECK(r.AtEnd());
+  CHECK(restored.last_seq() == 3);
+  CHECK(Seqs(restored.After(0, 10)) == std::vector<Seq>{2, 3});
+  const Event back = restored.After(2, 1).at(0);
+  CHECK((back.at == 300 && back.type == EventType::kReservationHeld && back.user_id == 4 &&
+         back.reservation_id == 7 && back.amount == 30'000 && back.value == 2));
+
+  // More events than the log retains, or events after the clock, are damage.
+  EventLog smaller(1);
+  SnapshotReader small(w.bytes(), 2);
+  smaller.Decode(small, 300);
+  CHECK(small.status().code() == absl::StatusCode::kDataLoss);
+  CHECK(absl::StrContains(small.status().message(), "more events than"));
+  EventLog early(2);
+  SnapshotReader before(w.bytes(), 2);
+  early.Decode(before, 299);
+  CHECK(absl::StrContains(before.status().message(), "after the clock"));
 }
 
 }  // namespace

@@ -2,6 +2,10 @@
 // their time, and cancelled deadlines never fire.
 #include "boxoffice/hold_timer.h"
 
+#include "absl/strings/match.h"
+#include "boxoffice/digest.h"
+#include "boxoffice/snapshot_io.h"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -186,6 +190,55 @@ TEST_CASE("random schedules and cancels fire exactly the live entries, sorted",
     if (std::optional<TimeUs> next = timer.NextDeadline()) CHECK(*next > now);
   }
   CHECK(fired == live);
+}
+
+
+// --- snapshot -----------------------------------------------------------------------
+
+TEST_CASE("a snapshot keeps only the admission ticks; a restore adds each once",
+          "[hold_timer][snapshot]") {
+  HoldTimer timer;
+  timer.Schedule(500, TimerKind::kHoldExpiry, 1);
+  timer.Schedule(700, TimerKind::kAdmissionTick, 2);
+  timer.Schedule(600, TimerKind::kAdmissionTick, 1);
+  SnapshotWriter w;
+  timer.EncodeAdmissionTicks(w, /*clock=*/400);
+  SnapshotReader r(w.bytes(), 2);
+  const std::vector<TimerEntry> ticks = HoldTimer::DecodeAdmissionTicks(r, 400, /*concerts=*/2);
+  REQUIRE(r.ok());
+  CHECK(ticks == std::vector<TimerEntry>{{600, TimerKind::kAdmissionTick, 1},
+                                         {700, TimerKind::kAdmissionTick, 2}});
+  HoldTimer restored;
+  for (const TimerEntry& t : ticks) CHECK(restored.Restore(t));
+  CHECK_FALSE(restored.Restore(ticks[0]));
+  CHECK(restored.size() == 2);
+
+  // A tick due before the clock, or naming a concert that does not exist, is damage.
+  SnapshotWriter stale;
+  timer.EncodeAdmissionTicks(stale, /*clock=*/650);  // the tick at 600 s is overdue
+  SnapshotReader later(stale.bytes(), 2);
+  HoldTimer::DecodeAdmissionTicks(later, 650, 2);
+  CHECK(absl::StrContains(later.status().message(), "lies in the past"));
+  SnapshotReader fewer(w.bytes(), 2);
+  HoldTimer::DecodeAdmissionTicks(fewer, 400, 1);
+  CHECK(absl::StrContains(fewer.status().message(), "admission tick concert"));
+}
+
+TEST_CASE("the digest mixes the live entries only, in firing order", "[hold_timer][snapshot]") {
+  HoldTimer a;
+  a.Schedule(500, TimerKind::kHoldExpiry, 1);
+  a.Schedule(300, TimerKind::kSessionExpiry, 9);
+  HoldTimer b = a;
+  b.Schedule(400, TimerKind::kAbandon, 3);  // stale: the predicate says so
+  auto live = [](const TimerEntry& e) { return e.kind != TimerKind::kAbandon; };
+  Digest da;
+  a.Digest(da, live);
+  Digest db;
+  b.Digest(db, live);
+  CHECK(da.value() == db.value());
+  Digest all;
+  b.Digest(all, [](const TimerEntry&) { return true; });
+  CHECK(all.value() != db.value());
 }
 
 }  // namespace

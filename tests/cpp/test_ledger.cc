@@ -3,6 +3,10 @@
 // entries are numbered from 1 and keep what was recorded.
 #include "boxoffice/ledger.h"
 
+#include "absl/strings/match.h"
+#include "boxoffice/digest.h"
+#include "boxoffice/snapshot_io.h"
+
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -132,6 +136,73 @@ TEST_CASE("random transfers conserve money and match a plain model", "[ledger]")
   }
   CHECK(sum == 0);
   CHECK(ledger.balance(Ledger::kFundingAccount) < 0);
+}
+
+
+// --- snapshot -----------------------------------------------------------------------
+
+// A digest of what `digest` feeds (the state hash's building block).
+template <typename F>
+uint64_t DigestOf(F&& digest) {
+  Digest d;
+  digest(d);
+  return d.value();
+}
+
+TEST_CASE("accounts and history round-trip through a snapshot body", "[ledger][snapshot]") {
+  Ledger ledger;
+  const AccountId wallet = ledger.OpenAccount(AccountKind::kWallet);
+  const AccountId revenue = ledger.OpenAccount(AccountKind::kRevenue);
+  ledger.Transfer(Ledger::kFundingAccount, wallet, 50'000);
+  ledger.Record(1, EntryKind::kCharge, 50'000, 50'000, 1'000, 0);
+  ledger.Transfer(wallet, revenue, 30'000);
+  ledger.Record(1, EntryKind::kPayment, 30'000, 20'000, 2'000, 1);
+  SnapshotWriter w;
+  ledger.EncodeAccounts(w);
+  ledger.EncodeHistory(w);
+
+  Ledger restored;
+  SnapshotReader r(w.bytes(), 2);
+  restored.DecodeAccounts(r);
+  restored.DecodeHistory(r, /*users=*/1, /*reservations=*/1, /*clock=*/2'000);
+  REQUIRE(r.ok());
+  CHECK(r.AtEnd());
+  CHECK(restored.account_count() == 3);
+  CHECK(restored.balance(revenue) == 30'000);
+  CHECK(restored.entry(2).reservation_id == 1);
+  CHECK(DigestOf([&](Digest& d) { restored.Digest(d); }) ==
+        DigestOf([&](Digest& d) { ledger.Digest(d); }));
+
+  // The same history read with a clock before its last entry is damage.
+  Ledger early;
+  SnapshotReader late(w.bytes(), 2);
+  early.DecodeAccounts(late);
+  early.DecodeHistory(late, 1, 1, /*clock=*/1'999);
+  CHECK(late.status().code() == absl::StatusCode::kDataLoss);
+  CHECK(absl::StrContains(late.status().message(), "after the clock"));
+}
+
+TEST_CASE("accounts that do not sum to zero, or a second funding account, are damage",
+          "[ledger][snapshot]") {
+  auto decode = [](std::vector<std::pair<AccountKind, Won>> accounts) {
+    SnapshotWriter w;
+    w.Count(accounts.size());
+    for (const auto& [kind, balance] : accounts) {
+      w.U8(static_cast<uint8_t>(kind));
+      w.Int(balance);
+    }
+    Ledger ledger;
+    SnapshotReader r(w.bytes(), 2);
+    ledger.DecodeAccounts(r);
+    return r.status();
+  };
+  CHECK(decode({{AccountKind::kFunding, -5}, {AccountKind::kWallet, 5}}).ok());
+  const absl::Status unbalanced = decode({{AccountKind::kFunding, -5}, {AccountKind::kWallet, 4}});
+  CHECK(unbalanced.code() == absl::StatusCode::kDataLoss);
+  CHECK(absl::StrContains(unbalanced.message(), "does not sum to zero"));
+  const absl::Status two = decode({{AccountKind::kFunding, 0}, {AccountKind::kFunding, 0}});
+  CHECK(absl::StrContains(two.message(), "account 1 has the wrong kind"));
+  CHECK(absl::StrContains(decode({}).message(), "the funding account is missing"));
 }
 
 }  // namespace

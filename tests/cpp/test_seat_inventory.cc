@@ -7,12 +7,17 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "boxoffice/digest.h"
 #include "boxoffice/errors.h"
+#include "boxoffice/limits.h"
+#include "boxoffice/snapshot_io.h"
 
 namespace boxoffice {
 namespace {
@@ -306,6 +311,73 @@ TEST_CASE("best available on a random map always returns free adjacent seats",
     REQUIRE(inv.count(SeatStatus::kHeld) == held);
     REQUIRE(inv.count(SeatStatus::kAvailable) == 240 - held);
   }
+}
+
+
+// --- snapshot -----------------------------------------------------------------------
+
+// A digest of what `digest` feeds (the state hash's building block).
+template <typename F>
+uint64_t DigestOf(F&& digest) {
+  Digest d;
+  digest(d);
+  return d.value();
+}
+
+TEST_CASE("the seat map and every seat's status and holder round-trip through a snapshot body",
+          "[seat_inventory][snapshot]") {
+  SeatInventory s = TwoSections();
+  s.Hold(101, 3);
+  s.Hold(110, 4);
+  s.Sell(110);
+  SnapshotWriter w;
+  s.EncodeSeatMap(w);
+  s.EncodeSeats(w);
+
+  SnapshotReader r(w.bytes(), 2);
+  int64_t seats_declared = 0;
+  std::unique_ptr<SeatInventory> restored =
+      SeatInventory::DecodeSeatMap(r, kSchedule, kConcert, 101, Limits{}, seats_declared);
+  REQUIRE(restored != nullptr);
+  CHECK(seats_declared == 18);
+  restored->DecodeSeats(r, /*reservations=*/4);
+  REQUIRE(r.ok());
+  CHECK(r.AtEnd());
+  CHECK(restored->starts_at() == kStartsAt);
+  CHECK(restored->Label(118) == "B-3-4");
+  CHECK(restored->seat(101).status == SeatStatus::kHeld);
+  CHECK(restored->seat(110).status == SeatStatus::kSold);
+  CHECK(restored->count(SeatStatus::kAvailable) == 16);
+  CHECK(DigestOf([&](Digest& d) { restored->Digest(d); }) ==
+        DigestOf([&](Digest& d) { s.Digest(d); }));
+
+  // A holder beyond the reservations the snapshot has is damage, not a seat.
+  SnapshotReader fewer(w.bytes(), 2);
+  seats_declared = 0;
+  std::unique_ptr<SeatInventory> other =
+      SeatInventory::DecodeSeatMap(fewer, kSchedule, kConcert, 101, Limits{}, seats_declared);
+  REQUIRE(other != nullptr);
+  other->DecodeSeats(fewer, /*reservations=*/3);
+  CHECK(fewer.status().code() == absl::StatusCode::kDataLoss);
+  CHECK(absl::StrContains(fewer.status().message(), "seat 110 names no reservation"));
+}
+
+TEST_CASE("a seat map beyond the limits or the bytes left is damage", "[seat_inventory][snapshot]") {
+  SnapshotWriter w;
+  TwoSections().EncodeSeatMap(w);
+  Limits small;
+  small.seats_per_schedule_max = 17;
+  SnapshotReader r(w.bytes(), 2);
+  int64_t seats_declared = 0;
+  CHECK(SeatInventory::DecodeSeatMap(r, kSchedule, kConcert, 101, small, seats_declared) ==
+        nullptr);
+  CHECK(absl::StrContains(r.status().message(), "too many seats"));
+  // 18 seats but no byte left for their statuses.
+  SnapshotReader bare(w.bytes(), 2);
+  seats_declared = 0;
+  CHECK(SeatInventory::DecodeSeatMap(bare, kSchedule, kConcert, 101, Limits{}, seats_declared) ==
+        nullptr);
+  CHECK(absl::StrContains(bare.status().message(), "more seats than bytes left"));
 }
 
 }  // namespace

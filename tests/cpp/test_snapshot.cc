@@ -1143,5 +1143,95 @@ TEST_CASE("a version 1 ACTIVE token whose stored session end does not follow is 
   REQUIRE_OK(LoadSnapshot(Resealed(bytes)));  // the untouched bytes load
 }
 
+
+// --- format version 2, byte for byte ----------------------------------------------
+
+// VersionOneDrop, then a fourth concert that fills every other table of the state:
+// idempotency records of each kind (charge, hold, payment), a refund, a payment that
+// failed and released its seats, a released seat, an expired and a canceled
+// reservation, per-user seat counts, and an event log that has dropped its oldest
+// events (retention 40). tests/cpp/data/snapshot-v2.bin is SaveSnapshot of it at
+// kT0 + 235 s, written by the snapshot code before each component encoded its own
+// state (engine_state.cc), and kVersionTwoHash its state hash: both must stay.
+EngineConfig EveryTableConfig() {
+  EngineConfig config;
+  config.seed = 7;
+  config.limits.event_retention_max = 40;
+  return config;
+}
+
+void EveryTableDrop(Engine& e) {
+  VersionOneDrop(e);
+  auto at = [](int64_t s) { return kT0 + Sec(s); };
+  ScheduleSpec sch;
+  sch.starts_at = kT0 + Sec(2 * 86'400);
+  sch.sections = {Section("F", 2, 4, "VIP", 30'000), Section("G", 1, 6, "R", 20'000)};
+  ConcertSpec spec;
+  spec.title = "Short";
+  spec.artist = "Every Table";
+  spec.venue = "Hall";
+  spec.schedules = {sch};
+  spec.sale.queue_capacity = 3;
+  spec.sale.hold_ttl_us = Sec(10);
+  spec.sale.max_seats_per_user = 3;
+  spec.sale.release_on_payment_failure = true;
+  REQUIRE_OK(e.CreateConcert(spec, at(200)));
+  std::vector<TokenId> token(5, 0);  // by user
+  for (UserId u = 1; u <= 4; ++u) {
+    auto t = e.JoinQueue(u, 4, at(201));
+    REQUIRE_OK(t);
+    token[static_cast<size_t>(u)] = t->id;
+  }
+  REQUIRE_OK(e.Charge(1, 100'000, "charge-1", at(202)));
+  REQUIRE_OK(e.Charge(1, 100'000, "charge-1", at(202)));  // a replay: nothing changes
+  REQUIRE_OK(e.Charge(2, 5'000, "", at(202)));
+  HoldRequest h;
+  h.schedule_id = 4;
+  auto hold = [&](UserId u, int64_t quantity, std::string key, int64_t s) {
+    h.user_id = u;
+    h.token_id = token[static_cast<size_t>(u)];
+    h.quantity = quantity;
+    h.idempotency_key = std::move(key);
+    auto r = e.Hold(h, at(s));
+    REQUIRE_OK(r);
+    return *r;
+  };
+  const Reservation paid = hold(1, 2, "hold-1", 203);
+  REQUIRE_OK(e.Pay(1, token[1], paid.id, "pay-1", at(204)));  // user 4 is admitted
+  const Reservation failed = hold(2, 2, "", 205);
+  CHECK_FALSE(e.Pay(2, token[2], failed.id, "", at(206)).ok());  // released at once
+  const Reservation expired = hold(3, 3, "", 207);
+  REQUIRE_OK(e.ReleaseSeat(3, expired.id, expired.seat_ids[0], at(208)));
+  e.Advance(at(230));  // expired at 217 s
+  const Reservation canceled = hold(4, 1, "", 231);
+  REQUIRE_OK(e.Cancel(4, canceled.id, at(232)));
+  REQUIRE_OK(e.Refund(1, paid.id, at(233)));
+  hold(4, 2, "hold-4", 234);  // still PENDING at 235 s
+  REQUIRE_OK(e.Charge(5, 40'000, "charge-5", at(234)));
+  e.Advance(at(235));
+}
+
+// The state hash of EveryTableDrop.
+constexpr uint64_t kVersionTwoHash = 15240298492158971636ULL;
+
+TEST_CASE("a format version 2 snapshot written earlier loads and saves to the same bytes",
+          "[snapshot]") {
+  const std::string bytes = ReadFile(BOXOFFICE_TEST_DATA_DIR "/snapshot-v2.bin");
+  REQUIRE(bytes.size() > 16);
+  REQUIRE(bytes[6] == 2);  // format version 2, little-endian uint16
+  REQUIRE(bytes[7] == 0);
+  absl::StatusOr<std::unique_ptr<Engine>> loaded = LoadSnapshot(bytes);
+  REQUIRE_OK(loaded);
+  CHECK((*loaded)->StateHash() == kVersionTwoHash);
+  CHECK(SaveSnapshot(**loaded) == bytes);
+  // A fresh run of the same commands reaches that state and writes those bytes.
+  Engine fresh(EveryTableConfig());
+  EveryTableDrop(fresh);
+  CHECK(fresh.StateHash() == kVersionTwoHash);
+  CHECK(SaveSnapshot(fresh) == bytes);
+  CHECK(fresh.CheckInvariants().ok());
+  CHECK((*loaded)->CheckInvariants().ok());
+}
+
 }  // namespace
 }  // namespace boxoffice

@@ -25,7 +25,8 @@
 
 namespace boxoffice {
 
-class SnapshotCodec;
+class SnapshotReader;
+class SnapshotWriter;
 
 struct QueueSettings {
   int64_t capacity = 200;            // most ACTIVE tokens at once (seed: 200)
@@ -204,6 +205,38 @@ class AdmissionQueue {
 
   // Checks the queue's own invariants; returns a description or "".
   std::string CheckInvariants() const;
+  // Snapshot (snapshot_io.h). Encode/Decode: the queue's own scalars (open,
+  // head, counters, the admission budget, recent admission times, which may
+  // not lie after `clock`); its settings come from the concert, and its join
+  // order, pre-queue, rank bitmap, sessions and abandon line follow from the
+  // tokens (below).
+  void Encode(SnapshotWriter& w) const;
+  void Decode(SnapshotReader& r, TimeUs clock);
+  // One token of this queue, after its user and concert (which the engine
+  // writes: they choose the queue): state, end, join sequence, joined_at as a
+  // delta from `prev_joined` (the previous token's), last_seen_at, then the
+  // times its state has (format version 2: activated_at once admitted,
+  // ended_at once EXPIRED; version 1: all three of TokenTimes). DecodeToken
+  // fills `t` (its user and concert set), records its session, and checks
+  // the times against `clock`, the join sequence against `tokens` (the
+  // snapshot's token count) and the fields against each other; false on
+  // damage.
+  void EncodeToken(SnapshotWriter& w, const QueueToken& t, TimeUs prev_joined) const;
+  bool DecodeToken(SnapshotReader& r, QueueToken& t, TokenId id, int64_t tokens,
+                   TimeUs prev_joined, TimeUs clock);
+  // The indexes, restored once every token is decoded (each false on damage):
+  // RestoreOrder sizes the join order for the `sequenced` tokens of this
+  // queue that have a join sequence; RestoreToken, called for each token of
+  // the queue in id order, places it in the join order or the pre-queue and
+  // registers it as its user's live token when it is; RestoreEnd checks the
+  // counters against the tokens and rebuilds the rank bitmap.
+  void RestoreOrder(size_t sequenced);
+  bool RestoreToken(SnapshotReader& r, TokenId id);
+  bool RestoreEnd(SnapshotReader& r);
+  // Links every WAITING token into the abandon line by (last_seen_at, id) and
+  // schedules the front's deadline; returns it (kNever when none WAITs).
+  TimeUs RebuildAbandonLine();
+
   // Feeds the queue's state to `mix` in a canonical order (for state hashes).
   template <typename Mix>
   void Digest(Mix&& mix) const {
@@ -222,7 +255,6 @@ class AdmissionQueue {
   }
 
  private:
-  friend class SnapshotCodec;
   QueueToken& token(TokenId id) { return (*tokens_)[static_cast<size_t>(id)]; }
   const QueueToken& token(TokenId id) const { return (*tokens_)[static_cast<size_t>(id)]; }
   // The times of an ACTIVE token or one that was: few at once (at most
@@ -245,9 +277,6 @@ class AdmissionQueue {
   }
   // Schedules the front's abandon deadline unless an entry is pending.
   void ScheduleAbandon();
-  // Snapshot restore: links every WAITING token by (last_seen_at, id) and
-  // schedules the front's deadline; returns it (kNever when none WAITs).
-  TimeUs RebuildAbandonLine();
 
   ConcertId concert_id_;
   QueueSettings settings_;

@@ -47,6 +47,8 @@
 namespace boxoffice {
 
 class SnapshotCodec;
+class SnapshotReader;
+class SnapshotWriter;
 
 struct EngineConfig {
   Limits limits;
@@ -160,7 +162,15 @@ class Engine {
   absl::Status CheckInvariants();
 
  private:
-  friend class SnapshotCodec;  // snapshot.cc: saves and restores the whole state
+  // The snapshot body (snapshot.h): the engine's own tables and, through their
+  // own codecs, its components', section by section; StateHash digests the
+  // same (engine_state.cc). snapshot.cc frames the body and is the one
+  // friend, for these two entry points.
+  friend class SnapshotCodec;
+  struct State;
+  void EncodeState(SnapshotWriter& w, Seq* journal_seq);  // takes mu_
+  static absl::StatusOr<std::unique_ptr<Engine>> DecodeState(SnapshotReader& r);
+
   struct User;
   struct Concert;
   struct IdempotencyRecord;

@@ -15,7 +15,8 @@
 
 namespace boxoffice {
 
-class SnapshotCodec;
+class SnapshotReader;
+class SnapshotWriter;
 
 enum class EventType : uint8_t {
   kUserCreated = 0,
@@ -84,8 +85,20 @@ class EventLog {
     return events_.empty() ? last_seq_ + 1 : events_.front().seq;
   }
 
+  // Snapshot (snapshot_io.h): the last sequence and the retained events,
+  // times as deltas from the previous event's. Decode replaces the log and
+  // checks that no more events are kept than were appended or are retained,
+  // and that none happened after `clock` or out of order.
+  void Encode(SnapshotWriter& w) const;
+  void Decode(SnapshotReader& r, TimeUs clock);
+  // Feeds the log to `mix` for state hashes: its last sequence number only
+  // (the retained events follow from the commands that numbered them).
+  template <typename Mix>
+  void Digest(Mix&& mix) const {
+    mix(last_seq_);
+  }
+
  private:
-  friend class SnapshotCodec;
   int64_t retention_max_;
   Seq last_seq_ = 0;
   std::deque<Event> events_;

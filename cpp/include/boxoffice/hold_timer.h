@@ -22,13 +22,15 @@
 #include <cstdint>
 #include <optional>
 #include <tuple>
+#include <vector>
 
 #include "absl/container/btree_set.h"
 #include "boxoffice/types.h"
 
 namespace boxoffice {
 
-class SnapshotCodec;
+class SnapshotReader;
+class SnapshotWriter;
 
 enum class TimerKind : uint8_t {
   kQueueOpen = 0,       // id = concert: opens_at reached, shuffle the pre-queue
@@ -81,8 +83,38 @@ class HoldTimer {
     for (const TimerEntry& e : entries_) f(e);
   }
 
+  // Snapshot (snapshot_io.h). Every deadline but the admission ticks follows
+  // from what it times out (a hold's expires_at, a session's start, ...), so
+  // the engine schedules those again on restore; a tick does not (a stale one
+  // may outlive its queue's tick_at), so the ticks are stored: as (deadline,
+  // concert) pairs, deadlines as deltas from `clock`. DecodeAdmissionTicks
+  // checks that each names a concert in [1, concerts] and is not due before
+  // `clock`; the engine adds them with Restore once it has scheduled the rest.
+  void EncodeAdmissionTicks(SnapshotWriter& w, TimeUs clock) const;
+  static std::vector<TimerEntry> DecodeAdmissionTicks(SnapshotReader& r, TimeUs clock,
+                                                      int64_t concerts);
+  // Drops every entry (a restore schedules them again).
+  void Clear() { entries_.clear(); }
+  // Adds `e`; false when it was there already.
+  bool Restore(const TimerEntry& e) { return entries_.insert(e).second; }
+
+  // Feeds the entries `live` accepts (stale ones are not state) to `mix`:
+  // their count, then each entry's deadline, kind and id in firing order.
+  template <typename Mix, typename Live>
+  void Digest(Mix&& mix, Live&& live) const {
+    std::vector<TimerEntry> kept;
+    for (const TimerEntry& e : entries_) {
+      if (live(e)) kept.push_back(e);
+    }
+    mix(static_cast<int64_t>(kept.size()));
+    for (const TimerEntry& e : kept) {
+      mix(e.at);
+      mix(static_cast<int64_t>(e.kind));
+      mix(e.id);
+    }
+  }
+
  private:
-  friend class SnapshotCodec;
   absl::btree_set<TimerEntry> entries_;
 };
 

@@ -16,7 +16,8 @@
 
 namespace boxoffice {
 
-class SnapshotCodec;
+class SnapshotReader;
+class SnapshotWriter;
 
 enum class EntryKind : uint8_t { kCharge = 0, kPayment = 1, kRefund = 2 };
 absl::string_view ToString(EntryKind k);
@@ -55,6 +56,18 @@ class Ledger {
   // Sum over all accounts: always 0.
   Won Sum() const;
 
+  // Snapshot (snapshot_io.h): the accounts (kind and balance of each) and the
+  // history are two sections of the body. DecodeAccounts replaces every
+  // account and checks that the funding account comes first and alone and
+  // that the balances sum to zero; DecodeHistory checks that each entry names
+  // a user in [1, users] and a reservation in [0, reservations] and happened
+  // in order, not after `clock`. Damage fails the reader (DATA_LOSS).
+  void EncodeAccounts(SnapshotWriter& w) const;
+  void DecodeAccounts(SnapshotReader& r);
+  void EncodeHistory(SnapshotWriter& w) const;
+  void DecodeHistory(SnapshotReader& r, int64_t users, int64_t reservations, TimeUs clock);
+
+  // Feeds the balances and the history to `mix` (for state hashes).
   template <typename Mix>
   void Digest(Mix&& mix) const {
     for (Won b : balances_) mix(b);
@@ -69,7 +82,6 @@ class Ledger {
   }
 
  private:
-  friend class SnapshotCodec;
   std::vector<Won> balances_;
   std::vector<AccountKind> kinds_;
   std::vector<HistoryEntry> entries_;

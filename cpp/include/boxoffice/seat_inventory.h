@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -21,7 +22,9 @@
 
 namespace boxoffice {
 
-class SnapshotCodec;
+class SnapshotReader;
+class SnapshotWriter;
+struct Limits;
 
 struct SectionSpec {
   std::string name;        // e.g. "A"
@@ -82,6 +85,26 @@ class SeatInventory {
   void Release(SeatId seat);                          // HELD|SOLD -> AVAILABLE
   void Sell(SeatId seat);                             // HELD -> SOLD
 
+  // Snapshot (snapshot_io.h). The seat map (start time and sections) is
+  // written with the schedule's concert; DecodeSeatMap builds the inventory
+  // from it, every seat AVAILABLE, after checking the sections against
+  // `limits`. `seats_declared` counts the seats of the schedules decoded so
+  // far, this one included: each seat takes at least a byte further on, so a
+  // count beyond the bytes left is damage, found before the seats are
+  // allocated. Returns nullptr when the reader has failed (DATA_LOSS).
+  void EncodeSeatMap(SnapshotWriter& w) const;
+  static std::unique_ptr<SeatInventory> DecodeSeatMap(SnapshotReader& r, ScheduleId id,
+                                                      ConcertId concert_id,
+                                                      SeatId first_seat_id,
+                                                      const Limits& limits,
+                                                      int64_t& seats_declared);
+  // The status and holder of every seat, one varint each (0 AVAILABLE,
+  // 2 * reservation + 1 if SOLD otherwise), in a later section, once the
+  // reservations they name are known: a holder must lie in [1, reservations].
+  void EncodeSeats(SnapshotWriter& w) const;
+  void DecodeSeats(SnapshotReader& r, int64_t reservations);
+
+  // Feeds the status and holder of every seat to `mix` (for state hashes).
   template <typename Mix>
   void Digest(Mix&& mix) const {
     mix(id_);
@@ -92,7 +115,6 @@ class SeatInventory {
   }
 
  private:
-  friend class SnapshotCodec;
   size_t index(SeatId id) const { return static_cast<size_t>(id - first_seat_id_); }
   int64_t row_index(const Seat& s) const {
     return sections_[s.section].first_row_index + s.row;

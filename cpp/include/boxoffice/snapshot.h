@@ -1,6 +1,6 @@
 // Snapshot: the whole state of an Engine as bytes, and an Engine rebuilt from
-// them (durability issue: recovery = latest snapshot + replay of the journal
-// tail through the same command code).
+// them (recovery = latest snapshot + replay of the journal tail through the
+// same command code).
 //
 // A snapshot is a consistent cut: SaveSnapshot holds the engine's lock while it
 // encodes, so it sits between two commands. LoadSnapshot returns a fresh,
@@ -28,6 +28,14 @@
 // reservation and history lists; a concert's grades, schedule list,
 // reservation counts per status and payment count; the idempotency index;
 // the next seat id.
+//
+// Who encodes what: each part of the state is encoded, decoded and digested
+// (for StateHash) by the class that owns it, and no class reads another's
+// private members: AdmissionQueue its scalars and the layout of its tokens,
+// SeatInventory its seat map and the status of its seats, Ledger the accounts
+// and the history, HoldTimer the admission ticks, EventLog the events, and the
+// engine its own tables and the order of the sections (engine_state.cc). The
+// byte level is snapshot_io.h; SnapshotCodec (below) only frames the body.
 //
 // Format (all integers little-endian; "varint" is LEB128, "zigzag" maps
 // signed to unsigned before the varint):
@@ -83,33 +91,14 @@ std::string SaveSnapshot(Engine& engine, Seq* journal_seq = nullptr);
 // A new Engine with exactly the state `bytes` describe; see above for errors.
 absl::StatusOr<std::unique_ptr<Engine>> LoadSnapshot(absl::string_view bytes);
 
-// The implementation, a friend of Engine and of the components it owns
-// (AdmissionQueue, Fenwick, SeatInventory, Ledger, EventLog, HoldTimer).
+// The framing of a snapshot: magic, version, body length and checksum around
+// the body the engine encodes and decodes itself, each component its own part
+// (engine_state.cc, snapshot_io.h). The one friend of Engine, for its two
+// entry points (Engine::EncodeState, Engine::DecodeState).
 class SnapshotCodec {
  public:
   static std::string Save(Engine& engine, Seq* journal_seq);
   static absl::StatusOr<std::unique_ptr<Engine>> Load(absl::string_view bytes);
-
- private:
-  class Writer;
-  class Reader;
-  struct Decoded;
-
-  static void EncodeBody(const Engine& e, Writer& w);
-  static void EncodeQueue(const AdmissionQueue& q, Writer& w);
-  static absl::Status DecodeBody(Reader& r, Decoded& d);
-  static void DecodeConcerts(Reader& r, Decoded& d);
-  static void DecodeQueue(Reader& r, AdmissionQueue& q, TimeUs clock);
-  static void DecodeTokens(Reader& r, Decoded& d);
-  static void DecodeReservations(Reader& r, Decoded& d);
-  static void DecodeLedger(Reader& r, Decoded& d);
-  static void DecodeSeats(Reader& r, Decoded& d);
-  static void DecodeIdempotency(Reader& r, Decoded& d);
-  static void DecodeEvents(Reader& r, Decoded& d);
-  // Rebuilds the indexes listed above and checks every cross-reference the
-  // engine relies on without checking (ids in range, payments <-> reservations).
-  static void Rebuild(Reader& r, Decoded& d);
-  static void RebuildQueues(Reader& r, Decoded& d);
 };
 
 }  // namespace boxoffice
