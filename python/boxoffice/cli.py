@@ -61,8 +61,9 @@ def _unavailable(commands: Subparsers, ep: EntryPoint, exc: Exception) -> None:
         return UNAVAILABLE_STATUS
 
     p = commands.add_parser(ep.name, help=f"(unavailable: {reason})", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    p.set_defaults(run=run)
+    # Whatever options follow, the answer is this message (see main: unknown options are
+    # accepted for an unavailable command).
+    p.set_defaults(run=run, unavailable=True)
 
 
 def build_parser(contributed: Iterable[EntryPoint] | None = None) -> argparse.ArgumentParser:
@@ -89,7 +90,10 @@ def build_parser(contributed: Iterable[EntryPoint] | None = None) -> argparse.Ar
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``boxoffice`` script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "unavailable", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     status: int = args.run(args)
     return status
 
