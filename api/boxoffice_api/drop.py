@@ -41,6 +41,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .testing import concert_body, section
+
 if TYPE_CHECKING:
     import httpx
 
@@ -659,27 +661,16 @@ def _concert_body(config: DropConfig) -> dict[str, Any]:
     full, rest = divmod(config.seats, width)
     vip = (full + 1) // 2
     sections = [("A", vip, width, "VIP"), ("B", full - vip, width, "R"), ("C", 1, rest, "S")]
-    return {
-        "title": f"Drop {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        "artist": "boxoffice drop",
-        "venue": "Load Hall",
-        "schedules": [
-            {
-                "starts_at": "2030-01-01T19:00:00Z",
-                "sections": [
-                    {"name": n, "rows": r, "seats_per_row": w, "grade": g, "price": PRICES[g]}
-                    for n, r, w, g in sections
-                    if r and w
-                ],
-            }
-        ],
-        "sale": {
-            "queue_capacity": config.capacity,
-            "session_ttl_s": config.session_ttl_s,
-            "hold_ttl_s": config.hold_ttl_s,
-            "max_seats_per_reservation": 4,
-        },
-    }
+    return concert_body(
+        title=f"Drop {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        artist="boxoffice drop",
+        venue="Load Hall",
+        sections=[section(n, r, w, g, PRICES[g]) for n, r, w, g in sections if r and w],
+        queue_capacity=config.capacity,
+        session_ttl_s=config.session_ttl_s,
+        hold_ttl_s=config.hold_ttl_s,
+        max_seats_per_reservation=4,
+    )
 
 
 async def _setup_call(http: _Http, method: str, template: str, *ok: int, **kw: Any) -> Any:

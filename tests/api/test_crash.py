@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from boxoffice_api import testing
+
 PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 PRICE = 50_000
 
@@ -38,20 +40,11 @@ class Client:
         return r.json()
 
     def concert(self, rows: int = 2, seats_per_row: int = 5, **sale: Any) -> dict[str, Any]:
-        section = {
-            "name": "A",
-            "rows": rows,
-            "seats_per_row": seats_per_row,
-            "grade": "R",
-            "price": PRICE,
-        }
-        body = {
-            "title": "Crash Concert",
-            "artist": "Tester",
-            "venue": "Hall",
-            "schedules": [{"starts_at": "2030-01-01T19:00:00Z", "sections": [section]}],
-            "sale": {"queue_capacity": 100} | sale,
-        }
+        body = testing.concert_body(
+            title="Crash Concert",
+            sections=[testing.section("A", rows, seats_per_row, "R", PRICE)],
+            **({"queue_capacity": 100} | sale),
+        )
         return dict(self.ok("POST", "/v1/admin/concerts", 201, json=body, headers=self.admin))
 
     def sign_up(self) -> str:
