@@ -3,15 +3,17 @@ concert body builder."""
 
 from __future__ import annotations
 
+import secrets
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ADMIN_KEY
 
 from boxoffice_api import testing
 from boxoffice_api.testing import ServerError, ServerProcess
+
+ADMIN_KEY = secrets.token_urlsafe(32)  # the server refuses a guessable key
 
 
 def test_a_server_runs_inside_the_context_and_is_stopped_by_its_pid(tmp_path: Path) -> None:
