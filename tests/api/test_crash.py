@@ -225,9 +225,8 @@ class Fan:
     unexpected: list[str] = field(default_factory=list)
 
 
-def drive(base_url: str, f: Fan, cid: int, schedule_id: int, hot: list[int]) -> None:
-    """Mixed requests until the server goes away (a TransportError)."""
-    http = httpx.Client(base_url=base_url, timeout=30)
+def drive(http: httpx.Client, f: Fan, cid: int, schedule_id: int, hot: list[int]) -> None:
+    """Mixed requests until the server goes away (a TransportError); closes ``http``."""
     try:
         while True:
             if f.fan is None:
@@ -374,9 +373,12 @@ def test_random_sigkills_under_mixed_traffic_lose_no_acknowledged_change(start_s
     totals = {"charged": 0, "paid": 0}
 
     for round_ in range(kills):
+        # The clients are made before the clock starts: making one (its TLS context) takes
+        # most of a second on a busy machine, longer than the time to the kill.
+        clients = [httpx.Client(base_url=server.base_url, timeout=30) for _ in fans]
         threads = [
-            threading.Thread(target=drive, args=(server.base_url, f, cid, schedule_id, hot))
-            for f in fans
+            threading.Thread(target=drive, args=(http, f, cid, schedule_id, hot))
+            for http, f in zip(clients, fans, strict=True)
         ]
         for t in threads:
             t.start()
