@@ -19,12 +19,7 @@ import argparse
 import asyncio
 import collections
 import json
-import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,43 +27,19 @@ from typing import Any
 
 import httpx
 
+from boxoffice_api.testing import ServerProcess, serve_command, server_env
+
 ADMIN_KEY = secrets.token_urlsafe(32)  # the server refuses a guessable one
 PASSWORD = "lantern-velvet-4817"
+START_TIMEOUT_S = 60.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(workdir: Path, settings: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
-    env |= {
-        "BOXOFFICE_ADMIN_KEY": ADMIN_KEY,
-        "BOXOFFICE_PASSWORD_HASH_PROFILE": "cheapest",
-        "BOXOFFICE_LOG_LEVEL": "warning",
-        "BOXOFFICE_ACCESS_LOG": "false",
-    }
-    env |= {f"BOXOFFICE_{k.upper()}": v for k, v in settings.items()}
-    argv = [sys.executable, "-m", "boxoffice.cli", "serve", "--demo", "--port", str(port)]
-    argv += ["--db", str(workdir / "store.db")]
-    log = (workdir / "server.log").open("wb")
-    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited:\n{(workdir / 'server.log').read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("server did not start")
+def start_server(workdir: Path, settings: dict[str, str]) -> ServerProcess:
+    """``boxoffice serve --demo`` on a fresh store in ``workdir``, started."""
+    env = server_env(admin_key=ADMIN_KEY, log_level="warning", access_log="false", **settings)
+    command = serve_command(workdir / "store.db", "--demo")
+    server = ServerProcess(log=workdir / "server.log", env=env, command=command)
+    return server.start(START_TIMEOUT_S)
 
 
 async def attack(url: str, attempts: int, concurrency: int) -> dict[str, Any]:
@@ -123,17 +94,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.set)
-    with tempfile.TemporaryDirectory(prefix="boxoffice-hoard-") as tmp:
-        proc, url = start_server(Path(tmp), settings)
-        try:
-            print(json.dumps(asyncio.run(attack(url, args.attempts, args.concurrency)), indent=2))
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+    with (
+        tempfile.TemporaryDirectory(prefix="boxoffice-hoard-") as tmp,
+        start_server(Path(tmp), settings) as server,
+    ):
+        answer = asyncio.run(attack(server.url, args.attempts, args.concurrency))
+        print(json.dumps(answer, indent=2))
 
 
 if __name__ == "__main__":

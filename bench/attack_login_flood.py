@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from http_bench import Server, boxoffice_server
+from http_bench import START_TIMEOUT_S, Server, boxoffice_server
 
 PASSWORD = "flood-bench-legit-passphrase-7"
 # Two clients: the attacker and the legitimate user come from different loopback addresses.
@@ -61,7 +61,7 @@ def start_server(workdir: Path, profile: str, settings: dict[str, str]) -> Serve
     for name in ("BOXOFFICE_PASSWORD_HASH_QUEUE_MAX", "BOXOFFICE_PASSWORD_HASH_PER_CLIENT_MAX"):
         server.env.pop(name, None)
     server.env |= {"BOXOFFICE_PASSWORD_HASH_PROFILE": profile} | settings
-    return server.launch().wait_ready()
+    return server.start(START_TIMEOUT_S)
 
 
 async def flood(url: str, concurrency: int, duration_s: float) -> dict[str, int]:

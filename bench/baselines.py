@@ -105,7 +105,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -123,12 +122,12 @@ from redis.utils import HIREDIS_AVAILABLE
 
 import boxoffice as bo
 from boxoffice.batch import Op
+from boxoffice_api.testing import HOST, free_port
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Row, print_rows, ratio, write_json
 
 T = TypeVar("T")
-HOST = "127.0.0.1"
 SEATS_PER_ROW = 50
 SEAT_ROWS = 1_000
 SESSION_TTL_S = 3_600
@@ -200,14 +199,6 @@ QUICK = Params(users=5_000, capacity=250, holds=400, reps=1)
 
 
 # ---------------------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    """A loopback TCP port free right now."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _die_with_parent() -> None:

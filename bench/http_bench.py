@@ -74,18 +74,21 @@ import pstats
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from boxoffice_api import testing
+from boxoffice_api.testing import ServerProcess as Server
+from boxoffice_api.testing import server_env
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Row, print_rows, ratio, write_json
@@ -133,139 +136,59 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- the servers ----------------------------------------------------------------------------
 
-
-@dataclass
-class Server:
-    """A server child process on a loopback port, its output in ``log``."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    ready_path: str = "/healthz"
-
-    def launch(self) -> Server:
-        """Starts the process (see :meth:`wait_ready`)."""
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*self.argv, "--port", str(self.port)],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-        return self
-
-    def wait_ready(self, timeout_s: float = 90.0) -> Server:
-        """Waits until ``ready_path`` answers 200."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"{self.name} exited {self.proc.returncode}:\n{self.tail()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(self.url + self.ready_path, timeout=1).status_code == 200:
-                    return self
-            time.sleep(0.05)
-        self.stop()
-        raise BenchError(f"{self.name} did not start:\n{self.tail()}")
-
-    def cpu_s(self) -> float:
-        """The process's user + system CPU seconds so far, all threads (0 if unknown)."""
-        if self.proc is None:
-            return 0.0
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def signal(self, signum: int) -> None:
-        """Sends ``signum`` to the process."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signum)
-
-    def stop(self) -> None:
-        """SIGTERM (a clean shutdown), then SIGKILL after 30 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def tail(self, lines: int = 30) -> str:
-        """The end of the server's output."""
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+START_TIMEOUT_S = 90.0  # a loaded machine: the server's start-up competes with other programs
 
 
 def boxoffice_server(workdir: Path, durability: str, profile: Path | None = None) -> Server:
     """``boxoffice serve`` on a fresh store in ``workdir`` (not started yet)."""
     if profile is not None:
-        argv = [sys.executable, "-c", PROFILED_SERVER, str(profile)]
+        program = [sys.executable, "-c", PROFILED_SERVER, str(profile)]
     elif (exe := Path(sys.executable).parent / "boxoffice").exists():
-        argv = [str(exe)]
+        program = [str(exe)]
     else:
-        argv = [sys.executable, "-m", "boxoffice.cli"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
-    env |= {
-        "BOXOFFICE_ADMIN_KEY": ADMIN_KEY,
-        "BOXOFFICE_JWT_SECRET": JWT_SECRET,
-        "BOXOFFICE_PASSWORD_HASH_PROFILE": "cheapest",
+        program = [sys.executable, "-m", "boxoffice.cli"]
+    env = server_env(
+        admin_key=ADMIN_KEY,
+        jwt_secret=JWT_SECRET,
         # The set-up signs users up SETUP_CONNECTIONS at a time from one address.
-        "BOXOFFICE_PASSWORD_HASH_QUEUE_MAX": "100000",
-        "BOXOFFICE_PASSWORD_HASH_PER_CLIENT_MAX": "100000",
-        "BOXOFFICE_ACCESS_LOG": "false",
-        "BOXOFFICE_LOG_LEVEL": "warning",
+        password_hash_queue_max="100000",
+        password_hash_per_client_max="100000",
+        access_log="false",
+        log_level="warning",
         # Each user holds many times a minute here (the hold runs rotate a few thousand users
         # over thousands of holds a second): the hold rate limit stays on, so its cost is in
         # the numbers, but out of reach, so they measure holds and not 429s.
-        "BOXOFFICE_HOLDS_PER_MINUTE": "1000000000",
-    }
+        holds_per_minute="1000000000",
+    )
     db = workdir / f"store-{durability}.db"
-    argv += ["serve", "--host", "127.0.0.1", "--db", str(db), "--durability", durability]
-    return Server(f"boxoffice ({durability})", argv, env, workdir / f"server-{durability}.log")
+    program += ["serve", "--host", "127.0.0.1", "--db", str(db), "--durability", durability]
+    return Server(
+        log=workdir / f"server-{durability}.log",
+        env=env,
+        command=program,
+        name=f"boxoffice ({durability})",
+        cwd=ROOT,
+    )
 
 
 def bare_server(workdir: Path) -> Server:
     """``bench/bare_fastapi_app.py`` (not started yet)."""
-    argv = [sys.executable, str(BENCH / "bare_fastapi_app.py"), "--host", "127.0.0.1"]
-    return Server("bare fastapi", argv, dict(os.environ), workdir / "bare.log", ready_path="/bare")
+    return Server(
+        log=workdir / "bare.log",
+        env=dict(os.environ),
+        command=[sys.executable, str(BENCH / "bare_fastapi_app.py"), "--host", "127.0.0.1"],
+        name="bare fastapi",
+        ready_path="/bare",
+        cwd=ROOT,
+    )
 
 
-@contextlib.contextmanager
-def running(*servers: Server) -> Iterator[None]:
+def running(*servers: Server) -> contextlib.AbstractContextManager[Sequence[Server]]:
     """Starts the servers (at once) and waits until they answer; stops them on leaving,
     success or failure."""
-    try:
-        for server in servers:
-            server.launch()
-        for server in servers:
-            server.wait_ready()
-        yield
-    finally:
-        for server in servers:
-            server.stop()
+    return testing.running(*servers, timeout_s=START_TIMEOUT_S)
 
 
 # --- a small HTTP/1.1 client on asyncio streams ---------------------------------------------
@@ -404,32 +327,21 @@ class Drop:
 
 def concert_body(users: int) -> dict[str, Any]:
     """The bench concert: SCHEDULES x SECTIONS x ROWS x SEATS_PER_ROW seats, room for all."""
-    sections = [
-        {
-            "name": chr(ord("A") + i),
-            "rows": ROWS,
-            "seats_per_row": SEATS_PER_ROW,
-            "grade": "R",
-            "price": PRICE,
-        }
-        for i in range(SECTIONS)
-    ]
-    return {
-        "title": "HTTP bench",
-        "artist": "wrk",
-        "venue": "loopback",
-        "schedules": [
-            {"starts_at": f"2030-01-{day:02d}T19:00:00Z", "sections": sections}
-            for day in range(1, SCHEDULES + 1)
+    return testing.concert_body(
+        title="HTTP bench",
+        artist="wrk",
+        venue="loopback",
+        starts_at=[f"2030-01-{day:02d}T19:00:00Z" for day in range(1, SCHEDULES + 1)],
+        sections=[
+            testing.section(chr(ord("A") + i), ROWS, SEATS_PER_ROW, "R", PRICE)
+            for i in range(SECTIONS)
         ],
-        "sale": {
-            "queue_capacity": max(1000, 2 * users),
-            "session_ttl_s": 3 * 3600,
-            "hold_ttl_s": 3 * 3600,
-            "max_seats_per_reservation": 4,
-            "max_seats_per_user": None,  # each user holds a seat per request, many in all
-        },
-    }
+        queue_capacity=max(1000, 2 * users),
+        session_ttl_s=3 * 3600,
+        hold_ttl_s=3 * 3600,
+        max_seats_per_reservation=4,
+        max_seats_per_user=None,  # each user holds a seat per request, many in all
+    )
 
 
 async def _seat_ranges(
@@ -850,167 +762,26 @@ def print_profile(path: Path, top: int = 15) -> None:
     print(out.getvalue())
 
 
-class Bench:
-    """One benchmark run: its servers, loads, rows and failed checks."""
+class Report:
+    """The rows of one benchmark run and the checks that failed (a 5xx answer is one)."""
 
-    def __init__(self, opts: Options, workdir: Path) -> None:
-        self.opts = opts
-        self.workdir = workdir
+    def __init__(self, connections: int, profiled: bool) -> None:
+        self.connections = connections  # wrk's connections, shown with every wrk row
+        self.profiled = profiled  # rows of a profiled server are marked so
         self.rows: list[Row] = []
         self.failures: list[str] = []
 
+    def fail(self, message: str) -> None:
+        """Records a failed check (the run exits non-zero)."""
+        self.failures.append(message)
+
     def add(self, name: str, system: str, load: Load, **extra: Any) -> Row:
         """A req/s row for a wrk run (5xx answers are failures)."""
-        info = load.extra(self.opts.connections) | extra
-        if self.opts.profile is not None:
+        info = load.extra(self.connections) | extra
+        if self.profiled:
             info["profiled"] = True
         row = Row(SUITE, name, system, load.rate, "req/s", info)
-        self.rows.append(row)
-        log(
-            f"{name} ({system}): {load.rate:,.0f} req/s, p50 {load.p50_ms:.1f} ms, "
-            f"p99 {load.p99_ms:.1f} ms, non-2xx {load.non_2xx}"
-        )
-        if load.server_errors:
-            self.failures.append(f"{name} ({system}): {load.server_errors} answers were 5xx")
-        return row
-
-    def env(self, drop: Drop, users_file: Path, **more: str) -> dict[str, str]:
-        """The wrk scripts' parameters."""
-        return {
-            "BENCH_USERS": str(users_file),
-            "BENCH_CONCERT": str(drop.concert_id),
-            "BENCH_SEATS": drop.ranges_spec,
-        } | more
-
-    def check_holds(self, url: str, drop: Drop, ok: set[int], in_flight: int, label: str) -> None:
-        """The server holds every seat answered 201 and, besides those, at most ``in_flight``
-        seats (holds whose answers wrk did not wait for when its time ran out)."""
-        s = stats(url, drop.concert_id)
-        held = held_seats(url, drop, drop.users[0])
-        unanswered = len(held - ok)
-        log(
-            f"check ({label}): {len(ok)} holds answered 201; the server holds {len(held)} seats "
-            f"(stats: {s['seats_held']} held + {s['seats_sold']} sold), {unanswered} of them "
-            f"from the {in_flight} requests in flight when wrk stopped"
-        )
-        if ok - held:
-            self.failures.append(f"{label}: {len(ok - held)} seats answered 201 are not held")
-        if unanswered > in_flight:
-            self.failures.append(f"{label}: {unanswered} held seats were never answered 201")
-        if s["seats_held"] + s["seats_sold"] != len(held):
-            self.failures.append(
-                f"{label}: stats count {s['seats_held']} held, the list {len(held)}"
-            )
-
-    def run_full(self, bare: Server, server: Server) -> dict[str, Row]:
-        """The ``full`` server (every endpoint, half load, the checks) and the bare app.
-
-        Queue status, hold and the two bare endpoints run in interleaved rounds (``rounds``
-        runs of ``duration / rounds`` seconds each), so a burst of other work on the machine
-        hits them alike; the seat list and pay run once.
-        """
-        o = self.opts
-        c, d, rounds = o.connections, o.duration_s, o.rounds
-        rows: dict[str, Row] = {}
-        t = time.monotonic()
-        drop = setup(server.port, o.users)
-        log(
-            f"setup: {len(drop.users)} users, {drop.seats_total:,} seats in "
-            f"{len(drop.ranges)} schedules ({time.monotonic() - t:.1f} s)"
-        )
-        env = self.env(drop, drop.write_users(self.workdir / "users.txt"))
-        if not o.quick:
-            wrk(bare, "bare_get", 1, c, {})  # warm-ups
-            wrk(bare, "bare_post", 1, c, {})
-        loads: dict[str, list[Load]] = {k: [] for k in ("bare_get", "bare_post", "status", "hold")}
-        offset = len(drop.users)  # the setup held seats 0 .. users-1
-        ok = {u.seat for u in drop.users}
-        for r in range(rounds):
-            loads["bare_get"].append(wrk(bare, "bare_get", d / rounds, c, {}))
-            loads["bare_post"].append(wrk(bare, "bare_post", d / rounds, c, {}))
-            loads["status"].append(wrk(server, "status", d / rounds, c, env))
-            held = self.workdir / f"held-{r}.txt"
-            hold_env = env | {"BENCH_OFFSET": str(offset), "BENCH_OUT": str(held)}
-            if o.profile is not None:
-                server.signal(signal.SIGUSR1)
-            load = wrk(server, "hold", d / rounds, c, hold_env)
-            if o.profile is not None:
-                server.signal(signal.SIGUSR2)
-            if len(set(load.seats)) != load.statuses.get(201, 0):
-                self.failures.append("hold: the 201 answers do not name one new seat each")
-            ok |= set(load.seats)
-            offset += load.sent
-            loads["hold"].append(load)
-            if rounds > 1:
-                rates = ", ".join(f"{k} {v[-1].rate:,.0f}" for k, v in loads.items())
-                log(f"round {r + 1}/{rounds} (req/s): {rates}")
-        for key, name, system in [
-            ("bare_get", "bare GET /bare", "bare fastapi"),
-            ("bare_post", "bare POST /bare (pydantic body)", "bare fastapi"),
-            ("status", "queue status GET /v1/concerts/{id}/queue", "boxoffice"),
-            ("hold", "hold POST /v1/reservations", "boxoffice"),
-        ]:
-            rows[key] = self.add(name, system, Load.combine(loads[key]), rounds=rounds)
-        load = wrk(server, "seats", d, c, env | {"BENCH_LIMIT": str(SEAT_PAGE)})
-        rows["seats"] = self.add(
-            f"seat list GET .../seats?limit={SEAT_PAGE}",
-            "boxoffice",
-            load,
-            seats_in_schedule=drop.ranges[0][2],
-        )
-        in_flight = sum(x.in_flight for x in loads["hold"])
-        rows |= self.run_half_load(bare, server, drop, rows["hold"].value, offset, ok, in_flight)
-        rows["pay"] = self.run_pay(server, drop, env)
-        if o.profile is not None:
-            print_profile(o.profile)
-        return rows
-
-    def run_half_load(
-        self,
-        bare: Server,
-        server: Server,
-        drop: Drop,
-        max_rate: float,
-        offset: int,
-        ok: set[int],
-        in_flight: int,
-    ) -> dict[str, Row]:
-        """Holds at half of ``max_rate`` (paced), and the bare POST at the same rate as a
-        control for what the machine does to p99; then the check of every hold so far
-        (``ok``: the seats answered 201; ``in_flight``: holds wrk abandoned)."""
-        rows: dict[str, Row] = {}
-        rate = max(1.0, max_rate / 2)
-        count = max(1, round(rate * self.opts.duration_s))
-        half = paced(server.port, hold_requests(drop, server.port, offset, count), rate)
-        ok |= set(half.seats)
-        rows["half"] = self.add_paced("hold p99 at half load (paced)", "boxoffice", half, rate)
-        rows["half"].target, rows["half"].higher_is_better = 10.0, False
-        body = {"schedule_id": 1, "seat_ids": [1]}
-        bare_requests = [http_request("POST", "/bare", bare.port, {}, body)] * count
-        control = paced(bare.port, bare_requests, rate)
-        self.add_paced("bare POST p99 at the same rate (paced)", "bare fastapi", control, rate)
-        self.check_holds(server.url, drop, ok, in_flight, "after the hold runs")
-        return rows
-
-    def run_pay(self, server: Server, drop: Drop, env: dict[str, str]) -> Row:
-        """Pays every user's reservation (wrk, full load), then checks the sales."""
-        before = stats(server.url, drop.concert_id)
-        pay_env = {"BENCH_LIMIT": str(len(drop.users)), "BENCH_DONE": str(self.workdir / "paid")}
-        load = wrk(
-            server, "pay", 3 * self.opts.duration_s + 60, self.opts.connections, env | pay_env
-        )
-        row = self.add("pay POST /v1/payments", "boxoffice", load)
-        after = stats(server.url, drop.concert_id)
-        paid = load.statuses.get(201, 0)
-        sold = after["seats_sold"] - before["seats_sold"]
-        log(f"check (after the pay run): {paid} payments answered 201, {sold} seats sold")
-        if not paid <= sold <= paid + load.in_flight:
-            self.failures.append(f"pay: {paid} payments answered 201 but {sold} seats sold")
-        if after["seats_held"] + after["seats_sold"] != before["seats_held"] + before["seats_sold"]:
-            self.failures.append("pay: held + sold seats changed")
-        if after["reservations_confirmed"] != after["seats_sold"]:
-            self.failures.append("pay: confirmed reservations differ from sold seats")
-        return row
+        return self._keep(row, load, f"{name} ({system}): {load.rate:,.0f} req/s, ")
 
     def add_paced(self, name: str, system: str, load: Load, rate: float) -> Row:
         """A p99 row for a paced run (5xx answers are failures)."""
@@ -1019,29 +790,15 @@ class Bench:
             "achieved_rate": round(load.rate, 1),
         }
         row = Row(SUITE, name, system, load.p99_ms, "ms", info)
-        self.rows.append(row)
-        log(
-            f"{name} ({system}) at {rate:,.0f} req/s: p50 {load.p50_ms:.1f} ms, "
-            f"p99 {load.p99_ms:.1f} ms, non-2xx {load.non_2xx}"
-        )
-        if load.server_errors:
-            self.failures.append(f"{name} ({system}): {load.server_errors} answers were 5xx")
-        return row
+        return self._keep(row, load, f"{name} ({system}) at {rate:,.0f} req/s: ")
 
-    def run_off(self) -> None:
-        """The ``off`` server: queue status and hold at full load."""
-        o = self.opts
-        server = boxoffice_server(self.workdir, "off")
-        with running(server):
-            drop = setup(server.port, o.off_users, hold=False)
-            env = self.env(drop, drop.write_users(self.workdir / "users-off.txt"))
-            system = "boxoffice (durability off)"
-            load = wrk(server, "status", o.duration_s, o.connections, env)
-            self.add("queue status GET /v1/concerts/{id}/queue", system, load, durability="off")
-            env |= {"BENCH_OFFSET": "0", "BENCH_OUT": str(self.workdir / "held-off.txt")}
-            load = wrk(server, "hold", o.duration_s, o.connections, env)
-            self.add("hold POST /v1/reservations", system, load, durability="off")
-            self.check_holds(server.url, drop, set(load.seats), load.in_flight, "durability off")
+    def _keep(self, row: Row, load: Load, what: str) -> Row:
+        """Adds ``row``, logs ``what`` and its load's latencies, and fails on 5xx answers."""
+        self.rows.append(row)
+        log(f"{what}p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, non-2xx {load.non_2xx}")
+        if load.server_errors:
+            self.fail(f"{row.name} ({row.system}): {load.server_errors} answers were 5xx")
+        return row
 
     def ratios(self, rows: dict[str, Row]) -> None:
         """The comparison rows: by req/s, and the hold's also by server CPU per request."""
@@ -1066,6 +823,183 @@ class Bench:
         self.rows.append(ratio(SUITE, "pay / bare POST", rows["pay"], post))
 
 
+class Bench:
+    """One benchmark run: its servers and loads; what they measured goes to ``report``."""
+
+    def __init__(self, opts: Options, workdir: Path) -> None:
+        self.opts = opts
+        self.workdir = workdir
+        self.report = Report(opts.connections, opts.profile is not None)
+
+    def env(self, drop: Drop, users_file: Path, **more: str) -> dict[str, str]:
+        """The wrk scripts' parameters."""
+        return {
+            "BENCH_USERS": str(users_file),
+            "BENCH_CONCERT": str(drop.concert_id),
+            "BENCH_SEATS": drop.ranges_spec,
+        } | more
+
+    def check_holds(self, url: str, drop: Drop, ok: set[int], in_flight: int, label: str) -> None:
+        """The server holds every seat answered 201 and, besides those, at most ``in_flight``
+        seats (holds whose answers wrk did not wait for when its time ran out)."""
+        s = stats(url, drop.concert_id)
+        held = held_seats(url, drop, drop.users[0])
+        unanswered = len(held - ok)
+        log(
+            f"check ({label}): {len(ok)} holds answered 201; the server holds {len(held)} seats "
+            f"(stats: {s['seats_held']} held + {s['seats_sold']} sold), {unanswered} of them "
+            f"from the {in_flight} requests in flight when wrk stopped"
+        )
+        if ok - held:
+            self.report.fail(f"{label}: {len(ok - held)} seats answered 201 are not held")
+        if unanswered > in_flight:
+            self.report.fail(f"{label}: {unanswered} held seats were never answered 201")
+        if s["seats_held"] + s["seats_sold"] != len(held):
+            self.report.fail(f"{label}: stats count {s['seats_held']} held, the list {len(held)}")
+
+    def run_full(self, bare: Server, server: Server) -> dict[str, Row]:
+        """The ``full`` server (every endpoint, half load, the checks) and the bare app.
+
+        Queue status, hold and the two bare endpoints run in interleaved rounds (``rounds``
+        runs of ``duration / rounds`` seconds each), so a burst of other work on the machine
+        hits them alike; the seat list and pay run once.
+        """
+        o = self.opts
+        c, d, rounds = o.connections, o.duration_s, o.rounds
+        rows: dict[str, Row] = {}
+        t = time.monotonic()
+        drop = setup(server.port, o.users)
+        log(
+            f"setup: {len(drop.users)} users, {drop.seats_total:,} seats in "
+            f"{len(drop.ranges)} schedules ({time.monotonic() - t:.1f} s)"
+        )
+        env = self.env(drop, drop.write_users(self.workdir / "users.txt"))
+        if not o.quick:
+            wrk(bare, "bare_get", 1, c, {})  # warm-ups
+            wrk(bare, "bare_post", 1, c, {})
+        offset = len(drop.users)  # the setup held seats 0 .. users-1
+        ok = {u.seat for u in drop.users}
+        loads, offset = self.interleaved_rounds(bare, server, env, offset, ok)
+        for key, name, system in [
+            ("bare_get", "bare GET /bare", "bare fastapi"),
+            ("bare_post", "bare POST /bare (pydantic body)", "bare fastapi"),
+            ("status", "queue status GET /v1/concerts/{id}/queue", "boxoffice"),
+            ("hold", "hold POST /v1/reservations", "boxoffice"),
+        ]:
+            rows[key] = self.report.add(name, system, Load.combine(loads[key]), rounds=rounds)
+        load = wrk(server, "seats", d, c, env | {"BENCH_LIMIT": str(SEAT_PAGE)})
+        rows["seats"] = self.report.add(
+            f"seat list GET .../seats?limit={SEAT_PAGE}",
+            "boxoffice",
+            load,
+            seats_in_schedule=drop.ranges[0][2],
+        )
+        in_flight = sum(x.in_flight for x in loads["hold"])
+        rows |= self.run_half_load(bare, server, drop, rows["hold"].value, offset, ok, in_flight)
+        rows["pay"] = self.run_pay(server, drop, env)
+        if o.profile is not None:
+            print_profile(o.profile)
+        return rows
+
+    def interleaved_rounds(
+        self, bare: Server, server: Server, env: dict[str, str], offset: int, ok: set[int]
+    ) -> tuple[dict[str, list[Load]], int]:
+        """``rounds`` runs each of the bare GET and POST, queue status and hold, in turn; the
+        holds start at seat ``offset`` and add the seats answered 201 to ``ok``. Returns the
+        loads by run and the next free seat offset."""
+        o = self.opts
+        c, d, rounds = o.connections, o.duration_s, o.rounds
+        loads: dict[str, list[Load]] = {k: [] for k in ("bare_get", "bare_post", "status", "hold")}
+        for r in range(rounds):
+            loads["bare_get"].append(wrk(bare, "bare_get", d / rounds, c, {}))
+            loads["bare_post"].append(wrk(bare, "bare_post", d / rounds, c, {}))
+            loads["status"].append(wrk(server, "status", d / rounds, c, env))
+            held = self.workdir / f"held-{r}.txt"
+            hold_env = env | {"BENCH_OFFSET": str(offset), "BENCH_OUT": str(held)}
+            if o.profile is not None:
+                server.signal(signal.SIGUSR1)
+            load = wrk(server, "hold", d / rounds, c, hold_env)
+            if o.profile is not None:
+                server.signal(signal.SIGUSR2)
+            if len(set(load.seats)) != load.statuses.get(201, 0):
+                self.report.fail("hold: the 201 answers do not name one new seat each")
+            ok |= set(load.seats)
+            offset += load.sent
+            loads["hold"].append(load)
+            if rounds > 1:
+                rates = ", ".join(f"{k} {v[-1].rate:,.0f}" for k, v in loads.items())
+                log(f"round {r + 1}/{rounds} (req/s): {rates}")
+        return loads, offset
+
+    def run_half_load(
+        self,
+        bare: Server,
+        server: Server,
+        drop: Drop,
+        max_rate: float,
+        offset: int,
+        ok: set[int],
+        in_flight: int,
+    ) -> dict[str, Row]:
+        """Holds at half of ``max_rate`` (paced), and the bare POST at the same rate as a
+        control for what the machine does to p99; then the check of every hold so far
+        (``ok``: the seats answered 201; ``in_flight``: holds wrk abandoned)."""
+        rows: dict[str, Row] = {}
+        rate = max(1.0, max_rate / 2)
+        count = max(1, round(rate * self.opts.duration_s))
+        half = paced(server.port, hold_requests(drop, server.port, offset, count), rate)
+        ok |= set(half.seats)
+        rows["half"] = self.report.add_paced(
+            "hold p99 at half load (paced)", "boxoffice", half, rate
+        )
+        rows["half"].target, rows["half"].higher_is_better = 10.0, False
+        body = {"schedule_id": 1, "seat_ids": [1]}
+        bare_requests = [http_request("POST", "/bare", bare.port, {}, body)] * count
+        control = paced(bare.port, bare_requests, rate)
+        self.report.add_paced(
+            "bare POST p99 at the same rate (paced)", "bare fastapi", control, rate
+        )
+        self.check_holds(server.url, drop, ok, in_flight, "after the hold runs")
+        return rows
+
+    def run_pay(self, server: Server, drop: Drop, env: dict[str, str]) -> Row:
+        """Pays every user's reservation (wrk, full load), then checks the sales."""
+        before = stats(server.url, drop.concert_id)
+        pay_env = {"BENCH_LIMIT": str(len(drop.users)), "BENCH_DONE": str(self.workdir / "paid")}
+        load = wrk(
+            server, "pay", 3 * self.opts.duration_s + 60, self.opts.connections, env | pay_env
+        )
+        row = self.report.add("pay POST /v1/payments", "boxoffice", load)
+        after = stats(server.url, drop.concert_id)
+        paid = load.statuses.get(201, 0)
+        sold = after["seats_sold"] - before["seats_sold"]
+        log(f"check (after the pay run): {paid} payments answered 201, {sold} seats sold")
+        if not paid <= sold <= paid + load.in_flight:
+            self.report.fail(f"pay: {paid} payments answered 201 but {sold} seats sold")
+        if after["seats_held"] + after["seats_sold"] != before["seats_held"] + before["seats_sold"]:
+            self.report.fail("pay: held + sold seats changed")
+        if after["reservations_confirmed"] != after["seats_sold"]:
+            self.report.fail("pay: confirmed reservations differ from sold seats")
+        return row
+
+    def run_off(self) -> None:
+        """The ``off`` server: queue status and hold at full load."""
+        o = self.opts
+        server = boxoffice_server(self.workdir, "off")
+        with running(server):
+            drop = setup(server.port, o.off_users, hold=False)
+            env = self.env(drop, drop.write_users(self.workdir / "users-off.txt"))
+            system = "boxoffice (durability off)"
+            load = wrk(server, "status", o.duration_s, o.connections, env)
+            self.report.add(
+                "queue status GET /v1/concerts/{id}/queue", system, load, durability="off"
+            )
+            env |= {"BENCH_OFFSET": "0", "BENCH_OUT": str(self.workdir / "held-off.txt")}
+            load = wrk(server, "hold", o.duration_s, o.connections, env)
+            self.report.add("hold POST /v1/reservations", system, load, durability="off")
+            self.check_holds(server.url, drop, set(load.seats), load.in_flight, "durability off")
+
+
 def main() -> int:
     opts = parse_args()
     start = time.monotonic()
@@ -1085,18 +1019,18 @@ def main() -> int:
                 rows = bench.run_full(bare, server)
             if opts.off:
                 bench.run_off()
-        except BenchError as exc:
+        except (BenchError, testing.ServerError) as exc:
             print(f"FAILED: {exc}", file=sys.stderr)
             return 1
-    bench.ratios(rows)
+    bench.report.ratios(rows)
     print()
-    print_rows(bench.rows)
+    print_rows(bench.report.rows)
     print(f"\n{time.monotonic() - start:.0f} s in all")
     if opts.json:
-        write_json(bench.rows, opts.json)
-    for failure in bench.failures:
+        write_json(bench.report.rows, opts.json)
+    for failure in bench.report.failures:
         print(f"FAILED: {failure}", file=sys.stderr)
-    return 1 if bench.failures else 0
+    return 1 if bench.report.failures else 0
 
 
 if __name__ == "__main__":

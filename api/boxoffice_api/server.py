@@ -1,8 +1,9 @@
 """Running the HTTP service: ``serve(overrides)`` builds the settings, the app and uvicorn, and
 guards the edge where uvicorn leaves it open.
 
-``boxoffice serve`` (python/boxoffice/cli.py) parses its flags and calls :func:`serve`; the
-engine package never imports this one at module level.
+``boxoffice serve`` (:mod:`.cli`, registered on the engine's command line through the
+``boxoffice.commands`` entry points) parses its flags and calls :func:`serve`; the engine
+package never imports this one.
 
 What the edge adds to uvicorn, in the spirit of nginx, HAProxy and Apache's mod_reqtimeout:
 

@@ -1,100 +1,99 @@
 """The ``boxoffice`` command line.
 
-``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--queue-length-max N]
-[--max-concurrent-requests N]`` runs the HTTP service (uvicorn, one process: the engine lives in
-it and the store admits one writer). Flags override the ``BOXOFFICE_*`` environment variables.
 ``boxoffice simulate [--users N] [--seats N] [--seed S] [--json]`` runs a ticket drop through
-the engine in virtual time (:mod:`boxoffice.sim`). ``boxoffice drop --url URL [--users N]
-[--json]`` runs a live drop of N virtual users against a server and checks its consistency
-(:mod:`boxoffice.drop`). ``boxoffice admin-key [--db PATH]`` prints the store's admin key
-(generated on first start when ``BOXOFFICE_ADMIN_KEY`` is unset).
+the engine in virtual time (:mod:`boxoffice.sim`); it is the engine package's own command.
+
+Every other command comes from another installed package, found through the entry-point group
+:data:`COMMANDS_GROUP` (``boxoffice.commands``): each entry point names a function
+``register(subparsers) -> argparse.ArgumentParser`` that adds one subcommand whose defaults set
+``run=f`` (``f(args)`` answers the exit status). The HTTP service package ``boxoffice_api``
+contributes ``serve``, ``admin-key`` and ``drop`` this way (see its ``pyproject.toml`` entry
+points), so the engine package never imports it: the layers point one way, from the HTTP
+service to the engine.
+
+A contributed command whose package cannot be imported still appears in ``--help``; running it
+prints what is missing and exits with status 2, without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Protocol
+
+COMMANDS_GROUP = "boxoffice.commands"
+"""The entry-point group other packages declare their ``boxoffice`` subcommands in."""
+
+UNAVAILABLE_STATUS = 2
+"""Exit status of a contributed command whose package could not be loaded."""
 
 
-def _serve(args: argparse.Namespace) -> int:
-    try:
-        from boxoffice_api.server import serve
-    except ImportError as exc:  # the server's dependencies are an extra
-        print(
-            f"boxoffice serve needs the server extra ({exc.name} is missing): "
-            "pip install 'boxoffice[server]'",
-            file=sys.stderr,
-        )
-        return 2
-    overrides = {
-        name: value
-        for name, value in {
-            "host": args.host,
-            "port": args.port,
-            "db": args.db,
-            "demo": True if args.demo else None,
-            "durability": args.durability,
-            "log_level": args.log_level,
-            "queue_length_max": args.queue_length_max,
-            "max_concurrent_requests": args.max_concurrent_requests,
-        }.items()
-        if value is not None
-    }
-    return serve(overrides)
+class Subparsers(Protocol):
+    """What ``argparse.ArgumentParser.add_subparsers()`` answers (the part a command uses)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
 
 
-def _admin_key(args: argparse.Namespace) -> int:
-    from boxoffice_api import Settings
-    from boxoffice_api.accounts import AccountStore
+Register = Callable[[Subparsers], argparse.ArgumentParser]
+"""An entry point's target: adds one subcommand (with ``set_defaults(run=...)``)."""
 
-    settings = Settings(**({"db": args.db} if args.db else {}))
-    if settings.admin_key is not None:
-        print(settings.admin_key.get_secret_value())
-        return 0
-    if not settings.db.exists():
-        print(f"no store at {settings.db}", file=sys.stderr)
-        return 1
-    accounts = AccountStore(settings.db)
-    try:
-        print(accounts.secret("admin_key"))
-    finally:
-        accounts.close()
-    return 0
+
+def contributed_commands() -> list[EntryPoint]:
+    """The entry points of :data:`COMMANDS_GROUP`, in name order (the ``--help`` order)."""
+    return sorted(entry_points(group=COMMANDS_GROUP), key=lambda ep: ep.name)
+
+
+def _unavailable(commands: Subparsers, ep: EntryPoint, exc: Exception) -> None:
+    """Adds ``ep.name`` as a command that explains why it cannot run."""
+    package = ep.dist.name if ep.dist is not None else ep.module.split(".")[0]
+    missing = getattr(exc, "name", None)
+    reason = f"{missing} is missing" if missing else f"{type(exc).__name__}: {exc}"
+    message = (
+        f"boxoffice {ep.name} is not available: it comes from {ep.value} (package {package}), "
+        f"which could not be loaded ({reason}); install {package} with the extra that "
+        "provides this command"
+    )
+
+    def run(_: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return UNAVAILABLE_STATUS
+
+    p = commands.add_parser(ep.name, help=f"(unavailable: {reason})", add_help=False)
+    # Whatever options follow, the answer is this message (see main: unknown options are
+    # accepted for an unavailable command).
+    p.set_defaults(run=run, unavailable=True)
+
+
+def build_parser(contributed: Iterable[EntryPoint] | None = None) -> argparse.ArgumentParser:
+    """The ``boxoffice`` parser: ``simulate`` and every contributed command.
+
+    Args:
+        contributed: the entry points to load; ``None`` reads :data:`COMMANDS_GROUP` from the
+            installed packages' metadata.
+    """
+    from . import simulate_cli
+
+    parser = argparse.ArgumentParser(prog="boxoffice", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    simulate_cli.add_parser(commands)
+    for ep in contributed_commands() if contributed is None else contributed:
+        try:
+            register: Register = ep.load()
+        except Exception as exc:  # an optional package or one of its dependencies is absent
+            _unavailable(commands, ep, exc)
+            continue
+        register(commands)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``boxoffice`` script; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="boxoffice", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the HTTP service")
-    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="TCP port (default 8000)")
-    serve.add_argument("--db", help="the SQLite store (default var/boxoffice.db)")
-    serve.add_argument("--demo", action="store_true", help="load a demo concert if empty")
-    serve.add_argument("--durability", choices=["full", "normal", "off"])
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    serve.add_argument(
-        "--queue-length-max",
-        type=int,
-        metavar="N",
-        help="live queue tokens per concert for a new store; beyond, 429 QUEUE_FULL",
-    )
-    serve.add_argument(
-        "--max-concurrent-requests",
-        type=int,
-        metavar="N",
-        help="requests processed at once; beyond, 503 OVERLOADED (default 1024)",
-    )
-    serve.set_defaults(run=_serve)
-    from . import drop, simulate_cli
-
-    simulate_cli.add_parser(commands)
-    drop.add_parser(commands)
-    key = commands.add_parser("admin-key", help="print the X-Admin-Key of a store")
-    key.add_argument("--db", help="the SQLite store (default var/boxoffice.db)")
-    key.set_defaults(run=_admin_key)
-    args = parser.parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "unavailable", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     status: int = args.run(args)
     return status
 

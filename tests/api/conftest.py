@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from boxoffice_api import testing
+from boxoffice_api.testing import ServerProcess
 
 # Random-looking: the server refuses guessable secrets (api/boxoffice_api/secret_strength.py).
 ADMIN_KEY = "test-admin-key-05762577a27df40e0193916cd42f9b025d634cb2"
@@ -29,87 +26,23 @@ PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule (zxcvbn sco
 _emails = itertools.count(1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """A ``boxoffice serve`` child process; ``kill()`` is a real SIGKILL."""
-
-    db: Path
-    log: Path
-    env: dict[str, str]
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    preexec: Callable[[], None] | None = None  # run in the child before exec (e.g. rlimits)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout_s: float = 30.0) -> Server:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "boxoffice.cli",
-                "serve",
-                "--port",
-                str(self.port),
-                "--db",
-                str(self.db),
-            ],
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=self.preexec,
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no last snapshot."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        """SIGTERM: uvicorn shuts down and the store takes its last snapshot."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+Server = ServerProcess
+"""A ``boxoffice serve`` child process (:class:`boxoffice_api.testing.ServerProcess`): ``kill()``
+is a real SIGKILL, ``stop()`` a SIGTERM."""
 
 
 def server_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
-    env |= {
-        "BOXOFFICE_ADMIN_KEY": ADMIN_KEY,
-        "BOXOFFICE_PASSWORD_HASH_PROFILE": "cheapest",  # argon2id with test parameters
+    """The tests' server environment: their admin key, cheap hashing, few log lines, and
+    ``BOXOFFICE_<NAME>`` for each of ``settings``."""
+    defaults = {
+        "admin_key": ADMIN_KEY,
         # Bursts of sign-ups from one address are the tests' set-up, not a flood (the
         # hashing pool's own limits are tested with their defaults in test_accounts_hardening).
-        "BOXOFFICE_PASSWORD_HASH_QUEUE_MAX": "100000",
-        "BOXOFFICE_PASSWORD_HASH_PER_CLIENT_MAX": "100000",
-        "BOXOFFICE_LOG_LEVEL": "warning",
+        "password_hash_queue_max": "100000",
+        "password_hash_per_client_max": "100000",
+        "log_level": "warning",
     }
-    env |= {f"BOXOFFICE_{k.upper()}": v for k, v in settings.items()}
-    return env
+    return testing.server_env(**(defaults | settings))
 
 
 @pytest.fixture
@@ -161,26 +94,7 @@ class Api:
 
     def concert(self, **sale: Any) -> dict[str, Any]:
         """Creates a concert (one schedule: section A, 2 rows x 5 seats, VIP 100,000 won)."""
-        body = {
-            "title": "Test Concert",
-            "artist": "Tester",
-            "venue": "Hall",
-            "schedules": [
-                {
-                    "starts_at": "2030-01-01T19:00:00Z",
-                    "sections": [
-                        {
-                            "name": "A",
-                            "rows": 2,
-                            "seats_per_row": 5,
-                            "grade": "VIP",
-                            "price": 100_000,
-                        }
-                    ],
-                }
-            ],
-            "sale": sale,
-        }
+        body = testing.concert_body(**sale)
         r = self.http.post("/v1/admin/concerts", json=body, headers=self.admin)
         assert r.status_code == 201, r.text
         return dict(r.json())

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from boxoffice_api import testing
+
 PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 PRICE = 50_000
 
@@ -38,20 +40,11 @@ class Client:
         return r.json()
 
     def concert(self, rows: int = 2, seats_per_row: int = 5, **sale: Any) -> dict[str, Any]:
-        section = {
-            "name": "A",
-            "rows": rows,
-            "seats_per_row": seats_per_row,
-            "grade": "R",
-            "price": PRICE,
-        }
-        body = {
-            "title": "Crash Concert",
-            "artist": "Tester",
-            "venue": "Hall",
-            "schedules": [{"starts_at": "2030-01-01T19:00:00Z", "sections": [section]}],
-            "sale": {"queue_capacity": 100} | sale,
-        }
+        body = testing.concert_body(
+            title="Crash Concert",
+            sections=[testing.section("A", rows, seats_per_row, "R", PRICE)],
+            **({"queue_capacity": 100} | sale),
+        )
         return dict(self.ok("POST", "/v1/admin/concerts", 201, json=body, headers=self.admin))
 
     def sign_up(self) -> str:
@@ -232,9 +225,8 @@ class Fan:
     unexpected: list[str] = field(default_factory=list)
 
 
-def drive(base_url: str, f: Fan, cid: int, schedule_id: int, hot: list[int]) -> None:
-    """Mixed requests until the server goes away (a TransportError)."""
-    http = httpx.Client(base_url=base_url, timeout=30)
+def drive(http: httpx.Client, f: Fan, cid: int, schedule_id: int, hot: list[int]) -> None:
+    """Mixed requests until the server goes away (a TransportError); closes ``http``."""
     try:
         while True:
             if f.fan is None:
@@ -381,9 +373,12 @@ def test_random_sigkills_under_mixed_traffic_lose_no_acknowledged_change(start_s
     totals = {"charged": 0, "paid": 0}
 
     for round_ in range(kills):
+        # The clients are made before the clock starts: making one (its TLS context) takes
+        # most of a second on a busy machine, longer than the time to the kill.
+        clients = [httpx.Client(base_url=server.base_url, timeout=30) for _ in fans]
         threads = [
-            threading.Thread(target=drive, args=(server.base_url, f, cid, schedule_id, hot))
-            for f in fans
+            threading.Thread(target=drive, args=(http, f, cid, schedule_id, hot))
+            for http, f in zip(clients, fans, strict=True)
         ]
         for t in threads:
             t.start()

@@ -16,8 +16,8 @@ from typing import Any, cast
 
 import pytest
 
-from boxoffice import drop
-from boxoffice.drop import Check, DropConfig, DropResult, run_drop
+from boxoffice_api import drop
+from boxoffice_api.drop import Check, DropConfig, DropResult, run_drop
 
 USERS = 300
 SEATS = 100

@@ -17,6 +17,8 @@ import jwt
 import pytest
 from problems import problem
 
+from boxoffice_api import testing
+
 PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 WRONG_SECRET = "a-secret-that-is-not-the-servers-0123456789"
 
@@ -31,7 +33,7 @@ def unique_email() -> str:
 def section(
     name: str = "A", rows: int = 2, seats: int = 5, grade: str = "VIP", price: int = 100_000
 ) -> dict[str, Any]:
-    return {"name": name, "rows": rows, "seats_per_row": seats, "grade": grade, "price": price}
+    return testing.section(name, rows, seats, grade, price)
 
 
 def create_concert(
@@ -42,13 +44,9 @@ def create_concert(
     sections: list[dict[str, Any]] | None = None,
     **sale: Any,
 ) -> dict[str, Any]:
-    body = {
-        "title": title,
-        "artist": artist,
-        "venue": "Hall",
-        "schedules": [{"starts_at": s, "sections": sections or [section()]} for s in starts],
-        "sale": sale,
-    }
+    body = testing.concert_body(
+        title=title, artist=artist, starts_at=starts, sections=sections or None, **sale
+    )
     r = api.http.post("/v1/admin/concerts", json=body, headers=api.admin)
     assert r.status_code == 201, r.text
     return dict(r.json())

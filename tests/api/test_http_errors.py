@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from boxoffice_api import testing
+
 PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 PROBLEM_FIELDS = ("type", "title", "status", "detail", "instance", "code")
 
@@ -70,20 +72,13 @@ class Ctx:
 
 
 def concert_body() -> dict[str, Any]:
-    return {
-        "title": "Errors Concert",
-        "artist": "Tester",
-        "venue": "Hall",
-        "schedules": [
-            {
-                "starts_at": "2030-01-01T19:00:00Z",
-                "sections": [
-                    {"name": "A", "rows": 2, "seats_per_row": 5, "grade": "VIP", "price": 1000}
-                ],
-            }
-        ],
-        "sale": {"queue_capacity": 50, "hold_ttl_s": 300, "max_seats_per_reservation": 4},
-    }
+    return testing.concert_body(
+        title="Errors Concert",
+        sections=[testing.section(price=1000)],
+        queue_capacity=50,
+        hold_ttl_s=300,
+        max_seats_per_reservation=4,
+    )
 
 
 @pytest.fixture(scope="module")

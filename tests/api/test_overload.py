@@ -34,6 +34,8 @@ from typing import Any
 
 import httpx
 
+from boxoffice_api.testing import concert_body, section
+
 QUEUE_LENGTH_MAX = 100
 MAX_CONCURRENT_REQUESTS = 16
 CAPACITY = 10
@@ -251,19 +253,13 @@ def test_a_join_burst_far_beyond_the_limits_is_answered_bounded_and_recovers(sta
     pid = srv.proc.pid
     admin = {"X-Admin-Key": srv.env["BOXOFFICE_ADMIN_KEY"]}
     http = httpx.Client(base_url=srv.base_url, timeout=30)
-    concert = {
-        "title": "Overload",
-        "schedules": [
-            {
-                "starts_at": "2030-01-01T19:00:00Z",
-                "sections": [
-                    {"name": "A", "rows": 2, "seats_per_row": 5, "grade": "R", "price": 1000}
-                ],
-            }
-        ],
+    concert = concert_body(
+        title="Overload",
+        sections=[section("A", 2, 5, "R", 1000)],
+        queue_capacity=CAPACITY,
         # Nobody polls during the test: WAITING places must not be abandoned meanwhile.
-        "sale": {"queue_capacity": CAPACITY, "abandon_timeout_s": 3600},
-    }
+        abandon_timeout_s=3600,
+    )
     created = http.post("/v1/admin/concerts", json=concert, headers=admin)
     assert created.status_code == 201, created.text
     cid = created.json()["id"]
@@ -361,18 +357,12 @@ def test_the_queue_length_limit_answers_429_with_retry_after_and_is_kept_by_the_
     admin = {"X-Admin-Key": srv.env["BOXOFFICE_ADMIN_KEY"]}
     with httpx.Client(base_url=srv.base_url, timeout=30) as http:
         tokens = sign_up_all(http, 3)
-        concert = {
-            "title": "Small room",
-            "schedules": [
-                {
-                    "starts_at": "2030-01-01T19:00:00Z",
-                    "sections": [
-                        {"name": "A", "rows": 1, "seats_per_row": 2, "grade": "R", "price": 1000}
-                    ],
-                }
-            ],
-            "sale": {"queue_capacity": 1, "poll_interval_s": 7},
-        }
+        concert = concert_body(
+            title="Small room",
+            sections=[section("A", 1, 2, "R", 1000)],
+            queue_capacity=1,
+            poll_interval_s=7,
+        )
         cid = http.post("/v1/admin/concerts", json=concert, headers=admin).json()["id"]
         joins = [
             http.post(f"/v1/concerts/{cid}/queue", headers={"Authorization": f"Bearer {t}"})

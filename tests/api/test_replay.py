@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from boxoffice import _core, sim
-from boxoffice.drop import DropConfig, run_drop
+from boxoffice_api.drop import DropConfig, run_drop
 
 USERS = 100
 SEATS = 50

@@ -37,6 +37,8 @@ import pytest
 import schemathesis
 from schemathesis import checks
 
+from boxoffice_api import testing
+
 DOCUMENT = Path(__file__).resolve().parents[2] / "api" / "openapi.json"
 EXAMPLES = int(os.environ.get("BOXOFFICE_SCHEMATHESIS_EXAMPLES", "50"))
 SEED = int(os.environ.get("BOXOFFICE_SCHEMATHESIS_SEED", "20270301"))
@@ -123,20 +125,14 @@ class Fuzz:
 
 
 def concert_body() -> dict[str, Any]:
-    return {
-        "title": "Fuzzed Concert",
-        "artist": "Schemathesis",
-        "venue": "Loopback Hall",
-        "schedules": [
-            {
-                "starts_at": "2030-01-01T19:00:00Z",
-                "sections": [
-                    {"name": "A", "rows": 4, "seats_per_row": 10, "grade": "VIP", "price": 1000}
-                ],
-            }
-        ],
-        "sale": {"queue_capacity": 1000, "max_seats_per_reservation": 4},
-    }
+    return testing.concert_body(
+        title="Fuzzed Concert",
+        artist="Schemathesis",
+        venue="Loopback Hall",
+        sections=[testing.section("A", 4, 10, "VIP", 1000)],
+        queue_capacity=1000,
+        max_seats_per_reservation=4,
+    )
 
 
 @pytest.fixture(scope="module")

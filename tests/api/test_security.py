@@ -48,6 +48,8 @@ import jwt
 import pytest
 from problems import problem
 
+from boxoffice_api import testing
+
 API = Path(__file__).resolve().parents[2] / "api" / "boxoffice_api"
 PASSWORD = "lantern-velvet-4817"  # passes the sign-up strength rule
 SECRET = "security-tests-secret-101bfd392cb5d65686debe94ac26641d9d28d952e907e590"
@@ -78,18 +80,9 @@ def sign_up(http: httpx.Client, email: str | None = None, password: str = PASSWO
 
 
 def concert_body(title: str = "Security Concert", capacity: int = 10) -> dict[str, Any]:
-    return {
-        "title": title,
-        "schedules": [
-            {
-                "starts_at": "2030-01-01T19:00:00Z",
-                "sections": [
-                    {"name": "A", "rows": 2, "seats_per_row": 5, "grade": "VIP", "price": 1000}
-                ],
-            }
-        ],
-        "sale": {"queue_capacity": capacity},
-    }
+    return testing.concert_body(
+        title=title, sections=[testing.section(price=1000)], queue_capacity=capacity
+    )
 
 
 def create_concert(http: httpx.Client, admin: dict[str, str], **kwargs: Any) -> dict[str, Any]:

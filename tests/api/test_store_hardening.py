@@ -37,6 +37,7 @@ from problems import problem
 
 import boxoffice as bo
 from boxoffice import sim
+from boxoffice_api.testing import concert_body, section, serve_command, server_env
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (setuid, mount)")
 STORE_FILES = ("", "-wal", "-shm", ".lock")
@@ -162,20 +163,12 @@ def join_pre_queue(server: Any, opens_at: datetime) -> tuple[int, list[dict[str,
     """Creates a concert opening at ``opens_at`` (capacity 1) and has users 0..9 join its
     pre-queue in that order; returns the concert id and each user's headers."""
     admin = {"X-Admin-Key": server.env["BOXOFFICE_ADMIN_KEY"]}
-    concert = {
-        "title": "Pre-queue",
-        "artist": "Tester",
-        "venue": "Hall",
-        "schedules": [
-            {
-                "starts_at": "2030-01-01T19:00:00Z",
-                "sections": [
-                    {"name": "A", "rows": 1, "seats_per_row": 4, "grade": "R", "price": 1000}
-                ],
-            }
-        ],
-        "sale": {"opens_at": opens_at.isoformat().replace("+00:00", "Z"), "queue_capacity": 1},
-    }
+    concert = concert_body(
+        title="Pre-queue",
+        sections=[section("A", 1, 4, "R", 1000)],
+        opens_at=opens_at.isoformat().replace("+00:00", "Z"),
+        queue_capacity=1,
+    )
     with httpx.Client(base_url=server.base_url, timeout=30) as http:
         created = http.post("/v1/admin/concerts", json=concert, headers=admin)
         assert created.status_code == 201, created.text
@@ -329,21 +322,7 @@ def test_a_restart_on_a_full_disk_reports_unhealthy_until_space_is_freed(start_s
         http.close()
 
         server.kill()  # and back up on the same full disk
-        server.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "boxoffice.cli",
-                "serve",
-                "--port",
-                str(server.port),
-                "--db",
-                str(db),
-            ],
-            env=server.env,
-            stdout=server.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        server.launch()  # not start(): it waits for a 200, and this one answers 503
         health = None
         deadline = time.monotonic() + 30
         while health is None and time.monotonic() < deadline:
@@ -376,20 +355,9 @@ def test_a_restart_on_a_full_disk_reports_unhealthy_until_space_is_freed(start_s
     ],
 )
 def test_a_guessable_secret_stops_the_server_with_exit_code_2(tmp_path, name, value):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
-    env |= {f"BOXOFFICE_{name}": value, "BOXOFFICE_PASSWORD_HASH_PROFILE": "cheapest"}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "boxoffice.cli",
-            "serve",
-            "--port",
-            "0",
-            "--db",
-            str(tmp_path / "store.db"),
-        ],
-        env=env,
+        serve_command(tmp_path / "store.db", "--port", "0"),
+        env=server_env(**{name.lower(): value}),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

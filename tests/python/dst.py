@@ -1,7 +1,7 @@
 """Deterministic simulation testing (DST) of boxoffice, in the spirit of TigerBeetle's VOPR.
 
 For one seed the simulator generates a long random command stream in virtual time (the
-command generators of ``test_model_equivalence.Driver``: small and large clock jumps, late
+command generators of ``model_driver.Driver``: small and large clock jumps, late
 callers, jumps landing exactly on deadlines, idempotent retries; plus bursts of joins at one
 instant, "expiry races" (a payment, cancel, release or competing hold exactly at, or 1 us
 around, the instant a hold or a session expires) and ``apply_batch`` calls whose times step
@@ -84,9 +84,8 @@ from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import numpy as np
-from reference_model import K_HOLD, K_SESSION, ReferenceModel
-from test_batch import apply_single, batch_outcome
-from test_model_equivalence import (
+from batch_oracle import apply_single, batch_outcome, command
+from model_driver import (
     ACTIONS,
     FIELDS,
     Driver,
@@ -95,6 +94,7 @@ from test_model_equivalence import (
     diff,
     small_limits,
 )
+from reference_model import K_HOLD, K_SESSION, ReferenceModel
 
 import boxoffice as bo
 from boxoffice import errors
@@ -230,7 +230,7 @@ def answer_of(answer: tuple[Any, ...]) -> Any:
 
 class RemoteView:
     """A view rebuilt in the parent: its class has the engine's class name, so
-    ``test_model_equivalence.norm`` treats it like the engine's own object."""
+    ``model_driver.norm`` treats it like the engine's own object."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.__dict__!r})"
@@ -555,7 +555,7 @@ class RemoteEngine:
 
 
 class DstDriver(Driver):
-    """``test_model_equivalence.Driver`` on a remote durable engine, with DST's extra actions."""
+    """``model_driver.Driver`` on a remote durable engine, with DST's extra actions."""
 
     sim: Simulation
 
@@ -642,7 +642,7 @@ class DstDriver(Driver):
 
     def batch(self, ch: RandomChooser) -> None:
         """A few commands through ``apply_batch`` (the model takes them one by one through
-        ``test_batch.apply_single``); times may step onto deadlines inside the batch."""
+        ``batch_oracle.apply_single``); times may step onto deadlines inside the batch."""
         m = self.model
         now_us = max(self.now_us, m.clock_us)
         rows: list[tuple[int, ...]] = []
@@ -653,7 +653,7 @@ class DstDriver(Driver):
             now_us = (due[0] if due else now_us) if dt < 0 else now_us + dt
             op = ch.pick("batch_op", BATCH_OPS)
             fields, concert = self._batch_fields(ch, op)
-            rows.append(batch_command(op, now_us, **fields))
+            rows.append(command(op, now_us, **fields))
             grades.append(m.concert_grades(concert) if concert in m.concert_ids() else [])
         self.now_us, self.now_noise = now_us, 0.0
         self.trace.append(f"eng.apply_batch({rows!r})")
@@ -740,15 +740,9 @@ BATCH_OPS: list[Op] = [
 ]  # fmt: skip
 
 
-def batch_command(op: Op, now_us: int, **fields: int) -> tuple[int, ...]:
-    """One ``COMMAND_DTYPE`` record as a tuple (the fields not given are 0)."""
-    record = {"op": int(op), "now_us": now_us, **fields}
-    return tuple(record.get(name, 0) for name in bo.COMMAND_DTYPE.names or ())
-
-
 @dataclass
 class Grades:
-    """What ``test_batch.apply_single`` reads of a concert: its grade names."""
+    """What ``batch_oracle.apply_single`` reads of a concert: its grade names."""
 
     grades: list[str]
 

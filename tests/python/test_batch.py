@@ -8,23 +8,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from batch_oracle import FIELDS, Outcome, apply_single, batch_outcome, command
 
 import boxoffice as bo
-from boxoffice import errors
-from boxoffice.batch import COMMAND_DTYPE, ERROR_CODE_NAMES, RESULT_DTYPE, Op
+from boxoffice.batch import COMMAND_DTYPE, RESULT_DTYPE, Op
 
 T0 = 1_000.0
 T0_US = 1_000_000_000
 SEC = 1_000_000
 
-TOKEN_STATES = {"WAITING": 0, "ACTIVE": 1, "EXPIRED": 2}
-RESERVATION_STATES = {"PENDING": 0, "CONFIRMED": 1, "EXPIRED": 2, "CANCELED": 3, "REFUNDED": 4}
 SECTIONS = (bo.SectionSpec("A", 2, 5, "VIP", 100_000), bo.SectionSpec("B", 2, 4, "R", 60_000))
-
-FIELDS: tuple[str, ...] = COMMAND_DTYPE.names or ()
-
-Outcome = tuple[str, int | None, int | None, int | None]
-"""(code, state, id, value); None where the batch result does not define the field."""
 
 
 def make_twins(make_engine, *, seed: int = 3, **sale):
@@ -40,84 +33,6 @@ def make_twins(make_engine, *, seed: int = 3, **sale):
         )
         twins.append((eng, concert))
     return twins
-
-
-def command(op: Op, now_us: int, **fields: int) -> tuple[int, ...]:
-    rec = {"op": int(op), "now_us": now_us, **fields}
-    return tuple(rec.get(name, 0) for name in FIELDS)
-
-
-def apply_single(eng: bo.Engine, concert: bo.Concert, cmd) -> Outcome:
-    """Applies one COMMAND_DTYPE record through the single-call API."""
-    op = Op(int(cmd["op"]))
-    now = int(cmd["now_us"]) / 1e6
-    user, token, target, arg = (int(cmd[k]) for k in ("user", "token", "target", "arg"))
-    quantity, grade = int(cmd["quantity"]), int(cmd["grade"])
-    try:
-        if op is Op.ADVANCE:
-            eng.advance(now=now)
-            return ("OK", None, None, None)
-        if op is Op.CREATE_USER:
-            return ("OK", None, eng.create_user(now=now), None)
-        if op in (Op.JOIN, Op.STATUS, Op.LEAVE):
-            if op is Op.JOIN:
-                t = eng.join_queue(user, target, now=now)
-            elif op is Op.STATUS:
-                t = eng.queue_status(user, token, now=now)
-            else:
-                t = eng.leave_queue(user, token, now=now)
-            position = -1 if t.position is None else t.position
-            state = TOKEN_STATES[t.state]
-            if op is Op.JOIN:
-                return ("OK", state, t.id, position)
-            if op is Op.STATUS:
-                return ("OK", state, None, position)
-            return ("OK", state, None, None)
-        if op is Op.GATE:
-            t = eng.check_gate(user, token, target, now=now)
-            position = -1 if t.position is None else t.position
-            return ("OK", TOKEN_STATES[t.state], t.id, position)
-        if op is Op.HOLD and arg != 0:  # explicit seats arg .. arg + quantity - 1
-            seats = list(range(arg, arg + quantity))
-            r = eng.hold(user, token, target, seats, now=now)
-            return ("OK", None, r.id, r.amount)
-        if op is Op.HOLD:  # arg 0: best-available of the grade-th grade (0 = any)
-            name = "" if grade == 0 else concert.grades[grade - 1]
-            r = eng.hold(user, token, target, quantity=quantity, grade=name, now=now)
-            return ("OK", None, r.id, r.amount)
-        if op is Op.RELEASE_SEAT:
-            r = eng.release_seat(user, target, arg, now=now)
-            return ("OK", RESERVATION_STATES[r.status], None, None)
-        if op is Op.CANCEL:
-            r = eng.cancel(user, target, now=now)
-            return ("OK", RESERVATION_STATES[r.status], None, None)
-        if op is Op.CHARGE:
-            c = eng.charge(user, arg, now=now)
-            return ("OK", None, c.entry_id, c.balance)
-        if op is Op.PAY:
-            p = eng.pay(user, token, target, now=now)
-            return ("OK", None, p.id, p.amount)
-        if op is Op.REFUND:
-            r = eng.refund(user, target, now=now)
-            return ("OK", None, None, r.amount)
-    except errors.BoxOfficeError as e:
-        return (e.code, None, None, None)
-    raise AssertionError(f"unhandled op {op}")
-
-
-def batch_outcome(result, expected: Outcome) -> Outcome:
-    """The batch result, restricted to the fields ``expected`` defines."""
-    code = int(result["code"])
-    name = "OK" if code == 0 else ERROR_CODE_NAMES[code]
-    if name != "OK":
-        return (name, None, None, None)
-    _, state, id_, value = expected
-    return (
-        name,
-        None if state is None else int(result["state"]),
-        None if id_ is None else int(result["id"]),
-        None if value is None else int(result["value"]),
-    )
 
 
 def events_of(eng: bo.Engine) -> list[tuple[object, ...]]:

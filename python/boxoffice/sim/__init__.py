@@ -41,6 +41,7 @@ from .models import (
     SimConfig,
     Venue,
 )
+from .outcomes import OUTCOMES, TOKEN_ENDS
 from .replay import (
     JournalCompacted,
     ReplayResult,
@@ -49,7 +50,7 @@ from .replay import (
     replay,
     rerun,
 )
-from .runner import OUTCOMES, TOKEN_ENDS, SimResult, SimulationError, run
+from .runner import SimResult, SimulationError, run
 from .summary import Summary, fairness
 
 __all__ = [

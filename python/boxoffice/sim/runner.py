@@ -27,15 +27,15 @@ import numpy.typing as npt
 from .. import Engine, Limits, ScheduleSpec
 from ..batch import COMMAND_DTYPE, ERROR_CODE_NAMES, Op
 from .models import Population, SimConfig, draw_population
+from .outcomes import OUTCOMES
+from .summary import Summary, finish
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import pandas as pd
 
-    from .summary import Summary
-
-__all__ = ["OUTCOMES", "TOKEN_ENDS", "SimResult", "SimulationError", "run"]
+__all__ = ["SimResult", "SimulationError", "run"]
 
 IntArray: TypeAlias = npt.NDArray[np.int64]
 
@@ -60,26 +60,7 @@ TOKEN_WAITING, TOKEN_ACTIVE, TOKEN_EXPIRED = 0, 1, 2
 NOT_ARRIVED, WAITING, JOIN_RETRY, CHOOSING, HOLDING, TOPUP, EXITING, DONE = range(8)
 # Stages JOIN_RETRY..EXITING act at their next_tick (the `scheduled` list).
 
-OUTCOMES: tuple[str, ...] = (
-    "bought",  # paid: seats SOLD
-    "gave_up",  # quit while waiting, leaving the queue
-    "stopped_polling",  # quit while waiting by closing the tab (the engine ends the token)
-    "no_seats",  # admitted, but every hold attempt found no seats
-    "declined",  # held seats, chose not to pay
-    "payment_failed",  # payment refused for lack of balance, no (more) top-up
-    "hold_expired",  # paid after the hold had expired
-    "session_expired",  # the session ended before the user finished
-    "token_expired",  # the token ended between two polls
-    "waiting",  # still waiting when the simulation stopped
-    "shopping",  # admitted and still shopping when the simulation stopped
-    "queue_full",  # could not join (queue full) by the end
-    "not_arrived",  # arrives after the end
-)
-"""Per-user outcomes (the ``outcome`` column), in code order."""
 _OUT = {name: i for i, name in enumerate(OUTCOMES)}
-
-TOKEN_ENDS: tuple[str, ...] = ("", "LEFT", "ABANDONED", "SESSION_EXPIRED", "COMPLETED")
-"""How each user's token ended (the ``token_end`` column; "" = live or never joined)."""
 
 _EVENTS = {
     "QueueAdmitted": 0,
@@ -513,8 +494,6 @@ def run(
         SimulationError: the engine answered something no user expects (a bug).
         boxoffice.errors.InternalError: an invariant of the engine is broken (a bug).
     """
-    from .summary import finish
-
     started = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     pop = draw_population(config, rng)

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .runner import OUTCOMES, TOKEN_ENDS
+from .outcomes import OUTCOMES, TOKEN_ENDS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .runner import _Drop
+    from .outcomes import DropRecord
 
 __all__ = ["Summary", "fairness"]
 
@@ -171,7 +171,7 @@ def _percentile(values: npt.NDArray[np.float64], q: float) -> float | None:
 
 
 def finish(
-    drop: _Drop, *, end_tick: int, end_reason: str, sold_out_tick: int | None
+    drop: DropRecord, *, end_tick: int, end_reason: str, sold_out_tick: int | None
 ) -> tuple[Summary, pd.DataFrame]:
     """Reads the engine at the end of ``drop`` into the summary and the per-user frame."""
     import pandas as pd

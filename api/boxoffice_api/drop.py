@@ -17,8 +17,10 @@ of the CONFIRMED reservations, no seat may be in two CONFIRMED reservations, and
 the sum of the payments the clients saw succeed.
 
 ``run_drop(DropConfig(...))`` is the API (a coroutine answering a ``DropResult``);
-``add_parser(subparsers)`` registers the ``drop`` subcommand. httpx is imported when a drop
-runs, so the rest of the command line works without it.
+``add_parser(subparsers)`` registers the ``drop`` subcommand of the ``boxoffice`` command (entry
+point ``boxoffice.commands:drop``). It lives in the HTTP service's package, not the engine's: it
+speaks only HTTP. httpx is imported when a drop runs, so the rest of the command line works
+without it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from .testing import concert_body, section
 
 if TYPE_CHECKING:
     import httpx
@@ -657,27 +661,16 @@ def _concert_body(config: DropConfig) -> dict[str, Any]:
     full, rest = divmod(config.seats, width)
     vip = (full + 1) // 2
     sections = [("A", vip, width, "VIP"), ("B", full - vip, width, "R"), ("C", 1, rest, "S")]
-    return {
-        "title": f"Drop {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        "artist": "boxoffice drop",
-        "venue": "Load Hall",
-        "schedules": [
-            {
-                "starts_at": "2030-01-01T19:00:00Z",
-                "sections": [
-                    {"name": n, "rows": r, "seats_per_row": w, "grade": g, "price": PRICES[g]}
-                    for n, r, w, g in sections
-                    if r and w
-                ],
-            }
-        ],
-        "sale": {
-            "queue_capacity": config.capacity,
-            "session_ttl_s": config.session_ttl_s,
-            "hold_ttl_s": config.hold_ttl_s,
-            "max_seats_per_reservation": 4,
-        },
-    }
+    return concert_body(
+        title=f"Drop {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        artist="boxoffice drop",
+        venue="Load Hall",
+        sections=[section(n, r, w, g, PRICES[g]) for n, r, w, g in sections if r and w],
+        queue_capacity=config.capacity,
+        session_ttl_s=config.session_ttl_s,
+        hold_ttl_s=config.hold_ttl_s,
+        max_seats_per_reservation=4,
+    )
 
 
 async def _setup_call(http: _Http, method: str, template: str, *ok: int, **kw: Any) -> Any:
@@ -756,6 +749,40 @@ def _check(checks: list[Check], name: str, ok: bool, detail: str) -> None:
     checks.append(Check(name, ok, detail))
 
 
+@dataclass(frozen=True)
+class _Observed:
+    """What the consistency rules compare: the users' own reads (``u.reservations``,
+    ``u.balance``) and what they saw succeed (payments, holds), the admin stats ``before`` and
+    ``after`` the drop, the events since it began (``events_complete``: the server still had
+    the first of them) and the seat map's SOLD seats per schedule. ``fresh``: the drop created
+    the concert; on a concert that existed before, the stats are compared by difference."""
+
+    users: list[_User]
+    fresh: bool
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    events: list[dict[str, Any]]
+    events_complete: bool
+    sold_map: dict[int, set[int]]
+    concert_id: int
+
+    @property
+    def payments(self) -> list[_Payment]:
+        return [u.payment for u in self.users if u.payment is not None]
+
+    @property
+    def confirmed(self) -> list[dict[str, Any]]:
+        return [r for u in self.users for r in u.reservations if r["status"] == "CONFIRMED"]
+
+    @property
+    def map_sold(self) -> set[int]:
+        return set[int]().union(*self.sold_map.values())
+
+    def delta(self, name: str) -> int:
+        """How much a stats counter grew during the drop."""
+        return int(self.after[name]) - int(self.before[name])
+
+
 def _consistency(
     users: list[_User],
     fresh: bool,
@@ -766,22 +793,24 @@ def _consistency(
     sold_map: dict[int, set[int]],
     concert_id: int,
 ) -> list[Check]:
-    """The rules, from the users' own reads (``u.reservations``, ``u.balance``), what they saw
-    succeed (payments, holds), the stats before and after, the events since the drop began
-    (``events_complete``: the server still had the first of them) and the seat map's SOLD
-    seats. On a concert that existed before, the stats are compared by difference."""
+    """Every consistency rule (see the module docstring), in the report's order; the arguments
+    are those of :class:`_Observed`."""
+    observed = _Observed(users, fresh, before, after, events, events_complete, sold_map, concert_id)
     checks: list[Check] = []
-    payments = [u.payment for u in users if u.payment is not None]
-    confirmed = [r for u in users for r in u.reservations if r["status"] == "CONFIRMED"]
+    _seat_checks(checks, observed)
+    _payment_checks(checks, observed)
+    _event_checks(checks, observed)
+    _wallet_checks(checks, observed)
+    return checks
+
+
+def _seat_checks(checks: list[Check], o: _Observed) -> None:
+    """No seat sold twice; the seat map's SOLD seats, the stats and the CONFIRMED reservations
+    name the same seats."""
+    confirmed = o.confirmed
     seat_owners: Counter[int] = Counter(s for r in confirmed for s in r["seats"])
     confirmed_seats = set(seat_owners)
-    map_sold: set[int] = set()
-    for ids in sold_map.values():
-        map_sold |= ids
-
-    def delta(name: str) -> int:
-        return int(after[name]) - int(before[name])
-
+    map_sold = o.map_sold
     twice = sorted(s for s, n in seat_owners.items() if n > 1)
     _check(
         checks,
@@ -790,7 +819,7 @@ def _consistency(
         f"{len(confirmed_seats)} seats in {len(confirmed)} CONFIRMED reservations"
         + (f"; in two or more: {twice[:10]}" if twice else ""),
     )
-    if fresh or int(before["seats_sold"]) == 0:
+    if o.fresh or int(o.before["seats_sold"]) == 0:
         extra, missing = sorted(map_sold - confirmed_seats), sorted(confirmed_seats - map_sold)
         _check(
             checks,
@@ -805,23 +834,29 @@ def _consistency(
         _check(
             checks,
             "seats of CONFIRMED reservations are SOLD in the seat map",
-            not missing and len(map_sold) - int(before["seats_sold"]) == len(confirmed_seats),
-            f"{len(map_sold)} SOLD ({before['seats_sold']} before), "
+            not missing and len(map_sold) - int(o.before["seats_sold"]) == len(confirmed_seats),
+            f"{len(map_sold)} SOLD ({o.before['seats_sold']} before), "
             f"{len(confirmed_seats)} confirmed"
             + (f"; confirmed but not SOLD {missing[:10]}" if missing else ""),
         )
     _check(
         checks,
         "stats seats_sold = seat map SOLD",
-        int(after["seats_sold"]) == len(map_sold),
-        f"{after['seats_sold']} = {len(map_sold)}",
+        int(o.after["seats_sold"]) == len(map_sold),
+        f"{o.after['seats_sold']} = {len(map_sold)}",
     )
     _check(
         checks,
         "stats seats_sold = seats of CONFIRMED reservations",
-        delta("seats_sold") == len(confirmed_seats),
-        f"{delta('seats_sold')} = {len(confirmed_seats)}",
+        o.delta("seats_sold") == len(confirmed_seats),
+        f"{o.delta('seats_sold')} = {len(confirmed_seats)}",
     )
+
+
+def _payment_checks(checks: list[Check], o: _Observed) -> None:
+    """The CONFIRMED reservations are the payments the clients saw succeed, and the stats'
+    revenue and payments (and the PaymentSucceeded events, when complete) add up to them."""
+    payments, confirmed = o.payments, o.confirmed
     paid_ids = {p.reservation_id: p for p in payments}
     mismatched = [
         r["id"]
@@ -840,50 +875,66 @@ def _consistency(
     _check(
         checks,
         "stats reservations_confirmed = CONFIRMED reservations",
-        delta("reservations_confirmed") == len(confirmed),
-        f"{delta('reservations_confirmed')} = {len(confirmed)}",
+        o.delta("reservations_confirmed") == len(confirmed),
+        f"{o.delta('reservations_confirmed')} = {len(confirmed)}",
     )
     client_revenue = sum(p.amount for p in payments)
-    ours = [e for e in events if e["concert_id"] == concert_id]
-    paid_events = [e for e in ours if e["type"] == "PaymentSucceeded"]
-    event_revenue = sum(int(e["amount"]) for e in paid_events)
-    if not events_complete:  # the server keeps only its newest events
+    event_revenue = sum(int(e["amount"]) for e in _paid_events(o))
+    if not o.events_complete:  # the server keeps only its newest events
         event_revenue = client_revenue
     _check(
         checks,
         "revenue = sum of successful payments",
-        delta("revenue") == client_revenue == event_revenue,
-        f"stats {delta('revenue'):,} = clients {client_revenue:,}"
-        + (f" = events {event_revenue:,} won" if events_complete else " won"),
+        o.delta("revenue") == client_revenue == event_revenue,
+        f"stats {o.delta('revenue'):,} = clients {client_revenue:,}"
+        + (f" = events {event_revenue:,} won" if o.events_complete else " won"),
     )
     _check(
         checks,
         "payments: stats = clients",
-        delta("payments") == len(payments),
-        f"{delta('payments')} = {len(payments)}",
+        o.delta("payments") == len(payments),
+        f"{o.delta('payments')} = {len(payments)}",
     )
-    if events_complete:
-        seen = {(p.id, p.reservation_id, p.amount) for p in payments}
-        logged = {
-            (int(e["value"]), int(e["reservation_id"]), int(e["amount"])) for e in paid_events
-        }
-        _check(
-            checks,
-            "PaymentSucceeded events = payments seen by clients",
-            seen == logged,
-            f"{len(paid_events)} = {len(payments)}"
-            + (f"; differ: {sorted(seen ^ logged)[:5]}" if seen != logged else ""),
-        )
-        holds_seen = sum(len(u.holds) for u in users)
-        held_events = sum(1 for e in ours if e["type"] == "ReservationHeld")
-        _check(
-            checks,
-            "ReservationHeld events = holds seen by clients",
-            held_events == holds_seen if fresh else held_events >= holds_seen,
-            f"{held_events} {'=' if fresh else '>='} {holds_seen}",
-        )
-    else:
+
+
+def _our_events(o: _Observed) -> list[dict[str, Any]]:
+    return [e for e in o.events if e["concert_id"] == o.concert_id]
+
+
+def _paid_events(o: _Observed) -> list[dict[str, Any]]:
+    return [e for e in _our_events(o) if e["type"] == "PaymentSucceeded"]
+
+
+def _event_checks(checks: list[Check], o: _Observed) -> None:
+    """The event feed names the payments and holds the clients saw (only when the server still
+    keeps every event since the drop began)."""
+    if not o.events_complete:
         _check(checks, "events", True, "not compared: the server no longer keeps the first ones")
+        return
+    payments, paid_events = o.payments, _paid_events(o)
+    seen = {(p.id, p.reservation_id, p.amount) for p in payments}
+    logged = {(int(e["value"]), int(e["reservation_id"]), int(e["amount"])) for e in paid_events}
+    _check(
+        checks,
+        "PaymentSucceeded events = payments seen by clients",
+        seen == logged,
+        f"{len(paid_events)} = {len(payments)}"
+        + (f"; differ: {sorted(seen ^ logged)[:5]}" if seen != logged else ""),
+    )
+    holds_seen = sum(len(u.holds) for u in o.users)
+    held_events = sum(1 for e in _our_events(o) if e["type"] == "ReservationHeld")
+    _check(
+        checks,
+        "ReservationHeld events = holds seen by clients",
+        held_events == holds_seen if o.fresh else held_events >= holds_seen,
+        f"{held_events} {'=' if o.fresh else '>='} {holds_seen}",
+    )
+
+
+def _wallet_checks(checks: list[Check], o: _Observed) -> None:
+    """Seat counts add up to the total; each wallet holds its charges minus its payments; a
+    payment retried with its Idempotency-Key answered the same payment."""
+    after = o.after
     total = int(after["seats_available"]) + int(after["seats_held"]) + int(after["seats_sold"])
     _check(
         checks,
@@ -892,6 +943,7 @@ def _consistency(
         f"{after['seats_available']} + {after['seats_held']} + {after['seats_sold']} = "
         f"{after['seats_total']}",
     )
+    users = o.users
     off = [
         f"user {u.index}: {u.balance} != {u.charged - u.paid}"
         for u in users
@@ -913,7 +965,6 @@ def _consistency(
         all(replays),
         f"{sum(replays)}/{len(replays)} replays",
     )
-    return checks
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -1,0 +1,111 @@
+"""The ``boxoffice`` subcommands of the HTTP service, registered through the entry-point group
+``boxoffice.commands`` (``pyproject.toml``), so the engine package's command line finds them
+without importing this package.
+
+``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--queue-length-max N]
+[--max-concurrent-requests N]`` runs the HTTP service (uvicorn, one process: the engine lives in
+it and the store admits one writer). Flags override the ``BOXOFFICE_*`` environment variables.
+``boxoffice admin-key [--db PATH]`` prints the store's admin key (generated on first start when
+``BOXOFFICE_ADMIN_KEY`` is unset). ``boxoffice drop`` is registered by :mod:`.drop`.
+
+This module imports only the standard library when it is loaded: the server's dependencies (an
+optional extra) are imported when a command runs, and their absence is a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+SERVER_EXTRA_HINT = "pip install 'boxoffice[server]'"
+
+
+def _missing_extra(command: str, exc: ImportError) -> int:
+    print(
+        f"boxoffice {command} needs the server extra ({exc.name} is missing): {SERVER_EXTRA_HINT}",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from .server import serve
+    except ImportError as exc:  # the server's dependencies are an extra
+        return _missing_extra("serve", exc)
+    overrides = {
+        name: value
+        for name, value in {
+            "host": args.host,
+            "port": args.port,
+            "db": args.db,
+            "demo": True if args.demo else None,
+            "durability": args.durability,
+            "log_level": args.log_level,
+            "queue_length_max": args.queue_length_max,
+            "max_concurrent_requests": args.max_concurrent_requests,
+        }.items()
+        if value is not None
+    }
+    return serve(overrides)
+
+
+def _admin_key(args: argparse.Namespace) -> int:
+    try:
+        from .accounts import AccountStore
+        from .settings import Settings
+    except ImportError as exc:
+        return _missing_extra("admin-key", exc)
+
+    settings = Settings(**({"db": args.db} if args.db else {}))
+    if settings.admin_key is not None:
+        print(settings.admin_key.get_secret_value())
+        return 0
+    if not settings.db.exists():
+        print(f"no store at {settings.db}", file=sys.stderr)
+        return 1
+    accounts = AccountStore(settings.db)
+    try:
+        print(accounts.secret("admin_key"))
+    finally:
+        accounts.close()
+    return 0
+
+
+def add_serve(subparsers: Any) -> argparse.ArgumentParser:
+    """Registers ``serve`` on an ``argparse`` subparsers object (entry point
+    ``boxoffice.commands:serve``); ``run(args)`` answers the exit status (2: bad settings or the
+    server extra is missing)."""
+    serve: argparse.ArgumentParser = subparsers.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default 8000)")
+    serve.add_argument("--db", help="the SQLite store (default var/boxoffice.db)")
+    serve.add_argument("--demo", action="store_true", help="load a demo concert if empty")
+    serve.add_argument("--durability", choices=["full", "normal", "off"])
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--queue-length-max",
+        type=int,
+        metavar="N",
+        help="live queue tokens per concert for a new store; beyond, 429 QUEUE_FULL",
+    )
+    serve.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        metavar="N",
+        help="requests processed at once; beyond, 503 OVERLOADED (default 1024)",
+    )
+    serve.set_defaults(run=_serve)
+    return serve
+
+
+def add_admin_key(subparsers: Any) -> argparse.ArgumentParser:
+    """Registers ``admin-key`` on an ``argparse`` subparsers object (entry point
+    ``boxoffice.commands:admin-key``); ``run(args)`` answers 0, or 1 when there is no store."""
+    key: argparse.ArgumentParser = subparsers.add_parser(
+        "admin-key", help="print the X-Admin-Key of a store"
+    )
+    key.add_argument("--db", help="the SQLite store (default var/boxoffice.db)")
+    key.set_defaults(run=_admin_key)
+    return key
