@@ -1,6 +1,6 @@
 // Snapshot: the whole state of an Engine as bytes, and an Engine rebuilt from
-// them (recovery = latest snapshot + replay of the journal tail through the same
-// command code; docs/architecture.md, "Durability").
+// them (recovery = latest snapshot + replay of the journal tail through the
+// same command code).
 //
 // A snapshot is a consistent cut: SaveSnapshot holds the engine's lock while it
 // encodes, so it sits between two commands. LoadSnapshot returns a fresh,
