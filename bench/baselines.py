@@ -85,7 +85,7 @@ the same ``state_hash``.
 
 Ratios
 ------
-Ratios are ours / theirs of the same run (higher is better for us). Targets (PRODUCT.md):
+Ratios are ours / theirs of the same run (higher is better for us). Targets (docs/benchmarks.md):
 queue ops >= 10x the Redis waiting room (boxoffice single calls / Redis one round trip per
 action); seat holds >= 50x PostgreSQL row locking, compared as locking designs, where neither
 side waits for the disk (boxoffice in memory / PostgreSQL ``FOR UPDATE`` with
@@ -919,7 +919,7 @@ def seat_rows(p: Params, dsn: str, workdir: Path) -> list[Row]:
             "hold: memory vs FOR UPDATE, sync commit off",
             ours_memory,
             rows[fast_name, "postgresql FOR UPDATE"],
-            # The brief's 50x compares the locking designs: neither side waits for the
+            # The 50x target compares the locking designs: neither side waits for the
             # disk here. Durable against durable, both are bound by fsync (rows above).
             target=50,
         )

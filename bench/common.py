@@ -13,7 +13,7 @@ there; ``bench/run.py`` runs them all (``make bench``), prints one table and wri
 - ``extra``: further numbers (``p50_ms``, ``p99_ms``, ``ops``, ``seconds``, ...).
 
 Comparisons are rows too (``unit="x"``), computed from two rows of the same run, with the
-brief's target (``target``, and ``higher_is_better``) when it sets one.
+target of docs/benchmarks.md (``target``, and ``higher_is_better``) when it sets one.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 //
 //   build/fuzz/make_corpus fuzz/corpus
 //
-// The seeds are deterministic, so rerunning this rewrites the same files:
+// The seed inputs are deterministic, so rerunning this rewrites the same files:
 //   journal_record_fuzzer/    one valid record of every Op and, as type-13 records
 //                             (legacy-batch-*), of every op of the old batch numbering,
 //                             naming the ids of the fuzzer's starting state (BuildPrelude),

@@ -7,7 +7,7 @@
 # Each target starts from a copy of its seed corpus (fuzz/corpus/<target>/) in
 # build/fuzz/corpus-work/<target>/, where libFuzzer also keeps what it finds, so longer
 # runs build on earlier ones and the committed corpus never grows. FUZZ_FRESH=1 starts
-# from the seeds alone; FUZZ_WORK=<dir> keeps the working corpora elsewhere (`make test`
+# from the seed corpus alone; FUZZ_WORK=<dir> keeps the working corpora elsewhere (`make test`
 # runs fresh in build/fuzz/corpus-smoke, so its time does not grow with the corpus of
 # `make fuzz`). Installs nothing: needs clang, libFuzzer (libclang-rt-14-dev on
 # Debian 12), CMake, Abseil and SQLite (see the Makefile's bootstrap).

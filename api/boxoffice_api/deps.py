@@ -35,7 +35,7 @@ _bearer = HTTPBearer(auto_error=False, description="The access JWT from POST /v1
 _queue_header = APIKeyHeader(
     name="X-Queue-Token",
     auto_error=False,
-    scheme_name="QueueToken",
+    scheme_name="QueueToken",  # the OpenAPI security scheme: a contract name, kept
     description="The queue token from POST /v1/concerts/{concert_id}/queue.",
 )
 _admin_header = APIKeyHeader(
@@ -85,7 +85,9 @@ async def queue_claims(
     return claims
 
 
-QueueToken = Annotated[QueueClaims, Depends(queue_claims)]
+# The verified claims of the request's X-Queue-Token; the token's state (WAITING, ACTIVE,
+# EXPIRED) is boxoffice.QueueToken, and whether it passes the gate is the engine's answer.
+QueueTokenDep = Annotated[QueueClaims, Depends(queue_claims)]
 
 
 async def require_admin(

@@ -187,7 +187,7 @@ def default_max_seats_per_user(max_seats_per_reservation: int) -> int | None:
 
 
 class Sale(Strict):
-    """Sale settings; the defaults are the seeds' (capacity 200, session 10 min, hold 5 min)."""
+    """Sale settings; by default capacity 200, session 10 min, hold 5 min."""
 
     model_config = ConfigDict(extra="forbid", from_attributes=True)
 

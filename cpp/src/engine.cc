@@ -794,7 +794,7 @@ absl::StatusOr<Payment> Engine::PayLocked(UserId user, TokenId token, Reservatio
   if (balance < r.amount) {
     Emit(EventType::kPaymentFailed, user, r.concert_id, token, r.id, r.amount, balance);
     if (concert.sale.release_on_payment_failure) {
-      // The seeds' SAGA compensation: give the seats back at once.
+      // The concert's compensation for a failed payment: give the seats back at once.
       EndPending(r, ReservationStatus::kCanceled, EventType::kReservationCanceled);
     }
     return MakeError(ErrorCode::kInsufficientBalance,

@@ -561,7 +561,7 @@ class Engine:
     def state_hash(self) -> int:
         """A 64-bit digest of the whole state: equal for engines fed the same commands."""
     def check_invariants(self) -> None:
-        """Checks every invariant of the brief. Raises InternalError when one is broken."""
+        """Checks every invariant (docs/engine-rules.md). Raises InternalError if one is broken."""
     def _apply_batch(self, commands: Buffer, results: Buffer) -> None: ...
     def apply_encoded(self, command: bytes) -> bytes:
         """Applies one encoded command; returns its encoded result (``boxoffice.commands``)."""

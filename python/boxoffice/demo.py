@@ -6,7 +6,7 @@ probability 0.8, and otherwise leaves the queue and lets the hold expire (fans w
 nothing free look again at their next poll, until their session ends); waiting fans poll
 every 5 s and one in ten may give up. Every step goes through the same engine a server would
 use; the clock is virtual, so the demo takes seconds, not an hour. Prints what happened and
-checks the invariants of the brief (no seat sold twice, money conserved).
+checks the engine's invariants (no seat sold twice, money conserved).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def run(fans: int = 3_000, seed: int = 1) -> dict[str, float]:
     """Runs the demo drop and returns its summary (counts, won, seconds of virtual time).
 
     Raises:
-        boxoffice.errors.InternalError: an invariant of the brief is broken (a bug).
+        boxoffice.errors.InternalError: an invariant of the engine is broken (a bug).
     """
     rng = random.Random(seed)
     engine = Engine(seed=seed)
@@ -79,7 +79,7 @@ def run(fans: int = 3_000, seed: int = 1) -> dict[str, float]:
             if fan.token_id == 0:
                 fan.token_id = engine.join_queue(fan.user_id, concert.id, now=now).id
             elif (now - fan.arrives_at) % 5 != 0:
-                continue  # polls every 5 s, like the seeds' clients
+                continue  # polls every 5 s, the engine's default poll_after_s
             token = engine.queue_status(fan.user_id, fan.token_id, now=now)
             if token.state == "EXPIRED":
                 fan.done = True

@@ -1,4 +1,4 @@
-"""Every flow of the seeds, end to end over HTTP against a real server: sign up and log in,
+"""Every user flow, end to end over HTTP against a real server: sign up and log in,
 browse, the admission queue and its gate, dates and seats, holds, the wallet, payments,
 idempotency keys, the operator's view, health and metrics.
 
@@ -212,7 +212,7 @@ def test_browse_concerts_by_title_and_date_range(api):
     concert = one.json()
     assert concert["title"] == "Summer Night" and len(concert["schedules"]) == 2
     assert [s["seats_available"] for s in concert["schedules"]] == [10, 10]
-    assert concert["sale"]["queue_capacity"] == 200  # the seeds' default
+    assert concert["sale"]["queue_capacity"] == 200  # the default queue capacity
 
     problem(api.http.get("/v1/concerts/999999999", headers=fan), 404, "CONCERT_NOT_FOUND")
 
@@ -498,7 +498,7 @@ def test_hold_explicit_seats_and_best_available_by_grade(api):
     assert r["status"] == "PENDING" and r["seats"] == [by_label["A-1-2"]["id"]]
     assert r["amount"] == 150_000
     ttl = rfc3339(r["expires_at"]) - rfc3339(r["created_at"])
-    assert ttl == timedelta(seconds=300)  # the seeds' 5-minute hold
+    assert ttl == timedelta(seconds=300)  # the default 5-minute hold
     assert before - timedelta(seconds=5) < rfc3339(r["created_at"]) < before + timedelta(seconds=30)
 
     # Best available: adjacent seats in one row of the grade, from the row's left end.

@@ -1,6 +1,6 @@
-"""Security hardening (issue 7): the items no other module covers, against real servers.
+"""Security hardening: the items no other module covers, against real servers.
 
-Where each item of the issue is tested (``here`` is this module):
+Where each hardening item is tested (``here`` is this module):
 
 - JWT algorithm pinned, ``none`` and confusion refused: test_authorization
   test_a_forged_access_token_is_401, test_access_token_claims_are_checked; test_flows

@@ -86,7 +86,7 @@ TEST_CASE("every code has an HTTP status that fits its absl code", "[errors]") {
   }
 }
 
-TEST_CASE("the codes named by the product brief have their documented statuses",
+TEST_CASE("the codes named in docs/http-api.md have their documented statuses",
           "[errors]") {
   struct Expected {
     ErrorCode code;

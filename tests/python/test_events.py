@@ -1,4 +1,4 @@
-"""Flow 11: the domain event journal, numbered by sequence and read after a sequence."""
+"""The domain event journal, numbered by sequence and read after a sequence."""
 # mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
 
 from __future__ import annotations

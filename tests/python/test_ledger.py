@@ -1,4 +1,4 @@
-"""Flows 9-10: balance charges and history, payments, payment failure, refunds, money."""
+"""The wallet: balance charges and history, payments, payment failure, refunds, money."""
 # mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Flows 3-5: the admission queue (join, waiting, admission, abandon, session, pre-queue, gate)."""
+"""The admission queue (join, waiting, admission, abandon, session, pre-queue, gate)."""
 # mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Flows 2, 6-8: browsing, seat maps, holds (explicit and best-available), release, expiry."""
+"""Browsing, seat maps, holds (explicit and best-available), release, expiry."""
 # mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Log in (flow 1): email and password for an access JWT."""
+"""Log in: email and password for an access JWT."""
 
 from __future__ import annotations
 

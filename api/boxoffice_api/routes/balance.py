@@ -1,4 +1,4 @@
-"""The wallet (flow 9): balance, history, charges."""
+"""The wallet: balance, history, charges."""
 
 from __future__ import annotations
 

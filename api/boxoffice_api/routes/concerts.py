@@ -1,4 +1,4 @@
-"""Browse (flow 2) and available dates (flow 6): concerts, one concert, its schedules."""
+"""Browse and available dates: concerts, one concert, its schedules."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from ..deps import CurrentUser, QueueToken, ServiceDep
+from ..deps import CurrentUser, QueueTokenDep, ServiceDep
 from ..errors import ApiError
 from ..schemas import ConcertOut, Page, ScheduleOut, Timestamp, seconds_of
 from .responses import problems
@@ -59,7 +59,7 @@ async def get_concert(
     summary="Available dates (ACTIVE queue token)",
 )
 async def schedules(
-    concert_id: ConcertId, user_id: CurrentUser, token: QueueToken, service: ServiceDep
+    concert_id: ConcertId, user_id: CurrentUser, token: QueueTokenDep, service: ServiceDep
 ) -> Page[ScheduleOut]:
     """The concert's schedules with ``seats_available``; needs an ACTIVE queue token for it.
 

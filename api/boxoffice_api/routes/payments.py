@@ -1,10 +1,10 @@
-"""Pay (flow 10): the user's own PENDING reservation, from their wallet, all or nothing."""
+"""Pay: the user's own PENDING reservation, from their wallet, all or nothing."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from ..deps import CurrentUser, QueueToken, ServiceDep
+from ..deps import CurrentUser, QueueTokenDep, ServiceDep
 from ..schemas import PaymentIn, PaymentOut
 from .reservations import IdempotencyKey
 from .responses import problems
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
 async def pay(
     body: PaymentIn,
     user_id: CurrentUser,
-    token: QueueToken,
+    token: QueueTokenDep,
     service: ServiceDep,
     idempotency_key: IdempotencyKey = "",
 ) -> PaymentOut:

@@ -1,4 +1,4 @@
-"""The admission queue (flows 3 and 4): join, poll, leave.
+"""The admission queue: join, poll, leave.
 
 Joining answers a signed queue token (JWT naming user, concert and token id) to send as
 ``X-Queue-Token``. Joining again returns the same live token — never a second place.
@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from ..deps import CurrentUser, QueueToken, ServiceDep
+from ..deps import CurrentUser, QueueTokenDep, ServiceDep
 from ..errors import ApiError
 from ..schemas import QueueJoined, QueueStatus
 from .responses import problems
@@ -54,7 +54,7 @@ def _same_concert(token_concert_id: int, concert_id: int) -> None:
 
 @router.get("", responses=problems(401, 403, 404), summary="Poll the queue token")
 async def poll(
-    concert_id: ConcertId, user_id: CurrentUser, token: QueueToken, service: ServiceDep
+    concert_id: ConcertId, user_id: CurrentUser, token: QueueTokenDep, service: ServiceDep
 ) -> QueueStatus:
     """The token's state, exact position and ETA (a poll keeps a WAITING token's place)."""
     _same_concert(token.concert_id, concert_id)
@@ -65,7 +65,7 @@ async def poll(
 
 @router.delete("", responses=problems(401, 403, 404), summary="Leave the queue")
 async def leave(
-    concert_id: ConcertId, user_id: CurrentUser, token: QueueToken, service: ServiceDep
+    concert_id: ConcertId, user_id: CurrentUser, token: QueueTokenDep, service: ServiceDep
 ) -> QueueStatus:
     """Leaves the queue: the token becomes EXPIRED (LEFT) and the next waiting user is
     admitted."""

@@ -1,4 +1,4 @@
-"""Holds (flow 7), reading, cancelling and releasing seats, refunds.
+"""Holds, reading, cancelling and releasing seats, refunds.
 
 Reading, cancelling and releasing need only the access token: a reservation is the user's
 own (another user's is 404, as if it did not exist). Holding needs an ACTIVE queue token.
@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, status
 
-from ..deps import CurrentUser, QueueToken, ServiceDep
+from ..deps import CurrentUser, QueueTokenDep, ServiceDep
 from ..schemas import HoldIn, Page, ReservationOut
 from .responses import problems
 
@@ -35,7 +35,7 @@ IdempotencyKey = Annotated[
 async def hold(
     body: HoldIn,
     user_id: CurrentUser,
-    token: QueueToken,
+    token: QueueTokenDep,
     service: ServiceDep,
     idempotency_key: IdempotencyKey = "",
 ) -> ReservationOut:
@@ -111,8 +111,8 @@ async def release_seat(
     user_id: CurrentUser,
     service: ServiceDep,
 ) -> ReservationOut:
-    """Releases one seat of a PENDING reservation (seed 000's unselect); releasing the last
-    seat cancels the reservation.
+    """Releases one seat of a PENDING reservation (unselecting it on the seat map);
+    releasing the last seat cancels the reservation.
 
     Errors: 404 ``RESERVATION_NOT_FOUND``, ``SEAT_NOT_IN_RESERVATION``; 409 ``HOLD_EXPIRED``,
     ``RESERVATION_NOT_PENDING``.

@@ -1,4 +1,4 @@
-"""Seats of a schedule (flow 6), behind the gate."""
+"""Seats of a schedule, behind the gate."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from ..deps import CurrentUser, QueueToken, ServiceDep
+from ..deps import CurrentUser, QueueTokenDep, ServiceDep
 from ..errors import ApiError
 from ..schemas import Page, SeatOut
 from .responses import problems
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/schedules", tags=["seats"])
 async def seats(
     schedule_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     user_id: CurrentUser,
-    token: QueueToken,
+    token: QueueTokenDep,
     service: ServiceDep,
     status: Annotated[Literal["AVAILABLE", "HELD", "SOLD"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,

@@ -1,4 +1,4 @@
-"""Sign-up (flow 1, seeds 000 and 004) and the current user."""
+"""Sign-up and the current user."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-// AdmissionQueue: the waiting room of one concert (flows 3-5).
+// AdmissionQueue: the waiting room of one concert (docs/engine-rules.md, "Admission queue").
 //
 // A user joins and gets a queue token. While fewer than `capacity` tokens are
 // ACTIVE (and the optional admissions-per-minute budget allows), WAITING
@@ -29,11 +29,11 @@ class SnapshotReader;
 class SnapshotWriter;
 
 struct QueueSettings {
-  int64_t capacity = 200;            // most ACTIVE tokens at once (seed: 200)
+  int64_t capacity = 200;            // most ACTIVE tokens at once (SaleSettings::queue_capacity)
   int64_t admission_per_minute = kNoLimit;  // kNoLimit = no rate cap
   DurationUs session_ttl_us = 600 * kMicrosPerSecond;
   DurationUs abandon_timeout_us = 60 * kMicrosPerSecond;
-  DurationUs poll_interval_us = 5 * kMicrosPerSecond;  // seeds poll every 5 s
+  DurationUs poll_interval_us = 5 * kMicrosPerSecond;  // the poll_after_s a token tells clients
   TimeUs opens_at = kNever;  // joins before this go to the pre-queue
 };
 

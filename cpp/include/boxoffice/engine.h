@@ -9,14 +9,14 @@
 // returns an error and changes nothing, or succeeds and changes everything it
 // names. The one deliberate exception is a concert's
 // `release_on_payment_failure` policy, which cancels the reservation when a
-// payment fails for lack of balance (the seeds' SAGA compensation) and still
-// reports INSUFFICIENT_BALANCE.
+// payment fails for lack of balance (a compensation: the seats go back at once
+// instead of at expiry) and still reports INSUFFICIENT_BALANCE.
 //
 // Thread safety: every public method takes one internal mutex, so an Engine
 // may be shared by many threads; commands are applied one at a time in the
 // order the mutex grants them. Given the same commands in the same order, two
 // engines end in the same state (same `StateHash`), which is what the journal
-// (durability issue) relies on: the seam is that every state change enters
+// (docs/architecture.md, "Durability") relies on: the seam is that every state change enters
 // through one of the public commands below.
 #pragma once
 
@@ -157,8 +157,8 @@ class Engine {
 
   // A 64-bit digest of the whole state, equal for equal states.
   uint64_t StateHash();
-  // Checks every invariant of the brief over the whole state; INTERNAL with a
-  // description when one is broken (which is a bug).
+  // Checks every invariant (docs/engine-rules.md, "Invariants") over the whole
+  // state; INTERNAL with a description when one is broken (which is a bug).
   absl::Status CheckInvariants();
 
  private:

@@ -1,8 +1,8 @@
 // Domain events: every state change of the engine, numbered by a sequence.
 //
-// Consumers read events after a sequence number they have seen (flow 11).
+// Consumers read events after a sequence number they have seen.
 // The log keeps the most recent `event_retention_max` events in memory; the
-// journal (durability issue) keeps all of them. Events are fixed-size records
+// journal (journal.h) keeps all of them. Events are fixed-size records
 // so that a ticket drop with millions of state changes stays cheap.
 #pragma once
 

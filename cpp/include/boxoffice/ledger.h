@@ -1,4 +1,4 @@
-// Ledger: double-entry accounting of money in integer won (flows 9-10).
+// Ledger: double-entry accounting of money in integer won (charges, payments, refunds).
 //
 // Every movement is a transfer between two accounts, so the sum of all
 // balances is zero by construction. Money enters through the external

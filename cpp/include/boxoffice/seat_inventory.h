@@ -1,5 +1,5 @@
 // SeatInventory: the seat map of one schedule and the status of every seat
-// (flows 6-8, 10).
+// (AVAILABLE, HELD by a reservation, SOLD by a payment).
 //
 // Seats are laid out section by section, row by row, in one flat array; their
 // ids are a contiguous range [first_seat_id, first_seat_id + seat_count), so a

@@ -264,7 +264,7 @@ class Sale:
         release_on_payment_failure: a failed payment cancels the hold at once.
         abandon_timeout_s: a WAITING user who has not polled for this long loses the place.
         poll_interval_s: the poll interval the engine tells clients (``poll_after_s``).
-            20 s here, not the engine's (the seeds') 5 s: with a million users waiting,
+            20 s here, not the engine's default 5 s: with a million users waiting,
             polls are nearly all of the commands, and 5 s makes 3.7 times as many.
     """
 
