@@ -307,4 +307,3 @@ class QueueTokenExpired(Conflict):
 def error_class(code: str) -> type[BoxOfficeError]:
     """The exception class for a stable error ``code`` (``InternalError`` if unknown)."""
     return _BY_CODE.get(code, InternalError)
-
