@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DIRECTORIES = ("cpp", "python", "api", "tests", "bench", "fuzz", "notebooks")
+DIRECTORIES = ("cpp", "python", "api", "tests", "bench", "fuzz", "notebooks", "docs")
 # Source and text files; fuzz corpora and regression inputs (no suffix) are bytes, not text.
 SUFFIXES = frozenset(
     {".py", ".pyi", ".cc", ".h", ".md", ".sh", ".txt", ".dict", ".lua", ".json", ".toml",
