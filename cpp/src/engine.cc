@@ -894,7 +894,9 @@ constexpr uint8_t kLegacyHoldBest = 6;
 Result Engine::Apply(const Command& c) {
   if (Oversized(c)) return Result::Refused(Invalid("request too large"));
   std::lock_guard<std::mutex> lock(mu_);
-  if (c.legacy_batch.has_value()) return ApplyBatchRecord(*c.legacy_batch, /*legacy=*/true);
+  if (c.legacy_batch.has_value()) {
+    return ApplyBatchRecord(*c.legacy_batch, /*legacy=*/true, &batch_scratch_);
+  }
   if (!ValidNow(c.now) || c.op >= Op::kCount) {
     return Result::Refused(ValidNow(c.now) ? Invalid("unknown op") : InvalidNow(c.now));
   }
@@ -970,7 +972,7 @@ Result Engine::ApplyLocked(const Command& c) {
   return Result::Refused(Invalid("unknown op"));
 }
 
-absl::StatusOr<Command> Engine::BatchToCommand(const BatchCommand& b, bool legacy) const {
+absl::Status Engine::BatchToCommand(const BatchCommand& b, bool legacy, Command* out) const {
   Op op = Op::kCount;
   if (legacy) {
     if (b.op < std::size(kLegacyBatchOps)) op = kLegacyBatchOps[b.op];
@@ -978,9 +980,20 @@ absl::StatusOr<Command> Engine::BatchToCommand(const BatchCommand& b, bool legac
     op = static_cast<Op>(b.op);
   }
   if (op == Op::kCount) return Invalid("unknown batch op");
-  Command c = MakeCommand(op, b.now_us, b.user, b.token, b.target, b.arg);
-  if (op != Op::kHold) return c;
-  c.arg = 0;
+  // `out` is reused across a batch: every field is set, and the strings and the seat
+  // list keep their buffers (a batch applies millions of records).
+  Command& c = *out;
+  c.op = op;
+  c.now = b.now_us;
+  c.user = b.user;
+  c.token = b.token;
+  c.target = b.target;
+  c.arg = op == Op::kHold ? 0 : b.arg;
+  c.quantity = 0;
+  c.grade.clear();
+  c.key.clear();
+  c.seats.clear();
+  if (op != Op::kHold) return absl::OkStatus();
   const bool best = legacy ? b.op == kLegacyHoldBest : b.arg == 0;
   if (!best) {
     if (b.quantity > config_.limits.seats_per_reservation_max || b.quantity > 64) {
@@ -995,7 +1008,7 @@ absl::StatusOr<Command> Engine::BatchToCommand(const BatchCommand& b, bool legac
         c.seats[static_cast<size_t>(k)] = 0;
       }
     }
-    return c;
+    return absl::OkStatus();
   }
   c.quantity = b.quantity;
   if (b.grade != 0) {
@@ -1009,7 +1022,7 @@ absl::StatusOr<Command> Engine::BatchToCommand(const BatchCommand& b, bool legac
     }
     c.grade = concert.grades[b.grade - 1u];
   }
-  return c;
+  return absl::OkStatus();
 }
 
 namespace {
@@ -1039,7 +1052,7 @@ void PutResult(const Result& res, BatchResult& out) {
 
 }  // namespace
 
-Result Engine::ApplyBatchRecord(const BatchCommand& b, bool legacy) {
+Result Engine::ApplyBatchRecord(const BatchCommand& b, bool legacy, Command* scratch) {
   const bool known = legacy ? b.op < std::size(kLegacyBatchOps)
                             : b.op < kOpCount && b.op != static_cast<uint8_t>(Op::kCreateConcert);
   if (!ValidNow(b.now_us) || !known) return Result::Refused(Invalid("unknown batch op"));
@@ -1048,22 +1061,22 @@ Result Engine::ApplyBatchRecord(const BatchCommand& b, bool legacy) {
   }
   // Every batch record journals exactly one record, so a crash inside a batch keeps
   // a known prefix of it.
-  absl::StatusOr<Command> c = BatchToCommand(b, legacy);
-  if (!c.ok()) {  // refused on its arguments: all it does is move the clock
+  if (absl::Status s = BatchToCommand(b, legacy, scratch); !s.ok()) {
+    // Refused on its arguments: all it does is move the clock.
     RecordCommand(MakeCommand(Op::kAdvance, b.now_us));
     AdvanceLocked(b.now_us);
-    return Result::Refused(std::move(c).status());
+    return Result::Refused(std::move(s));
   }
-  RecordCommand(*c);
-  AdvanceLocked(c->now);
-  return ApplyLocked(*c);
+  RecordCommand(*scratch);
+  AdvanceLocked(scratch->now);
+  return ApplyLocked(*scratch);
 }
 
 void Engine::ApplyBatch(std::span<const BatchCommand> commands, std::span<BatchResult> results) {
   BOXOFFICE_ASSERT(commands.size() == results.size());
   std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 0; i < commands.size(); ++i) {
-    PutResult(ApplyBatchRecord(commands[i], /*legacy=*/false), results[i]);
+    PutResult(ApplyBatchRecord(commands[i], /*legacy=*/false, &batch_scratch_), results[i]);
   }
 }
 

@@ -178,13 +178,14 @@ class Engine {
 
   // Apply after the preamble (mu_ held, command recorded, clock advanced).
   Result ApplyLocked(const Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The Command a batch record stands for, or the refusal its arguments get
+  // Sets `out` to the Command a batch record stands for, or returns the refusal its arguments get
   // before any rule runs (the op's own checks come after, in ApplyLocked).
   // `legacy`: the record uses the batch numbering of journal record type 13.
-  absl::StatusOr<Command> BatchToCommand(const BatchCommand& b, bool legacy) const
+  absl::Status BatchToCommand(const BatchCommand& b, bool legacy, Command* out) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // One batch record: BatchToCommand, then the preamble and ApplyLocked.
-  Result ApplyBatchRecord(const BatchCommand& b, bool legacy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result ApplyBatchRecord(const BatchCommand& b, bool legacy, Command* scratch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Unlocked implementations; `*Locked` names need mu_ held.
   ConcertView CreateConcertLocked(const ConcertSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fires every deadline up to max(now, clock_); returns the new clock.
@@ -270,6 +271,9 @@ class Engine {
   absl::flat_hash_map<int64_t, std::unique_ptr<IdempotencyRecord>> idempotency_
       ABSL_GUARDED_BY(mu_);
   int64_t next_idempotency_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // Not state: the Command each batch record is converted into, reused so that a
+  // batch (or a one-record batch per call) builds no Command per record.
+  Command batch_scratch_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace boxoffice
