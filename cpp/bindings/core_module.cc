@@ -934,14 +934,6 @@ void BindEngineQueries(EngineClass& cls) {
           },
           py::arg("concert_id"), py::kw_only(), py::arg("now"))
       .def(
-          "gated_schedules",
-          [](Engine& e, UserId user, TokenId token, ConcertId concert, double now) {
-            const TimeUs t = ToMicros(now, "now");
-            return Released([&] { return e.ListSchedulesGated(user, token, concert, t); });
-          },
-          py::arg("user_id"), py::arg("token_id"), py::arg("concert_id"), py::kw_only(),
-          py::arg("now"))
-      .def(
           "seats",
           [](Engine& e, ScheduleId schedule, std::optional<std::string> status, SeatId after,
              std::optional<int64_t> limit, double now) {

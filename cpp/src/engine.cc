@@ -1279,21 +1279,6 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeatsGated(
   return SeatPageLocked(schedule, status, after, limit);
 }
 
-absl::StatusOr<std::vector<ScheduleView>> Engine::ListSchedulesGated(UserId user, TokenId token,
-                                                                     ConcertId concert,
-                                                                     TimeUs now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
-    // Moves the clock as any query does (an ADVANCE through the one preamble).
-    Result advanced = ApplyHeld(MakeCommand(Op::kAdvance, now));
-    if (!advanced.ok()) return std::move(advanced.status);
-    return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
-  }
-  Result gate = ApplyHeld(MakeCommand(Op::kGate, now, user, token, concert));
-  if (!gate.ok()) return std::move(gate.status);
-  return ViewConcert(*concerts_[static_cast<size_t>(concert - 1)]).schedules;
-}
-
 absl::StatusOr<Reservation> Engine::GetReservation(UserId user, ReservationId reservation,
                                                    TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);

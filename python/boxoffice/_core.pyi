@@ -532,17 +532,6 @@ class Engine:
         joins nor counts as a poll. Raises UserNotFound, ConcertNotFound."""
     def schedules(self, concert_id: int, *, now: float) -> list[Schedule]:
         """The concert's schedules with seat counts. Raises ConcertNotFound."""
-    def gated_schedules(
-        self, user_id: int, token_id: int, concert_id: int, *, now: float
-    ) -> list[Schedule]:
-        """The dates page behind the gate, in one call: ConcertNotFound for an unknown
-        concert, else :meth:`check_gate` for it (journaled, counts as a poll) and its
-        :meth:`schedules`, under one lock.
-
-        Raises:
-            ConcertNotFound; then the gate's errors (QueueNotActive, QueueTokenExpired,
-            QueueTokenInvalid for another concert's token).
-        """
     def seats(
         self,
         schedule_id: int,

@@ -1,6 +1,5 @@
-"""The HTTP layer decides nothing: a hold's shape, join's 200 or 201, the dates and seats
-pages and the text and key limits are the engine's answers (docs/engine-rules.md), over a
-real server."""
+"""The HTTP layer decides nothing: a hold's shape, join's 200 or 201, the seats page and the
+text and key limits are the engine's answers (docs/engine-rules.md), over a real server."""
 
 from __future__ import annotations
 
@@ -98,35 +97,6 @@ def test_the_seats_page_answers_the_gate_before_the_schedule(api):
     other_sid = other["schedules"][0]["id"]
     problem(
         api.http.get(f"/v1/schedules/{other_sid}/seats", headers=fan), 403, "QUEUE_TOKEN_INVALID"
-    )
-
-
-def test_the_dates_page_answers_the_concert_before_the_gate(api):
-    concert = api.concert(queue_capacity=1)
-    other = api.concert()
-    fan = api.active(api.user(), concert["id"])
-    waiting_auth = api.user()
-    joined = api.join(waiting_auth, concert["id"])
-    waiting = waiting_auth | {"X-Queue-Token": joined["queue_token"]}
-
-    dates = api.http.get(f"/v1/concerts/{concert['id']}/schedules", headers=fan)
-    assert dates.status_code == 200, dates.text
-    assert [s["id"] for s in dates.json()["items"]] == [concert["schedules"][0]["id"]]
-    for headers in (fan, waiting):
-        problem(
-            api.http.get("/v1/concerts/999999999/schedules", headers=headers),
-            404,
-            "CONCERT_NOT_FOUND",
-        )
-    problem(
-        api.http.get(f"/v1/concerts/{concert['id']}/schedules", headers=waiting),
-        403,
-        "QUEUE_NOT_ACTIVE",
-    )
-    problem(
-        api.http.get(f"/v1/concerts/{other['id']}/schedules", headers=fan),
-        403,
-        "QUEUE_TOKEN_INVALID",
     )
 
 

@@ -71,19 +71,3 @@ def test_gated_seats_is_the_gate_and_the_page_in_one_call(make_drop):
     with pytest.raises(errors.QueueNotActive) as info:  # the gate first, whatever the schedule
         drop.engine.gated_seats(waiting_user, waiting.id, drop.concert_id, 999, now=T0 + 6)
     assert info.value.position == 0
-
-
-def test_gated_schedules_is_the_gate_and_the_dates_in_one_call(make_drop):
-    drop = make_drop(queue_capacity=1, schedules=2)
-    other = make_drop()
-    user, token = drop.admitted(now=T0)
-    dates = drop.engine.gated_schedules(user, token, drop.concert_id, now=T0 + 1)
-    assert [s.id for s in dates] == [s.id for s in drop.concert.schedules]
-    with pytest.raises(errors.ConcertNotFound):
-        drop.engine.gated_schedules(user, token, 999, now=T0 + 2)
-    with pytest.raises(errors.QueueTokenInvalid):
-        drop.engine.gated_schedules(user, token, other.concert_id, now=T0 + 2)
-    waiting_user = drop.user(now=T0 + 3)
-    waiting = drop.engine.join_queue(waiting_user, drop.concert_id, now=T0 + 3)
-    with pytest.raises(errors.QueueNotActive):
-        drop.engine.gated_schedules(waiting_user, waiting.id, drop.concert_id, now=T0 + 4)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from ..deps import CurrentUser, QueueToken, ServiceDep
+from ..errors import ApiError
 from ..schemas import ConcertOut, Page, ScheduleOut, Timestamp, seconds_of
 from .responses import problems
 
@@ -65,8 +66,11 @@ async def schedules(
     Errors: 403 ``QUEUE_NOT_ACTIVE`` (position, eta_s, Retry-After), ``QUEUE_TOKEN_EXPIRED``,
     ``QUEUE_TOKEN_INVALID`` (a token for another concert); 404 ``CONCERT_NOT_FOUND``.
     """
+    if token.concert_id != concert_id:
+        service.engine.concert(concert_id, now=service.now())  # 404 for an unknown concert
+        raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token is for another concert")
     async with service.command():
-        items = service.engine.gated_schedules(
-            user_id, token.token_id, concert_id, now=service.now()
-        )
-    return Page(items=[ScheduleOut.of(s) for s in items])
+        service.engine.check_gate(user_id, token.token_id, concert_id, now=service.now())
+    return Page(
+        items=[ScheduleOut.of(s) for s in service.engine.schedules(concert_id, now=service.now())]
+    )

@@ -119,11 +119,6 @@ class Engine {
                                         std::optional<TimeUs> starts_from,
                                         std::optional<TimeUs> starts_to, TimeUs now);
   absl::StatusOr<std::vector<ScheduleView>> ListSchedules(ConcertId concert, TimeUs now);
-  // The dates page behind the gate, in one call under one lock: CONCERT_NOT_FOUND
-  // for an unknown concert (a query: it only moves the clock), else the GATE
-  // command for it (journaled, counts as a poll: CheckGate), then its schedules.
-  absl::StatusOr<std::vector<ScheduleView>> ListSchedulesGated(UserId user, TokenId token,
-                                                               ConcertId concert, TimeUs now);
   // The user's live (WAITING or ACTIVE) token for the concert, if any. A read:
   // unlike JoinQueue it neither joins nor counts as a poll.
   absl::StatusOr<std::optional<TokenView>> LiveToken(UserId user, ConcertId concert, TimeUs now);
