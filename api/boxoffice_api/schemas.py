@@ -27,6 +27,16 @@ from pydantic import (
 
 import boxoffice as bo
 
+# The engine's named limits, as a new engine has them (a server's store is created with these
+# text and key limits): the request schemas' bounds come from here, so the HTTP layer and the
+# engine cannot disagree.
+ENGINE_LIMITS = bo.Limits()
+
+Text = Annotated[str, Field(max_length=ENGINE_LIMITS.text_length_max)]
+"""Catalog text (title, artist, venue, section name, grade). JSON Schema counts characters,
+the engine bytes of UTF-8: text within this many characters but beyond as many bytes
+(non-ASCII) is refused by the engine, also with 422 ``INVALID_ARGUMENT``."""
+
 # Strict: a JSON string or float is refused for an integer (money is integer won), a string for
 # a number, anything but true/false for a flag.
 I64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
@@ -153,10 +163,10 @@ class AccessToken(BaseModel):
 class SectionIn(Strict):
     """A block of a seat map: ``rows`` x ``seats_per_row`` seats of one grade and price."""
 
-    name: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Annotated[Text, Field(min_length=1)]
     rows: I64
     seats_per_row: I64
-    grade: Annotated[str, Field(min_length=1, max_length=64)]
+    grade: Annotated[Text, Field(min_length=1)]
     price: I64 = Field(description="Won per seat.")
 
 
@@ -164,7 +174,9 @@ class ScheduleIn(Strict):
     """One performance date with its seat map."""
 
     starts_at: Timestamp
-    sections: list[SectionIn] = Field(min_length=1, max_length=256)
+    sections: list[SectionIn] = Field(
+        min_length=1, max_length=ENGINE_LIMITS.sections_per_schedule_max
+    )
 
 
 def _without_default(schema: dict[str, JsonValue]) -> None:
@@ -266,10 +278,12 @@ class ConcertIn(Strict):
         },
     )
 
-    title: Annotated[str, Field(min_length=1, max_length=256)]
-    artist: Annotated[str, Field(max_length=256)] = ""
-    venue: Annotated[str, Field(max_length=256)] = ""
-    schedules: list[ScheduleIn] = Field(min_length=1, max_length=256)
+    title: Annotated[Text, Field(min_length=1)]
+    artist: Text = ""
+    venue: Text = ""
+    schedules: list[ScheduleIn] = Field(
+        min_length=1, max_length=ENGINE_LIMITS.schedules_per_concert_max
+    )
     sale: Sale = Field(default_factory=Sale)
 
 
@@ -361,18 +375,12 @@ class HoldIn(Strict):
         },
     )
 
+    # Which of the two ways a request takes, and what goes with which, is the engine's rule
+    # (422 INVALID_ARGUMENT from the engine: docs/engine-rules.md, "Hold seats").
     schedule_id: Id
     seat_ids: list[Id] | None = Field(None, max_length=1024)
     quantity: I64 | None = None
-    grade: Annotated[str, Field(max_length=64)] = ""
-
-    @model_validator(mode="after")
-    def _one_way(self) -> HoldIn:
-        if (self.seat_ids is None) == (self.quantity is None):
-            raise ValueError("give either seat_ids or quantity")
-        if self.seat_ids is not None and self.grade:
-            raise ValueError("grade goes with quantity, not seat_ids")
-        return self
+    grade: Text = ""
 
 
 class ReservationOut(BaseModel):

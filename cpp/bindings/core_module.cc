@@ -175,6 +175,14 @@ std::optional<SeatStatus> ParseSeatStatus(const std::optional<std::string>& s) {
                         "status must be AVAILABLE, HELD or SOLD, got '" + *s + "'"));
 }
 
+// A page size for the seat listings: None = all; below 0 is INVALID_ARGUMENT.
+int64_t PageLimit(const std::optional<int64_t>& limit) {
+  if (limit && *limit < 0) {
+    ThrowStatus(MakeError(ErrorCode::kInvalidArgument, "limit must be >= 0"));
+  }
+  return limit.value_or(std::numeric_limits<int64_t>::max());
+}
+
 // --- view bindings -------------------------------------------------------------
 
 #define RO(cls, field) def_property_readonly(#field, [](const cls& v) { return v.field; })
@@ -357,6 +365,9 @@ void BindViews(py::module_& m) {
                              [](const TokenView& v) { return OptionalSeconds(v.expires_at); })
       .def_property_readonly("ended_at",
                              [](const TokenView& v) { return OptionalSeconds(v.ended_at); })
+      .def_readonly("created", &TokenView::created,
+                    "join_queue only: True when this call made the token, False when it "
+                    "returned the user's live one.")
       .def("__repr__", [](const TokenView& v) {
         return Repr("QueueToken", v.id) + " " + std::string(ToString(v.state));
       });
@@ -951,14 +962,25 @@ void BindEngineQueries(EngineClass& cls) {
              std::optional<int64_t> limit, double now) {
             const std::optional<SeatStatus> st = ParseSeatStatus(status);
             const TimeUs t = ToMicros(now, "now");
-            if (limit && *limit < 0) {
-              ThrowStatus(MakeError(ErrorCode::kInvalidArgument, "limit must be >= 0"));
-            }
-            const int64_t n = limit.value_or(std::numeric_limits<int64_t>::max());
+            const int64_t n = PageLimit(limit);
             return Released([&] { return e.ListSeats(schedule, st, after, n, t); });
           },
           py::arg("schedule_id"), py::arg("status") = py::none(), py::kw_only(),
           py::arg("after") = 0, py::arg("limit") = py::none(), py::arg("now"))
+      .def(
+          "gated_seats",
+          [](Engine& e, UserId user, TokenId token, ConcertId concert, ScheduleId schedule,
+             std::optional<std::string> status, SeatId after, std::optional<int64_t> limit,
+             double now) {
+            const std::optional<SeatStatus> st = ParseSeatStatus(status);
+            const TimeUs t = ToMicros(now, "now");
+            const int64_t n = PageLimit(limit);
+            return Released(
+                [&] { return e.ListSeatsGated(user, token, concert, schedule, st, after, n, t); });
+          },
+          py::arg("user_id"), py::arg("token_id"), py::arg("concert_id"), py::arg("schedule_id"),
+          py::arg("status") = py::none(), py::kw_only(), py::arg("after") = 0,
+          py::arg("limit") = py::none(), py::arg("now"))
       .def(
           "reservation",
           [](Engine& e, UserId user, ReservationId reservation, double now) {

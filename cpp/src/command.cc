@@ -287,6 +287,7 @@ void EncodeToken(const TokenView& t, std::string* out) {
   PutInt(t.activated_at, out);
   PutInt(t.expires_at, out);
   PutInt(t.ended_at, out);
+  PutVarint(t.created ? 1 : 0, out);
 }
 
 bool DecodeToken(Reader& r, TokenView* t) {
@@ -294,7 +295,8 @@ bool DecodeToken(Reader& r, TokenView* t) {
          r.Enum(&t->state, static_cast<uint64_t>(TokenState::kExpired)) &&
          r.Enum(&t->end, static_cast<uint64_t>(TokenEnd::kCompleted)) && r.Int(&t->position) &&
          r.Int(&t->eta_us) && r.Int(&t->poll_after_us) && r.Int(&t->joined_at) &&
-         r.Int(&t->activated_at) && r.Int(&t->expires_at) && r.Int(&t->ended_at);
+         r.Int(&t->activated_at) && r.Int(&t->expires_at) && r.Int(&t->ended_at) &&
+         r.Enum(&t->created, 1);
 }
 
 void EncodeReservation(const Reservation& v, std::string* out) {

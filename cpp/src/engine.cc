@@ -520,9 +520,12 @@ absl::StatusOr<TokenView> Engine::JoinLocked(UserId user, ConcertId concert) {
     return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
   }
   AdmissionQueue& q = *concerts_[static_cast<size_t>(concert - 1)]->queue;
+  const TokenId live = q.LiveToken(user);
   absl::StatusOr<TokenId> id = q.Join(user, clock_, config_.limits.queue_length_max);
   if (!id.ok()) return id.status();
-  return ViewToken(*id);
+  TokenView view = ViewToken(*id);
+  view.created = *id != live;
+  return view;
 }
 
 absl::StatusOr<QueueToken*> Engine::UserToken(UserId user, TokenId token) {
@@ -894,6 +897,10 @@ constexpr uint8_t kLegacyHoldBest = 6;
 Result Engine::Apply(const Command& c) {
   if (Oversized(c)) return Result::Refused(Invalid("request too large"));
   std::lock_guard<std::mutex> lock(mu_);
+  return ApplyHeld(c);
+}
+
+Result Engine::ApplyHeld(const Command& c) {
   if (c.legacy_batch.has_value()) {
     return ApplyBatchRecord(*c.legacy_batch, /*legacy=*/true, &batch_scratch_);
   }
@@ -1227,6 +1234,12 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
   if (schedule < 1 || schedule > static_cast<int64_t>(schedules_.size())) {
     return MakeError(ErrorCode::kScheduleNotFound, absl::StrCat("no schedule ", schedule));
   }
+  return SeatPageLocked(schedule, status, after, limit);
+}
+
+std::vector<SeatView> Engine::SeatPageLocked(ScheduleId schedule,
+                                             std::optional<SeatStatus> status, SeatId after,
+                                             int64_t limit) const {
   const SeatInventory& s = *schedules_[static_cast<size_t>(schedule - 1)];
   std::vector<SeatView> out;
   const int64_t total = status ? s.count(*status) : s.seat_count();
@@ -1250,6 +1263,29 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeats(ScheduleId schedule,
     out.push_back(std::move(v));
   }
   return out;
+}
+
+// The gate is a command (it counts as a poll), so it goes through the one
+// preamble and is journaled as a GATE record; the page is a read of the state
+// the gate left, under the same lock, so nothing can change in between. Only
+// the gate is journaled: the page changes nothing, and replaying the GATE
+// record gives the same state.
+absl::StatusOr<std::vector<SeatView>> Engine::ListSeatsGated(
+    UserId user, TokenId token, ConcertId concert, ScheduleId schedule,
+    std::optional<SeatStatus> status, SeatId after, int64_t limit, TimeUs now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Result gate = ApplyHeld(MakeCommand(Op::kGate, now, user, token, concert));
+  if (!gate.ok()) return std::move(gate.status);
+  if (schedule < 1 || schedule > static_cast<int64_t>(schedules_.size())) {
+    return MakeError(ErrorCode::kScheduleNotFound, absl::StrCat("no schedule ", schedule));
+  }
+  const ConcertId owner = schedules_[static_cast<size_t>(schedule - 1)]->concert_id();
+  if (owner != concert) {
+    return MakeError(ErrorCode::kQueueTokenInvalid,
+                     absl::StrCat("queue token ", token, " is for concert ", concert,
+                                  ", not concert ", owner, " of schedule ", schedule));
+  }
+  return SeatPageLocked(schedule, status, after, limit);
 }
 
 absl::StatusOr<Reservation> Engine::GetReservation(UserId user, ReservationId reservation,

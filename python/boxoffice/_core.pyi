@@ -202,6 +202,10 @@ class QueueToken:
     def expires_at(self) -> float | None: ...
     @property
     def ended_at(self) -> float | None: ...
+    @property
+    def created(self) -> bool:
+        """``join_queue`` only: True when this call made the token, False when it returned
+        the user's live one (HTTP 201 or 200); False in every other answer."""
 
 class Reservation:
     @property
@@ -403,7 +407,8 @@ class Engine:
 
         Returns:
             The token: ACTIVE at once while fewer than ``queue_capacity`` are ACTIVE, else
-            WAITING with ``position`` (tokens ahead), ``eta_s`` and ``poll_after_s``.
+            WAITING with ``position`` (tokens ahead), ``eta_s`` and ``poll_after_s``;
+            ``created`` is False when it is the user's live token (never a second place).
 
         Raises:
             UserNotFound, ConcertNotFound; QueueFull (retry after ``retry_after_s``).
@@ -544,6 +549,27 @@ class Engine:
 
         Raises:
             ScheduleNotFound; InvalidArgument (unknown status, negative limit).
+        """
+    def gated_seats(
+        self,
+        user_id: int,
+        token_id: int,
+        concert_id: int,
+        schedule_id: int,
+        status: SeatStatusName | None = None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        now: float,
+    ) -> list[Seat]:
+        """The seats page behind the gate, in one call: :meth:`check_gate` for ``concert_id``
+        (journaled, counts as a poll), then one page of :meth:`seats` of ``schedule_id``,
+        under one lock (nothing changes in between).
+
+        Raises:
+            The gate's errors (QueueNotActive, QueueTokenExpired, QueueTokenInvalid), then
+            ScheduleNotFound, then QueueTokenInvalid when the schedule belongs to another
+            concert; InvalidArgument (unknown status, negative limit).
         """
     def reservation(self, user_id: int, reservation_id: int, *, now: float) -> Reservation:
         """One of the user's reservations. Raises UserNotFound, ReservationNotFound."""

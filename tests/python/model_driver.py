@@ -60,7 +60,7 @@ class DataChooser:
 FIELDS: dict[str, tuple[str, ...]] = {
     "QueueToken": (
         "id", "user_id", "concert_id", "state", "ended_reason", "position", "eta_s",
-        "poll_after_s", "joined_at", "activated_at", "expires_at", "ended_at",
+        "poll_after_s", "joined_at", "activated_at", "expires_at", "ended_at", "created",
     ),
     "Reservation": (
         "id", "user_id", "concert_id", "schedule_id", "token_id", "status", "seat_ids",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from boxoffice import errors
@@ -203,6 +203,7 @@ class QueueToken:
     activated_at: float | None
     expires_at: float | None
     ended_at: float | None
+    created: bool = False  # join_queue only: this call made the token
 
 
 @dataclass(frozen=True)
@@ -922,7 +923,7 @@ class ReferenceModel:
         )
         self._set_abandon(t, at + c.sale.abandon_timeout_us)
         self._admit(c, at)
-        return self._view_token(t, at)
+        return replace(self._view_token(t, at), created=True)
 
     def queue_status(self, user_id: int, token_id: int, *, now: float) -> QueueToken:
         at = self._begin(now)

@@ -35,11 +35,9 @@ async def join(
 
     Errors: 404 ``CONCERT_NOT_FOUND``; 429 ``QUEUE_FULL`` (Retry-After).
     """
-    engine = service.engine
     async with service.command():
-        existing = engine.live_token(user_id, concert_id, now=service.now())
-        token = engine.join_queue(user_id, concert_id, now=service.now())
-    if existing is not None:
+        token = service.engine.join_queue(user_id, concert_id, now=service.now())
+    if not token.created:
         response.status_code = status.HTTP_200_OK
     return QueueJoined(
         queue_token=service.tokens.queue_token(user_id, concert_id, token.id),

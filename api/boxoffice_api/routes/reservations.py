@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, status
 
 from ..deps import CurrentUser, QueueTokenDep, ServiceDep
-from ..schemas import HoldIn, Page, ReservationOut
+from ..schemas import ENGINE_LIMITS, HoldIn, Page, ReservationOut
 from .responses import problems
 
 router = APIRouter(prefix="/v1", tags=["reservations"])
@@ -20,7 +20,7 @@ IdempotencyKey = Annotated[
     str,
     Header(
         alias="Idempotency-Key",
-        max_length=256,
+        max_length=ENGINE_LIMITS.idempotency_key_length_max,
         description="A retry with the same key and request returns the first result, once.",
     ),
 ]

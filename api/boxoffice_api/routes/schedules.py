@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from ..deps import CurrentUser, QueueTokenDep, ServiceDep
-from ..errors import ApiError
 from ..schemas import Page, SeatOut
 from .responses import problems
 
@@ -31,16 +30,20 @@ async def seats(
     """The schedule's seats in seat-map order, optionally only those with ``status``; paged
     by seat id (``cursor``). Needs an ACTIVE queue token for the schedule's concert.
 
-    Errors: 403 (the gate); 404 ``SCHEDULE_NOT_FOUND``.
+    Errors: 403 (the gate; ``QUEUE_TOKEN_INVALID`` for another concert's schedule); 404
+    ``SCHEDULE_NOT_FOUND``.
     """
-    engine = service.engine
     async with service.command():
-        engine.check_gate(user_id, token.token_id, token.concert_id, now=service.now())
-    now = service.now()
-    if schedule_id not in {s.id for s in engine.schedules(token.concert_id, now=now)}:
-        engine.seats(schedule_id, "SOLD", now=now)  # 404 SCHEDULE_NOT_FOUND if unknown
-        raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token is for another concert")
-    page = engine.seats(schedule_id, status, after=cursor, limit=limit + 1, now=now)
+        page = service.engine.gated_seats(
+            user_id,
+            token.token_id,
+            token.concert_id,
+            schedule_id,
+            status,
+            after=cursor,
+            limit=limit + 1,
+            now=service.now(),
+        )
     more = len(page) > limit
     page = page[:limit]
     return Page(

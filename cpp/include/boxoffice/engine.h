@@ -87,6 +87,8 @@ class Engine {
   // The typed calls below build a Command, Apply it and unwrap the Result.
   absl::StatusOr<UserId> CreateUser(TimeUs now);
   absl::StatusOr<ConcertView> CreateConcert(const ConcertSpec& spec, TimeUs now);
+  // Joins the concert's queue, or returns the user's live token for it (never
+  // a second place); the view's `created` says which.
   absl::StatusOr<TokenView> JoinQueue(UserId user, ConcertId concert, TimeUs now);
   // A poll: the token's state, position and ETA; resets its abandon timeout.
   absl::StatusOr<TokenView> QueueStatus(UserId user, TokenId token, TimeUs now);
@@ -130,6 +132,15 @@ class Engine {
   absl::StatusOr<std::vector<SeatView>> ListSeats(ScheduleId schedule,
                                                   std::optional<SeatStatus> status,
                                                   SeatId after, int64_t limit, TimeUs now);
+  // The seats page behind the gate, in one call under one lock: the GATE
+  // command for `concert` (journaled, counts as a poll: CheckGate), then one
+  // page of ListSeats when `schedule` belongs to that concert. Errors: the
+  // gate's (QUEUE_NOT_ACTIVE, QUEUE_TOKEN_EXPIRED, QUEUE_TOKEN_INVALID), then
+  // SCHEDULE_NOT_FOUND, then QUEUE_TOKEN_INVALID for another concert's schedule.
+  absl::StatusOr<std::vector<SeatView>> ListSeatsGated(UserId user, TokenId token,
+                                                       ConcertId concert, ScheduleId schedule,
+                                                       std::optional<SeatStatus> status,
+                                                       SeatId after, int64_t limit, TimeUs now);
   absl::StatusOr<Reservation> GetReservation(UserId user, ReservationId reservation,
                                              TimeUs now);
   absl::StatusOr<std::vector<Reservation>> ListReservations(UserId user, TimeUs now);
@@ -176,6 +187,8 @@ class Engine {
   struct IdempotencyRecord;
   struct HoldArgs;
 
+  // Apply with mu_ held: the preamble, then ApplyLocked.
+  Result ApplyHeld(const Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Apply after the preamble (mu_ held, command recorded, clock advanced).
   Result ApplyLocked(const Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sets `out` to the Command a batch record stands for, or returns the refusal its arguments get
@@ -219,6 +232,10 @@ class Engine {
   // A query moves the clock: reported as kAdvance when it would.
   void RecordQuery(TimeUs now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // One page of a schedule's seats (`schedule` is known).
+  std::vector<SeatView> SeatPageLocked(ScheduleId schedule, std::optional<SeatStatus> status,
+                                       SeatId after, int64_t limit) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status CheckUser(UserId user) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Reservation*> OwnedReservation(UserId user, ReservationId id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

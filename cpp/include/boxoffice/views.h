@@ -87,6 +87,9 @@ struct TokenView {
   TimeUs activated_at = kNever;
   TimeUs expires_at = kNever;
   TimeUs ended_at = kNever;
+  // JOIN only: true when this call made the token, false when it returned the
+  // user's live one (HTTP: 201 or 200); false in every other answer.
+  bool created = false;
 };
 
 struct ConcertStats {
