@@ -15,6 +15,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -56,34 +57,56 @@ const std::vector<py::object>& ErrorClasses() {
       .get_stored();
 }
 
-// The boxoffice.errors exception (not raised) for a refusal: its class called with the
-// message and, as keywords, the details it carries (position, eta_s, seat_id,
-// retry_after_s). One vectorcall, no Python frame of ours in between: a refusal is a
-// normal answer on the hot path.
+// The boxoffice.errors exception (not raised) for a refusal, built as
+// BoxOfficeError.__init__ would build it: BaseException.__new__ with the message as its
+// one argument, then the five attributes __init__ sets (message, position, eta_s, seat_id,
+// retry_after_s; None when the status has no such detail). No Python frame runs: a refusal
+// is a normal answer on the hot path. A class with an __init__ of its own is called instead.
 py::object StatusException(const absl::Status& status) {
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> base_init;
+  const py::object& init = base_init
+      .call_once_and_store_result([] {
+        return py::module_::import("boxoffice.errors").attr("BoxOfficeError").attr("__init__");
+      })
+      .get_stored();
   const ErrorDetails d = GetErrorDetails(status);
-  const absl::string_view message = status.message();
-  py::object args[5];
-  PyObject* names[4];
-  size_t n = 0;
-  args[n++] = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
-      message.data(), static_cast<Py_ssize_t>(message.size()), "replace"));
-  auto add = [&](const char* name, py::object value) {
-    names[n - 1] = PyUnicode_InternFromString(name);
-    args[n++] = std::move(value);
+  const absl::string_view text = status.message();
+  py::object message = py::reinterpret_steal<py::object>(
+      PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace"));
+  if (!message) throw py::error_already_set();
+  auto optional_int = [](const std::optional<int64_t>& v) -> py::object {
+    return v ? py::object(py::int_(*v)) : py::object(py::none());
   };
-  if (d.position) add("position", py::int_(*d.position));
-  if (d.eta_us) add("eta_s", py::float_(static_cast<double>(*d.eta_us) / 1e6));
-  if (d.seat_id) add("seat_id", py::int_(*d.seat_id));
-  if (d.retry_after_us) add("retry_after_s", py::float_(static_cast<double>(*d.retry_after_us) / 1e6));
-  py::tuple kwnames(n - 1);
-  for (size_t i = 0; i + 1 < n; ++i) PyTuple_SET_ITEM(kwnames.ptr(), static_cast<Py_ssize_t>(i), names[i]);
-  PyObject* raw[5];
-  for (size_t i = 0; i < n; ++i) raw[i] = args[i].ptr();
-  const py::object& cls = ErrorClasses()[static_cast<size_t>(GetErrorCode(status))];
-  PyObject* exc = PyObject_Vectorcall(cls.ptr(), raw, 1, n > 1 ? kwnames.ptr() : nullptr);
-  if (exc == nullptr) throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(exc);
+  auto optional_seconds = [](const std::optional<int64_t>& v) -> py::object {
+    return v ? py::object(py::float_(static_cast<double>(*v) / 1e6)) : py::object(py::none());
+  };
+  const auto code = static_cast<size_t>(GetErrorCode(status));
+  const py::object& cls = ErrorClasses()[code];
+  // Whether each class keeps BoxOfficeError.__init__, looked up once per class.
+  static std::array<int8_t, kErrorCodeCount> plain{};  // 0 unknown, 1 yes, -1 no
+  if (plain[code] == 0) plain[code] = py::object(cls.attr("__init__")).is(init) ? 1 : -1;
+  if (plain[code] < 0) {
+    return cls(message, py::arg("position") = optional_int(d.position),
+               py::arg("eta_s") = optional_seconds(d.eta_us),
+               py::arg("seat_id") = optional_int(d.seat_id),
+               py::arg("retry_after_s") = optional_seconds(d.retry_after_us));
+  }
+  static PyObject* const names[] = {
+      PyUnicode_InternFromString("message"), PyUnicode_InternFromString("position"),
+      PyUnicode_InternFromString("eta_s"), PyUnicode_InternFromString("seat_id"),
+      PyUnicode_InternFromString("retry_after_s")};
+  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  py::tuple args = py::make_tuple(message);
+  py::object exc = py::reinterpret_steal<py::object>(type->tp_new(type, args.ptr(), nullptr));
+  if (!exc) throw py::error_already_set();
+  const py::object values[] = {message, optional_int(d.position), optional_seconds(d.eta_us),
+                               optional_int(d.seat_id), optional_seconds(d.retry_after_us)};
+  for (size_t i = 0; i < std::size(values); ++i) {
+    if (PyObject_GenericSetAttr(exc.ptr(), names[i], values[i].ptr()) != 0) {
+      throw py::error_already_set();
+    }
+  }
+  return exc;
 }
 
 // Sets the exception for `status` as the current Python error; returns nullptr.

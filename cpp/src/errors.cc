@@ -5,16 +5,49 @@
 #include <string>
 
 #include "absl/strings/cord.h"
-#include "absl/strings/numbers.h"
 
 namespace boxoffice {
 namespace {
 
-constexpr absl::string_view kCodePayload = "boxoffice/code";
-constexpr absl::string_view kPositionPayload = "boxoffice/position";
-constexpr absl::string_view kEtaPayload = "boxoffice/eta_us";
-constexpr absl::string_view kSeatPayload = "boxoffice/seat_id";
-constexpr absl::string_view kRetryPayload = "boxoffice/retry_after_us";
+// One payload carries the code and the details: two code bytes, a byte of which
+// details are present, then each present detail as a zig-zag varint. A refusal is a
+// normal answer on the hot path, so it is one small payload (inline in the Cord for
+// typical values), not one payload per detail.
+constexpr absl::string_view kErrorPayload = "boxoffice/error";
+
+void PutVarint(int64_t signed_value, std::string* out) {
+  auto v = (static_cast<uint64_t>(signed_value) << 1) ^ static_cast<uint64_t>(signed_value >> 63);
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool GetVarint(absl::string_view* in, int64_t* out) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *out = static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+// The fields of ErrorDetails, in payload order.
+std::optional<int64_t> ErrorDetails::*const kDetailFields[] = {
+    &ErrorDetails::position, &ErrorDetails::eta_us, &ErrorDetails::seat_id,
+    &ErrorDetails::retry_after_us};
+
+// The payload's bytes (empty when `status` has none); a flat Cord is read in place.
+std::string PayloadBytes(const absl::Status& status) {
+  auto c = status.GetPayload(kErrorPayload);
+  return c.has_value() ? std::string(*c) : std::string();
+}
 
 constexpr std::array<ErrorInfo, kErrorCodeCount> kTable = {{
 #define BOXOFFICE_X(e, name, absl_code, http) \
@@ -22,18 +55,6 @@ constexpr std::array<ErrorInfo, kErrorCodeCount> kTable = {{
     BOXOFFICE_ERROR_CODES(BOXOFFICE_X)
 #undef BOXOFFICE_X
 }};
-
-void PutInt(absl::Status& s, absl::string_view key, const std::optional<int64_t>& v) {
-  if (v.has_value()) s.SetPayload(key, absl::Cord(std::to_string(*v)));
-}
-
-std::optional<int64_t> GetInt(const absl::Status& s, absl::string_view key) {
-  auto c = s.GetPayload(key);
-  if (!c.has_value()) return std::nullopt;
-  int64_t v = 0;
-  if (!absl::SimpleAtoi(std::string(*c), &v)) return std::nullopt;
-  return v;
-}
 
 }  // namespace
 
@@ -45,37 +66,47 @@ const ErrorInfo& GetErrorInfo(ErrorCode code) {
 absl::Status MakeError(ErrorCode code, absl::string_view message, const ErrorDetails& details) {
   const ErrorInfo& info = GetErrorInfo(code);
   absl::Status s(info.status_code, message);
-  // The payload is the numeric code, so reading it back is an index, not a search.
-  const char code_byte[2] = {static_cast<char>(static_cast<uint16_t>(code) & 0xff),
-                             static_cast<char>(static_cast<uint16_t>(code) >> 8)};
-  s.SetPayload(kCodePayload, absl::Cord(absl::string_view(code_byte, 2)));
-  PutInt(s, kPositionPayload, details.position);
-  PutInt(s, kEtaPayload, details.eta_us);
-  PutInt(s, kSeatPayload, details.seat_id);
-  PutInt(s, kRetryPayload, details.retry_after_us);
+  std::string bytes;
+  bytes.push_back(static_cast<char>(static_cast<uint16_t>(code) & 0xff));
+  bytes.push_back(static_cast<char>(static_cast<uint16_t>(code) >> 8));
+  uint8_t mask = 0;
+  for (size_t i = 0; i < std::size(kDetailFields); ++i) {
+    if ((details.*kDetailFields[i]).has_value()) mask = static_cast<uint8_t>(mask | (1u << i));
+  }
+  bytes.push_back(static_cast<char>(mask));
+  for (const auto field : kDetailFields) {
+    if ((details.*field).has_value()) PutVarint(*(details.*field), &bytes);
+  }
+  s.SetPayload(kErrorPayload, absl::Cord(bytes));
   return s;
 }
 
 ErrorCode GetErrorCode(const absl::Status& status) {
   if (status.ok()) return ErrorCode::kOk;
-  auto c = status.GetPayload(kCodePayload);
-  if (!c.has_value() || c->size() != 2) return ErrorCode::kInternal;
-  const std::string bytes(*c);  // two bytes: no allocation (small-string buffer)
+  const std::string bytes = PayloadBytes(status);
+  if (bytes.size() < 3) return ErrorCode::kInternal;
   const auto code = static_cast<uint16_t>(static_cast<uint8_t>(bytes[0]) |
                                           (static_cast<uint8_t>(bytes[1]) << 8));
   return code < kErrorCodeCount ? static_cast<ErrorCode>(code) : ErrorCode::kInternal;
 }
 
 bool HasErrorCode(const absl::Status& status) {
-  return status.ok() || status.GetPayload(kCodePayload).has_value();
+  return status.ok() || status.GetPayload(kErrorPayload).has_value();
 }
 
 ErrorDetails GetErrorDetails(const absl::Status& status) {
   ErrorDetails d;
-  d.position = GetInt(status, kPositionPayload);
-  d.eta_us = GetInt(status, kEtaPayload);
-  d.seat_id = GetInt(status, kSeatPayload);
-  d.retry_after_us = GetInt(status, kRetryPayload);
+  const std::string bytes = PayloadBytes(status);
+  if (bytes.size() < 3) return d;
+  const auto mask = static_cast<uint8_t>(bytes[2]);
+  absl::string_view rest(bytes);
+  rest.remove_prefix(3);
+  for (size_t i = 0; i < std::size(kDetailFields); ++i) {
+    if ((mask >> i & 1) == 0) continue;
+    int64_t v = 0;
+    if (!GetVarint(&rest, &v)) return d;
+    d.*kDetailFields[i] = v;
+  }
   return d;
 }
 
