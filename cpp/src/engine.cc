@@ -868,8 +868,7 @@ namespace {
 bool Oversized(const Command& c) {
   return static_cast<int64_t>(c.seats.size()) > kRecordItemsMax ||
          static_cast<int64_t>(c.key.size()) > kRecordItemsMax ||
-         static_cast<int64_t>(c.grade.size()) > kRecordItemsMax ||
-         (c.op == Op::kCreateConcert && c.concert == nullptr);
+         static_cast<int64_t>(c.grade.size()) > kRecordItemsMax;
 }
 
 template <typename T>
@@ -896,6 +895,9 @@ constexpr uint8_t kLegacyHoldBest = 6;
 
 Result Engine::Apply(const Command& c) {
   if (Oversized(c)) return Result::Refused(Invalid("request too large"));
+  if (c.op == Op::kCreateConcert && c.concert == nullptr) {
+    return Result::Refused(Invalid("CREATE_CONCERT without a concert"));
+  }
   std::lock_guard<std::mutex> lock(mu_);
   return ApplyHeld(c);
 }

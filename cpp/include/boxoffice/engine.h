@@ -16,8 +16,8 @@
 // may be shared by many threads; commands are applied one at a time in the
 // order the mutex grants them. Given the same commands in the same order, two
 // engines end in the same state (same `StateHash`), which is what the journal
-// (docs/architecture.md, "Durability") relies on: the seam is that every state change enters
-// through one of the public commands below.
+// (docs/architecture.md, "Durability") relies on: every state change enters
+// through Apply (command.h), which the typed calls below wrap.
 #pragma once
 
 #include <cstdint>
