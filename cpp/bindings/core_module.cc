@@ -33,6 +33,7 @@
 #include "boxoffice/engine.h"
 #include "boxoffice/errors.h"
 #include "boxoffice/journal.h"
+#include "boxoffice/snapshot.h"
 #include "boxoffice/store.h"
 
 namespace py = pybind11;
@@ -834,7 +835,24 @@ using EngineClass = py::class_<Engine, std::shared_ptr<Engine>>;
 void BindEngineStore(EngineClass& cls) {
   cls.def(py::init([](std::optional<std::string> path, const std::string& durability,
                        int64_t snapshot_every_records, uint64_t seed,
-                       std::optional<Limits> limits) -> std::shared_ptr<Engine> {
+                       std::optional<Limits> limits,
+                       std::optional<py::bytes> snapshot) -> std::shared_ptr<Engine> {
+             if (snapshot) {  // an in-memory engine with the state of a snapshot
+               if (path) {
+                 ThrowStatus(MakeError(ErrorCode::kInvalidArgument,
+                                       "give a store path or a snapshot, not both"));
+               }
+               const std::string_view bytes(*snapshot);
+               absl::StatusOr<std::unique_ptr<Engine>> engine;
+               {
+                 py::gil_scoped_release nogil;
+                 engine = LoadSnapshot(absl::string_view(bytes.data(), bytes.size()));
+               }
+               if (!engine.ok()) {  // whatever the bytes, one error: they are not a snapshot
+                 ThrowStatus(MakeError(ErrorCode::kDataLoss, engine.status().message()));
+               }
+               return std::shared_ptr<Engine>(*std::move(engine));
+             }
              EngineConfig config;
              config.seed = seed;
              if (limits) config.limits = *limits;
@@ -860,7 +878,16 @@ void BindEngineStore(EngineClass& cls) {
            }),
            py::arg("path") = py::none(), py::kw_only(), py::arg("durability") = "full",
            py::arg("snapshot_every_records") = 1'000'000, py::arg("seed") = 0,
-           py::arg("limits") = py::none())
+           py::arg("limits") = py::none(), py::arg("snapshot") = py::none())
+      .def("snapshot_bytes",
+           [](Engine& e) {
+             std::string bytes;
+             {
+               py::gil_scoped_release nogil;
+               bytes = SaveSnapshot(e);
+             }
+             return py::bytes(bytes);
+           })
       .def_property_readonly("last_seq", &Engine::LastRecordedSeq)
       .def("_wait_durable",
            [](Engine& e, Seq seq) {

@@ -97,12 +97,18 @@ class Engine(_CoreEngine):
         seed: draws the pre-queue shuffles (same seed and commands, same state); a reopened
             store keeps the seed and limits it was created with.
         limits: the named limits (:class:`Limits`).
+        snapshot: the bytes of :meth:`snapshot_bytes`: an in-memory engine with exactly
+            that state (its own seed and limits; ``path`` must be None). Replicas of the
+            scale-out deployment start from one.
 
     Raises:
         boxoffice.errors.StoreUnavailable: the directory is missing or not writable.
         boxoffice.errors.StoreLocked: another writer has the store open.
         boxoffice.errors.StoreVersionUnsupported: written by a newer boxoffice.
-        boxoffice.errors.DataLoss: damage beyond a torn tail (which is ignored and logged).
+        boxoffice.errors.DataLoss: damage beyond a torn tail (which is ignored and logged),
+            or ``snapshot`` bytes that are not a whole, valid snapshot (whose state
+            passes every invariant).
+        boxoffice.errors.InvalidArgument: both ``path`` and ``snapshot``.
 
     Every other method is the C++ core's (see ``_core.pyi`` and ``docs/engine-rules.md``):
     each takes ``now`` in float seconds and raises :class:`boxoffice.errors.BoxOfficeError`
@@ -117,6 +123,7 @@ class Engine(_CoreEngine):
         snapshot_every_records: int = 1_000_000,
         seed: int = 0,
         limits: Limits | None = None,
+        snapshot: bytes | None = None,
     ) -> None:
         super().__init__(
             None if path is None else os.fspath(path),
@@ -124,6 +131,7 @@ class Engine(_CoreEngine):
             snapshot_every_records=snapshot_every_records,
             seed=seed,
             limits=limits,
+            snapshot=snapshot,
         )
         self.path = None if path is None else os.fspath(path)
         self.durability = durability if path is not None else None

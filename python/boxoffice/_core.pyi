@@ -342,11 +342,15 @@ class Engine:
         snapshot_every_records: int = 1_000_000,
         seed: int = 0,
         limits: Limits | None = None,
+        snapshot: bytes | None = None,
     ) -> None:
-        """An engine, in memory (``path`` None) or recovered from a durable store.
+        """An engine, in memory (``path`` None), from a snapshot, or recovered from a store.
 
         See ``boxoffice.Engine`` for the arguments and errors.
         """
+    def snapshot_bytes(self) -> bytes:
+        """The whole state as snapshot bytes (``Engine(snapshot=...)`` restores it); a
+        consistent cut between two commands; changes nothing, not even the clock."""
     @property
     def last_seq(self) -> int:
         """The journal sequence of the last command this thread applied (0 in memory)."""
