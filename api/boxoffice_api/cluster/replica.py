@@ -1,0 +1,522 @@
+"""An engine replica: the C++ engine applying a shard's command log, strictly in sequence order.
+
+``boxoffice replica --cluster URLS --shard NAME --dir PATH`` runs one. Every replica of a shard
+applies the same messages in the same order through ``Engine.apply_encoded``, so all of them
+hold the same state (equal ``state_hash``) at the same log sequence; any of them can answer.
+
+What a replica does:
+
+- **Applies** the stream from its last applied sequence + 1, one message after the other. A
+  message whose sequence is not exactly the next is never applied: a redelivery (lower) is
+  skipped; a gap (higher: the stream was trimmed behind this replica) makes it reload the
+  newest snapshot. After any error the consumer is re-created from the next sequence.
+- **Answers results**: requests on ``boxoffice.<shard>.results`` (queue group ``replicas``, so
+  one replica answers each) carry a stream sequence; the reply is the encoded results of that
+  message's commands (``frames.encode_batch`` of ``boxoffice.commands`` results), sent once the
+  replica has applied it. The results of the last ``results_window`` messages are kept.
+- **Keeps time moving**: every ``tick_s`` it offers an ``ADVANCE`` to the slot's start under the
+  message id ``tick-<shard>-<slot>``; JetStream's de-duplication stores one per slot whichever
+  replicas offer it, so holds and sessions expire with no request arriving.
+- **Snapshots** every ``snapshot_every_s`` into ``<dir>/snapshot.bin`` (atomically) and, when
+  ``publish_snapshots``, into the Object Store bucket ``boxoffice_snapshots`` (object ``<shard>``),
+  after which it trims the stream up to ``trim_margin`` messages behind the snapshot. A restarted
+  replica starts from the newer of its file and the bucket's object, then applies the tail.
+- **Reports** its applied sequence and state hash in the KV bucket ``boxoffice_replicas``
+  (key ``<shard>.<name>``) every second, for ``boxoffice cluster status``.
+
+Time: each command carries the ``now`` of the worker that built it; the engine never moves its
+clock back (a command older than the engine's clock runs at the clock), so replicas that apply
+the same sequence agree whatever the workers' clocks said (``docs/scale-out.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import struct
+import time
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boxoffice as bo
+import boxoffice.errors as bo_errors
+from boxoffice.commands import encode_command
+
+from . import frames
+
+log = logging.getLogger("boxoffice.replica")
+
+SNAPSHOT_MAGIC = b"BOXREPL1"
+_HEADER = struct.Struct("<8sQI")  # magic, stream sequence, crc32 of sequence + engine bytes
+SNAPSHOT_BUCKET = "boxoffice_snapshots"
+REPLICAS_BUCKET = "boxoffice_replicas"
+RESULTS_QUEUE_GROUP = "replicas"
+ERROR_HEADER = "Boxoffice-Error"
+
+
+def results_subject(shard: str) -> str:
+    """The request subject for "the results of stream sequence N" of ``shard``."""
+    return f"boxoffice.{shard}.results"
+
+
+def tick_msg_id(shard: str, slot: int) -> str:
+    """The message id of the ``ADVANCE`` of time slot ``slot`` (one stored per slot)."""
+    return f"tick-{shard}-{slot}"
+
+
+# --- snapshot files -------------------------------------------------------------------------
+
+
+def encode_snapshot(seq: int, engine_bytes: bytes) -> bytes:
+    """A replica snapshot: the engine's snapshot bytes tagged with the stream sequence of the
+    last message they include (``SNAPSHOT_MAGIC``, sequence u64, crc32, engine bytes)."""
+    crc = zlib.crc32(engine_bytes, zlib.crc32(struct.pack("<Q", seq)))
+    return _HEADER.pack(SNAPSHOT_MAGIC, seq, crc) + engine_bytes
+
+
+def decode_snapshot(data: bytes) -> tuple[int, bytes]:
+    """``(stream sequence, engine snapshot bytes)`` of :func:`encode_snapshot`'s bytes.
+
+    Raises:
+        boxoffice.errors.DataLoss: not a whole replica snapshot (magic, length, checksum).
+    """
+    if len(data) < _HEADER.size:
+        raise bo_errors.DataLoss("replica snapshot: truncated header")
+    magic, seq, crc = _HEADER.unpack_from(data)
+    body = data[_HEADER.size :]
+    if magic != SNAPSHOT_MAGIC:
+        raise bo_errors.DataLoss("replica snapshot: not a boxoffice replica snapshot")
+    if zlib.crc32(body, zlib.crc32(struct.pack("<Q", seq))) != crc:
+        raise bo_errors.DataLoss("replica snapshot: checksum mismatch")
+    return seq, body
+
+
+def write_snapshot_file(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically (temporary file, fsync, rename, fsync dir)."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+# --- the state machine, without I/O ---------------------------------------------------------
+
+
+class OutOfOrder(Exception):
+    """A message that is not the next one: ``seq`` > applied + 1 (a gap)."""
+
+
+@dataclass
+class ReplicaState:
+    """The engine and the log position it is at; applies messages strictly in order.
+
+    Args:
+        engine: an in-memory engine (``boxoffice.Engine()`` or ``Engine(snapshot=...)``).
+        applied_seq: the stream sequence of the last message ``engine`` includes.
+        results_window: messages whose results are kept for :meth:`results`.
+    """
+
+    engine: bo.Engine
+    applied_seq: int = 0
+    results_window: int = 100_000
+    undecodable: int = 0  # messages that were not a batch of commands (skipped, counted)
+    _results: OrderedDict[int, list[bytes] | None] = field(default_factory=OrderedDict)
+
+    def apply(self, seq: int, data: bytes) -> bool:
+        """Applies the message at stream sequence ``seq``; False when it was applied before.
+
+        Raises:
+            OutOfOrder: ``seq`` is beyond the next sequence (nothing is applied).
+        """
+        if seq <= self.applied_seq:
+            return False
+        if seq != self.applied_seq + 1:
+            raise OutOfOrder(f"message {seq} after {self.applied_seq}")
+        results: list[bytes] | None
+        try:
+            commands = frames.decode_batch(data)
+        except bo_errors.DataLoss as exc:
+            # Every replica skips the same bytes in the same way: they stay equal.
+            log.error("log message %d is not a batch of commands: %s", seq, exc)
+            self.undecodable += 1
+            results = None
+        else:
+            apply = self.engine.apply_encoded
+            results = []
+            for command in commands:
+                try:
+                    results.append(apply(command))
+                except bo_errors.DataLoss as exc:  # a malformed command: applied by nobody
+                    log.error("log message %d holds a malformed command: %s", seq, exc)
+                    self.undecodable += 1
+                    results.append(b"")
+        self.applied_seq = seq
+        self._results[seq] = results
+        while len(self._results) > self.results_window:
+            self._results.popitem(last=False)
+        return True
+
+    def results(self, seq: int) -> list[bytes] | None:
+        """The encoded results of message ``seq`` (b"" for a malformed command), or None if
+        it was not a batch of commands.
+
+        Raises:
+            KeyError: ``seq`` is not applied yet, or older than the window.
+        """
+        return self._results[seq]
+
+    def snapshot(self) -> bytes:
+        """The state as replica snapshot bytes (:func:`encode_snapshot`)."""
+        return encode_snapshot(self.applied_seq, self.engine.snapshot_bytes())
+
+    @classmethod
+    def from_snapshot(cls, data: bytes, results_window: int = 100_000) -> ReplicaState:
+        """The state of replica snapshot bytes.
+
+        Raises:
+            boxoffice.errors.DataLoss: damaged bytes.
+        """
+        seq, engine_bytes = decode_snapshot(data)
+        return cls(bo.Engine(snapshot=engine_bytes), seq, results_window)
+
+
+# --- the process ----------------------------------------------------------------------------
+
+
+@dataclass
+class ReplicaOptions:
+    """How a replica runs (``boxoffice replica`` flags).
+
+    Attributes:
+        urls: NATS server URLs (``nats://127.0.0.1:4222``).
+        shard: the shard whose log to apply (its stream is found in the routing bucket).
+        directory: where the replica keeps ``snapshot.bin``.
+        name: the replica's name (unique per shard; the status key).
+        tick_s: the period of the offered ``ADVANCE`` commands (s; 0 = none).
+        snapshot_every_s: the period of snapshots (s; 0 = none).
+        publish_snapshots: also put snapshots in the Object Store and trim the stream.
+        trim_margin: messages kept in the stream behind the published snapshot.
+        results_window: messages whose results are kept.
+        fetch_batch: messages asked for per pull.
+    """
+
+    urls: list[str]
+    shard: str
+    directory: Path
+    name: str
+    tick_s: float = 0.1
+    snapshot_every_s: float = 30.0
+    publish_snapshots: bool = True
+    trim_margin: int = 10_000
+    results_window: int = 100_000
+    fetch_batch: int = 512
+
+
+class Replica:
+    """One engine replica of one shard (see the module's docstring); ``await run()``."""
+
+    def __init__(self, options: ReplicaOptions) -> None:
+        self.options = options
+        self.state: ReplicaState | None = None
+        self._waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self._stopping = asyncio.Event()
+        self._nc: Any = None
+        self._js: Any = None
+        self._stream = ""
+        self._subject = ""
+        self.failovers = 0  # consumers re-created after an error
+
+    def stop(self) -> None:
+        """Asks :meth:`run` to return (after a last snapshot)."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Connects, loads the newest snapshot, then applies, answers, ticks and snapshots
+        until :meth:`stop`.
+
+        Raises:
+            nats.errors.NoServersError: no server reachable at start.
+            boxoffice_api.cluster.log.ShardNotFound: the shard has no stream.
+        """
+        import nats
+
+        from . import log as command_log
+
+        opts = self.options
+        opts.directory.mkdir(parents=True, exist_ok=True)
+        self._nc = await nats.connect(
+            servers=opts.urls, max_reconnect_attempts=-1, reconnect_time_wait=0.25, name=opts.name
+        )
+        self._js = self._nc.jetstream()
+        shard_route = await command_log.route(self._js, opts.shard)
+        self._stream, self._subject = shard_route.stream, shard_route.subject
+        seed = await command_log.ensure_meta(self._js, 0)
+        self.state = await self._load(seed)
+        log.info(
+            "replica %s of %s starts at sequence %d", opts.name, opts.shard, self.state.applied_seq
+        )
+        results_sub = await self._nc.subscribe(
+            results_subject(opts.shard), queue=RESULTS_QUEUE_GROUP, cb=self._answer
+        )
+        tasks = [
+            asyncio.create_task(self._consume(), name="consume"),
+            asyncio.create_task(self._report(), name="report"),
+        ]
+        if opts.tick_s > 0:
+            tasks.append(asyncio.create_task(self._tick(), name="tick"))
+        if opts.snapshot_every_s > 0:
+            tasks.append(asyncio.create_task(self._snapshots(), name="snapshots"))
+        try:
+            await self._stopping.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(Exception):
+                await results_sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                self._save_local()
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+
+    # -- loading
+
+    async def _load(self, seed: int) -> ReplicaState:
+        """The newer of the local snapshot file and the bucket's object; a fresh engine
+        (with the cluster's seed) when there is neither."""
+        opts = self.options
+        best: tuple[int, bytes] | None = None
+        path = opts.directory / "snapshot.bin"
+        if path.exists():
+            data = path.read_bytes()
+            try:
+                best = (decode_snapshot(data)[0], data)
+            except bo_errors.DataLoss as exc:
+                log.error("ignoring %s: %s", path, exc)
+        published = await self._published_snapshot()
+        if published is not None and (best is None or published[0] > best[0]):
+            best = published
+        if best is None:
+            return ReplicaState(bo.Engine(seed=seed), 0, opts.results_window)
+        return ReplicaState.from_snapshot(best[1], opts.results_window)
+
+    async def _published_snapshot(self) -> tuple[int, bytes] | None:
+        try:
+            store = await self._js.object_store(SNAPSHOT_BUCKET)
+            result = await store.get(self.options.shard)
+        except Exception as exc:  # no bucket or no object yet: nothing published
+            log.info("no published snapshot of %s (%s)", self.options.shard, type(exc).__name__)
+            return None
+        data = bytes(result.data or b"")
+        try:
+            return decode_snapshot(data)[0], data
+        except bo_errors.DataLoss as exc:
+            log.error("ignoring the published snapshot of %s: %s", self.options.shard, exc)
+            return None
+
+    # -- applying
+
+    async def _consume(self) -> None:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        assert self.state is not None
+        opts = self.options
+        while not self._stopping.is_set():
+            sub = None
+            try:
+                config = ConsumerConfig(
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=self.state.applied_seq + 1,
+                    ack_policy=AckPolicy.NONE,
+                    inactive_threshold=30.0,
+                )
+                sub = await self._js.pull_subscribe(
+                    self._subject, stream=self._stream, config=config
+                )
+                while not self._stopping.is_set():
+                    try:
+                        messages = await sub.fetch(opts.fetch_batch, timeout=1.0)
+                    except TimeoutError:
+                        continue
+                    for message in messages:
+                        self._apply(message.metadata.sequence.stream, message.data)
+            except asyncio.CancelledError:
+                raise
+            except OutOfOrder as exc:
+                log.warning("replica %s: %s; reloading the published snapshot", opts.name, exc)
+                await self._reload_after_gap()
+            except Exception as exc:  # a leader election, a lost connection, a deleted consumer
+                self.failovers += 1
+                log.warning(
+                    "replica %s: consumer failed (%s: %s); re-creating it from %d",
+                    opts.name,
+                    type(exc).__name__,
+                    exc,
+                    self.state.applied_seq + 1,
+                )
+                await asyncio.sleep(0.25)
+            finally:
+                if sub is not None:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+
+    def _apply(self, seq: int, data: bytes) -> None:
+        assert self.state is not None
+        if self.state.apply(seq, data) and self._waiters:
+            self._wake_through(seq)
+
+    def _wake_through(self, seq: int) -> None:
+        """Settles every waiter for a sequence at or below ``seq`` (a reload can jump)."""
+        for waited in [s for s in self._waiters if s <= seq]:
+            for future in self._waiters.pop(waited):
+                if not future.done():
+                    future.set_result(None)
+
+    async def _reload_after_gap(self) -> None:
+        assert self.state is not None
+        published = await self._published_snapshot()
+        if published is None or published[0] <= self.state.applied_seq:
+            await asyncio.sleep(1.0)  # nothing newer to load: try the stream again
+            return
+        self.state = ReplicaState.from_snapshot(published[1], self.options.results_window)
+        self._wake_through(self.state.applied_seq)  # their results are gone: they hear GONE
+
+    # -- answering
+
+    async def _answer(self, msg: Any) -> None:
+        assert self.state is not None
+        try:
+            seq = int(msg.data)
+        except ValueError:
+            await msg.respond(b"", headers={ERROR_HEADER: "BAD_REQUEST"})
+            return
+        if seq > self.state.applied_seq:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(seq, []).append(future)
+            try:
+                await asyncio.wait_for(future, timeout=5.0)
+            except TimeoutError:
+                return  # the requester retries (another replica may be ahead)
+        try:
+            results = self.state.results(seq)
+        except KeyError:
+            await msg.respond(b"", headers={ERROR_HEADER: "GONE"})
+            return
+        if results is None:
+            await msg.respond(b"", headers={ERROR_HEADER: "UNDECODABLE"})
+            return
+        await msg.respond(frames.encode_batch(results) if results else b"")
+
+    # -- time, snapshots, status
+
+    async def _tick(self) -> None:
+        opts = self.options
+        while True:
+            now = time.time()
+            slot = int(now / opts.tick_s) + 1
+            await asyncio.sleep(max(0.0, slot * opts.tick_s - now))
+            payload = frames.encode_batch([encode_command("ADVANCE", now=slot * opts.tick_s)])
+            try:
+                await self._js.publish(
+                    self._subject,
+                    payload,
+                    stream=self._stream,
+                    timeout=max(opts.tick_s, 0.5),
+                    headers={"Nats-Msg-Id": tick_msg_id(opts.shard, slot)},
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # no quorum right now: the next slot's tick will do
+                log.debug("tick %d not appended: %s", slot, exc)
+
+    def _save_local(self) -> bytes:
+        assert self.state is not None
+        data = self.state.snapshot()
+        write_snapshot_file(self.options.directory / "snapshot.bin", data)
+        return data
+
+    async def _save_local_async(self) -> bytes:
+        assert self.state is not None
+        # The cut is taken on the event loop's thread, between two messages, so the sequence
+        # and the state match; only the file write leaves the loop.
+        data = self.state.snapshot()
+        path = self.options.directory / "snapshot.bin"
+        await asyncio.to_thread(write_snapshot_file, path, data)
+        return data
+
+    async def _snapshots(self) -> None:
+        opts = self.options
+        last = -1
+        while True:
+            await asyncio.sleep(opts.snapshot_every_s)
+            assert self.state is not None
+            seq = self.state.applied_seq
+            if seq == last:
+                continue
+            data = await self._save_local_async()
+            last = seq
+            if opts.publish_snapshots:
+                try:
+                    await self._publish(seq, data)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("snapshot %d not published: %s", seq, exc)
+
+    async def _publish(self, seq: int, data: bytes) -> None:
+        from nats.js.errors import BucketNotFoundError
+
+        try:
+            store = await self._js.object_store(SNAPSHOT_BUCKET)
+        except BucketNotFoundError:
+            store = await self._js.create_object_store(SNAPSHOT_BUCKET)
+        published = await self._published_snapshot()
+        if published is not None and published[0] >= seq:
+            return  # another replica published a newer one
+        await store.put(self.options.shard, data)
+        trim_below = seq - self.options.trim_margin
+        if trim_below > 1:
+            await self._js.purge_stream(self._stream, seq=trim_below)
+
+    async def _report(self) -> None:
+        from nats.js.errors import BucketNotFoundError
+
+        opts = self.options
+        kv = None
+        while True:
+            assert self.state is not None
+            try:
+                if kv is None:
+                    try:
+                        kv = await self._js.key_value(REPLICAS_BUCKET)
+                    except BucketNotFoundError:
+                        kv = await self._js.create_key_value(bucket=REPLICAS_BUCKET, history=1)
+                status = {
+                    "name": opts.name,
+                    "pid": os.getpid(),
+                    "applied_seq": self.state.applied_seq,
+                    "state_hash": self.state.engine.state_hash(),
+                    "failovers": self.failovers,
+                    "at": time.time(),
+                }
+                await kv.put(f"{opts.shard}.{opts.name}", json.dumps(status).encode())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("status not reported: %s", exc)
+            await asyncio.sleep(1.0)
