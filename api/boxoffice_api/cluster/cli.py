@@ -98,3 +98,225 @@ def add_replica(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.set_defaults(run=_replica)
     return parser
+
+
+# --- boxoffice cluster up | status | down ----------------------------------------------------
+
+CLUSTER_FILE = "cluster.json"
+
+
+def _start_replica(directory: Path, urls: list[str], shard: str, name: str) -> dict[str, Any]:
+    """Starts ``boxoffice replica`` as its own process (session) with its log in its dir."""
+    import subprocess
+
+    replica_dir = directory / name
+    replica_dir.mkdir(parents=True, exist_ok=True)
+    log_file = open(replica_dir / "replica.log", "ab")  # noqa: SIM115 - the child keeps it
+    command = [
+        sys.executable, "-m", "boxoffice.cli", "replica",
+        "--cluster", ",".join(urls), "--shard", shard, "--dir", str(replica_dir),
+        "--name", name,
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    log_file.close()
+    return {"name": name, "pid": process.pid, "dir": str(replica_dir), "command": command}
+
+
+async def _wait_replicas(urls: list[str], shard: str, names: list[str], timeout_s: float) -> None:
+    from .status import replica_statuses
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        statuses = await replica_statuses(urls, shard)
+        if all(name in statuses for name in names):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            missing = [n for n in names if n not in statuses]
+            raise TimeoutError(f"replicas did not report within {timeout_s} s: {missing}")
+        await asyncio.sleep(0.2)
+
+
+def _cluster_up(args: argparse.Namespace) -> int:
+    import json
+    import secrets
+
+    from .log import ensure_meta, ensure_shard
+    from .nats import NatsCluster
+
+    directory = Path(args.dir).resolve()
+    record_path = directory / CLUSTER_FILE
+    if record_path.exists():
+        print(
+            f"a cluster is recorded in {record_path}; `boxoffice cluster down --dir "
+            f"{args.dir}` first",
+            file=sys.stderr,
+        )
+        return 1
+    directory.mkdir(parents=True, exist_ok=True)
+    nats_cluster = NatsCluster(directory / "nats", size=args.nats, host=args.host)
+    nats_cluster.start()
+    record: dict[str, Any] = {
+        "shard": args.shard,
+        "nats": nats_cluster.to_json(),
+        "urls": nats_cluster.urls,
+        "replicas": [],
+        "workers": [],
+    }
+    try:
+
+        async def set_up() -> None:
+            import nats
+
+            nc = await nats.connect(servers=nats_cluster.urls)
+            try:
+                js = nc.jetstream()
+                await ensure_shard(js, args.shard, replicas=min(3, args.nats))
+                await ensure_meta(js, secrets.randbits(63))
+            finally:
+                await nc.close()
+
+        asyncio.run(set_up())
+        for i in range(1, args.replicas + 1):
+            record["replicas"].append(
+                _start_replica(directory, nats_cluster.urls, args.shard, f"replica-{i}")
+            )
+        record_path.write_text(json.dumps(record, indent=2))
+        asyncio.run(
+            _wait_replicas(
+                nats_cluster.urls,
+                args.shard,
+                [r["name"] for r in record["replicas"]],
+                args.timeout_s,
+            )
+        )
+    except BaseException:
+        _stop_recorded(record)
+        record_path.unlink(missing_ok=True)
+        raise
+    print(f"cluster up in {directory} (shard {args.shard})")
+    for server in record["nats"]["servers"]:
+        print(f"  nats {server['name']:<10} pid {server['pid']:<8} {server['url']}")
+    for replica in record["replicas"]:
+        print(f"  replica {replica['name']:<7} pid {replica['pid']:<8} {replica['dir']}")
+    print(f"  written to {record_path}")
+    return 0
+
+
+def _stop_pid(pid: int, grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s``; returns when ``pid`` is gone."""
+    import os
+    import time
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:  # not our child: poll its existence
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    with _suppress_child_error():
+        os.waitpid(pid, 0)
+
+
+def _suppress_child_error() -> Any:
+    import contextlib
+
+    return contextlib.suppress(ChildProcessError)
+
+
+def _stop_recorded(record: dict[str, Any]) -> None:
+    from .nats import NatsCluster
+
+    for component in record.get("workers", []) + record.get("replicas", []):
+        _stop_pid(int(component["pid"]))
+    if "nats" in record:
+        NatsCluster.from_json(record["nats"]).stop()
+
+
+def _load_record(directory: str) -> dict[str, Any] | None:
+    import json
+
+    path = Path(directory) / CLUSTER_FILE
+    if not path.exists():
+        print(f"no cluster recorded in {path}", file=sys.stderr)
+        return None
+    record: dict[str, Any] = json.loads(path.read_text())
+    return record
+
+
+def _cluster_down(args: argparse.Namespace) -> int:
+    record = _load_record(args.dir)
+    if record is None:
+        return 1
+    _stop_recorded(record)
+    (Path(args.dir) / CLUSTER_FILE).unlink()
+    print(f"cluster in {args.dir} stopped")
+    return 0
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    import json
+
+    from .status import cluster_status
+
+    record = _load_record(args.dir)
+    if record is None:
+        return 1
+    status = asyncio.run(cluster_status(record))
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0 if status["healthy"] else 1
+    print(
+        f"shard {status['shard']}: stream {status['stream']} last sequence "
+        f"{status['last_seq']}, leader {status['leader']}"
+    )
+    for server in status["nats"]:
+        print(
+            f"  nats {server['name']:<10} pid {server['pid']:<8} "
+            f"{'up' if server['alive'] else 'DOWN'}"
+        )
+    for replica in status["replicas"]:
+        print(
+            f"  replica {replica['name']:<7} pid {replica['pid']:<8} "
+            f"{'up' if replica['alive'] else 'DOWN':<5} applied {replica['applied_seq']} "
+            f"lag {replica['lag']}"
+        )
+    return 0 if status["healthy"] else 1
+
+
+def add_cluster(subparsers: Any) -> argparse.ArgumentParser:
+    """Registers ``cluster up|status|down`` (entry point ``boxoffice.commands:cluster``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "cluster", help="a whole cluster on this machine (development, tests)"
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("up", help="start nats-servers and replicas; write DIR/cluster.json")
+    up.add_argument("--dir", required=True, help="where every component keeps its files")
+    up.add_argument("--nats", type=int, default=3, help="nats-servers (3: an R3 stream)")
+    up.add_argument("--replicas", type=int, default=2, help="engine replicas")
+    up.add_argument("--shard", default=SHARD_DEFAULT)
+    up.add_argument("--host", default="127.0.0.1", help="interface of every component")
+    up.add_argument("--timeout-s", type=float, default=60.0, help="wait for the replicas (s)")
+    up.set_defaults(run=_cluster_up)
+    status = actions.add_parser("status", help="components, stream leader, replica lag")
+    status.add_argument("--dir", required=True)
+    status.add_argument("--json", action="store_true", help="print it as JSON")
+    status.set_defaults(run=_cluster_status)
+    down = actions.add_parser("down", help="stop every component recorded in DIR/cluster.json")
+    down.add_argument("--dir", required=True)
+    down.set_defaults(run=_cluster_down)
+    return parser

@@ -58,11 +58,43 @@ SNAPSHOT_BUCKET = "boxoffice_snapshots"
 REPLICAS_BUCKET = "boxoffice_replicas"
 RESULTS_QUEUE_GROUP = "replicas"
 ERROR_HEADER = "Boxoffice-Error"
+MALFORMED_RESULT = b"\xff"
+"""The result of a command that did not decode (not a valid encoded result: reading it with
+``decode_result`` raises DataLoss). Workers append only valid commands."""
 
 
 def results_subject(shard: str) -> str:
     """The request subject for "the results of stream sequence N" of ``shard``."""
     return f"boxoffice.{shard}.results"
+
+
+def query_subject(shard: str) -> str:
+    """The request subject for reads of ``shard``'s state (:data:`READS`)."""
+    return f"boxoffice.{shard}.query"
+
+
+READS: dict[str, bool] = {
+    # engine reads a replica answers -> whether they take ``now`` (set to the engine's clock)
+    "concert": True,
+    "concerts": True,
+    "live_token": True,
+    "schedules": True,
+    "seats": True,
+    "reservation": True,
+    "reservations": True,
+    "balance": True,
+    "history": True,
+    "stats": True,
+    "events": False,
+    "state_hash": False,
+    # properties
+    "user_count": False,
+    "concert_count": False,
+    "last_event_seq": False,
+    "clock": False,
+}
+"""The reads a replica answers. They run at the engine's clock (never ahead of the log), so a
+read changes nothing: every replica stays the same state machine."""
 
 
 def tick_msg_id(shard: str, slot: int) -> str:
@@ -162,7 +194,7 @@ class ReplicaState:
                 except bo_errors.DataLoss as exc:  # a malformed command: applied by nobody
                     log.error("log message %d holds a malformed command: %s", seq, exc)
                     self.undecodable += 1
-                    results.append(b"")
+                    results.append(MALFORMED_RESULT)
         self.applied_seq = seq
         self._results[seq] = results
         while len(self._results) > self.results_window:
@@ -170,8 +202,8 @@ class ReplicaState:
         return True
 
     def results(self, seq: int) -> list[bytes] | None:
-        """The encoded results of message ``seq`` (b"" for a malformed command), or None if
-        it was not a batch of commands.
+        """The encoded results of message ``seq`` (:data:`MALFORMED_RESULT` for a command
+        that did not decode), or None if it was not a batch of commands.
 
         Raises:
             KeyError: ``seq`` is not applied yet, or older than the window.
@@ -271,6 +303,9 @@ class Replica:
         results_sub = await self._nc.subscribe(
             results_subject(opts.shard), queue=RESULTS_QUEUE_GROUP, cb=self._answer
         )
+        query_sub = await self._nc.subscribe(
+            query_subject(opts.shard), queue=RESULTS_QUEUE_GROUP, cb=self._query
+        )
         tasks = [
             asyncio.create_task(self._consume(), name="consume"),
             asyncio.create_task(self._report(), name="report"),
@@ -287,8 +322,9 @@ class Replica:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            with contextlib.suppress(Exception):
-                await results_sub.unsubscribe()
+            for sub in (results_sub, query_sub):
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
             with contextlib.suppress(Exception):
                 self._save_local()
             with contextlib.suppress(Exception):
@@ -405,13 +441,8 @@ class Replica:
         except ValueError:
             await msg.respond(b"", headers={ERROR_HEADER: "BAD_REQUEST"})
             return
-        if seq > self.state.applied_seq:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.setdefault(seq, []).append(future)
-            try:
-                await asyncio.wait_for(future, timeout=5.0)
-            except TimeoutError:
-                return  # the requester retries (another replica may be ahead)
+        if not await self._until_applied(seq, 5.0):
+            return  # the requester retries (another replica may be ahead)
         try:
             results = self.state.results(seq)
         except KeyError:
@@ -420,7 +451,59 @@ class Replica:
         if results is None:
             await msg.respond(b"", headers={ERROR_HEADER: "UNDECODABLE"})
             return
-        await msg.respond(frames.encode_batch(results) if results else b"")
+        await msg.respond(frames.encode_batch(results))
+
+    async def _until_applied(self, seq: int, timeout_s: float) -> bool:
+        """Waits until message ``seq`` is applied; False after ``timeout_s``."""
+        assert self.state is not None
+        if seq <= self.state.applied_seq:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(seq, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout=timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _query(self, msg: Any) -> None:
+        """Answers a read: ``{"min_seq", "method", "args", "kwargs"}`` -> ``{"value",
+        "applied_seq"}`` or ``{"error"}``, once at least ``min_seq`` is applied."""
+        from .wire import error_to_wire, to_wire
+
+        assert self.state is not None
+        try:
+            request = json.loads(msg.data)
+            method = str(request["method"])
+            args = list(request.get("args", []))
+            kwargs = dict(request.get("kwargs", {}))
+            min_seq = int(request.get("min_seq", 0))
+            if method not in READS:
+                raise ValueError(f"not a read: {method!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            await msg.respond(
+                json.dumps({"error": {"code": "INVALID_ARGUMENT", "message": str(exc)}}).encode()
+            )
+            return
+        if not await self._until_applied(min_seq, 5.0):
+            return  # the requester retries (another replica may be ahead)
+        engine = self.state.engine
+        answer: dict[str, Any]
+        try:
+            member = getattr(engine, method)
+            if callable(member):
+                if READS[method]:
+                    kwargs["now"] = engine.clock
+                value = member(*args, **kwargs)
+            else:
+                value = member
+            answer = {"value": to_wire(value)}
+        except bo_errors.BoxOfficeError as exc:
+            answer = {"error": error_to_wire(exc)}
+        except (TypeError, ValueError) as exc:  # arguments of the wrong shape
+            answer = {"error": {"code": "INVALID_ARGUMENT", "message": str(exc)}}
+        answer["applied_seq"] = self.state.applied_seq
+        await msg.respond(json.dumps(answer).encode())
 
     # -- time, snapshots, status
 
