@@ -1,0 +1,429 @@
+"""The command log on NATS JetStream: one stream per shard, found through a routing bucket.
+
+A shard's stream is ``BOXOFFICE_<SHARD>`` on the subject ``boxoffice.<shard>.log``: file
+storage, R3 in production (R1 for a one-machine install), a de-duplication window of
+:data:`DUPLICATE_WINDOW_S` on the ``Nats-Msg-Id`` header, messages up to
+:data:`MESSAGE_BYTES_MAX`. Each message is a batch of encoded commands (:mod:`.frames`).
+Workers and replicas find a shard's stream in the KV bucket :data:`ROUTING_BUCKET`
+(key = shard, value = ``{"stream", "subject"}``), so that adding shards changes no caller.
+Cluster-wide settings (the engine ``seed``) live in the KV bucket :data:`META_BUCKET`. Both are
+written create-only: the first writer wins and every later one reads its value.
+
+Appends (:class:`CommandLog`) retry through leader elections and reconnections under the SAME
+message id until their deadline, so a retried message is stored once; :class:`Batcher` shares one
+message between concurrent submitters. See ``docs/scale-out.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
+
+import boxoffice.errors as bo_errors
+
+from . import frames
+
+log = logging.getLogger(__name__)
+
+SHARD_DEFAULT = "main"
+"""The shard that holds everything while there is one shard."""
+
+ROUTING_BUCKET = "boxoffice_routing"
+"""KV bucket: shard name -> JSON ``{"stream": ..., "subject": ...}``."""
+
+META_BUCKET = "boxoffice_meta"
+"""KV bucket of cluster-wide settings (``seed``)."""
+
+DUPLICATE_WINDOW_S = 120.0
+"""How long the stream remembers a message id: a retry with the same id within this window is
+acknowledged with the first copy's sequence and not stored again."""
+
+MESSAGE_BYTES_MAX = frames.COMMAND_BYTES_MAX + 4096
+"""The stream's largest message: one largest command (a concert with its seat map) and its
+framing. The servers' ``max_payload`` must be at least this (``NatsCluster`` sets 8 MB)."""
+
+APPEND_TIMEOUT_S = 5.0
+"""Default deadline of one append, retries included (at most half the de-duplication window)."""
+
+ATTEMPT_TIMEOUT_S = 1.0
+"""How long one publish attempt waits for its acknowledgement before it is sent again."""
+
+RETRY_AFTER_S = 2.0
+"""What :class:`LogUnavailable` suggests to wait: about one RAFT election."""
+
+_SHARD_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_RETRYABLE_API_CODES = frozenset({500, 503})
+
+
+class LogUnavailable(bo_errors.StoreUnavailable):
+    """No quorum of the command log acknowledged an append before its deadline (HTTP 503).
+
+    The append may still be stored (its acknowledgement was lost): retrying with the same message
+    id within :data:`DUPLICATE_WINDOW_S` stores it at most once. ``retry_after_s`` says when to
+    try again.
+    """
+
+
+class ShardNotFound(bo_errors.NotFound):
+    """The routing bucket has no entry for the shard (``ensure_shard`` was never run)."""
+
+
+@dataclass(frozen=True)
+class ShardRoute:
+    """Where a shard's commands go: its stream's name and subject."""
+
+    shard: str
+    stream: str
+    subject: str
+
+
+def shard_route(shard: str) -> ShardRoute:
+    """The stream and subject a new shard called ``shard`` gets.
+
+    Raises:
+        ValueError: not a shard name (1-64 of ``a-z 0-9 _ -``, starting with a letter or digit).
+    """
+    if not _SHARD_NAME.fullmatch(shard):
+        raise ValueError(f"shard name {shard!r}: 1-64 of a-z, 0-9, _ and -")
+    return ShardRoute(
+        shard=shard,
+        stream=f"BOXOFFICE_{shard.upper().replace('-', '_')}",
+        subject=f"boxoffice.{shard}.log",
+    )
+
+
+def stream_config(route: ShardRoute, replicas: int) -> StreamConfig:
+    """The JetStream configuration of ``route``'s stream with ``replicas`` copies (1 or 3)."""
+    return StreamConfig(
+        name=route.stream,
+        subjects=[route.subject],
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        max_msg_size=MESSAGE_BYTES_MAX,
+        discard=DiscardPolicy.OLD,
+        # Replicas read one message at a time by sequence when they catch up.
+        allow_direct=True,
+    )
+
+
+async def _bucket(js: Any, bucket: str, replicas: int) -> Any:
+    try:
+        return await js.key_value(bucket)
+    except nats.js.errors.BucketNotFoundError:
+        # Two creators at once both succeed: creating with an equal configuration is idempotent.
+        return await js.create_key_value(
+            KeyValueConfig(bucket=bucket, history=1, replicas=replicas, storage=StorageType.FILE)
+        )
+
+
+async def _create_or_get(kv: Any, key: str, value: bytes) -> bytes:
+    """Writes ``key`` if it has no value; returns the stored value either way."""
+    try:
+        await kv.create(key, value)
+        return value
+    except nats.js.errors.KeyWrongLastSequenceError:
+        entry = await kv.get(key)
+        stored: bytes = entry.value or b""
+        return stored
+
+
+async def ensure_shard(js: Any, shard: str = SHARD_DEFAULT, replicas: int = 3) -> ShardRoute:
+    """Creates ``shard``'s stream (R``replicas``), the routing and meta buckets, and the routing
+    entry, each only if missing; returns the route in force (the first writer's).
+
+    ``js`` is a ``nats.js.JetStreamContext``.
+
+    Raises:
+        ValueError: a bad shard name, or ``replicas`` not 1..5.
+        nats.js.errors.APIError: the stream exists with another configuration, or fewer
+            servers than ``replicas`` are up.
+    """
+    if not 1 <= replicas <= 5:
+        raise ValueError(f"replicas is 1..5, got {replicas}")
+    new_route = shard_route(shard)
+    routing = await _bucket(js, ROUTING_BUCKET, replicas)
+    await _bucket(js, META_BUCKET, replicas)
+    stored = await _create_or_get(
+        routing,
+        shard,
+        json.dumps({"stream": new_route.stream, "subject": new_route.subject}).encode(),
+    )
+    route = _parse_route(shard, stored)
+    await js.add_stream(stream_config(route, replicas))
+    return route
+
+
+def _parse_route(shard: str, value: bytes) -> ShardRoute:
+    try:
+        fields = json.loads(value)
+        return ShardRoute(shard=shard, stream=str(fields["stream"]), subject=str(fields["subject"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise bo_errors.DataLoss(f"routing entry of shard {shard!r}: {value!r}") from exc
+
+
+async def route(js: Any, shard: str = SHARD_DEFAULT) -> ShardRoute:
+    """The stream and subject of ``shard``, from the routing bucket.
+
+    Raises:
+        ShardNotFound: no routing bucket or no entry for ``shard``.
+        boxoffice.errors.DataLoss: the entry is not a route.
+    """
+    try:
+        kv = await js.key_value(ROUTING_BUCKET)
+        entry = await kv.get(shard)
+    except nats.js.errors.NotFoundError as exc:  # bucket or key (deleted keys too)
+        raise ShardNotFound(f"shard {shard!r} has no stream (run ensure_shard)") from exc
+    return _parse_route(shard, entry.value or b"")
+
+
+async def ensure_meta(js: Any, seed: int, replicas: int | None = None) -> int:
+    """Stores ``seed`` as the cluster's engine seed unless one is stored; returns the stored one.
+
+    ``replicas`` sizes the meta bucket if this call creates it (default 1; ``ensure_shard``
+    creates it with the stream's replicas).
+
+    Raises:
+        boxoffice.errors.DataLoss: the stored seed is not an integer.
+    """
+    kv = await _bucket(js, META_BUCKET, replicas or 1)
+    stored = await _create_or_get(kv, "seed", str(int(seed)).encode())
+    try:
+        return int(stored)
+    except ValueError as exc:
+        raise bo_errors.DataLoss(f"cluster seed {stored!r} is not an integer") from exc
+
+
+async def connect(urls: Sequence[str], name: str | None = None) -> Any:
+    """A NATS connection that reconnects forever (a ``nats.aio.client.Client``).
+
+    Raises:
+        nats.errors.NoServersError: no server of ``urls`` reachable.
+    """
+
+    async def quiet(exc: Exception) -> None:  # the default callback logs every reconnect
+        log.debug("nats: %s", exc)
+
+    return await nats.connect(
+        servers=list(urls),
+        name=name,
+        connect_timeout=2,
+        reconnect_time_wait=0.1,
+        max_reconnect_attempts=-1,
+        error_cb=quiet,
+    )
+
+
+class CommandLog:
+    """The append side of one shard's command log (workers; replicas for ticks).
+
+    Use :meth:`connect`; call :meth:`close` when done.
+    """
+
+    def __init__(self, nc: Any, route: ShardRoute, owns_connection: bool = True) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.route = route
+        self._owns_connection = owns_connection
+        self.appends = 0  # acknowledged appends
+        self.retries = 0  # attempts sent again (a timeout, no leader, a reconnection)
+
+    @classmethod
+    async def connect(
+        cls, urls: Sequence[str], shard: str = SHARD_DEFAULT, name: str | None = None
+    ) -> CommandLog:
+        """Connects to ``urls`` and looks ``shard`` up in the routing bucket.
+
+        Raises:
+            nats.errors.NoServersError: no server reachable.
+            ShardNotFound: the shard has no stream.
+        """
+        nc = await connect(urls, name)
+        try:
+            return cls(nc, await route(nc.jetstream(), shard))
+        except BaseException:
+            await nc.close()
+            raise
+
+    async def append(self, payload: bytes, msg_id: str, timeout_s: float = APPEND_TIMEOUT_S) -> int:
+        """Appends ``payload`` (a :mod:`.frames` message) under message id ``msg_id``; returns
+        its stream sequence once a quorum has stored it.
+
+        Retries with the same ``msg_id`` through elections and reconnections until
+        ``timeout_s`` (seconds) have passed; a message already stored under ``msg_id`` within
+        :data:`DUPLICATE_WINDOW_S` is not stored again and its first sequence is returned.
+
+        Raises:
+            LogUnavailable: not acknowledged within ``timeout_s`` (it may still be stored).
+            ValueError: ``timeout_s`` not in (0, half the de-duplication window], or the
+                payload larger than :data:`MESSAGE_BYTES_MAX`.
+            nats.js.errors.APIError: the stream refused it for good (e.g. a wrong stream).
+        """
+        if not 0 < timeout_s <= DUPLICATE_WINDOW_S / 2:
+            # A retry after the window would store the message twice.
+            raise ValueError(f"timeout_s is in (0, {DUPLICATE_WINDOW_S / 2}], got {timeout_s}")
+        if len(payload) > MESSAGE_BYTES_MAX:
+            raise ValueError(f"a log message is at most {MESSAGE_BYTES_MAX} bytes")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        pause_s = 0.02
+        last_error: BaseException | None = None
+        while True:
+            left_s = deadline - loop.time()
+            if left_s <= 0:
+                raise LogUnavailable(
+                    f"{self.route.stream}: no quorum acknowledged message {msg_id} within "
+                    f"{timeout_s} s ({type(last_error).__name__}: {last_error})",
+                    retry_after_s=RETRY_AFTER_S,
+                )
+            try:
+                ack = await self.js.publish(
+                    self.route.subject,
+                    payload,
+                    timeout=min(left_s, ATTEMPT_TIMEOUT_S),
+                    stream=self.route.stream,
+                    headers={"Nats-Msg-Id": msg_id},
+                )
+            except nats.js.errors.APIError as exc:
+                if exc.code not in _RETRYABLE_API_CODES:
+                    raise
+                last_error = exc
+            except (
+                nats.errors.TimeoutError,  # the leader died or an election is under way
+                nats.js.errors.NoStreamResponseError,  # no server has the stream's interest
+                nats.errors.NoRespondersError,
+                nats.errors.ConnectionReconnectingError,
+                nats.errors.StaleConnectionError,
+                nats.errors.OutboundBufferLimitError,
+            ) as exc:
+                last_error = exc
+            else:
+                self.appends += 1
+                seq: int = ack.seq
+                return seq
+            self.retries += 1
+            if self.nc.is_closed:
+                raise LogUnavailable(
+                    f"{self.route.stream}: the connection is closed", retry_after_s=RETRY_AFTER_S
+                ) from last_error
+            await asyncio.sleep(min(pause_s, max(0.0, deadline - loop.time())))
+            pause_s = min(pause_s * 2, 0.25)
+
+    async def close(self) -> None:
+        """Closes the connection (if this log opened it)."""
+        if self._owns_connection and not self.nc.is_closed:
+            await self.nc.close()
+
+
+def msg_id_prefix_default() -> str:
+    """``<host>-<pid>-<random>``: unique per process start, so that a restarted worker's
+    counter starting again at 0 never repeats an id still in the de-duplication window
+    (a repeated id would be dropped as a duplicate)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+class Batcher:
+    """Groups concurrently submitted commands into one log message.
+
+    A message is sent when it holds ``max_commands`` commands or ``max_bytes`` bytes, or
+    ``linger_s`` seconds after its first command; several messages may be in flight. Message ids
+    are ``<msg_id_prefix>-<counter>`` and stay the same through that message's retries.
+    """
+
+    def __init__(
+        self,
+        log: CommandLog,
+        max_commands: int = 256,
+        max_bytes: int = 256 * 1024,
+        linger_s: float = 0.001,
+        msg_id_prefix: str | None = None,
+        timeout_s: float = APPEND_TIMEOUT_S,
+    ) -> None:
+        if max_commands < 1 or max_bytes < 1 or linger_s < 0:
+            raise ValueError("max_commands and max_bytes are >= 1, linger_s >= 0")
+        self.log = log
+        self.max_commands = max_commands
+        self.max_bytes = min(max_bytes, MESSAGE_BYTES_MAX)
+        self.linger_s = linger_s
+        self.msg_id_prefix = msg_id_prefix or msg_id_prefix_default()
+        self.timeout_s = timeout_s
+        self.messages = 0  # messages flushed
+        self._counter = 0
+        self._pending: list[tuple[bytes, asyncio.Future[tuple[int, int]]]] = []
+        self._pending_bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def submit(self, command: bytes) -> tuple[int, int]:
+        """Appends ``command`` (one encoded command) in the next message; returns
+        ``(stream sequence, index of the command in that message)`` once it is acknowledged.
+
+        Raises:
+            LogUnavailable: the message was not acknowledged in time.
+            ValueError: an empty command or one over ``frames.COMMAND_BYTES_MAX`` bytes.
+        """
+        if not 0 < len(command) <= frames.COMMAND_BYTES_MAX:
+            raise ValueError(f"a command is 1..{frames.COMMAND_BYTES_MAX} bytes")
+        size = len(command) + 3  # its length varint (a command of < 2 MiB takes <= 3 bytes)
+        if self._pending and self._pending_bytes + size > self.max_bytes:
+            self._flush()
+        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self._pending.append((command, future))
+        self._pending_bytes += size
+        if len(self._pending) >= self.max_commands or self._pending_bytes >= self.max_bytes:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.linger_s, self._flush)
+        # A cancelled submitter leaves its command in the message (it may be sent already).
+        return await asyncio.shield(future)
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        self._counter += 1
+        msg_id = f"{self.msg_id_prefix}-{self._counter}"
+        self.messages += 1
+        task = asyncio.get_running_loop().create_task(self._send(batch, msg_id))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _send(
+        self, batch: list[tuple[bytes, asyncio.Future[tuple[int, int]]]], msg_id: str
+    ) -> None:
+        try:
+            payload = frames.encode_batch([command for command, _ in batch])
+            seq = await self.log.append(payload, msg_id, self.timeout_s)
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+                    future.exception()  # a submitter that went away must not log it as lost
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for index, (_, future) in enumerate(batch):
+            if not future.done():
+                future.set_result((seq, index))
+
+    async def flush(self) -> None:
+        """Sends the pending commands now and waits for every message in flight."""
+        self._flush()
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)

@@ -1,0 +1,260 @@
+"""The command log on real nats-servers: set-up, de-duplication, batching, and appends through
+a SIGKILLed stream leader and a lost quorum (every acknowledged append stored exactly once)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import nats.js.errors
+import pytest
+from nats_helpers import create_shard, stream_messages
+
+from boxoffice.commands import encode_command
+from boxoffice_api.cluster import frames
+from boxoffice_api.cluster import log as command_log
+from boxoffice_api.cluster.nats import NatsCluster, stream_leader
+
+
+def message(text: str) -> bytes:
+    return frames.encode_batch([text.encode()])
+
+
+async def leader_of(log: command_log.CommandLog, timeout_s: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            name = await stream_leader(log.js, log.route.stream)
+        except (nats.errors.TimeoutError, nats.js.errors.APIError):
+            name = None
+        if name:
+            return name
+        assert time.monotonic() < deadline, "no stream leader elected"
+        await asyncio.sleep(0.1)
+
+
+def assert_stream_is(urls: list[str], stream: str, acked: dict[bytes, int]) -> None:
+    """The stream holds exactly the acknowledged payloads, each once, at its acknowledged
+    sequence."""
+    messages = asyncio.run(stream_messages(urls, stream))
+    stored = [(m.data, m.seq) for m in messages]
+    assert sorted(stored, key=lambda pair: pair[1]) == sorted(acked.items(), key=lambda p: p[1])
+
+
+def test_ensure_shard_route_and_meta_first_writer_wins(nats_cluster: NatsCluster, shard: str):
+    async def run() -> None:
+        nc = await command_log.connect(nats_cluster.urls)
+        try:
+            js = nc.jetstream()
+            with pytest.raises(command_log.ShardNotFound):
+                await command_log.route(js, shard)
+            created = await command_log.ensure_shard(js, shard, replicas=3)
+            assert created == command_log.shard_route(shard)
+            assert created.stream == f"BOXOFFICE_{shard.upper()}"
+            assert created.subject == f"boxoffice.{shard}.log"
+            assert await command_log.ensure_shard(js, shard, replicas=3) == created
+            assert await command_log.route(js, shard) == created
+            info = await js.stream_info(created.stream)
+            assert info.config.num_replicas == 3
+            assert info.config.duplicate_window == command_log.DUPLICATE_WINDOW_S
+            assert info.config.max_msg_size == command_log.MESSAGE_BYTES_MAX
+            first = await command_log.ensure_meta(js, 41)
+            assert await command_log.ensure_meta(js, first + 1) == first
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def test_bad_shard_name_is_refused() -> None:
+    for name in ("", "Main", "a.b", "a b", "x" * 65):
+        with pytest.raises(ValueError):
+            command_log.shard_route(name)
+
+
+def test_retried_message_id_is_stored_once(nats_cluster: NatsCluster, shard: str):
+    route = create_shard(nats_cluster.urls, shard)
+
+    async def run() -> dict[bytes, int]:
+        log = await command_log.CommandLog.connect(nats_cluster.urls, shard)
+        try:
+            first = await log.append(message("one"), "m-1")
+            again = await log.append(message("one"), "m-1")
+            # The id decides, not the payload: a retry is the same message by definition.
+            other_payload = await log.append(message("changed"), "m-1")
+            second = await log.append(message("two"), "m-2")
+            assert first == again == other_payload
+            assert second == first + 1
+            return {message("one"): first, message("two"): second}
+        finally:
+            await log.close()
+
+    assert_stream_is(nats_cluster.urls, route.stream, asyncio.run(run()))
+
+
+def test_batcher_groups_concurrent_submits_in_submit_order(nats_cluster: NatsCluster, shard: str):
+    route = create_shard(nats_cluster.urls, shard)
+    commands = [encode_command("STATUS", now=1.0, user=1, token=i + 1) for i in range(40)]
+
+    async def run() -> list[tuple[int, int]]:
+        log = await command_log.CommandLog.connect(nats_cluster.urls, shard)
+        try:
+            batcher = command_log.Batcher(log, max_commands=16, linger_s=0.05, msg_id_prefix="b")
+            results = await asyncio.gather(*(batcher.submit(c) for c in commands))
+            await batcher.flush()
+            assert batcher.messages == 3  # 16 + 16 + 8 (the last one after the linger)
+            return results
+        finally:
+            await log.close()
+
+    results = asyncio.run(run())
+    seqs = sorted({seq for seq, _ in results})
+    assert len(seqs) == 3
+    assert [index for _, index in results] == list(range(16)) * 2 + list(range(8))
+    messages = {m.seq: m for m in asyncio.run(stream_messages(nats_cluster.urls, route.stream))}
+    assert sorted(messages) == seqs
+    for command, (seq, index) in zip(commands, results, strict=True):
+        assert frames.decode_batch(messages[seq].data)[index] == command
+    assert [messages[seq].headers["Nats-Msg-Id"] for seq in seqs] == ["b-1", "b-2", "b-3"]
+
+
+def test_batcher_splits_at_max_bytes(nats_cluster: NatsCluster, shard: str):
+    create_shard(nats_cluster.urls, shard)
+
+    async def run() -> list[tuple[int, int]]:
+        log = await command_log.CommandLog.connect(nats_cluster.urls, shard)
+        try:
+            batcher = command_log.Batcher(log, max_bytes=2500, linger_s=0.05)
+            return await asyncio.gather(*(batcher.submit(b"c" * 1000) for _ in range(5)))
+        finally:
+            await log.close()
+
+    results = asyncio.run(run())
+    assert [index for _, index in results] == [0, 1, 0, 1, 0]
+    assert len({seq for seq, _ in results}) == 3
+
+
+async def append_until(
+    log: command_log.CommandLog,
+    writer: int,
+    acked: dict[bytes, int],
+    stop: asyncio.Event,
+) -> None:
+    """Appends ``w<writer>-<n>`` messages one after another until ``stop``; records each
+    acknowledged one. A generous deadline: every append outlasts an election."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        payload = message(f"w{writer}-{n}")
+        acked[payload] = await log.append(payload, f"w{writer}-{n}", timeout_s=30.0)
+
+
+def test_appends_through_stream_leader_sigkill_and_restart(nats_cluster: NatsCluster, shard: str):
+    route = create_shard(nats_cluster.urls, shard)
+    acked: dict[bytes, int] = {}
+
+    async def run() -> None:
+        log = await command_log.CommandLog.connect(nats_cluster.urls, shard)
+        stop = asyncio.Event()
+        writers = [asyncio.create_task(append_until(log, w, acked, stop)) for w in range(4)]
+        try:
+            await asyncio.sleep(0.5)
+            leader = await leader_of(log)
+            before = len(acked)
+            await asyncio.to_thread(nats_cluster.kill, leader)
+            while len(acked) < before + 50:  # appends acknowledged by the new leader
+                await asyncio.sleep(0.05)
+                assert not any(w.done() for w in writers), [w.exception() for w in writers]
+            assert await leader_of(log) != leader
+            await asyncio.to_thread(nats_cluster.restart, leader)
+            after_restart = len(acked)
+            while len(acked) < after_restart + 50:
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.gather(*writers)
+            assert log.retries > 0  # the kill was felt
+        finally:
+            stop.set()
+            for writer in writers:
+                writer.cancel()
+            await asyncio.gather(*writers, return_exceptions=True)
+            await log.close()
+
+    asyncio.run(run())
+    assert_stream_is(nats_cluster.urls, route.stream, acked)
+    wait_all_servers_hold(nats_cluster, route.stream, max(acked.values()))
+
+
+def wait_all_servers_hold(cluster: NatsCluster, stream: str, last_seq: int) -> None:
+    """Every server's copy of ``stream`` reaches ``last_seq`` (the restarted one catches up)."""
+    from boxoffice_api.cluster.nats import _http_json
+
+    deadline = time.monotonic() + 30.0
+    for server in cluster.servers:
+        while True:
+            jsz: Any = _http_json(f"{server.monitor_url}/jsz?streams=true")
+            streams = [
+                s
+                for account in (jsz or {}).get("account_details", [])
+                for s in account.get("stream_detail", [])
+                if s.get("name") == stream
+            ]
+            if streams and streams[0]["state"]["last_seq"] == last_seq:
+                break
+            assert time.monotonic() < deadline, f"{server.name} did not catch up to {last_seq}"
+            time.sleep(0.1)
+
+
+def test_two_of_three_down_append_raises_log_unavailable_and_nothing_is_lost(
+    nats_cluster: NatsCluster, shard: str
+):
+    route = create_shard(nats_cluster.urls, shard)
+    acked: dict[bytes, int] = {}
+
+    async def run() -> None:
+        log = await command_log.CommandLog.connect(nats_cluster.urls, shard)
+        try:
+            for n in range(20):
+                acked[message(f"before-{n}")] = await log.append(message(f"before-{n}"), f"b{n}")
+            leader = await leader_of(log)
+            follower = next(s.name for s in nats_cluster.servers if s.name != leader)
+            await asyncio.to_thread(nats_cluster.kill, leader)
+            await asyncio.to_thread(nats_cluster.kill, follower)
+            timeout_s = 2.0
+            started = time.monotonic()
+            with pytest.raises(command_log.LogUnavailable) as raised:
+                await log.append(message("during"), "during", timeout_s=timeout_s)
+            # Within its deadline (and one attempt's rounding), not after a TCP timeout.
+            assert time.monotonic() - started < timeout_s + command_log.ATTEMPT_TIMEOUT_S + 2.0
+            assert raised.value.retry_after_s == command_log.RETRY_AFTER_S
+            assert raised.value.http_status == 503
+            await asyncio.to_thread(nats_cluster.restart, leader, False)
+            await asyncio.to_thread(nats_cluster.restart, follower, False)
+            await asyncio.to_thread(nats_cluster.wait_ready)
+            # The client retries the refused append under its id: stored once, whether or not
+            # the first attempt reached a disk.
+            acked[message("during")] = await log.append(message("during"), "during", 30.0)
+            acked[message("after")] = await log.append(message("after"), "after", 30.0)
+        finally:
+            await log.close()
+
+    asyncio.run(run())
+    assert_stream_is(nats_cluster.urls, route.stream, acked)
+    wait_all_servers_hold(nats_cluster, route.stream, max(acked.values()))
+
+
+def test_r1_stream_on_one_server(nats_single: NatsCluster, shard: str):
+    route = create_shard(nats_single.urls, shard, replicas=1)
+
+    async def run() -> dict[bytes, int]:
+        log = await command_log.CommandLog.connect(nats_single.urls, shard)
+        try:
+            assert await stream_leader(log.js, route.stream) in (None, "n1")
+            return {
+                message(f"r1-{n}"): await log.append(message(f"r1-{n}"), f"r{n}") for n in range(5)
+            }
+        finally:
+            await log.close()
+
+    assert_stream_is(nats_single.urls, route.stream, asyncio.run(run()))
