@@ -80,7 +80,7 @@ test: cpp-test cpp-asan fuzz-smoke py-test lint typecheck bench-smoke
 # Benchmarks (docs/benchmarks.md): one table, and bench/results/<date>.json. The baselines
 # (Redis, PostgreSQL) and the load generator (wrk) come from Debian; `make bench` installs
 # them and starts its own servers on loopback. BENCH_ONLY=core,python,... runs some parts.
-BENCH_ONLY ?= core,python,journal,baselines,http
+BENCH_ONLY ?= core,python,journal,baselines,http,cluster
 bench: build
 	$(PY) bench/run.py --only $(BENCH_ONLY)
 

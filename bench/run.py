@@ -14,12 +14,14 @@ next:
    our seat holds against PostgreSQL row locking (real servers started on loopback);
 6. ``bench/http_bench.py``: the HTTP endpoints on one worker under ``wrk``, against a bare
    FastAPI endpoint.
+7. ``bench/cluster_bench.py``: the scale-out command log on real nats-servers: append
+   commands/s at R1 and R3 by batch size, and the failover time after a leader SIGKILL.
 
 Every comparison is a ratio of two rows of this same run. ``--smoke`` runs every part at a
 tiny size (``make test`` does, to keep them working) and writes ``build/bench-smoke.json``
 instead of a dated result.
 
-    .venv/bin/python bench/run.py [--smoke] [--only core,python,journal,baselines,http]
+    .venv/bin/python bench/run.py [--smoke] [--only core,python,journal,baselines,http,cluster]
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from common import Row, print_rows, read_json
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-PARTS = ("core", "python", "journal", "baselines", "http")
+PARTS = ("core", "python", "journal", "baselines", "http", "cluster")
 
 
 def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -140,6 +142,7 @@ def main() -> None:
                     "journal": "journal_bench.py",
                     "baselines": "baselines.py",
                     "http": "http_bench.py",
+                    "cluster": "cluster_bench.py",
                 }[part]
                 rows += script_rows(script, args.smoke, Path(tmp))
     seconds = time.perf_counter() - started

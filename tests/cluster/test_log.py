@@ -258,3 +258,60 @@ def test_r1_stream_on_one_server(nats_single: NatsCluster, shard: str):
             await log.close()
 
     assert_stream_is(nats_single.urls, route.stream, asyncio.run(run()))
+
+
+class FakeLog:
+    """A log whose append waits for ``release`` and then answers or raises ``error``."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.release = asyncio.Event()
+        self.payloads: list[tuple[bytes, str]] = []
+
+    async def append(self, payload: bytes, msg_id: str, timeout_s: float) -> int:
+        self.payloads.append((payload, msg_id))
+        await self.release.wait()
+        if self.error is not None:
+            raise self.error
+        return len(self.payloads)
+
+
+def test_batcher_cancelled_submitter_leaves_the_others_their_results():
+    async def run() -> None:
+        fake = FakeLog()
+        batcher = command_log.Batcher(fake, linger_s=0.0, msg_id_prefix="p")
+        tasks = [asyncio.create_task(batcher.submit(bytes([i + 1]))) for i in range(3)]
+        await asyncio.sleep(0.01)  # the message is on its way
+        tasks[1].cancel()
+        fake.release.set()
+        assert await tasks[0] == (1, 0)
+        assert await tasks[2] == (1, 2)
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[1]
+        assert fake.payloads == [(frames.encode_batch([b"\x01", b"\x02", b"\x03"]), "p-1")]
+
+    asyncio.run(run())
+
+
+def test_batcher_failed_append_fails_every_submitter_of_the_message():
+    async def run() -> None:
+        unavailable = command_log.LogUnavailable("no quorum", retry_after_s=2.0)
+        fake = FakeLog(error=unavailable)
+        batcher = command_log.Batcher(fake, linger_s=0.0)
+        tasks = [asyncio.create_task(batcher.submit(b"c")) for _ in range(4)]
+        fake.release.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert results == [unavailable] * 4
+        assert len(fake.payloads) == 1
+
+    asyncio.run(run())
+
+
+def test_batcher_refuses_empty_and_oversized_commands():
+    async def run() -> None:
+        batcher = command_log.Batcher(FakeLog())
+        for command in (b"", b"x" * (frames.COMMAND_BYTES_MAX + 1)):
+            with pytest.raises(ValueError):
+                await batcher.submit(command)
+
+    asyncio.run(run())

@@ -25,7 +25,7 @@ import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import nats
 import nats.errors
@@ -335,6 +335,12 @@ def msg_id_prefix_default() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
+class Appender(Protocol):
+    """What :class:`Batcher` appends through (:class:`CommandLog`, or a test's stand-in)."""
+
+    async def append(self, payload: bytes, msg_id: str, timeout_s: float) -> int: ...
+
+
 class Batcher:
     """Groups concurrently submitted commands into one log message.
 
@@ -345,7 +351,7 @@ class Batcher:
 
     def __init__(
         self,
-        log: CommandLog,
+        log: Appender,
         max_commands: int = 256,
         max_bytes: int = 256 * 1024,
         linger_s: float = 0.001,
@@ -387,8 +393,9 @@ class Batcher:
             self._flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.linger_s, self._flush)
-        # A cancelled submitter leaves its command in the message (it may be sent already).
-        return await asyncio.shield(future)
+        # A cancelled submitter cancels only its own future: its command stays in the message
+        # (which may be on its way already), and the others' results are unaffected.
+        return await future
 
     def _flush(self) -> None:
         if self._timer is not None:

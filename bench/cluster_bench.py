@@ -1,0 +1,201 @@
+"""The command log on NATS JetStream: append throughput by batch size, and failover time.
+
+Real ``nats-server`` processes on loopback (``NatsCluster``: ``sync_interval: always``), the
+client in this process (one connection, nats-py):
+
+- Append commands/s: one stream at R1 (one server) and R3 (three servers); ``--appenders``
+  tasks each append one log message after another (``CommandLog.append``, a new message id
+  each) for ``--seconds``; a message holds 1, 16 or 256 copies of a typical encoded command
+  (``STATUS``, 18 bytes). Reports commands/s, messages/s and the append latency p50/p99.
+  One more row: the ``Batcher`` under ``--submitters`` concurrent submitters of one command
+  each, each waiting for its acknowledgement before the next (the grouping a worker's
+  concurrent requests get).
+- Failover: the R3 stream's leader is SIGKILLed while nothing else is in flight; the time from
+  the kill to the first acknowledged append (a new message, retried through the election) is
+  measured ``--kills`` times (the killed server restarted and every server current in between);
+  p50 and max.
+
+    .venv/bin/python bench/cluster_bench.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from common import Row, print_rows, write_json
+
+from boxoffice.commands import encode_command
+from boxoffice_api.cluster import frames
+from boxoffice_api.cluster import log as command_log
+from boxoffice_api.cluster.nats import NatsCluster, stream_leader
+
+BATCH_SIZES = (1, 16, 256)
+COMMAND = encode_command("STATUS", now=1_767_225_600.0, user=123_456, token=987_654)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def append_rate(
+    log: command_log.CommandLog, batch: int, appenders: int, seconds: float, run: str
+) -> tuple[float, float, list[float]]:
+    """(commands/s, messages/s, append latencies in s) of ``appenders`` sequential appenders."""
+    payload = frames.encode_batch([COMMAND] * batch)
+    latencies: list[float] = []
+    ids = itertools.count()
+    deadline = time.perf_counter() + seconds
+
+    async def appender() -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await log.append(payload, f"{run}-{next(ids)}", timeout_s=10.0)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(appender() for _ in range(appenders)))
+    elapsed = time.perf_counter() - started
+    return len(latencies) * batch / elapsed, len(latencies) / elapsed, latencies
+
+
+async def batcher_rate(
+    log: command_log.CommandLog, submitters: int, seconds: float
+) -> tuple[float, float]:
+    """(commands/s, mean commands per message) of ``submitters`` one-command submitters."""
+    batcher = command_log.Batcher(log)
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def submitter() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await batcher.submit(COMMAND)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(submitter() for _ in range(submitters)))
+    elapsed = time.perf_counter() - started
+    return done / elapsed, done / max(1, batcher.messages)
+
+
+async def log_rows(
+    cluster: NatsCluster, replicas: int, appenders: int, submitters: int, seconds: float
+) -> list[Row]:
+    nc = await command_log.connect(cluster.urls)
+    await command_log.ensure_shard(nc.jetstream(), "bench", replicas)
+    await nc.close()
+    log = await command_log.CommandLog.connect(cluster.urls, "bench")
+    rows = []
+    try:
+        for batch in BATCH_SIZES:
+            per_s, messages_per_s, latencies = await append_rate(
+                log, batch, appenders, seconds, f"r{replicas}-b{batch}"
+            )
+            rows.append(
+                Row(
+                    "log",
+                    f"append R{replicas}, {batch} command(s)/message",
+                    "nats jetstream",
+                    per_s,
+                    "commands/s",
+                    {
+                        "messages_per_s": round(messages_per_s),
+                        "appenders": appenders,
+                        "message_bytes": len(frames.encode_batch([COMMAND] * batch)),
+                        "p50_ms": round(percentile(latencies, 0.5) * 1e3, 2),
+                        "p99_ms": round(percentile(latencies, 0.99) * 1e3, 2),
+                        "seconds": seconds,
+                    },
+                )
+            )
+        per_s, per_message = await batcher_rate(log, submitters, seconds)
+        rows.append(
+            Row(
+                "log",
+                f"Batcher R{replicas}, {submitters} submitters",
+                "nats jetstream",
+                per_s,
+                "commands/s",
+                {"commands_per_message": round(per_message, 1), "seconds": seconds},
+            )
+        )
+    finally:
+        await log.close()
+    return rows
+
+
+async def failover_times(cluster: NatsCluster, kills: int) -> list[float]:
+    """Seconds from the stream leader's SIGKILL to the next acknowledged append, ``kills``
+    times."""
+    nc = await command_log.connect(cluster.urls)
+    await command_log.ensure_shard(nc.jetstream(), "failover", 3)
+    await nc.close()
+    log = await command_log.CommandLog.connect(cluster.urls, "failover")
+    payload = frames.encode_batch([COMMAND])
+    times = []
+    try:
+        for kill in range(kills):
+            await log.append(payload, f"warm-{kill}", timeout_s=30.0)
+            leader = None
+            while leader is None:
+                leader = await stream_leader(log.js, log.route.stream)
+            started = time.perf_counter()
+            await asyncio.to_thread(cluster.kill, leader)
+            await log.append(payload, f"after-kill-{kill}", timeout_s=30.0)
+            times.append(time.perf_counter() - started)
+            print(f"  kill {kill + 1}: {leader} -> first ack after {times[-1]:.2f} s", flush=True)
+            await asyncio.to_thread(cluster.restart, leader)  # waits until it is current
+    finally:
+        await log.close()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, one kill")
+    parser.add_argument("--seconds", type=float, help="per append measurement (default 3)")
+    parser.add_argument("--appenders", type=int, default=8, help="concurrent appenders")
+    parser.add_argument("--submitters", type=int, default=2048, help="Batcher submitters")
+    parser.add_argument("--kills", type=int, help="leader kills (default 5; --quick: 1)")
+    parser.add_argument("--json", help="write the rows here")
+    args = parser.parse_args()
+    seconds = args.seconds or (0.3 if args.quick else 3.0)
+    kills = args.kills or (1 if args.quick else 5)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="boxoffice-cluster-bench-") as tmp:
+        for size in (1, 3):
+            with NatsCluster(Path(tmp) / f"nats{size}", size=size) as cluster:
+                rows += asyncio.run(
+                    log_rows(cluster, size, args.appenders, args.submitters, seconds)
+                )
+                if size == 3:
+                    times = asyncio.run(failover_times(cluster, kills))
+                    rows.append(
+                        Row(
+                            "log",
+                            f"failover R3 (leader SIGKILL -> ack), {kills} kills",
+                            "nats jetstream",
+                            statistics.median(times),
+                            "s",
+                            {
+                                "p50_s": round(statistics.median(times), 2),
+                                "max_s": round(max(times), 2),
+                                "times_s": [round(t, 2) for t in times],
+                            },
+                            higher_is_better=False,
+                        )
+                    )
+    print_rows(rows)
+    if args.json:
+        write_json(rows, args.json)
+
+
+if __name__ == "__main__":
+    main()
