@@ -58,6 +58,7 @@ def _replica(args: argparse.Namespace) -> int:
         name=args.name or f"{socket.gethostname()}-{Path(args.dir).resolve().name}",
         tick_s=args.tick_s,
         snapshot_every_s=args.snapshot_every_s,
+        trim_margin=args.trim_margin,
     )
     replica = Replica(options)
 
@@ -94,6 +95,12 @@ def add_replica(subparsers: Any) -> argparse.ArgumentParser:
         "--snapshot-every-s", type=float, default=30.0, help="period of snapshots (s)"
     )
     parser.add_argument(
+        "--trim-margin",
+        type=int,
+        default=10_000,
+        help="messages kept in the stream behind a published snapshot",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.set_defaults(run=_replica)
@@ -103,25 +110,6 @@ def add_replica(subparsers: Any) -> argparse.ArgumentParser:
 # --- boxoffice cluster up | status | down ----------------------------------------------------
 
 CLUSTER_FILE = "cluster.json"
-
-
-def _start_replica(directory: Path, urls: list[str], shard: str, name: str) -> dict[str, Any]:
-    """Starts ``boxoffice replica`` as its own process (session) with its log in its dir."""
-    import subprocess
-
-    replica_dir = directory / name
-    replica_dir.mkdir(parents=True, exist_ok=True)
-    log_file = open(replica_dir / "replica.log", "ab")  # noqa: SIM115 - the child keeps it
-    command = [
-        sys.executable, "-m", "boxoffice.cli", "replica",
-        "--cluster", ",".join(urls), "--shard", shard, "--dir", str(replica_dir),
-        "--name", name,
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    log_file.close()
-    return {"name": name, "pid": process.pid, "dir": str(replica_dir), "command": command}
 
 
 async def _wait_replicas(urls: list[str], shard: str, names: list[str], timeout_s: float) -> None:
@@ -144,6 +132,7 @@ def _cluster_up(args: argparse.Namespace) -> int:
 
     from .log import ensure_meta, ensure_shard
     from .nats import NatsCluster
+    from .processes import start_replica
 
     directory = Path(args.dir).resolve()
     record_path = directory / CLUSTER_FILE
@@ -180,7 +169,7 @@ def _cluster_up(args: argparse.Namespace) -> int:
         asyncio.run(set_up())
         for i in range(1, args.replicas + 1):
             record["replicas"].append(
-                _start_replica(directory, nats_cluster.urls, args.shard, f"replica-{i}")
+                start_replica(directory, nats_cluster.urls, args.shard, f"replica-{i}")
             )
         record_path.write_text(json.dumps(record, indent=2))
         asyncio.run(
@@ -204,45 +193,12 @@ def _cluster_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_pid(pid: int, grace_s: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace_s``; returns when ``pid`` is gone."""
-    import os
-    import time
-
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        except ChildProcessError:  # not our child: poll its existence
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    with _suppress_child_error():
-        os.waitpid(pid, 0)
-
-
-def _suppress_child_error() -> Any:
-    import contextlib
-
-    return contextlib.suppress(ChildProcessError)
-
-
 def _stop_recorded(record: dict[str, Any]) -> None:
     from .nats import NatsCluster
+    from .processes import stop_pid
 
     for component in record.get("workers", []) + record.get("replicas", []):
-        _stop_pid(int(component["pid"]))
+        stop_pid(int(component["pid"]))
     if "nats" in record:
         NatsCluster.from_json(record["nats"]).stop()
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import frames
 from .replica import ERROR_HEADER, query_subject, results_subject
 from .wire import error_from_wire, from_wire
+
+if TYPE_CHECKING:
+    from .log import Batcher
 
 
 class ResultUnavailable(Exception):
@@ -48,7 +51,7 @@ class ClusterClient:
     def __init__(
         self,
         nc: Any,
-        batcher: Any,
+        batcher: Batcher,
         shard: str,
         *,
         result_timeout_s: float = 2.0,
@@ -75,9 +78,14 @@ class ClusterClient:
         if task is None:
             task = asyncio.create_task(self._results(seq))
             self._pending[seq] = task
-            task.add_done_callback(lambda _t, s=seq: self._pending.pop(s, None))
-        results = await asyncio.shield(task)
+            task.add_done_callback(self._forget)
+        results: list[bytes] = await asyncio.shield(task)
         return results[index]
+
+    def _forget(self, task: asyncio.Task[list[bytes]]) -> None:
+        for seq, pending in list(self._pending.items()):
+            if pending is task:
+                del self._pending[seq]
 
     async def read(self, method: str, *args: Any, min_seq: int = 0, **kwargs: Any) -> Any:
         """One engine read (``replica.READS``: ``"reservation"``, ``"balance"``, ...) answered

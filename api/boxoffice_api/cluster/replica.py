@@ -293,10 +293,23 @@ class Replica:
             servers=opts.urls, max_reconnect_attempts=-1, reconnect_time_wait=0.25, name=opts.name
         )
         self._js = self._nc.jetstream()
-        shard_route = await command_log.route(self._js, opts.shard)
+        pause_s = 0.1
+        while True:  # an election or a restarting server: keep trying, the log comes back
+            try:
+                shard_route = await command_log.route(self._js, opts.shard)
+                seed = await command_log.ensure_meta(self._js, 0)
+                self.state = await self._load(seed)
+                break
+            except (command_log.ShardNotFound, bo_errors.DataLoss):
+                raise
+            except Exception as exc:
+                log.warning("replica %s: starting: %s: %s", opts.name, type(exc).__name__, exc)
+                if self._stopping.is_set():
+                    await self._nc.close()
+                    return
+                await asyncio.sleep(pause_s)
+                pause_s = min(2 * pause_s, 2.0)
         self._stream, self._subject = shard_route.stream, shard_route.subject
-        seed = await command_log.ensure_meta(self._js, 0)
-        self.state = await self._load(seed)
         log.info(
             "replica %s of %s starts at sequence %d", opts.name, opts.shard, self.state.applied_seq
         )
@@ -369,6 +382,7 @@ class Replica:
 
     async def _consume(self) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+        from nats.js.errors import FetchTimeoutError
 
         assert self.state is not None
         opts = self.options
@@ -384,11 +398,20 @@ class Replica:
                 sub = await self._js.pull_subscribe(
                     self._subject, stream=self._stream, config=config
                 )
+                silent = 0
                 while not self._stopping.is_set():
                     try:
-                        messages = await sub.fetch(opts.fetch_batch, timeout=1.0)
+                        messages = await sub.fetch(opts.fetch_batch, timeout=1.0, heartbeat=0.2)
+                    except FetchTimeoutError:
+                        continue  # the consumer's heartbeats came: it is alive, the log idle
                     except TimeoutError:
+                        # Not even a heartbeat: the consumer's server may be gone (it lived on
+                        # a server that was killed); re-create it on a live one.
+                        silent += 1
+                        if silent >= 2:
+                            raise
                         continue
+                    silent = 0
                     for message in messages:
                         self._apply(message.metadata.sequence.stream, message.data)
             except asyncio.CancelledError:

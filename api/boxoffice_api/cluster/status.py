@@ -3,27 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
+from .processes import pid_alive
 from .replica import REPLICAS_BUCKET
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (and is not a zombie of ours)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def replica_statuses(urls: list[str], shard: str, js: Any = None) -> dict[str, Any]:

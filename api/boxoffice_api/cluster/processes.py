@@ -1,0 +1,67 @@
+"""Starting and stopping the cluster's own processes by pid (replicas, workers).
+
+``boxoffice cluster up`` starts them in their own sessions and records their pids in
+``cluster.json``; ``down`` (another process) stops them by pid: SIGTERM, then SIGKILL after a
+grace period. Tests use the same functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie child of this process is reaped: gone)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_pid(pid: int, grace_s: float = 5.0, sig: int = signal.SIGTERM) -> None:
+    """Sends ``sig`` to ``pid``, then SIGKILL after ``grace_s``; returns once it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while pid_alive(pid):
+        time.sleep(0.02)
+
+
+def start_replica(
+    directory: Path, urls: list[str], shard: str, name: str, *extra: str
+) -> dict[str, Any]:
+    """Starts ``boxoffice replica`` in its own session, its files and log in
+    ``directory/name``; returns ``{"name", "pid", "dir", "command"}`` (``extra``: more flags)."""
+    replica_dir = directory / name
+    replica_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "boxoffice.cli", "replica",
+        "--cluster", ",".join(urls), "--shard", shard, "--dir", str(replica_dir),
+        "--name", name, *extra,
+    ]  # fmt: skip
+    with open(replica_dir / "replica.log", "ab") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return {"name": name, "pid": process.pid, "dir": str(replica_dir), "command": command}
