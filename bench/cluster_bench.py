@@ -12,8 +12,8 @@ client in this process (one connection, nats-py):
   concurrent requests get).
 - Failover: the R3 stream's leader is SIGKILLed while nothing else is in flight; the time from
   the kill to the first acknowledged append (a new message, retried through the election) is
-  measured ``--kills`` times (the killed server restarted and every server current in between);
-  p50 and max.
+  measured ``--kills`` times (in between, the killed server is restarted and the stream waited
+  for until every copy is current); p50 and max.
 
     .venv/bin/python bench/cluster_bench.py [--quick] [--json PATH]
 """
@@ -28,12 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import nats.errors
+import nats.js.errors
 from common import Row, print_rows, write_json
 
 from boxoffice.commands import encode_command
 from boxoffice_api.cluster import frames
 from boxoffice_api.cluster import log as command_log
-from boxoffice_api.cluster.nats import NatsCluster, stream_leader
+from boxoffice_api.cluster.nats import NatsCluster, stream_leader, stream_replicas_current
 
 BATCH_SIZES = (1, 16, 256)
 COMMAND = encode_command("STATUS", now=1_767_225_600.0, user=123_456, token=987_654)
@@ -92,6 +94,7 @@ async def log_rows(
     await command_log.ensure_shard(nc.jetstream(), "bench", replicas)
     await nc.close()
     log = await command_log.CommandLog.connect(cluster.urls, "bench")
+    sync = "" if cluster.sync_interval == "always" else f", sync {cluster.sync_interval}"
     rows = []
     try:
         for batch in BATCH_SIZES:
@@ -101,7 +104,7 @@ async def log_rows(
             rows.append(
                 Row(
                     "log",
-                    f"append R{replicas}, {batch} command(s)/message",
+                    f"append R{replicas}, {batch} command(s)/message{sync}",
                     "nats jetstream",
                     per_s,
                     "commands/s",
@@ -119,7 +122,7 @@ async def log_rows(
         rows.append(
             Row(
                 "log",
-                f"Batcher R{replicas}, {submitters} submitters",
+                f"Batcher R{replicas}, {submitters} submitters{sync}",
                 "nats jetstream",
                 per_s,
                 "commands/s",
@@ -129,6 +132,13 @@ async def log_rows(
     finally:
         await log.close()
     return rows
+
+
+async def whole(log: command_log.CommandLog) -> bool:
+    try:
+        return await stream_replicas_current(log.js, log.route.stream)
+    except (nats.errors.TimeoutError, nats.js.errors.APIError):
+        return False
 
 
 async def failover_times(cluster: NatsCluster, kills: int) -> list[float]:
@@ -151,7 +161,10 @@ async def failover_times(cluster: NatsCluster, kills: int) -> list[float]:
             await log.append(payload, f"after-kill-{kill}", timeout_s=30.0)
             times.append(time.perf_counter() - started)
             print(f"  kill {kill + 1}: {leader} -> first ack after {times[-1]:.2f} s", flush=True)
-            await asyncio.to_thread(cluster.restart, leader)  # waits until it is current
+            await asyncio.to_thread(cluster.restart, leader)
+            # The next kill starts from a whole stream: the restarted copy has caught up.
+            while not await whole(log):
+                await asyncio.sleep(0.05)
     finally:
         await log.close()
     return times
@@ -164,6 +177,11 @@ def main() -> None:
     parser.add_argument("--appenders", type=int, default=8, help="concurrent appenders")
     parser.add_argument("--submitters", type=int, default=2048, help="Batcher submitters")
     parser.add_argument("--kills", type=int, help="leader kills (default 5; --quick: 1)")
+    parser.add_argument(
+        "--sync-interval",
+        default="always",
+        help="JetStream fsync policy of the servers (always; 2m is the server's default)",
+    )
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
     seconds = args.seconds or (0.3 if args.quick else 3.0)
@@ -171,7 +189,9 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="boxoffice-cluster-bench-") as tmp:
         for size in (1, 3):
-            with NatsCluster(Path(tmp) / f"nats{size}", size=size) as cluster:
+            with NatsCluster(
+                Path(tmp) / f"nats{size}", size=size, sync_interval=args.sync_interval
+            ) as cluster:
                 rows += asyncio.run(
                     log_rows(cluster, size, args.appenders, args.submitters, seconds)
                 )

@@ -93,17 +93,26 @@ class NatsServer:
 
 class NatsCluster:
     """``size`` nats-servers on ``host`` with their files under ``dir`` (``size`` 1: no cluster
-    block, for an R1 one-machine install).
+    block, for an R1 one-machine install). ``sync_interval`` is JetStream's fsync policy:
+    ``always`` (fsync before every acknowledgement); anything else (``"2m"``, the server's
+    default) only to measure what ``always`` costs.
 
     Not thread-safe; every method blocks (call them from a thread when inside an event loop).
     """
 
-    def __init__(self, dir: Path, size: int = 3, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        dir: Path,
+        size: int = 3,
+        host: str = "127.0.0.1",
+        sync_interval: str = "always",
+    ) -> None:
         if size < 1:
             raise ValueError(f"a cluster has at least one server, got {size}")
         self.dir = Path(dir).resolve()
         self.size = size
         self.host = host
+        self.sync_interval = sync_interval
         self._servers: dict[str, NatsServer] = {}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -130,7 +139,13 @@ class NatsCluster:
     def to_json(self) -> dict[str, Any]:
         """A JSON-able record: ``{"dir", "size", "host", "servers": [{name, url, pid, ...}]}``."""
         servers = [asdict(server) | {"url": server.url} for server in self._servers.values()]
-        return {"dir": str(self.dir), "size": self.size, "host": self.host, "servers": servers}
+        return {
+            "dir": str(self.dir),
+            "size": self.size,
+            "host": self.host,
+            "sync_interval": self.sync_interval,
+            "servers": servers,
+        }
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> NatsCluster:
@@ -140,7 +155,12 @@ class NatsCluster:
         Raises:
             KeyError, TypeError: not such a record.
         """
-        cluster = cls(Path(record["dir"]), size=int(record["size"]), host=str(record["host"]))
+        cluster = cls(
+            Path(record["dir"]),
+            size=int(record["size"]),
+            host=str(record["host"]),
+            sync_interval=str(record.get("sync_interval", "always")),
+        )
         for fields in record["servers"]:
             known = {k: v for k, v in fields.items() if k in NatsServer.__dataclass_fields__}
             server = NatsServer(**known)
@@ -194,7 +214,7 @@ class NatsCluster:
             "max_payload: 8MB",
             "jetstream {",
             f"  store_dir: {json.dumps(server.store_dir)}",
-            "  sync_interval: always",
+            f"  sync_interval: {self.sync_interval}",
             "}",
         ]
         if self.size > 1:
@@ -334,6 +354,22 @@ async def stream_leader(js: Any, stream: str) -> str | None:
     info = await js.stream_info(stream)
     cluster = info.cluster
     return None if cluster is None else cluster.leader
+
+
+async def stream_replicas_current(js: Any, stream: str) -> bool:
+    """Whether ``stream`` has a leader and every other replica is current with it (a server
+    restarted after a crash has caught up): the state to wait for before counting on the
+    stream surviving the next failure. True for a stream without a cluster (one server).
+
+    Raises:
+        nats.js.errors.NotFoundError: no such stream.
+        nats.errors.TimeoutError: no answer (no meta leader reachable).
+    """
+    cluster = (await js.stream_info(stream)).cluster
+    if cluster is None:
+        return True
+    replicas = cluster.replicas or []
+    return bool(cluster.leader) and all(p.current and not p.offline for p in replicas)
 
 
 # --- processes by pid ---------------------------------------------------------------------------
