@@ -59,12 +59,21 @@ def test_ensure_shard_route_and_meta_first_writer_wins(nats_cluster: NatsCluster
             assert info.config.num_replicas == 3
             assert info.config.duplicate_window == command_log.DUPLICATE_WINDOW_S
             assert info.config.max_msg_size == command_log.MESSAGE_BYTES_MAX
+            with pytest.raises(nats.js.errors.BadRequestError):  # another configuration
+                await command_log.ensure_shard(js, shard, replicas=1)
             first = await command_log.ensure_meta(js, 41)
             assert await command_log.ensure_meta(js, first + 1) == first
         finally:
             await nc.close()
 
     asyncio.run(run())
+
+
+def test_shard_names_map_to_distinct_streams() -> None:
+    names = ["a-b", "a_b", "ab", "main"]
+    routes = [command_log.shard_route(name) for name in names]
+    assert len({r.stream for r in routes}) == len({r.subject for r in routes}) == len(names)
+    assert command_log.shard_route("main").stream == "BOXOFFICE_MAIN"
 
 
 def test_bad_shard_name_is_refused() -> None:

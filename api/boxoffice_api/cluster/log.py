@@ -100,7 +100,7 @@ def shard_route(shard: str) -> ShardRoute:
         raise ValueError(f"shard name {shard!r}: 1-64 of a-z, 0-9, _ and -")
     return ShardRoute(
         shard=shard,
-        stream=f"BOXOFFICE_{shard.upper().replace('-', '_')}",
+        stream=f"BOXOFFICE_{shard.upper()}",  # "-" stays: "a-b" and "a_b" are two streams
         subject=f"boxoffice.{shard}.log",
     )
 
@@ -114,9 +114,8 @@ def stream_config(route: ShardRoute, replicas: int) -> StreamConfig:
         num_replicas=replicas,
         duplicate_window=DUPLICATE_WINDOW_S,
         max_msg_size=MESSAGE_BYTES_MAX,
+        # Trimming is explicit (behind the newest snapshot), never to make room: no limits.
         discard=DiscardPolicy.OLD,
-        # Replicas read one message at a time by sequence when they catch up.
-        allow_direct=True,
     )
 
 
@@ -157,12 +156,20 @@ async def ensure_shard(js: Any, shard: str = SHARD_DEFAULT, replicas: int = 3) -
     new_route = shard_route(shard)
     routing = await _bucket(js, ROUTING_BUCKET, replicas)
     await _bucket(js, META_BUCKET, replicas)
-    stored = await _create_or_get(
-        routing,
-        shard,
-        json.dumps({"stream": new_route.stream, "subject": new_route.subject}).encode(),
-    )
+    try:  # an entry written earlier (or by another process just now) is the route in force
+        stored: bytes | None = (await routing.get(shard)).value or b""
+    except nats.js.errors.NotFoundError:
+        stored = None
+    if stored is None:
+        # The stream first, the entry second: a reader that finds the entry finds the stream.
+        await js.add_stream(stream_config(new_route, replicas))
+        stored = await _create_or_get(
+            routing,
+            shard,
+            json.dumps({"stream": new_route.stream, "subject": new_route.subject}).encode(),
+        )
     route = _parse_route(shard, stored)
+    # Idempotent for an equal configuration; recreates a deleted stream; refuses another one.
     await js.add_stream(stream_config(route, replicas))
     return route
 
