@@ -115,3 +115,13 @@ def test_only_engine_views_cross() -> None:
         from_wire({"__view__": "os.system", "x": 1})
     with pytest.raises(ValueError):
         from_wire({"id": 1})
+
+
+def test_a_view_that_crossed_crosses_again_unchanged() -> None:
+    engine = bo.Engine()
+    engine.create_user(now=T0)
+    concert = engine.create_concert(
+        title="t", schedules=[bo.ScheduleSpec(2e9, [bo.SectionSpec("A", 1, 2, "R", 5)])], now=T0
+    )
+    once = to_wire(concert)
+    assert to_wire(from_wire(once)) == once

@@ -87,6 +87,7 @@ READS: dict[str, bool] = {
     "stats": True,
     "events": False,
     "state_hash": False,
+    "gated_page": False,  # gated_page() below: the seats page behind a gate already passed
     # properties
     "user_count": False,
     "concert_count": False,
@@ -95,6 +96,32 @@ READS: dict[str, bool] = {
 }
 """The reads a replica answers. They run at the engine's clock (never ahead of the log), so a
 read changes nothing: every replica stays the same state machine."""
+
+
+def gated_page(
+    engine: bo.Engine,
+    token_id: int,
+    concert_id: int,
+    schedule_id: int,
+    status: str | None = None,
+    *,
+    after: int = 0,
+    limit: int | None = None,
+) -> list[bo.Seat]:
+    """The seats page of ``Engine.gated_seats`` after its gate (a ``GATE`` command, already
+    applied through the log), with the same checks in the same order and the same errors:
+    ScheduleNotFound, then QueueTokenInvalid when the schedule is another concert's."""
+    now = engine.clock
+    if schedule_id not in {s.id for s in engine.schedules(concert_id, now=now)}:
+        engine.seats(schedule_id, limit=0, now=now)  # ScheduleNotFound when there is none
+        owner = next(
+            c.id for c in engine.concerts(now=now) if schedule_id in {s.id for s in c.schedules}
+        )
+        raise bo_errors.QueueTokenInvalid(
+            f"queue token {token_id} is for concert {concert_id}, not concert {owner} of "
+            f"schedule {schedule_id}"
+        )
+    return engine.seats(schedule_id, status, after=after, limit=limit, now=now)  # type: ignore[arg-type]
 
 
 def tick_msg_id(shard: str, slot: int) -> str:
@@ -513,8 +540,11 @@ class Replica:
         engine = self.state.engine
         answer: dict[str, Any]
         try:
-            member = getattr(engine, method)
-            if callable(member):
+            member = getattr(engine, method, None)
+            value: Any
+            if method == "gated_page":
+                value = gated_page(engine, *args, **kwargs)
+            elif callable(member):
                 if READS[method]:
                     kwargs["now"] = engine.clock
                 value = member(*args, **kwargs)

@@ -54,8 +54,8 @@ class View(SimpleNamespace):
 
 
 def to_wire(value: Any) -> Any:
-    """``value`` (an engine view, a list of them, or a plain number, string, bool or None)
-    as JSON-ready data.
+    """``value`` (an engine view or a :class:`View`, a list of them, or a plain number,
+    string, bool or None) as JSON-ready data.
 
     Raises:
         TypeError: a value of another type.
@@ -64,6 +64,12 @@ def to_wire(value: Any) -> Any:
         return value
     if isinstance(value, list | tuple):
         return [to_wire(item) for item in value]
+    if isinstance(value, View):  # a view that crossed once crosses again unchanged
+        out_view: dict[str, Any] = {"__view__": value.view_type}
+        for name, item in vars(value).items():
+            if name != "view_type":
+                out_view[name] = to_wire(item)
+        return out_view
     fields = _FIELDS.get(type(value))
     if fields is None:
         raise TypeError(f"not an engine view: {type(value).__name__}")

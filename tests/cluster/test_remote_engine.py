@@ -1,0 +1,154 @@
+"""The engine's API over a real cluster answers exactly what the embedded engine answers.
+
+One script of calls (commands and reads, refusals included) runs against ``boxoffice.Engine``
+in this process and against :class:`RemoteEngine` over a 3-server cluster with two replicas
+(no ticks, so both see the same times); every answer, value or error, must be equal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from functools import partial
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from nats_helpers import create_shard
+from test_replicas import Replicas, cluster_seed, wait_applied
+
+import boxoffice as bo
+import boxoffice.errors as bo_errors
+from boxoffice_api.cluster import log as command_log
+from boxoffice_api.cluster.client import ClusterClient
+from boxoffice_api.cluster.nats import NatsCluster
+from boxoffice_api.cluster.remote_engine import LogHead, RemoteEngine
+from boxoffice_api.cluster.wire import to_wire
+
+T0 = 1_900_000_000.0
+
+
+async def answer(call: Callable[[], Any]) -> Any:
+    """A call's answer as comparable data: ("ok", value) or ("error", code, message, details)."""
+    try:
+        value = call()
+        if inspect.isawaitable(value):
+            value = await value
+    except bo_errors.BoxOfficeError as exc:
+        details = (exc.position, exc.eta_s, exc.seat_id, exc.retry_after_s)
+        return ("error", exc.code, str(exc), details)
+    return ("ok", normalize(to_wire(value)))
+
+
+def normalize(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: normalize(v) for k, v in data.items() if k != "__view__"}
+    if isinstance(data, list):
+        return [normalize(v) for v in data]
+    return data
+
+
+async def script(engine: Any) -> list[Any]:
+    """A small drop, refusals included; ``engine`` is embedded or remote."""
+    out: list[Any] = []
+
+    async def step(call: Callable[[], Awaitable[Any] | Any]) -> Any:
+        result = await answer(call)
+        out.append(result)
+        return result[1] if result[0] == "ok" else None
+
+    users = [await step(lambda: engine.create_user(now=T0)) for _ in range(4)]
+    sections = [bo.SectionSpec("A", 2, 5, "VIP", 90_000), bo.SectionSpec("B", 2, 5, "R", 50_000)]
+    sale = bo.SaleSettings(queue_capacity=2, hold_ttl_s=120, max_seats_per_reservation=4)
+    concert = await step(
+        lambda: engine.create_concert(
+            title="IU", artist="IU", venue="KSPO", schedules=[bo.ScheduleSpec(2e9, sections)],
+            sale=sale, now=T0,
+        )
+    )  # fmt: skip
+    other = await step(
+        lambda: engine.create_concert(
+            title="Other", schedules=[bo.ScheduleSpec(2e9, sections[:1])], now=T0 + 1
+        )
+    )
+    cid, schedule = concert["id"], concert["schedules"][0]["id"]
+    tokens = []
+    for user in users:
+        tokens.append(await step(partial(engine.join_queue, user, cid, now=T0 + 2)))
+    t = [tok["id"] for tok in tokens]
+    await step(lambda: engine.queue_status(users[3], t[3], now=T0 + 3))
+    await step(lambda: engine.check_gate(users[3], t[3], cid, now=T0 + 3))  # WAITING: refused
+    await step(lambda: engine.check_gate(users[0], t[0], cid, now=T0 + 3))
+    await step(lambda: engine.gated_seats(users[0], t[0], cid, schedule, limit=3, now=T0 + 4))
+    await step(
+        lambda: engine.gated_seats(users[0], t[0], cid, schedule, "AVAILABLE", after=3, now=T0 + 4)
+    )
+    other_schedule = other["schedules"][0]["id"]
+    await step(lambda: engine.gated_seats(users[0], t[0], cid, other_schedule, now=T0 + 4))
+    await step(lambda: engine.gated_seats(users[0], t[0], cid, 999, now=T0 + 4))
+    await step(lambda: engine.gated_seats(users[3], t[3], cid, schedule, now=T0 + 4))
+    held = await step(lambda: engine.hold(users[0], t[0], schedule, [1, 2, 3], now=T0 + 5))
+    await step(lambda: engine.hold(users[1], t[1], schedule, [3, 4], now=T0 + 5))  # taken
+    best = await step(
+        lambda: engine.hold(users[1], t[1], schedule, quantity=2, grade="R", now=T0 + 5)
+    )
+    await step(lambda: engine.hold(users[1], t[1], schedule, quantity=9, now=T0 + 5))
+    await step(lambda: engine.charge(users[0], 500_000, idempotency_key="k1", now=T0 + 6))
+    await step(lambda: engine.charge(users[0], 500_000, idempotency_key="k1", now=T0 + 6))
+    await step(lambda: engine.charge(users[1], 0, now=T0 + 6))
+    await step(lambda: engine.release_seat(users[0], held["id"], 3, now=T0 + 7))
+    await step(lambda: engine.pay(users[0], t[0], held["id"], idempotency_key="p", now=T0 + 8))
+    await step(lambda: engine.pay(users[1], t[1], best["id"], now=T0 + 8))  # no money
+    await step(lambda: engine.cancel(users[1], best["id"], now=T0 + 9))
+    await step(lambda: engine.refund(users[0], held["id"], now=T0 + 10))
+    await step(lambda: engine.leave_queue(users[2], t[2], now=T0 + 11))
+    await step(lambda: engine.queue_status(users[3], t[3], now=T0 + 11))
+    for read in (
+        lambda: engine.concert(cid, now=T0 + 11),
+        lambda: engine.concert(77, now=T0 + 11),
+        lambda: engine.concerts("iu", now=T0 + 11),
+        lambda: engine.concerts(starts_from=3e9, now=T0 + 11),
+        lambda: engine.schedules(cid, now=T0 + 11),
+        lambda: engine.reservation(users[0], held["id"], now=T0 + 11),
+        lambda: engine.reservation(users[1], held["id"], now=T0 + 11),
+        lambda: engine.reservations(users[1], now=T0 + 11),
+        lambda: engine.balance(users[0], now=T0 + 11),
+        lambda: engine.history(users[0], now=T0 + 11),
+        lambda: engine.stats(cid, now=T0 + 11),
+        lambda: engine.events(0, 1000),
+    ):
+        await step(read)
+    return out
+
+
+def test_remote_answers_equal_embedded_answers(
+    nats_cluster: NatsCluster, shard: str, tmp_path: Path
+) -> None:
+    urls = nats_cluster.urls
+    create_shard(urls, shard, 3)
+    replicas = Replicas(tmp_path, urls, shard)
+    try:
+        for name in ("r1", "r2"):
+            replicas.start(name, "--tick-s", "0")
+
+        async def run() -> tuple[list[Any], int, list[Any]]:
+            await wait_applied(urls, shard, ["r1", "r2"], 0)
+            log = await command_log.CommandLog.connect(urls, shard)
+            try:
+                client = ClusterClient(log.nc, command_log.Batcher(log, timeout_s=30), shard)
+                remote = RemoteEngine(client, LogHead(log.js, log.route.stream))
+                answers = await script(remote)
+                return answers, await cluster_seed(urls), [await remote.state_hash()]
+            finally:
+                await log.close()
+
+        remote_answers, seed, remote_hash = asyncio.run(run())
+    finally:
+        replicas.stop_all()
+    embedded = bo.Engine(seed=seed)
+    embedded_answers = asyncio.run(script(embedded))
+    assert len(remote_answers) == len(embedded_answers)
+    for i, (got, expected) in enumerate(zip(remote_answers, embedded_answers, strict=True)):
+        assert got == expected, f"step {i}: {got} != {expected}"
+    assert sum(a[0] == "error" for a in embedded_answers) >= 10  # refusals were exercised
+    assert remote_hash == [embedded.state_hash()]
