@@ -66,3 +66,29 @@ def test_single_server_sigkill_keeps_acknowledged_appends_then_stop_by_record(
             os.kill(pid, 0)
     finally:
         cluster.stop()
+
+
+def test_start_retries_with_new_ports_when_one_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import socket
+
+    import boxoffice_api.cluster.nats as nats_module
+
+    real_free_port = nats_module.free_port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        taken_port = taken.getsockname()[1]
+        picks = iter([taken_port])  # the first choice is the port another process holds
+        monkeypatch.setattr(
+            nats_module, "free_port", lambda host: next(picks, None) or real_free_port(host)
+        )
+        cluster = NatsCluster(tmp_path / "nats", size=1)
+        cluster.start()
+        try:
+            assert cluster.servers[0].client_port != taken_port
+            assert b"address already in use" in Path(cluster.servers[0].log_file).read_bytes()
+            assert cluster.alive("n1")
+        finally:
+            cluster.stop()

@@ -169,9 +169,13 @@ class NatsCluster:
 
     # --- start --------------------------------------------------------------------------------
 
-    def start(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+    def start(self, timeout_s: float = READY_TIMEOUT_S, attempts: int = 3) -> None:
         """Writes the configurations (free ports), starts every server, and returns once each
         one's JetStream is ready (with two servers or more: a meta leader is known).
+
+        A port taken by another process between its choice and the server's bind (another
+        test starting servers at the same moment) means new ports and another attempt, up to
+        ``attempts``.
 
         Raises:
             NatsServerError: a server exited or was not ready within ``timeout_s`` (every
@@ -181,27 +185,53 @@ class NatsCluster:
             raise NatsServerError("this cluster was started already")
         binary = nats_server_binary()
         self.dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, attempts + 1):
+            self._assign_ports()
+            log_offsets = {s.name: _file_size(s.log_file) for s in self._servers.values()}
+            try:
+                for server in self._servers.values():
+                    self._spawn(server, binary)
+                self._wait_ready(list(self._servers.values()), timeout_s)
+                return
+            except NatsServerError:
+                self.stop()
+                if attempt == attempts or not self._port_taken(log_offsets):
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+
+    def _assign_ports(self) -> None:
+        taken: set[int] = set()
+
+        def port() -> int:
+            while (chosen := free_port(self.host)) in taken:
+                pass
+            taken.add(chosen)
+            return chosen
+
         for i in range(1, self.size + 1):
             name = f"n{i}"
             self._servers[name] = NatsServer(
                 name=name,
                 host=self.host,
-                client_port=free_port(self.host),
-                cluster_port=free_port(self.host) if self.size > 1 else 0,
-                http_port=free_port(self.host),
+                client_port=port(),
+                cluster_port=port() if self.size > 1 else 0,
+                http_port=port(),
                 store_dir=str(self.dir / name),
                 config=str(self.dir / f"{name}.conf"),
                 log_file=str(self.dir / f"{name}.log"),
             )
         for server in self._servers.values():
             Path(server.config).write_text(self._config(server))
-        try:
-            for server in self._servers.values():
-                self._spawn(server, binary)
-            self._wait_ready(list(self._servers.values()), timeout_s)
-        except BaseException:
-            self.stop()
-            raise
+
+    def _port_taken(self, log_offsets: dict[str, int]) -> bool:
+        for server in self._servers.values():
+            with open(server.log_file, "rb") as log_file:
+                log_file.seek(log_offsets.get(server.name, 0))
+                if b"address already in use" in log_file.read():
+                    return True
+        return False
 
     def _config(self, server: NatsServer) -> str:
         # sync_interval: always fsyncs every stored message before it is acknowledged: with the
@@ -373,6 +403,13 @@ async def stream_replicas_current(js: Any, stream: str) -> bool:
 
 
 # --- processes by pid ---------------------------------------------------------------------------
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _http_json(url: str) -> dict[str, Any] | None:
