@@ -13,11 +13,13 @@ from boxoffice_api.cluster.nats import NatsCluster
 
 
 def heal(cluster: NatsCluster) -> None:
-    """Restarts every server of ``cluster`` that is not running; returns once all are ready."""
+    """Restarts every server of ``cluster`` that is not running; returns once all are ready
+    and every stream's copies are current (the next failure meets a whole cluster)."""
     for server in cluster.servers:
         if not cluster.alive(server.name):
             cluster.restart(server.name, wait=False)
     cluster.wait_ready()
+    cluster.wait_streams_current()
 
 
 def create_shard(urls: list[str], shard: str, replicas: int = 3) -> command_log.ShardRoute:

@@ -230,6 +230,7 @@ def test_two_of_three_down_append_raises_log_unavailable_and_nothing_is_lost(
             follower = next(s.name for s in nats_cluster.servers if s.name != leader)
             await asyncio.to_thread(nats_cluster.kill, leader)
             await asyncio.to_thread(nats_cluster.kill, follower)
+            assert not nats_cluster.streams_current()  # one server: no stream has a leader
             timeout_s = 2.0
             started = time.monotonic()
             with pytest.raises(command_log.LogUnavailable) as raised:
@@ -241,6 +242,7 @@ def test_two_of_three_down_append_raises_log_unavailable_and_nothing_is_lost(
             await asyncio.to_thread(nats_cluster.restart, leader, False)
             await asyncio.to_thread(nats_cluster.restart, follower, False)
             await asyncio.to_thread(nats_cluster.wait_ready)
+            await asyncio.to_thread(nats_cluster.wait_streams_current)
             # The client retries the refused append under its id: stored once, whether or not
             # the first attempt reached a disk.
             acked[message("during")] = await log.append(message("during"), "during", 30.0)

@@ -345,6 +345,40 @@ class NatsCluster:
         """
         self._wait_ready([s for s in self._servers.values() if s.pid > 0], timeout_s)
 
+    def streams_current(self) -> bool:
+        """Whether every stream has a leader among the running servers and, as that leader
+        sees it, every other copy is current (read from each server's ``/jsz``)."""
+        seen: set[str] = set()
+        whole: set[str] = set()
+        for server in self._servers.values():
+            if server.pid <= 0:
+                continue
+            jsz = _http_json(f"{server.monitor_url}/jsz?streams=true")
+            if jsz is None:
+                return False
+            for account in jsz.get("account_details") or []:
+                for stream in account.get("stream_detail") or []:
+                    seen.add(stream["name"])
+                    cluster = stream.get("cluster") or {"leader": server.name}
+                    copies = cluster.get("replicas") or []
+                    if cluster.get("leader") == server.name and all(
+                        c.get("current") and not c.get("offline") for c in copies
+                    ):
+                        whole.add(stream["name"])
+        return seen == whole
+
+    def wait_streams_current(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Returns once :meth:`streams_current` holds (a restarted server has caught up).
+
+        Raises:
+            NatsServerError: not within ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        while not self.streams_current():
+            if time.monotonic() > deadline:
+                raise NatsServerError(f"streams not current within {timeout_s} s")
+            time.sleep(0.05)
+
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM to every server, SIGKILL to any still running after ``grace_s``; returns once
         every process is gone. Safe to call twice and from another process (:meth:`from_json`).
