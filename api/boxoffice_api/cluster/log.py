@@ -55,8 +55,11 @@ MESSAGE_BYTES_MAX = frames.COMMAND_BYTES_MAX + 4096
 """The stream's largest message: one largest command (a concert with its seat map) and its
 framing. The servers' ``max_payload`` must be at least this (``NatsCluster`` sets 8 MB)."""
 
-APPEND_TIMEOUT_S = 5.0
-"""Default deadline of one append, retries included (at most half the de-duplication window)."""
+APPEND_TIMEOUT_S = 10.0
+"""Default deadline of one append, retries included: longer than a stream leader election
+(4.4-8.0 s from a leader's SIGKILL to the next acknowledged append on loopback, see
+``docs/scale-out.md``), so that a failover delays writes instead of failing them; at most half
+the de-duplication window."""
 
 ATTEMPT_TIMEOUT_S = 1.0
 """How long one publish attempt waits for its acknowledgement before it is sent again."""
