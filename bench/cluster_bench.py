@@ -163,7 +163,10 @@ async def failover_times(cluster: NatsCluster, kills: int) -> list[float]:
             print(f"  kill {kill + 1}: {leader} -> first ack after {times[-1]:.2f} s", flush=True)
             await asyncio.to_thread(cluster.restart, leader)
             # The next kill starts from a whole stream: the restarted copy has caught up.
+            caught_up_by = time.perf_counter() + 60.0
             while not await whole(log):
+                if time.perf_counter() > caught_up_by:
+                    raise SystemExit(f"{log.route.stream}: copies not current 60 s after restart")
                 await asyncio.sleep(0.05)
     finally:
         await log.close()
