@@ -18,6 +18,7 @@ import boxoffice as bo
 
 from . import store_files
 from .accounts import AccountStore
+from .engine_api import EmbeddedEngineApi, EngineApi
 from .errors import ApiError
 from .rate_limits import HoldRateLimiter
 from .security import PasswordHashing, Passwords, Tokens, default_hash_threads
@@ -189,6 +190,8 @@ class Service:
         self.command_seq = 0
         # Hold attempts per user per concert (429 HOLD_RATE_LIMITED), against hoarding.
         self.hold_limiter = HoldRateLimiter(settings.holds_per_minute)
+        # What handlers call: the engine's calls as coroutines (the cluster's in cluster mode).
+        self.engine_api: EngineApi = EmbeddedEngineApi(self)
 
     @staticmethod
     def now() -> float:

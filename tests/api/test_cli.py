@@ -27,10 +27,19 @@ def test_the_service_contributes_its_commands_through_entry_points() -> None:
     contributed = {ep.name: ep.value for ep in cli.contributed_commands()}
     assert contributed == {
         "admin-key": "boxoffice_api.cli:add_admin_key",
+        "cluster": "boxoffice_api.cluster.cli:add_cluster",
         "drop": "boxoffice_api.drop:add_parser",
+        "replica": "boxoffice_api.cluster.cli:add_replica",
         "serve": "boxoffice_api.cli:add_serve",
     }
-    assert subcommands(cli.build_parser()) == {"simulate", "serve", "admin-key", "drop"}
+    assert subcommands(cli.build_parser()) == {
+        "simulate",
+        "serve",
+        "admin-key",
+        "drop",
+        "replica",
+        "cluster",
+    }
 
 
 def test_without_contributions_only_the_engine_command_is_there(

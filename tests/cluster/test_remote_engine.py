@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from functools import partial
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from nats_helpers import create_shard
-from test_replicas import Replicas, cluster_seed, wait_applied
+from replica_helpers import Replicas, cluster_seed, wait_applied
 
 import boxoffice as bo
 import boxoffice.errors as bo_errors

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import nats.errors
 import pytest
 from nats_helpers import create_shard, stream_messages
+from replica_helpers import Replicas, cluster_seed, wait_applied
 
 import boxoffice as bo
 import boxoffice.errors as bo_errors
@@ -24,30 +24,11 @@ from boxoffice_api.cluster import frames
 from boxoffice_api.cluster import log as command_log
 from boxoffice_api.cluster.client import ClusterClient
 from boxoffice_api.cluster.nats import NatsCluster, stream_leader
-from boxoffice_api.cluster.processes import pid_alive, start_replica, stop_pid
+from boxoffice_api.cluster.processes import pid_alive
 from boxoffice_api.cluster.replica import ReplicaState
-from boxoffice_api.cluster.status import replica_statuses
 
 USERS = 24
 SEATS_PER_ROW = 10
-
-
-class Replicas:
-    """``boxoffice replica`` processes of one shard, stopped by pid at the end."""
-
-    def __init__(self, directory: Path, urls: list[str], shard: str) -> None:
-        self.directory, self.urls, self.shard = directory, urls, shard
-        self.started: dict[str, dict[str, Any]] = {}
-
-    def start(self, name: str, *flags: str) -> None:
-        self.started[name] = start_replica(self.directory, self.urls, self.shard, name, *flags)
-
-    def kill(self, name: str) -> None:
-        stop_pid(self.started[name]["pid"], grace_s=0.0, sig=signal.SIGKILL)
-
-    def stop_all(self) -> None:
-        for replica in self.started.values():
-            stop_pid(replica["pid"])
 
 
 @pytest.fixture
@@ -73,17 +54,6 @@ async def apply(client: ClusterClient, op: str, **fields: Any) -> bo.commands.Re
     return decode_result(data)
 
 
-async def wait_applied(urls: list[str], shard: str, names: list[str], seq: int) -> dict[str, Any]:
-    """Each replica's report once all have applied message ``seq`` (reports come each second)."""
-    deadline = time.monotonic() + 60
-    while True:
-        statuses = await replica_statuses(urls, shard)
-        if all(n in statuses and statuses[n]["applied_seq"] >= seq for n in names):
-            return statuses
-        assert time.monotonic() < deadline, f"replicas did not reach {seq}: {statuses}"
-        await asyncio.sleep(0.2)
-
-
 async def last_seq(urls: list[str], shard: str) -> int:
     """The stream's last sequence (asked again through an election: up to 30 s)."""
     nc = await command_log.connect(urls)
@@ -107,14 +77,6 @@ async def replay_hash(urls: list[str], shard: str, seed: int) -> tuple[int, int]
     for message in await stream_messages(urls, route.stream):
         state.apply(message.seq, message.data)
     return state.applied_seq, state.engine.state_hash()
-
-
-async def cluster_seed(urls: list[str]) -> int:
-    nc = await command_log.connect(urls)
-    try:
-        return await command_log.ensure_meta(nc.jetstream(), 0)
-    finally:
-        await nc.close()
 
 
 async def a_drop(client: ClusterClient, concert_sale: bo.SaleSettings) -> dict[str, Any]:

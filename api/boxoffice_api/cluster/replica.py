@@ -48,6 +48,7 @@ import boxoffice as bo
 import boxoffice.errors as bo_errors
 from boxoffice.commands import encode_command
 
+from ..engine_api import READS
 from . import frames
 
 log = logging.getLogger("boxoffice.replica")
@@ -71,31 +72,6 @@ def results_subject(shard: str) -> str:
 def query_subject(shard: str) -> str:
     """The request subject for reads of ``shard``'s state (:data:`READS`)."""
     return f"boxoffice.{shard}.query"
-
-
-READS: dict[str, bool] = {
-    # engine reads a replica answers -> whether they take ``now`` (set to the engine's clock)
-    "concert": True,
-    "concerts": True,
-    "live_token": True,
-    "schedules": True,
-    "seats": True,
-    "reservation": True,
-    "reservations": True,
-    "balance": True,
-    "history": True,
-    "stats": True,
-    "events": False,
-    "state_hash": False,
-    "gated_page": False,  # gated_page() below: the seats page behind a gate already passed
-    # properties
-    "user_count": False,
-    "concert_count": False,
-    "last_event_seq": False,
-    "clock": False,
-}
-"""The reads a replica answers. They run at the engine's clock (never ahead of the log), so a
-read changes nothing: every replica stays the same state machine."""
 
 
 def gated_page(

@@ -35,15 +35,14 @@ async def create_concert(body: ConcertIn, service: ServiceDep) -> ConcertOut:
         )
         for s in body.schedules
     ]
-    async with service.command():
-        concert = service.engine.create_concert(
-            title=body.title,
-            artist=body.artist,
-            venue=body.venue,
-            schedules=schedules,
-            sale=body.sale.to_engine(),
-            now=service.now(),
-        )
+    concert = await service.engine_api.create_concert(
+        title=body.title,
+        artist=body.artist,
+        venue=body.venue,
+        schedules=schedules,
+        sale=body.sale.to_engine(),
+        now=service.now(),
+    )
     return ConcertOut.of(concert)
 
 
@@ -53,8 +52,7 @@ async def stats(
 ) -> StatsOut:
     """Queue (waiting, active, admitted), seats (available, held, sold), reservations by
     status, payments and revenue (won). Errors: 404 ``CONCERT_NOT_FOUND``."""
-    async with service.read():
-        s = service.engine.stats(concert_id, now=service.now())
+    s = await service.engine_api.stats(concert_id, now=service.now())
     return StatsOut.of(s)
 
 
@@ -67,8 +65,8 @@ async def events(
     """Domain events (ReservationHeld, PaymentSucceeded, QueueAdmitted, ...) with
     ``seq > after``, oldest first; ``next_cursor`` is the ``after`` of the next page (None on
     the last page: a consumer following the feed keeps the last ``seq`` it read)."""
-    async with service.read():  # never hand out an event a crash could take back
-        items = service.engine.events(after, limit + 1)  # one more: is there a next page?
+    # One more than asked: is there a next page? (A read: never an event a crash could undo.)
+    items = await service.engine_api.events(after, limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return Page(

@@ -15,16 +15,14 @@ router = APIRouter(prefix="/v1/me/balance", tags=["balance"])
 @router.get("", responses=problems(401), summary="My balance")
 async def balance(user_id: CurrentUser, service: ServiceDep) -> BalanceOut:
     """The wallet balance in won."""
-    async with service.read():
-        balance = service.engine.balance(user_id, now=service.now())
+    balance = await service.engine_api.balance(user_id, now=service.now())
     return BalanceOut(user_id=user_id, balance=balance)
 
 
 @router.get("/history", responses=problems(401), summary="My balance history")
 async def history(user_id: CurrentUser, service: ServiceDep) -> Page[HistoryEntryOut]:
     """CHARGE, PAYMENT and REFUND entries, oldest first, each with ``balance_after``."""
-    async with service.read():
-        entries = service.engine.history(user_id, now=service.now())
+    entries = await service.engine_api.history(user_id, now=service.now())
     return Page(items=[HistoryEntryOut.of(e) for e in entries])
 
 
@@ -45,10 +43,9 @@ async def charge(
     Errors: 422 ``INVALID_AMOUNT`` (below 1 or above the per-charge limit),
     ``IDEMPOTENCY_KEY_REUSED``; 409 ``BALANCE_LIMIT_EXCEEDED``.
     """
-    async with service.command():
-        result = service.engine.charge(
-            user_id, body.amount, idempotency_key=idempotency_key, now=service.now()
-        )
+    result = await service.engine_api.charge(
+        user_id, body.amount, idempotency_key=idempotency_key, now=service.now()
+    )
     return ChargeOut(
         id=result.entry_id, amount=result.amount, balance=result.balance, charged_at=utc(result.at)
     )

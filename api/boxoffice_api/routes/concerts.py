@@ -31,13 +31,12 @@ async def search(
 ) -> Page[ConcertOut]:
     """Concerts whose title or artist contains ``q`` (case-insensitive) with a schedule in
     [``from``, ``to``] (RFC 3339; either may be omitted)."""
-    async with service.read():
-        concerts = service.engine.concerts(
-            q,
-            starts_from=seconds_of(starts_from),
-            starts_to=seconds_of(starts_to),
-            now=service.now(),
-        )
+    concerts = await service.engine_api.concerts(
+        q,
+        starts_from=seconds_of(starts_from),
+        starts_to=seconds_of(starts_to),
+        now=service.now(),
+    )
     return Page(items=[ConcertOut.of(c) for c in concerts])
 
 
@@ -48,8 +47,7 @@ async def get_concert(
     """The concert with its schedules (seat counts) and sale settings.
 
     Errors: 404 ``CONCERT_NOT_FOUND``."""
-    async with service.read():
-        concert = service.engine.concert(concert_id, now=service.now())
+    concert = await service.engine_api.concert(concert_id, now=service.now())
     return ConcertOut.of(concert)
 
 
@@ -67,10 +65,8 @@ async def schedules(
     ``QUEUE_TOKEN_INVALID`` (a token for another concert); 404 ``CONCERT_NOT_FOUND``.
     """
     if token.concert_id != concert_id:
-        service.engine.concert(concert_id, now=service.now())  # 404 for an unknown concert
+        await service.engine_api.concert(concert_id, now=service.now())  # 404 if unknown
         raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token is for another concert")
-    async with service.command():
-        service.engine.check_gate(user_id, token.token_id, concert_id, now=service.now())
-    return Page(
-        items=[ScheduleOut.of(s) for s in service.engine.schedules(concert_id, now=service.now())]
-    )
+    await service.engine_api.check_gate(user_id, token.token_id, concert_id, now=service.now())
+    found = await service.engine_api.schedules(concert_id, now=service.now())
+    return Page(items=[ScheduleOut.of(s) for s in found])

@@ -33,12 +33,11 @@ async def pay(
     stays PENDING to charge and retry, unless the concert sets
     ``release_on_payment_failure``); 422 ``IDEMPOTENCY_KEY_REUSED``.
     """
-    async with service.command():
-        payment = service.engine.pay(
-            user_id,
-            token.token_id,
-            body.reservation_id,
-            idempotency_key=idempotency_key,
-            now=service.now(),
-        )
+    payment = await service.engine_api.pay(
+        user_id,
+        token.token_id,
+        body.reservation_id,
+        idempotency_key=idempotency_key,
+        now=service.now(),
+    )
     return PaymentOut.of(payment)

@@ -35,8 +35,7 @@ async def join(
 
     Errors: 404 ``CONCERT_NOT_FOUND``; 429 ``QUEUE_FULL`` (Retry-After).
     """
-    async with service.command():
-        token = service.engine.join_queue(user_id, concert_id, now=service.now())
+    token = await service.engine_api.join_queue(user_id, concert_id, now=service.now())
     if not token.created:
         response.status_code = status.HTTP_200_OK
     return QueueJoined(
@@ -56,8 +55,7 @@ async def poll(
 ) -> QueueStatus:
     """The token's state, exact position and ETA (a poll keeps a WAITING token's place)."""
     _same_concert(token.concert_id, concert_id)
-    async with service.command():
-        state = service.engine.queue_status(user_id, token.token_id, now=service.now())
+    state = await service.engine_api.queue_status(user_id, token.token_id, now=service.now())
     return QueueStatus.of(state)
 
 
@@ -68,6 +66,5 @@ async def leave(
     """Leaves the queue: the token becomes EXPIRED (LEFT) and the next waiting user is
     admitted."""
     _same_concert(token.concert_id, concert_id)
-    async with service.command():
-        state = service.engine.leave_queue(user_id, token.token_id, now=service.now())
+    state = await service.engine_api.leave_queue(user_id, token.token_id, now=service.now())
     return QueueStatus.of(state)

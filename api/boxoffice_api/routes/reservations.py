@@ -49,17 +49,16 @@ async def hold(
     user per concert, successful or not).
     """
     service.hold_limiter.hit(user_id, token.concert_id)
-    async with service.command():
-        reservation = service.engine.hold(
-            user_id,
-            token.token_id,
-            body.schedule_id,
-            body.seat_ids,
-            quantity=body.quantity or 0,
-            grade=body.grade,
-            idempotency_key=idempotency_key,
-            now=service.now(),
-        )
+    reservation = await service.engine_api.hold(
+        user_id,
+        token.token_id,
+        body.schedule_id,
+        body.seat_ids,
+        quantity=body.quantity or 0,
+        grade=body.grade,
+        idempotency_key=idempotency_key,
+        now=service.now(),
+    )
     return ReservationOut.of(reservation)
 
 
@@ -70,16 +69,14 @@ async def get_reservation(
     reservation_id: ReservationId, user_id: CurrentUser, service: ServiceDep
 ) -> ReservationOut:
     """One of the user's reservations. Errors: 404 ``RESERVATION_NOT_FOUND``."""
-    async with service.read():
-        reservation = service.engine.reservation(user_id, reservation_id, now=service.now())
+    reservation = await service.engine_api.reservation(user_id, reservation_id, now=service.now())
     return ReservationOut.of(reservation)
 
 
 @router.get("/me/reservations", responses=problems(401), summary="My reservations")
 async def my_reservations(user_id: CurrentUser, service: ServiceDep) -> Page[ReservationOut]:
     """The user's reservations, oldest first."""
-    async with service.read():
-        items = service.engine.reservations(user_id, now=service.now())
+    items = await service.engine_api.reservations(user_id, now=service.now())
     return Page(items=[ReservationOut.of(r) for r in items])
 
 
@@ -95,8 +92,7 @@ async def cancel(
 
     Errors: 404 ``RESERVATION_NOT_FOUND``; 409 ``HOLD_EXPIRED``, ``RESERVATION_NOT_PENDING``.
     """
-    async with service.command():
-        reservation = service.engine.cancel(user_id, reservation_id, now=service.now())
+    reservation = await service.engine_api.cancel(user_id, reservation_id, now=service.now())
     return ReservationOut.of(reservation)
 
 
@@ -117,10 +113,9 @@ async def release_seat(
     Errors: 404 ``RESERVATION_NOT_FOUND``, ``SEAT_NOT_IN_RESERVATION``; 409 ``HOLD_EXPIRED``,
     ``RESERVATION_NOT_PENDING``.
     """
-    async with service.command():
-        reservation = service.engine.release_seat(
-            user_id, reservation_id, seat_id, now=service.now()
-        )
+    reservation = await service.engine_api.release_seat(
+        user_id, reservation_id, seat_id, now=service.now()
+    )
     return ReservationOut.of(reservation)
 
 
@@ -134,6 +129,5 @@ async def refund(
 ) -> ReservationOut:
     """Refunds a CONFIRMED reservation: the amount goes back to the wallet, the seats become
     AVAILABLE. Errors: 404 ``RESERVATION_NOT_FOUND``; 409 ``RESERVATION_NOT_CONFIRMED``."""
-    async with service.command():
-        reservation = service.engine.refund(user_id, reservation_id, now=service.now())
+    reservation = await service.engine_api.refund(user_id, reservation_id, now=service.now())
     return ReservationOut.of(reservation)

@@ -33,17 +33,16 @@ async def seats(
     Errors: 403 (the gate; ``QUEUE_TOKEN_INVALID`` for another concert's schedule); 404
     ``SCHEDULE_NOT_FOUND``.
     """
-    async with service.command():
-        page = service.engine.gated_seats(
-            user_id,
-            token.token_id,
-            token.concert_id,
-            schedule_id,
-            status,
-            after=cursor,
-            limit=limit + 1,
-            now=service.now(),
-        )
+    page = await service.engine_api.gated_seats(
+        user_id,
+        token.token_id,
+        token.concert_id,
+        schedule_id,
+        status,
+        after=cursor,
+        limit=limit + 1,
+        now=service.now(),
+    )
     more = len(page) > limit
     page = page[:limit]
     return Page(

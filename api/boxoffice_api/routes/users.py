@@ -45,8 +45,7 @@ async def sign_up(body: SignUp, service: ServiceDep, request: Request) -> UserOu
             raise taken
         with service.password_hashing.admit(client_address(request)) as slot:
             password_hash = await slot.run(service.passwords.hash_new, body.password, email)
-        async with service.command():
-            user_id = service.engine.create_user(now=service.now())
+        user_id = await service.engine_api.create_user(now=service.now())
         try:
             account = await asyncio.to_thread(service.accounts.add, user_id, email, password_hash)
         except EmailTaken as exc:  # written by another process sharing the accounts
