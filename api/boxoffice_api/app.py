@@ -219,6 +219,24 @@ def _document_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _log_store_opened(service: Service, settings: Settings) -> None:
+    log = get_logger()
+    recovery = service.engine.recovery
+    log.info(
+        "store opened",
+        db=str(settings.db),
+        durability=settings.durability,
+        **{k: v for k, v in recovery.items() if isinstance(v, int)},
+    )
+    kept = service.engine.limits.queue_length_max
+    if settings.queue_length_max is not None and kept != settings.queue_length_max:
+        log.warning(
+            "the store keeps the queue_length_max it was created with",
+            queue_length_max=kept,
+            setting=settings.queue_length_max,
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The HTTP API v1 app. Opening the store happens in the lifespan (server start).
 
@@ -231,22 +249,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = Service(settings)
+        await service.start()
         app.state.service = service
-        recovery = service.engine.recovery
-        log.info(
-            "store opened",
-            db=str(settings.db),
-            durability=settings.durability,
-            **{k: v for k, v in recovery.items() if isinstance(v, int)},
-        )
-        kept = service.engine.limits.queue_length_max
-        if settings.queue_length_max is not None and kept != settings.queue_length_max:
-            log.warning(
-                "the store keeps the queue_length_max it was created with",
-                queue_length_max=kept,
-                setting=settings.queue_length_max,
-            )
-        if settings.demo:
+        if service.cluster is not None:
+            log.info("cluster connected", urls=settings.cluster_urls, shard=settings.shard)
+        else:
+            _log_store_opened(service, settings)
+        if settings.demo and service.cluster is not None:
+            log.warning("--demo loads a concert into an embedded store only; ignored")
+        elif settings.demo:
             from .demo import load
 
             concert = load(service.engine)
@@ -262,9 +273,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            service.close()
+            await service.aclose()
             app.state.service = None
-            log.info("store closed", db=str(settings.db))
+            if service.cluster is None:
+                log.info("store closed", db=str(settings.db))
+            else:
+                log.info("cluster disconnected")
 
     app = FastAPI(
         title="boxoffice",

@@ -4,9 +4,12 @@ without importing this package.
 
 ``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--queue-length-max N]
 [--max-concurrent-requests N]`` runs the HTTP service (uvicorn, one process: the engine lives in
-it and the store admits one writer). Flags override the ``BOXOFFICE_*`` environment variables.
-``boxoffice admin-key [--db PATH]`` prints the store's admin key (generated on first start when
-``BOXOFFICE_ADMIN_KEY`` is unset). ``boxoffice drop`` is registered by :mod:`.drop`.
+it and the store admits one writer). ``boxoffice serve --cluster URLS [--workers N]`` runs N
+stateless workers sharing the port, serving through the cluster (docs/scale-out.md).
+Flags override the ``BOXOFFICE_*`` environment variables.
+``boxoffice admin-key [--db PATH] [--cluster-dir D]`` prints the store's admin key (generated on
+first start when ``BOXOFFICE_ADMIN_KEY`` is unset), or a one-machine cluster's.
+``boxoffice drop`` is registered by :mod:`.drop`.
 
 This module imports only the standard library when it is loaded: the server's dependencies (an
 optional extra) are imported when a command runs, and their absence is a one-line message.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 SERVER_EXTRA_HINT = "pip install 'boxoffice[server]'"
@@ -45,9 +49,16 @@ def _serve(args: argparse.Namespace) -> int:
             "log_level": args.log_level,
             "queue_length_max": args.queue_length_max,
             "max_concurrent_requests": args.max_concurrent_requests,
+            "cluster": args.cluster,
+            "shard": args.shard,
+            "reuse_port": True if args.reuse_port or args.workers > 1 else None,
         }.items()
         if value is not None
     }
+    if args.workers > 1:
+        from .cluster.processes import run_workers
+
+        return run_workers(args.workers, overrides)
     return serve(overrides)
 
 
@@ -62,6 +73,9 @@ def _admin_key(args: argparse.Namespace) -> int:
     if settings.admin_key is not None:
         print(settings.admin_key.get_secret_value())
         return 0
+    cluster_record = Path(args.cluster_dir or CLUSTER_DIR_DEFAULT) / "cluster.json"
+    if args.cluster_dir or (not settings.db.exists() and cluster_record.exists()):
+        return _cluster_admin_key(cluster_record)
     if not settings.db.exists():
         print(f"no store at {settings.db}", file=sys.stderr)
         return 1
@@ -70,6 +84,24 @@ def _admin_key(args: argparse.Namespace) -> int:
         print(accounts.secret("admin_key"))
     finally:
         accounts.close()
+    return 0
+
+
+CLUSTER_DIR_DEFAULT = "var/cluster"  # where `make cluster` keeps a one-machine cluster
+
+
+def _cluster_admin_key(record_path: Path) -> int:
+    import json
+
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"no cluster record at {record_path}: {exc}", file=sys.stderr)
+        return 1
+    if "admin_key" not in record:
+        print(f"the cluster in {record_path.parent} runs no workers", file=sys.stderr)
+        return 1
+    print(record["admin_key"])
     return 0
 
 
@@ -96,6 +128,20 @@ def add_serve(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="requests processed at once; beyond, 503 OVERLOADED (default 1024)",
     )
+    serve.add_argument(
+        "--cluster",
+        metavar="URLS",
+        help="NATS URLs, comma-separated: serve through the cluster (docs/scale-out.md)",
+    )
+    serve.add_argument("--shard", help="the cluster shard (default main)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port (cluster mode; the embedded store has one)",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT")
     serve.set_defaults(run=_serve)
     return serve
 
@@ -107,5 +153,10 @@ def add_admin_key(subparsers: Any) -> argparse.ArgumentParser:
         "admin-key", help="print the X-Admin-Key of a store"
     )
     key.add_argument("--db", help="the SQLite store (default var/boxoffice.db)")
+    key.add_argument(
+        "--cluster-dir",
+        help="a cluster's directory (boxoffice cluster up --dir); without --db and without a "
+        f"store, {CLUSTER_DIR_DEFAULT} is looked at",
+    )
     key.set_defaults(run=_admin_key)
     return key

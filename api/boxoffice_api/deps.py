@@ -58,7 +58,7 @@ async def current_user(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "UNAUTHENTICATED", "an access token is required (Bearer)")
     user_id = service.tokens.user_of(credentials.credentials)
-    if user_id > service.engine.user_count:  # users are numbered 1..user_count
+    if not service.user_may_exist(user_id):
         raise ApiError(401, "UNAUTHENTICATED", "the access token names no user")
     return user_id
 

@@ -239,6 +239,16 @@ class EngineApi:
         seq: int = await self._read("last_event_seq")
         return seq
 
+    async def concert_count(self) -> int:
+        """Concerts are numbered 1..concert_count."""
+        count: int = await self._read("concert_count")
+        return count
+
+    async def user_count(self) -> int:
+        """Users are numbered 1..user_count."""
+        count: int = await self._read("user_count")
+        return count
+
     async def state_hash(self) -> int:
         """The engine's ``state_hash`` (equal on every replica at the same log position)."""
         digest: int = await self._read("state_hash")

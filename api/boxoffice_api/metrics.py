@@ -37,6 +37,9 @@ class EngineCollector(Collector):
         service: Service | None = self._get_service()  # type: ignore[operator]
         if service is None:
             return
+        if service.cluster is not None:  # the replicas hold the engine (cluster status shows it)
+            yield from _password_hashing_metrics(service.password_hashing)
+            return
         engine = service.engine
         now = service.now()
         gauges = {

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
 import sys
 import time
 from collections import OrderedDict
@@ -374,6 +375,18 @@ def _loop_exception_handler(table: ConnectionTable) -> Any:
     return handle
 
 
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` with SO_REUSEPORT: several worker processes
+    bind the same port and the kernel spreads new connections over them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(overrides: dict[str, Any]) -> int:
     """Runs the HTTP service until SIGINT/SIGTERM; returns the exit status (2: bad settings).
 
@@ -435,9 +448,11 @@ def serve(overrides: dict[str, Any]) -> int:
     install_log_filter(RepeatFilter())
     server = uvicorn.Server(config)
 
+    sockets = [reuse_port_socket(settings.host, settings.port)] if settings.reuse_port else None
+
     async def run() -> None:
         asyncio.get_running_loop().set_exception_handler(_loop_exception_handler(table))
-        await server.serve()
+        await server.serve(sockets=sockets)
 
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         runner.run(run())

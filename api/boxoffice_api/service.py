@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boxoffice as bo
 
@@ -23,6 +23,9 @@ from .errors import ApiError
 from .rate_limits import HoldRateLimiter
 from .security import PasswordHashing, Passwords, Tokens, default_hash_threads
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .cluster.worker import ClusterBackend, KvAccounts
 
 
 class LoginThrottle:
@@ -130,7 +133,8 @@ class Service:
 
     Args:
         settings: the server settings; ``settings.db`` is created (with its directory, 0700;
-            the file 0600) or, if it exists with group or other bits, tightened to 0600.
+            the file 0600) or, if it exists with group or other bits, tightened to 0600. In
+            cluster mode (``settings.cluster``) there is no store: call :meth:`start`.
 
     Raises:
         boxoffice.errors.StoreLocked: another server has the store open.
@@ -139,21 +143,12 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        store_files.prepare(settings.db)
-        limits = (
-            None
-            if settings.queue_length_max is None
-            else bo.Limits(queue_length_max=settings.queue_length_max)
-        )
-        self.engine = bo.Engine(
-            settings.db,
-            durability=settings.durability,
-            snapshot_every_records=settings.snapshot_every_records,
-            limits=limits,  # used when the store is created; an existing one keeps its own
-            seed=store_files.new_store_seed(),  # likewise; secret: it orders the pre-queues
-        )
-        store_files.check_opened(self.engine, settings.db, settings.store_free_bytes_min)
-        self.accounts = AccountStore(settings.db)
+        # Cluster mode (settings.cluster): no engine here; :meth:`start` connects the worker to
+        # the cluster, whose engine API and accounts replace the embedded ones.
+        self.cluster: ClusterBackend | None = None
+        self.accounts: AccountStore | KvAccounts
+        if settings.cluster is None:
+            self._open_store(settings)
         secret = (
             settings.jwt_secret.get_secret_value()
             if settings.jwt_secret is not None
@@ -192,6 +187,54 @@ class Service:
         self.hold_limiter = HoldRateLimiter(settings.holds_per_minute)
         # What handlers call: the engine's calls as coroutines (the cluster's in cluster mode).
         self.engine_api: EngineApi = EmbeddedEngineApi(self)
+
+    def _open_store(self, settings: Settings) -> None:
+        store_files.prepare(settings.db)
+        limits = (
+            None
+            if settings.queue_length_max is None
+            else bo.Limits(queue_length_max=settings.queue_length_max)
+        )
+        self.engine = bo.Engine(
+            settings.db,
+            durability=settings.durability,
+            snapshot_every_records=settings.snapshot_every_records,
+            limits=limits,  # used when the store is created; an existing one keeps its own
+            seed=store_files.new_store_seed(),  # likewise; secret: it orders the pre-queues
+        )
+        store_files.check_opened(self.engine, settings.db, settings.store_free_bytes_min)
+        self.accounts = AccountStore(settings.db)
+
+    async def start(self) -> None:
+        """Connects to the cluster in cluster mode (nothing to do embedded).
+
+        Raises:
+            nats.errors.NoServersError: no NATS server reachable.
+            boxoffice_api.cluster.log.ShardNotFound: the shard has no stream.
+        """
+        if self.settings.cluster is None:
+            return
+        from .cluster.worker import ClusterBackend
+
+        self.cluster = await ClusterBackend.connect(
+            self.settings.cluster_urls, self.settings.shard, self.settings.append_timeout_s
+        )
+        self.accounts = self.cluster.accounts
+        self.engine_api = self.cluster.engine_api
+
+    async def aclose(self) -> None:
+        """Closes the service: the cluster connection in cluster mode, else :meth:`close`."""
+        if self.cluster is None:
+            self.close()
+            return
+        self.password_hashing.close()
+        await self.cluster.close()
+
+    def user_may_exist(self, user_id: int) -> bool:
+        """False for a user id beyond the engine's users (numbered 1..user_count): a token
+        signed for a store that was since replaced. In cluster mode always True here: the
+        replicas' engine refuses an unknown user itself (404 ``USER_NOT_FOUND``)."""
+        return self.cluster is not None or user_id <= self.engine.user_count
 
     @staticmethod
     def now() -> float:

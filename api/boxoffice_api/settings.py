@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import secret_strength
@@ -183,6 +183,46 @@ class Settings(BaseSettings):
         "STORE_UNAVAILABLE (and the server warns at start) before a journal write fails. "
         "0: no check.",
     )
+
+    # The scale-out deployment (docs/scale-out.md).
+    cluster: str | None = Field(
+        None,
+        description="NATS server URLs, comma-separated (nats://host:port,...): serve through "
+        "the cluster's replicated command log instead of an embedded store. Needs "
+        "BOXOFFICE_JWT_SECRET and BOXOFFICE_ADMIN_KEY (every worker must share them).",
+    )
+    shard: str = Field("main", description="The cluster shard whose log to use.")
+    reuse_port: bool = Field(
+        False,
+        description="Bind with SO_REUSEPORT, so that several worker processes share the port "
+        "(the kernel spreads connections over them).",
+    )
+    append_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="Cluster mode: how long a write waits for the log's quorum (longer than a "
+        "leader election) before 503 STORE_UNAVAILABLE with Retry-After.",
+    )
+
+    @property
+    def cluster_urls(self) -> list[str]:
+        """The NATS URLs of :attr:`cluster` (empty: embedded mode)."""
+        return [u.strip() for u in (self.cluster or "").split(",") if u.strip()]
+
+    @model_validator(mode="after")
+    def _cluster_secrets(self) -> Settings:
+        """In cluster mode every worker must sign and check the same tokens and key: the
+        secrets cannot be generated per process."""
+        if self.cluster is not None:
+            if not self.cluster_urls:
+                raise ValueError("BOXOFFICE_CLUSTER: give at least one NATS URL")
+            if self.jwt_secret is None or self.admin_key is None:
+                raise ValueError(
+                    "cluster mode needs BOXOFFICE_JWT_SECRET and BOXOFFICE_ADMIN_KEY (shared "
+                    "by every worker)"
+                )
+        return self
 
     @field_validator("jwt_secret", "admin_key")
     @classmethod

@@ -4,10 +4,12 @@
 ``boxoffice replica --cluster URLS --shard NAME --dir PATH [--name N]`` runs one engine replica
 (:mod:`.replica`) until SIGTERM or SIGINT, then takes a last local snapshot.
 
-``boxoffice cluster up --dir D [--nats 3] [--replicas 2]`` runs a whole cluster on this machine
-for development and tests: the nats-servers on loopback, the shard's stream (R3 with three
-servers or more, else R1), the buckets, the replicas; it waits until every replica reports,
-prints every component's pid and ports, and writes them to ``D/cluster.json``.
+``boxoffice cluster up --dir D [--nats 3] [--replicas 2] [--workers 2] [--host H] [--port P]
+[--demo]`` runs a whole cluster on this machine for development and tests: the nats-servers on
+loopback, the shard's stream (R3 with three servers or more, else R1), the buckets, the
+replicas, the HTTP workers (sharing the port, with secrets generated for the cluster); it waits
+until every replica reports and ``/healthz`` answers, prints every component's pid and ports,
+and writes them (and the secrets, mode 0600) to ``D/cluster.json``.
 ``boxoffice cluster status --dir D`` shows each component, the stream leader and each replica's
 applied sequence and lag; ``boxoffice cluster down --dir D`` stops them all by pid.
 
@@ -127,7 +129,6 @@ async def _wait_replicas(urls: list[str], shard: str, names: list[str], timeout_
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
-    import json
     import secrets
 
     from .log import ensure_meta, ensure_shard
@@ -171,7 +172,7 @@ def _cluster_up(args: argparse.Namespace) -> int:
             record["replicas"].append(
                 start_replica(directory, nats_cluster.urls, args.shard, f"replica-{i}")
             )
-        record_path.write_text(json.dumps(record, indent=2))
+        _write_record(record_path, record)
         asyncio.run(
             _wait_replicas(
                 nats_cluster.urls,
@@ -180,6 +181,12 @@ def _cluster_up(args: argparse.Namespace) -> int:
                 args.timeout_s,
             )
         )
+        if args.workers > 0:
+            _start_workers(args, directory, record)
+            _write_record(record_path, record)
+            _wait_healthy(record["url"], args.timeout_s)
+        if args.demo:
+            asyncio.run(_load_demo(nats_cluster.urls, args.shard))
     except BaseException:
         _stop_recorded(record)
         record_path.unlink(missing_ok=True)
@@ -189,8 +196,86 @@ def _cluster_up(args: argparse.Namespace) -> int:
         print(f"  nats {server['name']:<10} pid {server['pid']:<8} {server['url']}")
     for replica in record["replicas"]:
         print(f"  replica {replica['name']:<7} pid {replica['pid']:<8} {replica['dir']}")
+    for worker in record["workers"]:
+        print(f"  worker {worker['name']:<8} pid {worker['pid']:<8} {record['url']}")
     print(f"  written to {record_path}")
+    if record["workers"]:
+        print(f"  admin key: boxoffice admin-key --cluster-dir {args.dir}")
+    if record["workers"]:
+        print(f"HTTP API at {record['url']} (docs at {record['url']}/docs)")
     return 0
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    """Writes ``cluster.json`` readable by its owner only (it holds the secrets)."""
+    import json
+    import os
+
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(record, indent=2))
+    os.replace(tmp, path)
+
+
+def _start_workers(args: argparse.Namespace, directory: Path, record: dict[str, Any]) -> None:
+    """Starts ``args.workers`` ``boxoffice serve --cluster`` processes sharing one port, with
+    secrets generated for this cluster (kept in the record)."""
+    import os
+    import secrets
+    import subprocess
+
+    record["jwt_secret"] = secrets.token_urlsafe(48)
+    record["admin_key"] = secrets.token_urlsafe(32)
+    port = args.port
+    record["url"] = f"http://{args.host}:{port}"
+    env = dict(os.environ)
+    env.update(
+        BOXOFFICE_JWT_SECRET=record["jwt_secret"],
+        BOXOFFICE_ADMIN_KEY=record["admin_key"],
+        BOXOFFICE_LOG_LEVEL="warning",
+    )
+    for i in range(1, args.workers + 1):
+        name = f"worker-{i}"
+        command = [
+            sys.executable, "-m", "boxoffice.cli", "serve",
+            "--cluster", ",".join(record["urls"]), "--shard", args.shard,
+            "--host", args.host, "--port", str(port), "--reuse-port",
+        ]  # fmt: skip
+        with open(directory / f"{name}.log", "ab") as log_file:
+            process = subprocess.Popen(
+                command, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+        record["workers"].append({"name": name, "pid": process.pid, "command": command})
+
+
+def _wait_healthy(url: str, timeout_s: float) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url}/healthz did not answer 200 within {timeout_s} s")
+        time.sleep(0.2)
+
+
+async def _load_demo(urls: list[str], shard: str) -> None:
+    from ..demo import load_into
+    from .worker import ClusterBackend
+
+    backend = await ClusterBackend.connect(urls, shard)
+    try:
+        await load_into(backend.engine_api)
+    finally:
+        await backend.close()
 
 
 def _stop_recorded(record: dict[str, Any]) -> None:
@@ -266,7 +351,10 @@ def add_cluster(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--replicas", type=int, default=2, help="engine replicas")
     up.add_argument("--shard", default=SHARD_DEFAULT)
     up.add_argument("--host", default="127.0.0.1", help="interface of every component")
-    up.add_argument("--timeout-s", type=float, default=60.0, help="wait for the replicas (s)")
+    up.add_argument("--workers", type=int, default=2, help="HTTP workers sharing --port")
+    up.add_argument("--port", type=int, default=8000, help="the workers' port")
+    up.add_argument("--demo", action="store_true", help="load the demo concert")
+    up.add_argument("--timeout-s", type=float, default=60.0, help="wait for each step (s)")
     up.set_defaults(run=_cluster_up)
     status = actions.add_parser("status", help="components, stream leader, replica lag")
     status.add_argument("--dir", required=True)

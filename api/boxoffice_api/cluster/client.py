@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+import boxoffice.errors as bo_errors
+
 from . import frames
 from .replica import ERROR_HEADER, query_subject, results_subject
 from .wire import error_from_wire, from_wire
@@ -22,19 +24,18 @@ if TYPE_CHECKING:
     from .log import Batcher
 
 
-class ResultUnavailable(Exception):
+class ResultUnavailable(bo_errors.StoreUnavailable):
     """The command was appended (it will be applied) but no replica returned its result in
-    time; a retry with the same idempotency key gets the first result.
+    time; a retry with the same idempotency key gets the first result. Over HTTP: 503
+    ``STORE_UNAVAILABLE`` with ``Retry-After``.
 
     Attributes:
         seq: the stream sequence of the message holding the command.
-        retry_after_s: when to retry (s).
     """
 
     def __init__(self, message: str, seq: int, retry_after_s: float = 1.0) -> None:
-        super().__init__(message)
+        super().__init__(message, retry_after_s=retry_after_s)
         self.seq = seq
-        self.retry_after_s = retry_after_s
 
 
 class ClusterClient:

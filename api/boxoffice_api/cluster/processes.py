@@ -65,3 +65,31 @@ def start_replica(
             command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
     return {"name": name, "pid": process.pid, "dir": str(replica_dir), "command": command}
+
+
+def run_workers(count: int, overrides: dict[str, Any]) -> int:
+    """Runs ``count`` ``boxoffice serve`` worker processes sharing one port (SO_REUSEPORT)
+    until SIGTERM or SIGINT, which is passed on to each; a worker that exits is not replaced
+    (a supervisor such as systemd restarts the whole). Returns the first non-zero status.
+
+    Args:
+        overrides: the settings of every worker (``serve``'s command-line flags).
+    """
+    flags: list[str] = []
+    for name, value in overrides.items():
+        if value is True:
+            flags.append(f"--{name.replace('_', '-')}")
+        elif value is not None and value is not False:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    command = [sys.executable, "-m", "boxoffice.cli", "serve", *flags, "--reuse-port"]
+    children = [subprocess.Popen(command) for _ in range(count)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    statuses = [child.wait() for child in children]
+    return next((s for s in statuses if s != 0), 0)

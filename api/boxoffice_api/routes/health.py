@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import store_files
 from ..deps import MetricsAccess, ServiceDep
+from ..errors import ApiError
 from ..schemas import Health
 from .responses import problems
 
@@ -20,6 +21,8 @@ async def healthz(service: ServiceDep) -> Health:
     sequence and the counts; 503 ``STORE_UNAVAILABLE`` once the journal writer has failed, or
     while the store's filesystem has less free space than ``BOXOFFICE_STORE_FREE_BYTES_MIN``
     (the next writes could fail)."""
+    if service.cluster is not None:
+        return await _cluster_health(service)
     engine = service.engine
     engine.check_store()
     store_files.check_free_space(service.settings.db, service.settings.store_free_bytes_min)
@@ -29,6 +32,26 @@ async def healthz(service: ServiceDep) -> Health:
         concerts=engine.concert_count,
         users=engine.user_count,
     )
+
+
+async def _cluster_health(service: ServiceDep) -> Health:
+    """In cluster mode: ``ok`` when the log answers and a replica has applied its head
+    (counts from that replica); 503 ``STORE_UNAVAILABLE`` when neither does in time."""
+    engine_api = service.engine_api
+    try:
+        return Health(
+            status="ok",
+            last_event_seq=await engine_api.last_event_seq(),
+            concerts=await engine_api.concert_count(),
+            users=await engine_api.user_count(),
+        )
+    except Exception as exc:  # no quorum, no replica: the cluster cannot serve writes now
+        raise ApiError(
+            503,
+            "STORE_UNAVAILABLE",
+            f"the cluster does not answer: {type(exc).__name__}",
+            retry_after_s=2.0,
+        ) from exc
 
 
 @router.get(

@@ -1,0 +1,186 @@
+"""What an HTTP worker holds in cluster mode: the connection, the shard's log, the engine API
+over it, and the accounts in a KV bucket. Nothing else: a worker keeps no state of its own,
+so any number of them, on any machines, serve the same API (``boxoffice serve --cluster``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..accounts import Account, EmailTaken
+from . import log as command_log
+from .client import ClusterClient
+from .remote_engine import LogHead, RemoteEngine
+
+ACCOUNTS_BUCKET = "boxoffice_accounts"
+ACCOUNT_OP_TIMEOUT_S = 10.0
+
+
+def _email_key(email: str) -> str:
+    # KV keys allow [-/_=.a-zA-Z0-9]: an email is stored under its digest.
+    return "email." + hashlib.sha256(email.encode()).hexdigest()
+
+
+def _user_key(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def _encode(account: Account) -> bytes:
+    return json.dumps(
+        {
+            "user_id": account.user_id,
+            "email": account.email,
+            "password_hash": account.password_hash,
+            "created_at": account.created_at,
+        }
+    ).encode()
+
+
+def _decode(value: bytes | None) -> Account | None:
+    if not value:
+        return None
+    data = json.loads(value)
+    return Account(
+        int(data["user_id"]), str(data["email"]), str(data["password_hash"]), data["created_at"]
+    )
+
+
+class KvAccounts:
+    """The accounts of ``accounts.AccountStore``'s interface in the replicated KV bucket
+    ``boxoffice_accounts`` (an email is unique: its key is written create-only).
+
+    The methods block, like ``AccountStore``'s: handlers call them in a worker thread
+    (``asyncio.to_thread``), and they run the bucket's operations on the service's event loop.
+
+    Args:
+        kv: the bucket (``nats.js.kv.KeyValue``).
+        loop: the event loop the NATS connection lives on.
+    """
+
+    def __init__(self, kv: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._kv = kv
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+
+    def _run(self, coroutine: Any) -> Any:
+        if threading.get_ident() == self._loop_thread:
+            coroutine.close()
+            raise RuntimeError("KvAccounts blocks: call it from a worker thread")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result(timeout=ACCOUNT_OP_TIMEOUT_S)
+
+    async def _get(self, key: str) -> bytes | None:
+        from nats.js.errors import KeyNotFoundError
+
+        try:
+            entry = await self._kv.get(key)
+        except KeyNotFoundError:
+            return None
+        value: bytes | None = entry.value
+        return value
+
+    def find(self, email: str) -> Account | None:
+        """The account with this (normalized) email, or None."""
+        return _decode(self._run(self._get(_email_key(email))))
+
+    def by_user(self, user_id: int) -> Account | None:
+        """The account of an engine user, or None."""
+        return _decode(self._run(self._get(_user_key(user_id))))
+
+    def add(self, user_id: int, email: str, password_hash: str) -> Account:
+        """Stores a new account (replicated when this returns).
+
+        Raises:
+            EmailTaken: the email is in use (its key exists).
+        """
+        account = Account(user_id, email, password_hash, time.time())
+
+        async def add() -> None:
+            from nats.js.errors import KeyWrongLastSequenceError
+
+            try:
+                await self._kv.create(_email_key(email), _encode(account))
+            except KeyWrongLastSequenceError as exc:
+                raise EmailTaken(email) from exc
+            await self._kv.put(_user_key(user_id), _encode(account))
+
+        self._run(add())
+        return account
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        """Replaces a hash (after a login with outdated argon2 parameters)."""
+
+        async def update() -> None:
+            current = _decode(await self._get(_user_key(user_id)))
+            if current is None:
+                return
+            account = Account(user_id, current.email, password_hash, current.created_at)
+            await self._kv.put(_email_key(current.email), _encode(account))
+            await self._kv.put(_user_key(user_id), _encode(account))
+
+        self._run(update())
+
+    def secret(self, name: str) -> str:
+        """Cluster secrets come from settings (every worker must share them)."""
+        raise RuntimeError(f"cluster mode: {name} comes from settings, not from the store")
+
+    def close(self) -> None:
+        """Nothing to close: the connection belongs to the :class:`ClusterBackend`."""
+
+
+@dataclass
+class ClusterBackend:
+    """One worker's view of the cluster: connection, log, engine API, accounts."""
+
+    nc: Any
+    log: command_log.CommandLog
+    batcher: command_log.Batcher
+    engine_api: RemoteEngine
+    accounts: KvAccounts
+
+    @classmethod
+    async def connect(
+        cls, urls: list[str], shard: str, append_timeout_s: float = 10.0
+    ) -> ClusterBackend:
+        """Connects to the cluster and looks the shard up.
+
+        Raises:
+            nats.errors.NoServersError: no server reachable.
+            boxoffice_api.cluster.log.ShardNotFound: the shard has no stream.
+        """
+        from nats.js.errors import BucketNotFoundError
+
+        nc = await command_log.connect(urls, name=f"worker-{os.getpid()}")
+        try:
+            js = nc.jetstream()
+            route = await command_log.route(js, shard)
+            log = command_log.CommandLog(nc, route, owns_connection=False)
+            batcher = command_log.Batcher(log, timeout_s=append_timeout_s)
+            client = ClusterClient(nc, batcher, shard)
+            engine_api = RemoteEngine(client, LogHead(js, route.stream))
+            try:
+                kv = await js.key_value(ACCOUNTS_BUCKET)
+            except BucketNotFoundError:
+                info = await js.stream_info(route.stream)
+                kv = await js.create_key_value(
+                    bucket=ACCOUNTS_BUCKET, history=1, replicas=info.config.num_replicas or 1
+                )
+            accounts = KvAccounts(kv, asyncio.get_running_loop())
+        except BaseException:
+            await nc.close()
+            raise
+        return cls(nc, log, batcher, engine_api, accounts)
+
+    async def close(self) -> None:
+        """Sends what is pending, then closes the connection."""
+        try:
+            await self.batcher.flush()
+        finally:
+            await self.nc.close()
