@@ -2,6 +2,8 @@
 #   make serve   bootstrap, build, then the HTTP server on 127.0.0.1:8000 with a demo concert
 #   make test    bootstrap, build, then every test (C++, C++ under ASan+UBSan, a short fuzzing run,
 #                Python, HTTP incl. schemathesis, lint, types, a tiny run of every benchmark)
+#   make cluster the same API from a one-machine cluster (NATS JetStream, replicas, workers);
+#                make cluster-down stops it
 #   make demo    a small ticket drop through the engine
 #   make bench   the benchmarks (docs/benchmarks.md);  make soak / make fuzz   the long randomized
 #                tests, the simulator and the fuzzers (docs/reliability.md)
@@ -17,7 +19,7 @@ APT_PKGS := g++ cmake libabsl-dev libsqlite3-dev catch2 python3-venv curl jq \
             redis-server postgresql wrk clang libclang-rt-14-dev
 STAMP    := $(VENV)/.bootstrap-stamp
 
-.PHONY: bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve openapi bench bench-smoke soak fuzz fuzz-smoke clean
+.PHONY: cluster cluster-down bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve openapi bench bench-smoke soak fuzz fuzz-smoke clean
 
 # System packages (Debian) and the virtual environment with the dev tools.
 $(STAMP): pyproject.toml
@@ -115,6 +117,15 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 serve: build
 	$(VENV)/bin/boxoffice serve --demo --host $(HOST) --port $(PORT)
+
+# The same HTTP API from a whole cluster on this machine (docs/scale-out.md): 3 nats-servers,
+# 2 engine replicas, 2 HTTP workers sharing $(PORT), the demo concert; `make cluster-down` stops it.
+CLUSTER_DIR ?= var/cluster
+cluster: build
+	$(VENV)/bin/boxoffice cluster up --dir $(CLUSTER_DIR) --host $(HOST) --port $(PORT) --demo
+
+cluster-down: bootstrap
+	$(VENV)/bin/boxoffice cluster down --dir $(CLUSTER_DIR)
 
 # Regenerates the checked-in OpenAPI document (tests/api/test_openapi.py compares them).
 openapi: build

@@ -74,7 +74,9 @@ def _admin_key(args: argparse.Namespace) -> int:
         print(settings.admin_key.get_secret_value())
         return 0
     cluster_record = Path(args.cluster_dir or CLUSTER_DIR_DEFAULT) / "cluster.json"
-    if args.cluster_dir or (not settings.db.exists() and cluster_record.exists()):
+    # A running one-machine cluster (its record is removed by `cluster down`) is what
+    # `make cluster` serves on the default port: its key, unless a store is named.
+    if args.cluster_dir or (args.db is None and cluster_record.exists()):
         return _cluster_admin_key(cluster_record)
     if not settings.db.exists():
         print(f"no store at {settings.db}", file=sys.stderr)
@@ -155,8 +157,8 @@ def add_admin_key(subparsers: Any) -> argparse.ArgumentParser:
     key.add_argument("--db", help="the SQLite store (default var/boxoffice.db)")
     key.add_argument(
         "--cluster-dir",
-        help="a cluster's directory (boxoffice cluster up --dir); without --db and without a "
-        f"store, {CLUSTER_DIR_DEFAULT} is looked at",
+        help="a cluster's directory (boxoffice cluster up --dir); without --db, a running "
+        f"cluster in {CLUSTER_DIR_DEFAULT} comes first",
     )
     key.set_defaults(run=_admin_key)
     return key
