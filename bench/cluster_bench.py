@@ -15,7 +15,11 @@ client in this process (one connection, nats-py):
   measured ``--kills`` times (in between, the killed server is restarted and the stream waited
   for until every copy is current); p50 and max.
 
-    .venv/bin/python bench/cluster_bench.py [--quick] [--json PATH]
+- HTTP: one ``boxoffice drop`` (``--users`` virtual users) through the embedded server, then
+  through a one-machine cluster (``boxoffice cluster up``: 3 servers, 2 replicas) with 1 and
+  with 2 workers: the drop's requests/s, and p50/p99 of polls and holds.
+
+    .venv/bin/python bench/cluster_bench.py [--quick] [--users N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -23,10 +27,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
+import os
+import secrets
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import nats.errors
 import nats.js.errors
@@ -36,6 +46,7 @@ from boxoffice.commands import encode_command
 from boxoffice_api.cluster import frames
 from boxoffice_api.cluster import log as command_log
 from boxoffice_api.cluster.nats import NatsCluster, stream_leader, stream_replicas_current
+from boxoffice_api.cluster.processes import stop_pid
 
 BATCH_SIZES = (1, 16, 256)
 COMMAND = encode_command("STATUS", now=1_767_225_600.0, user=123_456, token=987_654)
@@ -173,6 +184,100 @@ async def failover_times(cluster: NatsCluster, kills: int) -> list[float]:
     return times
 
 
+POLL_ROUTE = "GET /v1/concerts/{concert_id}/queue"
+HOLD_ROUTE = "POST /v1/reservations"
+
+
+def drop_over_http(url: str, admin_key: str, users: int) -> dict[str, Any]:
+    """``boxoffice drop --json`` against ``url`` (the same Python load generator for every
+    deployment, so the rows compare the servers, not the clients)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "boxoffice.cli", "drop", "--url", url, "--users", str(users),
+         "--admin-key", admin_key, "--json", "--seed", "7", "--poll-scale", "0.1"],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"boxoffice drop failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def http_rows(tmp: Path, users: int) -> list[Row]:
+    """One ``boxoffice drop`` through the embedded server, then through a one-machine cluster
+    with 1 and with 2 workers: requests/s of the whole drop, p50/p99 of polls and holds."""
+    from boxoffice_api.testing import free_port
+
+    rows: list[Row] = []
+    env = dict(os.environ, BOXOFFICE_HOLDS_PER_MINUTE="0", BOXOFFICE_LOG_LEVEL="warning")
+    deployments: list[tuple[str, dict[str, Any]]] = []
+    port = free_port()
+    admin_key = secrets.token_urlsafe(32)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "boxoffice.cli", "serve", "--port", str(port),
+         "--db", str(tmp / "embedded.db")],
+        env=env | {"BOXOFFICE_ADMIN_KEY": admin_key, "BOXOFFICE_ACCESS_LOG": "false"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}")
+        deployments.append(
+            ("embedded", drop_over_http(f"http://127.0.0.1:{port}", admin_key, users))
+        )
+    finally:
+        stop_pid(server.pid)
+    for workers in (1, 2):
+        directory = tmp / f"cluster{workers}"
+        up = subprocess.run(
+            [sys.executable, "-m", "boxoffice.cli", "cluster", "up", "--dir", str(directory),
+             "--workers", str(workers), "--port", str(free_port())],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        try:
+            if up.returncode != 0:
+                raise RuntimeError(f"cluster up failed: {up.stdout}{up.stderr}")
+            record = json.loads((directory / "cluster.json").read_text())
+            deployments.append(
+                (f"cluster, {workers} worker{'s' if workers > 1 else ''}",
+                 drop_over_http(record["url"], record["admin_key"], users))
+            )  # fmt: skip
+        finally:
+            subprocess.run(
+                [sys.executable, "-m", "boxoffice.cli", "cluster", "down", "--dir", str(directory)],
+                capture_output=True, timeout=120, check=False,
+            )  # fmt: skip
+    for system, result in deployments:
+        endpoints = {e["route"]: e for e in result["endpoints"]}
+        extra: dict[str, Any] = {"users": users, "consistent": result["ok"]}
+        for label, route in (("poll", POLL_ROUTE), ("hold", HOLD_ROUTE)):
+            e = endpoints.get(route)
+            if e is not None:
+                extra[f"{label}_p50_ms"] = e["p50_ms"]
+                extra[f"{label}_p99_ms"] = e["p99_ms"]
+                extra[f"{label}_requests"] = e["requests"]
+        rows.append(
+            Row("http", f"drop over HTTP ({users} users)", system, result["requests_per_s"],
+                "req/s", extra)
+        )  # fmt: skip
+    return rows
+
+
+def wait_healthy(url: str, timeout_s: float = 60.0) -> None:
+    """Returns once ``url``/healthz answers 200."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not become healthy")
+        time.sleep(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, one kill")
@@ -186,6 +291,9 @@ def main() -> None:
         help="JetStream fsync policy of the servers (always; 2m is the server's default)",
     )
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument(
+        "--users", type=int, help="virtual users of the HTTP drops (default 600; --quick 40)"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (0.3 if args.quick else 3.0)
     kills = args.kills or (1 if args.quick else 5)
@@ -215,6 +323,7 @@ def main() -> None:
                             higher_is_better=False,
                         )
                     )
+        rows += http_rows(Path(tmp), args.users or (40 if args.quick else 600))
     print_rows(rows)
     if args.json:
         write_json(rows, args.json)

@@ -186,3 +186,9 @@ def test_two_of_three_servers_down_writes_are_503_and_nothing_acknowledged_is_lo
         # The acknowledged charges are there; the refused one is there at most once (a 503
         # may be appended after its deadline), never twice.
         assert balance in (2000, 3000)
+
+
+def test_admin_key_prints_the_clusters_key(cluster: Cluster) -> None:
+    done = boxoffice("admin-key", "--cluster-dir", str(cluster.directory))
+    assert (done.returncode, done.stdout.strip()) == (0, cluster.record["admin_key"])
+    assert (cluster.directory / "cluster.json").stat().st_mode & 0o077 == 0  # holds secrets
