@@ -91,7 +91,11 @@ class EngineApi:
         token: bo.QueueToken = await self._apply("JOIN", now, user=user_id, target=concert_id)
         return token
 
-    async def queue_status(self, user_id: int, token_id: int, *, now: float) -> bo.QueueToken:
+    async def queue_status(
+        self, user_id: int, token_id: int, *, now: float, concert_id: int | None = None
+    ) -> bo.QueueToken:
+        """A poll (``concert_id``, the token's concert, lets a cluster answer it without a
+        log write: ``RemoteEngine.queue_status``)."""
         token: bo.QueueToken = await self._apply("STATUS", now, user=user_id, token=token_id)
         return token
 
@@ -292,7 +296,9 @@ class EmbeddedEngineApi(EngineApi):
         async with self._service.command():
             return self._service.engine.join_queue(user_id, concert_id, now=now)
 
-    async def queue_status(self, user_id: int, token_id: int, *, now: float) -> bo.QueueToken:
+    async def queue_status(
+        self, user_id: int, token_id: int, *, now: float, concert_id: int | None = None
+    ) -> bo.QueueToken:
         async with self._service.command():
             return self._service.engine.queue_status(user_id, token_id, now=now)
 

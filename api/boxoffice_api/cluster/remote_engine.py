@@ -83,9 +83,39 @@ class RemoteEngine(EngineApi):
     :class:`~.client.ResultUnavailable` (appended, no replica answered in time).
     """
 
-    def __init__(self, client: ClusterClient, head: LogHead) -> None:
+    def __init__(self, client: ClusterClient, head: LogHead, touch_fraction: float = 0.5) -> None:
         self._client = client
         self._head = head
+        self._touch_fraction = touch_fraction
+        self._touched: dict[int, float] = {}  # token -> when this worker last sent its STATUS
+        self._abandon_s: dict[int, float] = {}  # concert -> its abandon timeout (s)
+
+    TOUCHED_MAX = 1_000_000  # tokens remembered; the oldest are forgotten (then: a log write)
+
+    async def queue_status(
+        self, user_id: int, token_id: int, *, now: float, concert_id: int | None = None
+    ) -> Any:
+        """A poll, most often without a log write: a ``STATUS`` command (which keeps a WAITING
+        token alive) goes through the log at most once per ``touch_fraction`` x the concert's
+        abandon timeout per token from this worker; in between, the poll is the replica's read
+        of the user's live token (state, exact position and ETA as of the log's head). A token
+        that is no longer live is asked through the log (its final state and reason)."""
+        last = self._touched.get(token_id)
+        if concert_id is not None and last is not None and self._touch_fraction > 0:
+            abandon_s = self._abandon_s.get(concert_id)
+            if abandon_s is None:
+                concert = await self._read("concert", concert_id)
+                abandon_s = self._abandon_s[concert_id] = float(concert.sale.abandon_timeout_s)
+            if now - last < self._touch_fraction * abandon_s:
+                live = await self._read("live_token", user_id, concert_id)
+                if live is not None and live.id == token_id:
+                    return live
+        token = await self._apply("STATUS", now, user=user_id, token=token_id)
+        self._touched.pop(token_id, None)
+        self._touched[token_id] = now
+        if len(self._touched) > self.TOUCHED_MAX:
+            del self._touched[next(iter(self._touched))]
+        return token
 
     async def _apply_encoded(self, command: bytes) -> bytes:
         return await self._client.apply(command)

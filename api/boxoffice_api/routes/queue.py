@@ -55,7 +55,9 @@ async def poll(
 ) -> QueueStatus:
     """The token's state, exact position and ETA (a poll keeps a WAITING token's place)."""
     _same_concert(token.concert_id, concert_id)
-    state = await service.engine_api.queue_status(user_id, token.token_id, now=service.now())
+    state = await service.engine_api.queue_status(
+        user_id, token.token_id, now=service.now(), concert_id=token.concert_id
+    )
     return QueueStatus.of(state)
 
 
