@@ -76,6 +76,7 @@ async def replay_hash(urls: list[str], shard: str, seed: int) -> tuple[int, int]
     state = ReplicaState(bo.Engine(seed=seed))
     for message in await stream_messages(urls, route.stream):
         state.apply(message.seq, message.data)
+    state.engine.check_invariants()  # no seat sold twice, money conserved, ...
     return state.applied_seq, state.engine.state_hash()
 
 
