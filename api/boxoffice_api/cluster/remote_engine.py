@@ -15,8 +15,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import nats.errors
+
 from ..engine_api import EngineApi, SeatStatus
 from .client import ClusterClient
+from .log import RETRY_AFTER_S, LogUnavailable
+
+
+def _unavailable(exc: BaseException) -> LogUnavailable:
+    """Any failure of the cluster's transport (a refused append, a lost connection, a timed
+    out log head) as the 503 ``STORE_UNAVAILABLE`` a client retries, never a 500."""
+    return LogUnavailable(
+        f"the cluster did not answer: {type(exc).__name__}: {exc}", retry_after_s=RETRY_AFTER_S
+    )
 
 
 class LogHead:
@@ -118,10 +129,17 @@ class RemoteEngine(EngineApi):
         return token
 
     async def _apply_encoded(self, command: bytes) -> bytes:
-        return await self._client.apply(command)
+        try:
+            return await self._client.apply(command)
+        except (nats.errors.Error, OSError) as exc:
+            raise _unavailable(exc) from exc
 
     async def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return await self._client.read(method, *args, min_seq=await self._head.latest(), **kwargs)
+        try:
+            min_seq = await self._head.latest()
+            return await self._client.read(method, *args, min_seq=min_seq, **kwargs)
+        except (nats.errors.Error, OSError) as exc:
+            raise _unavailable(exc) from exc
 
     async def gated_seats(
         self,

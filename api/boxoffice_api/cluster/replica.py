@@ -36,6 +36,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import struct
 import time
 import zlib
@@ -286,21 +287,19 @@ class Replica:
             nats.errors.NoServersError: no server reachable at start.
             boxoffice_api.cluster.log.ShardNotFound: the shard has no stream.
         """
-        import nats
-
         from . import log as command_log
 
         opts = self.options
         opts.directory.mkdir(parents=True, exist_ok=True)
-        self._nc = await nats.connect(
-            servers=opts.urls, max_reconnect_attempts=-1, reconnect_time_wait=0.25, name=opts.name
-        )
+        self._nc = await command_log.connect(opts.urls, name=opts.name)
         self._js = self._nc.jetstream()
         pause_s = 0.1
         while True:  # an election or a restarting server: keep trying, the log comes back
             try:
                 shard_route = await command_log.route(self._js, opts.shard)
-                seed = await command_log.ensure_meta(self._js, 0)
+                # The cluster's seed (secret: it orders the pre-queues). `cluster up` stores
+                # one; else the first replica's random candidate wins and all use it.
+                seed = await command_log.ensure_meta(self._js, secrets.randbits(63))
                 self.state = await self._load(seed)
                 break
             except (command_log.ShardNotFound, bo_errors.DataLoss):

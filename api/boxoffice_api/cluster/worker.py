@@ -14,6 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
+
+import boxoffice.errors as bo_errors
+
 from ..accounts import Account, EmailTaken
 from . import log as command_log
 from .client import ClusterClient
@@ -74,7 +78,15 @@ class KvAccounts:
             coroutine.close()
             raise RuntimeError("KvAccounts blocks: call it from a worker thread")
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        return future.result(timeout=ACCOUNT_OP_TIMEOUT_S)
+        try:
+            return future.result(timeout=ACCOUNT_OP_TIMEOUT_S)
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            future.cancel()
+            # The bucket has no quorum or the connection is down: 503, retried by clients.
+            raise bo_errors.StoreUnavailable(
+                f"the accounts bucket did not answer: {type(exc).__name__}",
+                retry_after_s=command_log.RETRY_AFTER_S,
+            ) from exc
 
     async def _get(self, key: str) -> bytes | None:
         from nats.js.errors import KeyNotFoundError
