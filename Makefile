@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 	  "argon2-cffi>=23.1" "prometheus-client>=0.20" "structlog>=24" "httpx>=0.27" "sniffio>=1.3" \
 	  "tqdm>=4.66" "matplotlib>=3.8" "nbclient>=0.10" "nbformat>=5.10" "ipykernel>=6.29" \
 	  "types-tqdm>=4.66" "schemathesis>=4" "redis>=5" "hiredis>=2" "psycopg[binary]>=3.1" \
-	  "zxcvbn>=4.4" "types-zxcvbn>=4.4" "limits>=5" "httptools>=0.6"
+	  "zxcvbn>=4.4" "types-zxcvbn>=4.4" "limits>=5" "httptools>=0.6" "uvloop>=0.19"
 	@touch $@
 
 bootstrap: $(STAMP)
