@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import errors
+from .fast_path import FastPathMiddleware, replay
 from .logs import get_logger
 from .metrics import Metrics, MetricsMiddleware
 from .routes import (
@@ -55,6 +56,15 @@ answered only after their journal group is durable. See `docs/http-api.md`.
 
 
 OVERLOAD_RETRY_AFTER_S = 1
+# Most of a drop's requests, in the order they are most frequent (polls first).
+HOT_ENDPOINTS = (
+    queue.poll,
+    queue.join,
+    reservations.hold,
+    payments.pay,
+    balance.charge,
+    schedules.seats,
+)
 # Operators' endpoints answer whatever the load: an orchestrator must not restart a server
 # that is only busy, and the metrics are how an operator sees the overload.
 UNSHED_PATHS = frozenset({"/healthz", "/metrics"})
@@ -74,6 +84,8 @@ class LoadShedMiddleware:
         self.limit = limit
         self.metrics = metrics
         self.in_flight = 0
+        # The gauge reads the count when scraped: nothing to update per request.
+        metrics.in_flight.set_function(lambda: self.in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNSHED_PATHS:
@@ -91,12 +103,10 @@ class LoadShedMiddleware:
             await response(scope, receive, send)
             return
         self.in_flight += 1
-        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
-            self.metrics.in_flight.dec()
 
 
 class BodyLimitMiddleware:
@@ -122,9 +132,22 @@ class BodyLimitMiddleware:
             response = errors.problem(Request(scope), 413, "REQUEST_TOO_LARGE", detail)
             await response(scope, receive, send)
 
-        length = dict(scope["headers"]).get(b"content-length")
+        length = chunked = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value  # the last, if repeated (a parser refuses two that differ)
+            elif name == b"transfer-encoding":
+                chunked = value
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await too_large()
+            return
+        if chunked is None and (length is None or int(length) == 0):
+            # No body by HTTP/1.1 framing (RFC 9112 section 6.3): the parser has the whole
+            # request, so its one message is there at once; no timer is needed.
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # gone: nobody to answer
+            await self.app(scope, replay([message], receive), send)
             return
         # Count what actually arrives, whatever the headers claim (Content-Length together
         # with chunked framing is framed by the chunks): buffer up to the limit, then replay.
@@ -152,10 +175,7 @@ class BodyLimitMiddleware:
         if messages[-1]["type"] == "http.disconnect":
             return  # gone (or closed by the server to make room): nobody to answer
 
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(messages, receive), send)
 
 
 def welcome(settings: Settings, admin_key: str) -> str:
@@ -272,6 +292,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Ticket drops: admission queue, expiring seat holds, payment ledger.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry hooks look for configured providers on every request; the
+        # service's metrics are Prometheus (metrics.py), and no tracer is configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     _document_problems(app)
     app.state.settings = settings
@@ -287,6 +310,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # requests included. The body is read before a processing slot is taken: a client
     # trickling its body waits outside the slots (bounded by the body timeout, and by the
     # edge's connection limit, server.py), never holding one that others need.
+    # The hot endpoints of a drop, served by their own handlers without FastAPI's routing
+    # and dependency solving (fast_path.py); innermost, so every middleware sees them.
+    app.add_middleware(FastPathMiddleware, api=app, endpoints=HOT_ENDPOINTS)
     app.add_middleware(LoadShedMiddleware, limit=settings.max_concurrent_requests, metrics=metrics)
     app.add_middleware(
         BodyLimitMiddleware,
