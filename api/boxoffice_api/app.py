@@ -239,6 +239,26 @@ def _document_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class BoxOfficeApp(FastAPI):
+    """The FastAPI app with boxoffice's own middlewares outside FastAPI's stack: an HTTP
+    request goes through ``edge`` (metrics, body limit, load shedding, the fast path) and
+    only then, unless the fast path answered it, through FastAPI's own layers (server error
+    handler, exception handlers, routing). A hot request so pays for none of them."""
+
+    edge: ASGIApp | None = None  # set by create_app; until then, FastAPI alone
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.edge is not None:
+            scope["app"] = self  # as Starlette sets it, for Request.app
+            await self.edge(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def core(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own stack (what ``edge`` hands a request on to)."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The HTTP API v1 app. Opening the store happens in the lifespan (server start).
 
@@ -286,7 +306,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.service = None
             log.info("store closed", db=str(settings.db))
 
-    app = FastAPI(
+    app = BoxOfficeApp(
         title="boxoffice",
         version="1.0.0",
         summary="Ticket drops: admission queue, expiring seat holds, payment ledger.",
@@ -306,18 +326,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(balance.router)
     app.include_router(admin.router)
-    # Added last is outermost: metrics and the access log see every answer, 413s and shed
-    # requests included. The body is read before a processing slot is taken: a client
-    # trickling its body waits outside the slots (bounded by the body timeout, and by the
-    # edge's connection limit, server.py), never holding one that others need.
-    # The hot endpoints of a drop, served by their own handlers without FastAPI's routing
-    # and dependency solving (fast_path.py); innermost, so every middleware sees them.
-    app.add_middleware(FastPathMiddleware, api=app, endpoints=HOT_ENDPOINTS)
-    app.add_middleware(LoadShedMiddleware, limit=settings.max_concurrent_requests, metrics=metrics)
-    app.add_middleware(
-        BodyLimitMiddleware,
-        limit=settings.request_body_max_bytes,
-        timeout_s=settings.request_body_timeout_s,
+    # Outermost first: metrics and the access log see every answer, 413s and shed requests
+    # included. The body is read before a processing slot is taken: a client trickling its
+    # body waits outside the slots (bounded by the body timeout, and by the edge's connection
+    # limit, server.py), never holding one that others need. Innermost, the hot endpoints of
+    # a drop, served by their own handlers without FastAPI's routing and dependency solving
+    # (fast_path.py); every other request goes on to FastAPI's own stack.
+    fast = FastPathMiddleware(app.core, api=app, endpoints=HOT_ENDPOINTS)
+    shed = LoadShedMiddleware(fast, limit=settings.max_concurrent_requests, metrics=metrics)
+    body = BodyLimitMiddleware(
+        shed, limit=settings.request_body_max_bytes, timeout_s=settings.request_body_timeout_s
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
+    app.edge = MetricsMiddleware(body, metrics=metrics, access_log=settings.access_log)
     return app

@@ -23,8 +23,9 @@ body included, before anything is done for it: a body that is not ``application/
 parameter or body that fails validation (FastAPI then reports the errors in its own order),
 ``root_path`` mounts, dependency overrides (tests). Errors raised once the request is accepted
 (401, 403 from the gate, engine errors) go through the app's own exception handlers, so their
-bodies and headers are byte-identical; an unexpected error propagates to the app's server
-error handler, as from a route.
+bodies and headers are byte-identical; an unexpected error gets the app's server error
+handler's answer, then propagates to the server, as Starlette's ServerErrorMiddleware does
+for a route (the fast path runs outside FastAPI's stack: ``app.BoxOfficeApp``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.convertors import Convertor
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -229,8 +231,9 @@ def fast_routes(
 class FastPathMiddleware:
     """Serves ``endpoints``' routes of ``api`` directly (the module's docstring says how);
     every other request, and any request it cannot serve exactly as FastAPI would, goes to
-    ``app`` (the rest of the application: exception handling and the router). It is the
-    innermost middleware, so load shedding, the body limits and metrics see every request."""
+    ``app`` (FastAPI's own stack: exception handling and the router). It is the innermost of
+    boxoffice's middlewares, so load shedding, the body limits and metrics see every
+    request."""
 
     def __init__(self, app: ASGIApp, api: FastAPI, endpoints: Iterable[Callable[..., Any]]) -> None:
         self.app = app
@@ -246,6 +249,8 @@ class FastPathMiddleware:
             for key, handler in api.exception_handlers.items()
             if isinstance(key, type) and key is not Exception
         }
+        # What Starlette's ServerErrorMiddleware answers for any other exception (a bug).
+        self.server_error: Any = api.exception_handlers.get(Exception) or _plain_server_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
@@ -299,10 +304,10 @@ class FastPathMiddleware:
             body = self.serialize(fast, raw)
         except Exception as exc:
             handler = self.handler_for(exc)
-            if handler is None:
-                raise
-            response = await handler(Request(scope, receive), exc)
+            response = await (handler or self.server_error)(Request(scope, receive), exc)
             await response(scope, receive, send)
+            if handler is None:
+                raise  # as Starlette's ServerErrorMiddleware: answered, then logged by the server
             return
         status = fast.status_code
         response_headers = [(b"content-length", str(len(body)).encode()), *_CONTENT_TYPE_HEADERS]
@@ -411,6 +416,10 @@ async def _read_body(receive: Receive, messages: list[Message]) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _plain_server_error(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse("Internal Server Error", status_code=500)
 
 
 def replay(messages: list[Message], receive: Receive) -> Receive:

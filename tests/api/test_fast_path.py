@@ -25,6 +25,7 @@ from fastapi.routing import APIRoute
 from boxoffice_api import testing
 from boxoffice_api.app import HOT_ENDPOINTS, create_app
 from boxoffice_api.deps import get_service
+from boxoffice_api.schemas import QueueStatus
 from boxoffice_api.service import Service
 from boxoffice_api.settings import Settings
 
@@ -40,7 +41,7 @@ async def client(settings: Settings, fast: bool) -> AsyncIterator[httpx.AsyncCli
         app.dependency_overrides[get_service] = get_service  # the same service, via FastAPI
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(app.router.lifespan_context(app))
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         http = httpx.AsyncClient(transport=transport, base_url="http://t")
         yield await stack.enter_async_context(http)
 
@@ -90,7 +91,10 @@ def handled_by_fastapi(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_the_hot_endpoints_answer_byte_for_byte_as_fastapi_does(
-    tmp_path: Path, fixed_clock_and_ids: None, handled_by_fastapi: list[str]
+    tmp_path: Path,
+    fixed_clock_and_ids: None,
+    handled_by_fastapi: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def settings(name: str) -> Settings:
         return Settings(
@@ -105,7 +109,12 @@ def test_the_hot_endpoints_answer_byte_for_byte_as_fastapi_does(
     async def run() -> tuple[int, int]:
         async with client(settings("fast"), True) as fast, client(settings("slow"), False) as slow:
             send = Lockstep(fast, slow)
-            await drive(send)
+            gated = await drive(send)
+            # A bug in a handler: the same 500 problem from both (then raised to the server).
+            with monkeypatch.context() as m:
+                m.setattr(QueueStatus, "of", _broken)
+                answer = await send("GET", gated.pop("queue"), headers=gated)
+            assert answer.status_code == 500
             return send.compared, len(handled_by_fastapi)
 
     compared, by_fastapi = asyncio.run(run())
@@ -117,7 +126,12 @@ def test_the_hot_endpoints_answer_byte_for_byte_as_fastapi_does(
     assert compared > 50 and handed_over == 5 + 13, (compared, by_fastapi)
 
 
-async def drive(send: Lockstep) -> None:
+def _broken(*_: object) -> None:
+    raise RuntimeError("a bug")
+
+
+async def drive(send: Lockstep) -> dict[str, str]:
+    """Sends every kind of request; returns an ACTIVE user's headers and queue path."""
     admin = {"X-Admin-Key": ADMIN_KEY}
     body = testing.concert_body(
         sections=[testing.section(price=1000)], queue_capacity=1, max_seats_per_reservation=2
@@ -204,3 +218,4 @@ async def drive(send: Lockstep) -> None:
         'method="POST",route="/v1/payments",status="409"',
     ):
         assert line in metrics, line
+    return waiting | {"queue": queue}
