@@ -3,8 +3,11 @@
 The app is a thin layer: routes call the engine through :class:`~.service.Service`, one set of
 exception handlers (``errors.install``) turns every error into problem+json, and three pure ASGI
 middlewares record metrics and access logs, shed load beyond a number of requests in flight,
-and bound request bodies in size and time. The engine is opened by the lifespan, so building
-the app (for the OpenAPI document, say) touches no file.
+and bound request bodies in size and time. They run before FastAPI's own layers
+(:class:`BoxOfficeApp`), and innermost of them the fast path (``fast_path.py``) serves the hot
+endpoints of a drop by their own handlers without FastAPI's routing and dependency solving.
+The engine is opened by the lifespan, so building the app (for the OpenAPI document, say)
+touches no file.
 """
 
 from __future__ import annotations
