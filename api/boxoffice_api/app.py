@@ -3,8 +3,11 @@
 The app is a thin layer: routes call the engine through :class:`~.service.Service`, one set of
 exception handlers (``errors.install``) turns every error into problem+json, and three pure ASGI
 middlewares record metrics and access logs, shed load beyond a number of requests in flight,
-and bound request bodies in size and time. The engine is opened by the lifespan, so building
-the app (for the OpenAPI document, say) touches no file.
+and bound request bodies in size and time. They run before FastAPI's own layers
+(:class:`BoxOfficeApp`), and innermost of them the fast path (``fast_path.py``) serves the hot
+endpoints of a drop by their own handlers without FastAPI's routing and dependency solving.
+The engine is opened by the lifespan, so building the app (for the OpenAPI document, say)
+touches no file.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import errors
+from .fast_path import FastPathMiddleware, replay
 from .logs import get_logger
 from .metrics import Metrics, MetricsMiddleware
 from .routes import (
@@ -55,6 +59,15 @@ answered only after their journal group is durable. See `docs/http-api.md`.
 
 
 OVERLOAD_RETRY_AFTER_S = 1
+# Most of a drop's requests, in the order they are most frequent (polls first).
+HOT_ENDPOINTS = (
+    queue.poll,
+    queue.join,
+    reservations.hold,
+    payments.pay,
+    balance.charge,
+    schedules.seats,
+)
 # Operators' endpoints answer whatever the load: an orchestrator must not restart a server
 # that is only busy, and the metrics are how an operator sees the overload.
 UNSHED_PATHS = frozenset({"/healthz", "/metrics"})
@@ -74,6 +87,8 @@ class LoadShedMiddleware:
         self.limit = limit
         self.metrics = metrics
         self.in_flight = 0
+        # The gauge reads the count when scraped: nothing to update per request.
+        metrics.in_flight.set_function(lambda: self.in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNSHED_PATHS:
@@ -91,12 +106,10 @@ class LoadShedMiddleware:
             await response(scope, receive, send)
             return
         self.in_flight += 1
-        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
-            self.metrics.in_flight.dec()
 
 
 class BodyLimitMiddleware:
@@ -122,9 +135,22 @@ class BodyLimitMiddleware:
             response = errors.problem(Request(scope), 413, "REQUEST_TOO_LARGE", detail)
             await response(scope, receive, send)
 
-        length = dict(scope["headers"]).get(b"content-length")
+        length = chunked = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value  # the last, if repeated (a parser refuses two that differ)
+            elif name == b"transfer-encoding":
+                chunked = value
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await too_large()
+            return
+        if chunked is None and (length is None or int(length) == 0):
+            # No body by HTTP/1.1 framing (RFC 9112 section 6.3): the parser has the whole
+            # request, so its one message is there at once; no timer is needed.
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # gone: nobody to answer
+            await self.app(scope, replay([message], receive), send)
             return
         # Count what actually arrives, whatever the headers claim (Content-Length together
         # with chunked framing is framed by the chunks): buffer up to the limit, then replay.
@@ -152,10 +178,7 @@ class BodyLimitMiddleware:
         if messages[-1]["type"] == "http.disconnect":
             return  # gone (or closed by the server to make room): nobody to answer
 
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(messages, receive), send)
 
 
 def welcome(settings: Settings, admin_key: str) -> str:
@@ -237,6 +260,26 @@ def _log_store_opened(service: Service, settings: Settings) -> None:
         )
 
 
+class BoxOfficeApp(FastAPI):
+    """The FastAPI app with boxoffice's own middlewares outside FastAPI's stack: an HTTP
+    request goes through ``edge`` (metrics, body limit, load shedding, the fast path) and
+    only then, unless the fast path answered it, through FastAPI's own layers (server error
+    handler, exception handlers, routing). A hot request so pays for none of them."""
+
+    edge: ASGIApp | None = None  # set by create_app; until then, FastAPI alone
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.edge is not None:
+            scope["app"] = self  # as Starlette sets it, for Request.app
+            await self.edge(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def core(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own stack (what ``edge`` hands a request on to)."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The HTTP API v1 app. Opening the store happens in the lifespan (server start).
 
@@ -280,12 +323,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 log.info("cluster disconnected")
 
-    app = FastAPI(
+    app = BoxOfficeApp(
         title="boxoffice",
         version="1.0.0",
         summary="Ticket drops: admission queue, expiring seat holds, payment ledger.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry hooks look for configured providers on every request; the
+        # service's metrics are Prometheus (metrics.py), and no tracer is configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     _document_problems(app)
     app.state.settings = settings
@@ -297,15 +343,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(balance.router)
     app.include_router(admin.router)
-    # Added last is outermost: metrics and the access log see every answer, 413s and shed
-    # requests included. The body is read before a processing slot is taken: a client
-    # trickling its body waits outside the slots (bounded by the body timeout, and by the
-    # edge's connection limit, server.py), never holding one that others need.
-    app.add_middleware(LoadShedMiddleware, limit=settings.max_concurrent_requests, metrics=metrics)
-    app.add_middleware(
-        BodyLimitMiddleware,
-        limit=settings.request_body_max_bytes,
-        timeout_s=settings.request_body_timeout_s,
+    # Outermost first: metrics and the access log see every answer, 413s and shed requests
+    # included. The body is read before a processing slot is taken: a client trickling its
+    # body waits outside the slots (bounded by the body timeout, and by the edge's connection
+    # limit, server.py), never holding one that others need. Innermost, the hot endpoints of
+    # a drop, served by their own handlers without FastAPI's routing and dependency solving
+    # (fast_path.py); every other request goes on to FastAPI's own stack.
+    fast = FastPathMiddleware(app.core, api=app, endpoints=HOT_ENDPOINTS)
+    shed = LoadShedMiddleware(fast, limit=settings.max_concurrent_requests, metrics=metrics)
+    body = BodyLimitMiddleware(
+        shed, limit=settings.request_body_max_bytes, timeout_s=settings.request_body_timeout_s
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
+    app.edge = MetricsMiddleware(body, metrics=metrics, access_log=settings.access_log)
     return app

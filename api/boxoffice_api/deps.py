@@ -46,32 +46,51 @@ _admin_header = APIKeyHeader(
 )
 
 
-async def current_user(
-    service: ServiceDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> int:
-    """The user id of the request's access JWT.
+def bearer_credentials(authorization: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer <token>`` header's value, read as
+    :class:`fastapi.security.HTTPBearer` reads them (the scheme before the first space, the
+    stripped rest); None when missing, empty or of another scheme."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    credentials = credentials.strip()
+    if not scheme or not credentials or scheme.lower() != "bearer":
+        return None
+    return credentials
+
+
+def user_of_access_token(service: Service, token: str | None) -> int:
+    """The user id of an access JWT (None: none was sent). One plain call, used by the fast
+    path (:mod:`.fast_path`) and by the ``CurrentUser`` dependency.
 
     Raises:
         ApiError: 401 ``UNAUTHENTICATED`` (missing, malformed, forged) or ``TOKEN_EXPIRED``.
     """
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    if token is None:
         raise ApiError(401, "UNAUTHENTICATED", "an access token is required (Bearer)")
-    user_id = service.tokens.user_of(credentials.credentials)
+    user_id = service.tokens.user_of(token)
     if not service.user_may_exist(user_id):
         raise ApiError(401, "UNAUTHENTICATED", "the access token names no user")
     return user_id
 
 
+async def current_user(
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> int:
+    """The user id of the request's access JWT (:func:`user_of_access_token`).
+
+    Raises:
+        ApiError: 401 ``UNAUTHENTICATED`` (missing, malformed, forged) or ``TOKEN_EXPIRED``.
+    """
+    # HTTPBearer answers None for a missing header and for another scheme alike.
+    return user_of_access_token(service, None if credentials is None else credentials.credentials)
+
+
 CurrentUser = Annotated[int, Depends(current_user)]
 
 
-async def queue_claims(
-    service: ServiceDep,
-    user_id: CurrentUser,
-    token: Annotated[str | None, Depends(_queue_header)],
-) -> QueueClaims:
-    """The claims of the request's queue token, issued to the current user.
+def queue_claims_of(service: Service, user_id: int, token: str | None) -> QueueClaims:
+    """The claims of an ``X-Queue-Token`` header's value, issued to ``user_id``. One plain
+    call, used by the fast path and by the ``QueueTokenDep`` dependency.
 
     Raises:
         ApiError: 403 ``QUEUE_TOKEN_INVALID`` (missing, forged, another user's) or
@@ -83,6 +102,21 @@ async def queue_claims(
     if claims.user_id != user_id:
         raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token was issued to another user")
     return claims
+
+
+async def queue_claims(
+    service: ServiceDep,
+    user_id: CurrentUser,
+    token: Annotated[str | None, Depends(_queue_header)],
+) -> QueueClaims:
+    """The claims of the request's queue token, issued to the current user
+    (:func:`queue_claims_of`).
+
+    Raises:
+        ApiError: 403 ``QUEUE_TOKEN_INVALID`` (missing, forged, another user's) or
+            ``QUEUE_TOKEN_EXPIRED``.
+    """
+    return queue_claims_of(service, user_id, token)
 
 
 # The verified claims of the request's X-Queue-Token; the token's state (WAITING, ACTIVE,

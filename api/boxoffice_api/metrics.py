@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,6 +21,15 @@ from .logs import get_logger
 if TYPE_CHECKING:
     from .security import PasswordHashing
     from .service import Service
+
+
+class _Incrementer(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _Observer(Protocol):
+    def observe(self, amount: float) -> None: ...
+
 
 CONCERTS_EXPORTED_MAX = 1000  # the most recent concerts get per-concert gauges
 # Label values come from this set only: a made-up method must not create new series.
@@ -119,6 +128,7 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        # Its value is read from LoadShedMiddleware's count at scrape time (set_function).
         self.in_flight = Gauge(
             "boxoffice_http_requests_in_flight",
             "HTTP requests being processed (not counting /healthz and /metrics)",
@@ -141,6 +151,22 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.log = get_logger() if access_log else None
+        # The label children of each (method, route, status), bound once: prometheus_client
+        # checks and joins the label values on every `labels` call. Bounded like the label
+        # space itself (known methods, route templates, statuses the app answers).
+        self._children: dict[tuple[str, str, int], tuple[_Incrementer, _Observer]] = {}
+
+    def _record(self, method: str, route: str, status: int, elapsed_s: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -161,8 +187,7 @@ class MetricsMiddleware:
             elapsed_s = time.perf_counter() - start
             template = getattr(scope.get("route"), "path", None)
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            self.metrics.requests.labels(method, template or "unmatched", str(status)).inc()
-            self.metrics.latency.labels(method, template or "unmatched").observe(elapsed_s)
+            self._record(method, template or "unmatched", status, elapsed_s)
             if self.log is not None:
                 client = scope.get("client")
                 self.log.info(

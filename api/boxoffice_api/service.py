@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -241,36 +239,50 @@ class Service:
         """The wall clock in seconds since the Unix epoch (the engine never goes back)."""
         return time.time()
 
-    @asynccontextmanager
-    async def command(self) -> AsyncIterator[None]:
-        """Wraps engine commands: on leaving, success or error, waits (without blocking the
-        event loop) until they are durable, so no answer is sent for an unjournaled change.
+    def command(self) -> _Durable:
+        """Wraps engine commands (``async with service.command():``): on leaving, success or
+        error, waits (without blocking the event loop) until they are durable, so no answer
+        is sent for an unjournaled change.
 
         Engine calls run on the event-loop thread, so ``last_seq`` read on exit is this
         request's last command (there is no ``await`` between the command and the read).
         """
-        try:
-            yield
-        finally:
-            seq = self.engine.last_seq  # read before any await: this request's last command
-            self.command_seq = max(self.command_seq, seq)
-            await self.engine.wait_durable_async(seq)
+        return _Durable(self, command=True)
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[None]:
-        """Wraps engine queries: on leaving, waits until every command applied *before* the
-        query is durable, so a read never shows a change a crash could take back. Clock
-        records of queries are not waited for: they only fire deadlines at their own times,
-        which a replay fires identically (same states, same event numbers), so a read costs
-        nothing once the last command's group is on disk."""
-        seq = self.command_seq
-        try:
-            yield
-        finally:
-            await self.engine.wait_durable_async(seq)
+    def read(self) -> _Durable:
+        """Wraps engine queries (``async with service.read():``): on leaving, waits until
+        every command applied *before* the query is durable, so a read never shows a change a
+        crash could take back. Clock records of queries are not waited for: they only fire
+        deadlines at their own times, which a replay fires identically (same states, same
+        event numbers), so a read costs nothing once the last command's group is on disk."""
+        return _Durable(self, command=False)
 
     def close(self) -> None:
         """Closes the accounts and the engine (last snapshot, catalog rewrite)."""
         self.password_hashing.close()
         self.accounts.close()
         self.engine.close()
+
+
+class _Durable:
+    """The context of :meth:`Service.command` and :meth:`Service.read`: a plain class, as an
+    ``asynccontextmanager`` generator costs several times more per request."""
+
+    __slots__ = ("_command", "_seq", "_service")
+
+    def __init__(self, service: Service, *, command: bool) -> None:
+        self._service = service
+        self._command = command
+        self._seq = service.command_seq
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        service = self._service
+        if self._command:
+            seq = service.engine.last_seq  # read before any await: this request's last command
+            service.command_seq = max(service.command_seq, seq)
+        else:
+            seq = self._seq  # the commands applied before the query
+        await service.engine.wait_durable_async(seq)

@@ -107,7 +107,9 @@ class Settings(BaseSettings):
         "closed, with 408 REQUEST_TIMEOUT if part of the head came.",
     )
     http_protocol: Literal["h11", "httptools"] = Field(
-        "h11", description="uvicorn's HTTP/1.1 parser (httptools must be installed)."
+        "httptools",
+        description="uvicorn's HTTP/1.1 parser: httptools (C, llhttp; the faster) or h11 "
+        "(pure Python).",
     )
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Failed logins per email per minute before 429."

@@ -42,6 +42,10 @@ class DurableWaiter:
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        # The thread waits on the condition (nothing pending); else it is inside a
+        # wait_durable call and takes the new waiters when that returns: no notify needed,
+        # which spares the event loop a lock hand-off to that thread per request.
+        self._idle = False
 
     async def wait(self, seq: int) -> int:
         """Waits until journal record ``seq`` is durable; returns ``seq``.
@@ -65,7 +69,8 @@ class DurableWaiter:
                     target=self._run, name="boxoffice-durable-waiter", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            elif self._idle:
+                self._cond.notify()
         return await future
 
     def stop(self) -> None:
@@ -80,10 +85,12 @@ class DurableWaiter:
     def _run(self) -> None:
         while True:
             with self._cond:
+                self._idle = True
                 while not self._pending and not self._stopped:
                     self._cond.wait(self.IDLE_CHECK_S)
                     if not self._pending and self._wait_ref() is None:
                         self._stopped = True  # the engine is gone: nothing left to wait for
+                self._idle = False
                 if self._stopped and not self._pending:
                     return
                 batch = list(self._pending)
