@@ -58,20 +58,42 @@ const std::vector<py::object>& ErrorClasses() {
       .get_stored();
 }
 
-// The boxoffice.errors exception (not raised) for a refusal, built as
-// BoxOfficeError.__init__ would build it: BaseException.__new__ with the message as its
-// one argument, then the five attributes __init__ sets (message, position, eta_s, seat_id,
-// retry_after_s; None when the status has no such detail). No Python frame runs: a refusal
-// is a normal answer on the hot path. A class with an __init__ of its own is called instead.
-py::object StatusException(const absl::Status& status) {
-  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> base_init;
-  const py::object& init = base_init
+// What building an exception needs from boxoffice.errors, looked up once per interpreter:
+// BoxOfficeError.__init__, and the slot descriptors of the attributes it sets, in the
+// order of `values` in RefusalException.
+struct ErrorSlots {
+  py::object base_init;
+  std::array<py::object, 5> slots;  // message, position, eta_s, seat_id, retry_after_s
+};
+
+const ErrorSlots& GetErrorSlots() {
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<ErrorSlots> storage;
+  return storage
       .call_once_and_store_result([] {
-        return py::module_::import("boxoffice.errors").attr("BoxOfficeError").attr("__init__");
+        py::object base = py::module_::import("boxoffice.errors").attr("BoxOfficeError");
+        py::dict attrs = base.attr("__dict__");
+        ErrorSlots e;
+        e.base_init = base.attr("__init__");
+        const char* names[] = {"message", "position", "eta_s", "seat_id", "retry_after_s"};
+        for (size_t i = 0; i < std::size(names); ++i) {
+          e.slots[i] = attrs[names[i]];
+          if (Py_TYPE(e.slots[i].ptr())->tp_descr_set == nullptr) {
+            throw std::logic_error(std::string("BoxOfficeError.") + names[i] + " is not a slot");
+          }
+        }
+        return e;
       })
       .get_stored();
-  const ErrorDetails d = GetErrorDetails(status);
-  const absl::string_view text = status.message();
+}
+
+// The boxoffice.errors exception (not raised) for a refusal, built as
+// BoxOfficeError.__init__ would build it: BaseException.__new__ with the message as its
+// one argument, then the five slots __init__ sets (message, position, eta_s, seat_id,
+// retry_after_s; None when the refusal has no such detail), through their descriptors.
+// No Python frame runs and no instance dict is made: a refusal is a normal answer on the
+// hot path. A class with an __init__ of its own is called instead.
+py::object RefusalException(ErrorCode code, absl::string_view text, const ErrorDetails& d) {
+  const ErrorSlots& e = GetErrorSlots();
   py::object message = py::reinterpret_steal<py::object>(
       PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace"));
   if (!message) throw py::error_already_set();
@@ -81,41 +103,46 @@ py::object StatusException(const absl::Status& status) {
   auto optional_seconds = [](const std::optional<int64_t>& v) -> py::object {
     return v ? py::object(py::float_(static_cast<double>(*v) / 1e6)) : py::object(py::none());
   };
-  const auto code = static_cast<size_t>(GetErrorCode(status));
-  const py::object& cls = ErrorClasses()[code];
+  auto i = static_cast<size_t>(code);
+  if (i >= static_cast<size_t>(kErrorCodeCount)) i = static_cast<size_t>(ErrorCode::kInternal);
+  const py::object& cls = ErrorClasses()[i];
   // Whether each class keeps BoxOfficeError.__init__, looked up once per class.
   static std::array<int8_t, kErrorCodeCount> plain{};  // 0 unknown, 1 yes, -1 no
-  if (plain[code] == 0) plain[code] = py::object(cls.attr("__init__")).is(init) ? 1 : -1;
-  if (plain[code] < 0) {
+  if (plain[i] == 0) plain[i] = py::object(cls.attr("__init__")).is(e.base_init) ? 1 : -1;
+  if (plain[i] < 0) {
     return cls(message, py::arg("position") = optional_int(d.position),
                py::arg("eta_s") = optional_seconds(d.eta_us),
                py::arg("seat_id") = optional_int(d.seat_id),
                py::arg("retry_after_s") = optional_seconds(d.retry_after_us));
   }
-  static PyObject* const names[] = {
-      PyUnicode_InternFromString("message"), PyUnicode_InternFromString("position"),
-      PyUnicode_InternFromString("eta_s"), PyUnicode_InternFromString("seat_id"),
-      PyUnicode_InternFromString("retry_after_s")};
   auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
-  py::tuple args = py::make_tuple(message);
+  py::object args = py::reinterpret_steal<py::object>(PyTuple_Pack(1, message.ptr()));
+  if (!args) throw py::error_already_set();
   py::object exc = py::reinterpret_steal<py::object>(type->tp_new(type, args.ptr(), nullptr));
   if (!exc) throw py::error_already_set();
   const py::object values[] = {message, optional_int(d.position), optional_seconds(d.eta_us),
                                optional_int(d.seat_id), optional_seconds(d.retry_after_us)};
-  for (size_t i = 0; i < std::size(values); ++i) {
-    if (PyObject_GenericSetAttr(exc.ptr(), names[i], values[i].ptr()) != 0) {
+  for (size_t k = 0; k < std::size(values); ++k) {
+    PyObject* slot = e.slots[k].ptr();
+    if (Py_TYPE(slot)->tp_descr_set(slot, exc.ptr(), values[k].ptr()) != 0) {
       throw py::error_already_set();
     }
   }
   return exc;
 }
 
-// Sets the exception for `status` as the current Python error; returns nullptr.
-PyObject* SetStatusError(const absl::Status& status) {
-  py::object exc = StatusException(status);
+py::object StatusException(const absl::Status& status) {
+  return RefusalException(GetErrorCode(status), status.message(), GetErrorDetails(status));
+}
+
+// Sets `exc` as the current Python error; returns nullptr.
+PyObject* SetError(const py::object& exc) {
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
   return nullptr;
 }
+
+// Sets the exception for `status` as the current Python error; returns nullptr.
+PyObject* SetStatusError(const absl::Status& status) { return SetError(StatusException(status)); }
 
 [[noreturn]] void ThrowStatus(const absl::Status& status) {
   SetStatusError(status);
@@ -792,7 +819,7 @@ PyObject* CommandMethodCall(PyObject* self, PyObject* const* args, Py_ssize_t na
     if (!ParseCommand(m, args, nargs, kwnames, &c)) return nullptr;
     Engine& engine = py::handle(self).cast<Engine&>();
     Result r = engine.Apply(c);
-    if (!r.ok()) return SetStatusError(r.status);
+    if (!r.ok()) return SetError(RefusalException(r.code, r.message, r.details));
     return ResultValue(std::move(r)).release().ptr();
   } catch (py::error_already_set& e) {
     e.restore();
@@ -824,7 +851,7 @@ constexpr size_t kCommandMethodCount = 12;
 py::tuple DecodedResult(Result&& r) {
   const std::string code(GetErrorInfo(r.code).name);
   if (!r.ok()) {
-    return py::make_tuple(code, py::none(), StatusException(r.status));
+    return py::make_tuple(code, py::none(), RefusalException(r.code, r.message, r.details));
   }
   return py::make_tuple(code, ResultValue(std::move(r)), py::none());
 }
@@ -1109,8 +1136,8 @@ void BindEngineCommands(EngineClass& cls) {
             {
               py::gil_scoped_release nogil;
               const Result r = c.ok() ? e.Apply(*c)
-                                      : Result::Refused(MakeError(ErrorCode::kInvalidArgument,
-                                                                  c.status().message()));
+                                      : Result::Refused(Refusal(ErrorCode::kInvalidArgument,
+                                                                std::string(c.status().message())));
               EncodeResult(r, &out);
             }
             return py::bytes(out);

@@ -552,21 +552,26 @@ absl::StatusOr<TokenView> Engine::LeaveLocked(UserId user, TokenId token) {
   return ViewToken(token);
 }
 
-absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
-                                                     ConcertId concert) {
+const QueueToken* Engine::GateLocked(UserId user, TokenId token, ConcertId concert,
+                                     Refusal* refused) {
   absl::StatusOr<QueueToken*> found = UserToken(user, token);
-  if (!found.ok()) return found.status();
+  if (!found.ok()) {
+    *refused = Refusal::FromStatus(found.status());
+    return nullptr;
+  }
   QueueToken& t = **found;
   if (static_cast<ConcertId>(t.concert_id) != concert) {
-    return MakeError(ErrorCode::kQueueTokenInvalid,
-                     absl::StrCat("queue token ", token, " is for concert ", t.concert_id,
-                                  ", not ", concert));
+    *refused = Refusal(ErrorCode::kQueueTokenInvalid,
+                       absl::StrCat("queue token ", token, " is for concert ", t.concert_id,
+                                    ", not ", concert));
+    return nullptr;
   }
   AdmissionQueue& q = *concerts_[static_cast<size_t>(concert - 1)]->queue;
   q.Touch(token, clock_);
   if (t.state == TokenState::kExpired) {
-    return MakeError(ErrorCode::kQueueTokenExpired,
-                     absl::StrCat("queue token ", token, " expired (", ToString(t.end), ")"));
+    *refused = Refusal(ErrorCode::kQueueTokenExpired,
+                       absl::StrCat("queue token ", token, " expired (", ToString(t.end), ")"));
+    return nullptr;
   }
   if (t.state == TokenState::kWaiting) {
     ErrorDetails d;
@@ -574,13 +579,14 @@ absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
     if (position >= 0) d.position = position;
     d.eta_us = q.Eta(token, clock_);
     d.retry_after_us = q.settings().poll_interval_us;
-    return MakeError(ErrorCode::kQueueNotActive,
-                     position >= 0
-                         ? absl::StrCat("queue token ", token, " is WAITING; ", position,
-                                        " ahead")
-                         : absl::StrCat("queue token ", token,
-                                        " is WAITING in the pre-queue until the sale opens"),
-                     d);
+    *refused = Refusal(ErrorCode::kQueueNotActive,
+                       position >= 0
+                           ? absl::StrCat("queue token ", token, " is WAITING; ", position,
+                                          " ahead")
+                           : absl::StrCat("queue token ", token,
+                                          " is WAITING in the pre-queue until the sale opens"),
+                       d);
+    return nullptr;
   }
   return &t;
 }
@@ -616,8 +622,9 @@ absl::StatusOr<Reservation> Engine::HoldLocked(const HoldArgs& a) {
   }
   SeatInventory& schedule = *schedules_[static_cast<size_t>(a.schedule_id - 1)];
   Concert& concert = *concerts_[static_cast<size_t>(schedule.concert_id() - 1)];
-  absl::StatusOr<const QueueToken*> gate = GateLocked(a.user_id, a.token_id, concert.id);
-  if (!gate.ok()) return gate.status();
+  if (Refusal refused; GateLocked(a.user_id, a.token_id, concert.id, &refused) == nullptr) {
+    return refused.ToStatus();
+  }
 
   const bool explicit_seats = !a.seat_ids.empty();
   if (explicit_seats == (a.quantity > 0) || a.quantity < 0) {
@@ -787,8 +794,9 @@ absl::StatusOr<Payment> Engine::PayLocked(UserId user, TokenId token, Reservatio
   absl::StatusOr<Reservation*> found = OwnedReservation(user, id);
   if (!found.ok()) return found.status();
   Reservation& r = **found;
-  absl::StatusOr<const QueueToken*> gate = GateLocked(user, token, r.concert_id);
-  if (!gate.ok()) return gate.status();
+  if (Refusal refused; GateLocked(user, token, r.concert_id, &refused) == nullptr) {
+    return refused.ToStatus();
+  }
   if (r.status != ReservationStatus::kPending) return NotPending(r);
 
   User& u = users_[static_cast<size_t>(user - 1)];
@@ -881,7 +889,7 @@ Result Wrap(absl::StatusOr<T>&& s) {
 
 template <typename T>
 absl::StatusOr<T> Unwrap(Result&& r) {
-  if (!r.ok()) return std::move(r.status);
+  if (!r.ok()) return r.status();
   return std::get<T>(std::move(r.value));
 }
 
@@ -948,8 +956,10 @@ Result Engine::ApplyLocked(const Command& c) {
     case Op::kLeave:
       return Wrap(LeaveLocked(c.user, c.token));
     case Op::kGate: {
-      absl::StatusOr<const QueueToken*> t = GateLocked(c.user, c.token, c.target);
-      if (!t.ok()) return Result::Refused(std::move(t).status());
+      Refusal refused;
+      if (GateLocked(c.user, c.token, c.target, &refused) == nullptr) {
+        return Result::Refused(std::move(refused));
+      }
       Result r;
       r.value = ViewToken(c.token);
       return r;
@@ -1277,7 +1287,7 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeatsGated(
     std::optional<SeatStatus> status, SeatId after, int64_t limit, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
   Result gate = ApplyHeld(MakeCommand(Op::kGate, now, user, token, concert));
-  if (!gate.ok()) return std::move(gate.status);
+  if (!gate.ok()) return gate.status();
   if (schedule < 1 || schedule > static_cast<int64_t>(schedules_.size())) {
     return MakeError(ErrorCode::kScheduleNotFound, absl::StrCat("no schedule ", schedule));
   }

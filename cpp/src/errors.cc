@@ -110,4 +110,10 @@ ErrorDetails GetErrorDetails(const absl::Status& status) {
   return d;
 }
 
+absl::Status Refusal::ToStatus() const { return MakeError(code, message, details); }
+
+Refusal Refusal::FromStatus(const absl::Status& status) {
+  return Refusal(GetErrorCode(status), std::string(status.message()), GetErrorDetails(status));
+}
+
 }  // namespace boxoffice

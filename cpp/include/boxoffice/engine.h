@@ -211,9 +211,11 @@ class Engine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<TokenView> LeaveLocked(UserId user, TokenId token)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<const QueueToken*> GateLocked(UserId user, TokenId token,
-                                               ConcertId concert)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The user's token for `concert` when it is ACTIVE (the call counts as a poll), or
+  // nullptr with `*refused` set. A value, not a Status: a WAITING user at the gate is
+  // the most common refusal of a drop.
+  const QueueToken* GateLocked(UserId user, TokenId token, ConcertId concert,
+                               Refusal* refused) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<QueueToken*> UserToken(UserId user, TokenId token)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Reservation> HoldLocked(const HoldArgs& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
