@@ -590,6 +590,7 @@ struct Param {
   const char* name;
   Field field;
   bool required;
+  PyObject* key = nullptr;  // `name` interned (CommandMethods): call sites pass interned names
 };
 
 struct CommandMethod {
@@ -607,6 +608,12 @@ bool ArgError(PyObject* exc, const CommandMethod& m, const std::string& what) {
 }
 
 bool IntArg(const CommandMethod& m, const Param& p, PyObject* o, int64_t* out) {
+  int overflow = 0;
+  if (PyLong_CheckExact(o)) {  // the common case, without PyNumber_Index's new reference
+    *out = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow != 0) return ArgError(PyExc_TypeError, m, std::string(p.name) + " is out of range");
+    return true;
+  }
   if (PyFloat_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o)) {
     return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
   }
@@ -615,7 +622,6 @@ bool IntArg(const CommandMethod& m, const Param& p, PyObject* o, int64_t* out) {
     PyErr_Clear();
     return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
   }
-  int overflow = 0;
   *out = PyLong_AsLongLongAndOverflow(index, &overflow);
   Py_DECREF(index);
   if (overflow != 0) return ArgError(PyExc_TypeError, m, std::string(p.name) + " is out of range");
@@ -701,13 +707,21 @@ bool ParseCommand(const CommandMethod& m, PyObject* const* args, Py_ssize_t narg
   for (Py_ssize_t i = 0; i < nargs; ++i) slots[i] = args[i];
   const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
   for (Py_ssize_t k = 0; k < nkw; ++k) {
-    const char* key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
-    if (key == nullptr) return false;
+    PyObject* name = PyTuple_GET_ITEM(kwnames, k);
     size_t i = 0;
-    while (i < n && std::strcmp(m.params[i].name, key) != 0) ++i;
-    if (i == n) return ArgError(PyExc_TypeError, m, std::string("unexpected argument '") + key + "'");
+    while (i < n && m.params[i].key != name) ++i;
+    if (i == n) {  // a name built at run time, not the interned one: compare the text
+      const char* key = PyUnicode_AsUTF8(name);
+      if (key == nullptr) return false;
+      i = 0;
+      while (i < n && std::strcmp(m.params[i].name, key) != 0) ++i;
+      if (i == n) {
+        return ArgError(PyExc_TypeError, m, std::string("unexpected argument '") + key + "'");
+      }
+    }
     if (slots[i] != nullptr) {
-      return ArgError(PyExc_TypeError, m, std::string("argument '") + key + "' given twice");
+      return ArgError(PyExc_TypeError, m,
+                      std::string("argument '") + m.params[i].name + "' given twice");
     }
     slots[i] = args[nargs + k];
   }
@@ -725,6 +739,21 @@ bool ParseCommand(const CommandMethod& m, PyObject* const* args, Py_ssize_t narg
   return true;
 }
 
+// `v` moved into a new instance of its bound class. py::cast does the same, but looks the
+// class up by C++ type on every call; a command's answer is on the hot path, so the
+// class is looked up once per type.
+template <typename T>
+py::object MoveToPython(T&& v) {
+  static const py::detail::type_info* const type = py::detail::get_type_info(typeid(T));
+  if (type == nullptr) return py::cast(std::move(v), py::return_value_policy::move);
+  auto move = [](const void* p) -> void* {
+    return new T(std::move(*const_cast<T*>(static_cast<const T*>(p))));
+  };
+  return py::reinterpret_steal<py::object>(py::detail::type_caster_generic::cast(
+      py::detail::cast_sources(&v, type), py::return_value_policy::move, py::handle(), nullptr,
+      move));
+}
+
 // The Python value of a successful result (a view object, a user id, or None).
 py::object ResultValue(Result&& r) {
   return std::visit(
@@ -732,6 +761,8 @@ py::object ResultValue(Result&& r) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, std::monostate>) {
           return py::none();
+        } else if constexpr (std::is_class_v<T>) {
+          return MoveToPython<T>(std::move(v));
         } else {
           return py::cast(std::move(v), py::return_value_policy::move);
         }
@@ -740,7 +771,7 @@ py::object ResultValue(Result&& r) {
 }
 
 const std::vector<CommandMethod>& CommandMethods() {
-  static const auto* methods = new std::vector<CommandMethod>{
+  static auto* const methods = new std::vector<CommandMethod>{
       {"create_user", Op::kCreateUser, 0, {{"now", Field::kNow, true}},
        "create_user(*, now: float) -> int\n\nA new user (with an empty wallet); returns its id.\n"
        "Raises LimitExceeded at users_max."},
@@ -807,7 +838,27 @@ const std::vector<CommandMethod>& CommandMethods() {
       {"advance", Op::kAdvance, 0, {{"now", Field::kNow, true}},
        "advance(*, now: float) -> None\n\nFires every deadline up to `now`."},
   };
+  // First called at import (BindEngine), holding the GIL; the names live as long as the process.
+  static const bool interned = [] {
+    for (CommandMethod& m : *methods) {
+      for (Param& p : m.params) p.key = PyUnicode_InternFromString(p.name);
+    }
+    return true;
+  }();
+  (void)interned;
   return *methods;
+}
+
+// The Engine of `self`, an instance of the Engine class (the method descriptor checked
+// that). pybind11 keeps the value pointer of a one-base instance inline; reading it
+// there skips the caster's type lookups (a command's call is on the hot path).
+// Anything else, including an instance whose __init__ did not run, takes the caster.
+Engine& SelfEngine(PyObject* self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  if (inst->simple_layout && inst->simple_holder_constructed) {
+    return *static_cast<Engine*>(inst->simple_value_holder[0]);
+  }
+  return py::handle(self).cast<Engine&>();
 }
 
 template <size_t I>
@@ -817,7 +868,7 @@ PyObject* CommandMethodCall(PyObject* self, PyObject* const* args, Py_ssize_t na
     const CommandMethod& m = CommandMethods()[I];
     Command c;
     if (!ParseCommand(m, args, nargs, kwnames, &c)) return nullptr;
-    Engine& engine = py::handle(self).cast<Engine&>();
+    Engine& engine = SelfEngine(self);
     Result r = engine.Apply(c);
     if (!r.ok()) return SetError(RefusalException(r.code, r.message, r.details));
     return ResultValue(std::move(r)).release().ptr();
