@@ -388,15 +388,15 @@ absl::Status Result::status() const {
 }
 
 Result Result::Refused(const absl::Status& status) {
-  return Refused(Refusal::FromStatus(status));
+  Result r;  // filled in place: no Refusal in between
+  r.code = GetErrorCodeAndDetails(status, &r.details);
+  r.message.assign(status.message().data(), status.message().size());
+  return r;
 }
 
 Result Result::Refused(Refusal refusal) {
-  Result r;
-  r.code = refusal.code;
-  r.message = std::move(refusal.message);
-  r.details = refusal.details;
-  return r;
+  return Result{.code = refusal.code, .message = std::move(refusal.message),
+                .details = refusal.details};
 }
 
 void EncodeResult(const Result& r, std::string* out) {

@@ -880,11 +880,18 @@ bool Oversized(const Command& c) {
 }
 
 template <typename T>
-Result Wrap(absl::StatusOr<T>&& s) {
-  if (!s.ok()) return Result::Refused(std::move(s).status());
-  Result r;
-  r.value = *std::move(s);
+Result Answer(T&& value) {
+  Result r;  // the only return: built in place (NRVO), never moved
+  r.value.template emplace<std::decay_t<T>>(std::forward<T>(value));
   return r;
+}
+
+template <typename T>
+Result Wrap(absl::StatusOr<T>&& s) {
+  // Only prvalues returned: a Result is large, and a named one returned beside a
+  // prvalue is moved, not elided (one call per command would pay it).
+  if (!s.ok()) return Result::Refused(s.status());
+  return Answer(*std::move(s));
 }
 
 template <typename T>
@@ -960,9 +967,7 @@ Result Engine::ApplyLocked(const Command& c) {
       if (GateLocked(c.user, c.token, c.target, &refused) == nullptr) {
         return Result::Refused(std::move(refused));
       }
-      Result r;
-      r.value = ViewToken(c.token);
-      return r;
+      return Answer(ViewToken(c.token));
     }
     case Op::kHold: {
       HoldArgs a;

@@ -102,6 +102,8 @@ ErrorCode GetErrorCode(const absl::Status& status);
 // that gives codes to the plain statuses below it leaves these as they are.
 bool HasErrorCode(const absl::Status& status);
 ErrorDetails GetErrorDetails(const absl::Status& status);
+// GetErrorCode and GetErrorDetails at once (the payload read once).
+ErrorCode GetErrorCodeAndDetails(const absl::Status& status, ErrorDetails* details);
 
 // A refusal as a plain value: what MakeError puts in a Status, without the Status.
 // A refusal is a normal answer on the hot path (a WAITING user at the gate is the
