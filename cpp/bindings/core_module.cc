@@ -611,19 +611,18 @@ bool IntArg(const CommandMethod& m, const Param& p, PyObject* o, int64_t* out) {
   int overflow = 0;
   if (PyLong_CheckExact(o)) {  // the common case, without PyNumber_Index's new reference
     *out = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (overflow != 0) return ArgError(PyExc_TypeError, m, std::string(p.name) + " is out of range");
-    return true;
+  } else {
+    if (PyFloat_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o)) {
+      return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
+    }
+    PyObject* index = PyNumber_Index(o);  // int, bool, NumPy integers
+    if (index == nullptr) {
+      PyErr_Clear();
+      return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
+    }
+    *out = PyLong_AsLongLongAndOverflow(index, &overflow);
+    Py_DECREF(index);
   }
-  if (PyFloat_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o)) {
-    return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
-  }
-  PyObject* index = PyNumber_Index(o);  // int, bool, NumPy integers
-  if (index == nullptr) {
-    PyErr_Clear();
-    return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
-  }
-  *out = PyLong_AsLongLongAndOverflow(index, &overflow);
-  Py_DECREF(index);
   if (overflow != 0) return ArgError(PyExc_TypeError, m, std::string(p.name) + " is out of range");
   return true;
 }
