@@ -76,7 +76,7 @@ absl::Status ValidateConcert(const ConcertSpec& spec, const Limits& limits,
   if (concert_count >= limits.concerts_max) {
     return Limit(absl::StrCat("at most ", limits.concerts_max, " concerts"));
   }
-  if (concert_count >= kCompactIdMax) {  // QueueToken stores 32 bits
+  if (concert_count >= kCompactIdMax) {  // TokenRecord stores 32 bits
     return Limit(absl::StrCat("at most ", kCompactIdMax, " concerts in one engine"));
   }
   if (auto s = CheckRange("number of schedules", static_cast<int64_t>(spec.schedules.size()), 1,
@@ -228,7 +228,7 @@ void Engine::Fire(const TimerEntry& e) {
       return;
     }
     case TimerKind::kSessionExpiry: {
-      const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
+      const TokenRecord& t = tokens_[static_cast<size_t>(e.id)];
       concerts_[static_cast<size_t>(t.concert_id - 1)]->queue->OnSessionExpiry(e.id, e.at);
       return;
     }
@@ -256,7 +256,7 @@ bool Engine::TimerLive(const TimerEntry& e) const {
       return r.status == ReservationStatus::kPending && r.expires_at == e.at;
     }
     case TimerKind::kSessionExpiry: {
-      const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
+      const TokenRecord& t = tokens_[static_cast<size_t>(e.id)];
       return t.state == TokenState::kActive &&
              concerts_[t.concert_id - 1]->queue->Times(t).expires_at == e.at;
     }
@@ -371,7 +371,7 @@ void Engine::EndPending(Reservation& r, ReservationStatus to, EventType event) {
 }
 
 TokenView Engine::ViewToken(TokenId id) const {
-  const QueueToken& t = tokens_[static_cast<size_t>(id)];
+  const TokenRecord& t = tokens_[static_cast<size_t>(id)];
   const Concert& c = *concerts_[t.concert_id - 1];
   TokenView v;
   v.id = id;
@@ -463,7 +463,7 @@ absl::StatusOr<UserId> Engine::CreateUserLocked() {
   if (static_cast<int64_t>(users_.size()) >= config_.limits.users_max) {
     return Limit(absl::StrCat("at most ", config_.limits.users_max, " users"));
   }
-  if (static_cast<int64_t>(users_.size()) >= kCompactIdMax) {  // QueueToken stores 32 bits
+  if (static_cast<int64_t>(users_.size()) >= kCompactIdMax) {  // TokenRecord stores 32 bits
     return Limit(absl::StrCat("at most ", kCompactIdMax, " users in one engine"));
   }
   User u;
@@ -498,7 +498,7 @@ ConcertView Engine::CreateConcertLocked(const ConcertSpec& spec) {
     }
   }
   QueueSettings q;
-  q.capacity = spec.sale.queue_capacity;
+  q.queue_capacity = spec.sale.queue_capacity;
   q.admission_per_minute = spec.sale.admission_per_minute;
   q.session_ttl_us = spec.sale.session_ttl_us;
   q.abandon_timeout_us = spec.sale.abandon_timeout_us;
@@ -528,7 +528,7 @@ absl::StatusOr<TokenView> Engine::JoinLocked(UserId user, ConcertId concert) {
   return view;
 }
 
-absl::StatusOr<QueueToken*> Engine::UserToken(UserId user, TokenId token) {
+absl::StatusOr<TokenRecord*> Engine::UserToken(UserId user, TokenId token) {
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   if (token < 1 || token >= static_cast<int64_t>(tokens_.size()) ||
       static_cast<UserId>(tokens_[static_cast<size_t>(token)].user_id) != user) {
@@ -539,27 +539,27 @@ absl::StatusOr<QueueToken*> Engine::UserToken(UserId user, TokenId token) {
 }
 
 absl::StatusOr<TokenView> Engine::StatusLocked(UserId user, TokenId token) {
-  absl::StatusOr<QueueToken*> t = UserToken(user, token);
+  absl::StatusOr<TokenRecord*> t = UserToken(user, token);
   if (!t.ok()) return t.status();
   concerts_[static_cast<size_t>((*t)->concert_id - 1)]->queue->Touch(token, clock_);
   return ViewToken(token);
 }
 
 absl::StatusOr<TokenView> Engine::LeaveLocked(UserId user, TokenId token) {
-  absl::StatusOr<QueueToken*> t = UserToken(user, token);
+  absl::StatusOr<TokenRecord*> t = UserToken(user, token);
   if (!t.ok()) return t.status();
   concerts_[static_cast<size_t>((*t)->concert_id - 1)]->queue->Leave(token, clock_);
   return ViewToken(token);
 }
 
-const QueueToken* Engine::GateLocked(UserId user, TokenId token, ConcertId concert,
+const TokenRecord* Engine::GateLocked(UserId user, TokenId token, ConcertId concert,
                                      Refusal* refused) {
-  absl::StatusOr<QueueToken*> found = UserToken(user, token);
+  absl::StatusOr<TokenRecord*> found = UserToken(user, token);
   if (!found.ok()) {
     *refused = Refusal::FromStatus(found.status());
     return nullptr;
   }
-  QueueToken& t = **found;
+  TokenRecord& t = **found;
   if (static_cast<ConcertId>(t.concert_id) != concert) {
     *refused = Refusal(ErrorCode::kQueueTokenInvalid,
                        absl::StrCat("queue token ", token, " is for concert ", t.concert_id,
