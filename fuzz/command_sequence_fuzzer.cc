@@ -365,7 +365,7 @@ class Sequence {
         Check(c->op == Op::kAdvance && want.code != ErrorCode::kOk,
               absl::StrCat(after, ": a ", OpName(want.op), " call recorded a ", OpName(c->op)));
       } else if (r.code != want.code) {
-        Fail(absl::StrCat(after, ": the recorded command returned ", r.status.ToString(),
+        Fail(absl::StrCat(after, ": the recorded command returned ", r.status().ToString(),
                           " from the journal, the original call ", GetErrorInfo(want.code).name));
       }
     }

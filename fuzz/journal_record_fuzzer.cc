@@ -137,7 +137,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Result result = original.Apply(command);
   original.SetCommandSink(nullptr);
   CheckInvariants(original, "after the fuzzed command");
-  Check(result.ok() == result.status.ok(), "a Result's code and status disagree");
+  Check(result.ok() == result.status().ok(), "a Result's code and status disagree");
 
   // The same state again, through the journal: decode what was recorded and apply it.
   Engine replayed;

@@ -10,8 +10,9 @@
 //   2. Bytes it accepts are the encoding of what they decode to (Encode(Decode(bytes))
 //      == bytes: shortest varints, enum values in range, no trailing bytes), decoding
 //      them again gives the same Result field by field, and the Result is well formed:
-//      a refusal has no value and a status with the absl code its ErrorCode names
-//      (errors.h), an OK Result has an OK status and only enum values in range.
+//      a refusal has no value and its status() carries its code, message and details
+//      with the absl code its ErrorCode names (errors.h), an OK Result has no message
+//      or details and only enum values in range.
 //   3. The same bytes, read as up to kCommandsMax commands (kCommandBytes each, layout
 //      at ReadCommand), applied with Engine::Apply to the starting state of
 //      journal_record_fuzzer (BuildPrelude in fuzz_common.h): each Result is well
@@ -102,10 +103,7 @@ bool Same(const ErrorDetails& a, const ErrorDetails& b) {
 }
 
 bool Same(const Result& a, const Result& b) {
-  if (a.code != b.code || a.status.code() != b.status.code() ||
-      a.status.message() != b.status.message() ||
-      GetErrorCode(a.status) != GetErrorCode(b.status) ||
-      !Same(GetErrorDetails(a.status), GetErrorDetails(b.status)) ||
+  if (a.code != b.code || a.message != b.message || !Same(a.details, b.details) ||
       a.value.index() != b.value.index()) {
     return false;
   }
@@ -137,14 +135,17 @@ bool EnumsInRange(const Result& r) {
 // What every Result must be, decoded or made by the engine.
 void CheckWellFormed(const Result& r, absl::string_view what) {
   if (r.ok()) {
-    Check(r.status.ok(), absl::StrCat(what, ": an OK Result has a refusal status"));
+    Check(r.message.empty() && Same(r.details, ErrorDetails{}),
+          absl::StrCat(what, ": an OK Result has a refusal message or details"));
     Check(EnumsInRange(r), absl::StrCat(what, ": a value holds an enum out of range"));
     return;
   }
   Check(r.kind() == Result::Kind::kNone, absl::StrCat(what, ": a refusal holds a value"));
-  Check(GetErrorCode(r.status) == r.code,
-        absl::StrCat(what, ": a refusal's status carries another code than the Result"));
-  Check(r.status.code() == GetErrorInfo(r.code).status_code,
+  const absl::Status status = r.status();
+  Check(GetErrorCode(status) == r.code && Same(GetErrorDetails(status), r.details) &&
+            status.message() == r.message,
+        absl::StrCat(what, ": a refusal's status carries another code, message or details"));
+  Check(status.code() == GetErrorInfo(r.code).status_code,
         absl::StrCat(what, ": a refusal's status has another absl code than its ErrorCode"));
 }
 

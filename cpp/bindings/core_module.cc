@@ -58,20 +58,42 @@ const std::vector<py::object>& ErrorClasses() {
       .get_stored();
 }
 
-// The boxoffice.errors exception (not raised) for a refusal, built as
-// BoxOfficeError.__init__ would build it: BaseException.__new__ with the message as its
-// one argument, then the five attributes __init__ sets (message, position, eta_s, seat_id,
-// retry_after_s; None when the status has no such detail). No Python frame runs: a refusal
-// is a normal answer on the hot path. A class with an __init__ of its own is called instead.
-py::object StatusException(const absl::Status& status) {
-  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> base_init;
-  const py::object& init = base_init
+// What building an exception needs from boxoffice.errors, looked up once per interpreter:
+// BoxOfficeError.__init__, and the slot descriptors of the attributes it sets, in the
+// order of `values` in RefusalException.
+struct ErrorSlots {
+  py::object base_init;
+  std::array<py::object, 5> slots;  // message, position, eta_s, seat_id, retry_after_s
+};
+
+const ErrorSlots& GetErrorSlots() {
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<ErrorSlots> storage;
+  return storage
       .call_once_and_store_result([] {
-        return py::module_::import("boxoffice.errors").attr("BoxOfficeError").attr("__init__");
+        py::object base = py::module_::import("boxoffice.errors").attr("BoxOfficeError");
+        py::dict attrs = base.attr("__dict__");
+        ErrorSlots e;
+        e.base_init = base.attr("__init__");
+        const char* names[] = {"message", "position", "eta_s", "seat_id", "retry_after_s"};
+        for (size_t i = 0; i < std::size(names); ++i) {
+          e.slots[i] = attrs[names[i]];
+          if (Py_TYPE(e.slots[i].ptr())->tp_descr_set == nullptr) {
+            throw std::logic_error(std::string("BoxOfficeError.") + names[i] + " is not a slot");
+          }
+        }
+        return e;
       })
       .get_stored();
-  const ErrorDetails d = GetErrorDetails(status);
-  const absl::string_view text = status.message();
+}
+
+// The boxoffice.errors exception (not raised) for a refusal, built as
+// BoxOfficeError.__init__ would build it: BaseException.__new__ with the message as its
+// one argument, then the five slots __init__ sets (message, position, eta_s, seat_id,
+// retry_after_s; None when the refusal has no such detail), through their descriptors.
+// No Python frame runs and no instance dict is made: a refusal is a normal answer on the
+// hot path. A class with an __init__ of its own is called instead.
+py::object RefusalException(ErrorCode code, absl::string_view text, const ErrorDetails& d) {
+  const ErrorSlots& e = GetErrorSlots();
   py::object message = py::reinterpret_steal<py::object>(
       PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace"));
   if (!message) throw py::error_already_set();
@@ -81,41 +103,46 @@ py::object StatusException(const absl::Status& status) {
   auto optional_seconds = [](const std::optional<int64_t>& v) -> py::object {
     return v ? py::object(py::float_(static_cast<double>(*v) / 1e6)) : py::object(py::none());
   };
-  const auto code = static_cast<size_t>(GetErrorCode(status));
-  const py::object& cls = ErrorClasses()[code];
+  auto i = static_cast<size_t>(code);
+  if (i >= static_cast<size_t>(kErrorCodeCount)) i = static_cast<size_t>(ErrorCode::kInternal);
+  const py::object& cls = ErrorClasses()[i];
   // Whether each class keeps BoxOfficeError.__init__, looked up once per class.
   static std::array<int8_t, kErrorCodeCount> plain{};  // 0 unknown, 1 yes, -1 no
-  if (plain[code] == 0) plain[code] = py::object(cls.attr("__init__")).is(init) ? 1 : -1;
-  if (plain[code] < 0) {
+  if (plain[i] == 0) plain[i] = py::object(cls.attr("__init__")).is(e.base_init) ? 1 : -1;
+  if (plain[i] < 0) {
     return cls(message, py::arg("position") = optional_int(d.position),
                py::arg("eta_s") = optional_seconds(d.eta_us),
                py::arg("seat_id") = optional_int(d.seat_id),
                py::arg("retry_after_s") = optional_seconds(d.retry_after_us));
   }
-  static PyObject* const names[] = {
-      PyUnicode_InternFromString("message"), PyUnicode_InternFromString("position"),
-      PyUnicode_InternFromString("eta_s"), PyUnicode_InternFromString("seat_id"),
-      PyUnicode_InternFromString("retry_after_s")};
   auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
-  py::tuple args = py::make_tuple(message);
+  py::object args = py::reinterpret_steal<py::object>(PyTuple_Pack(1, message.ptr()));
+  if (!args) throw py::error_already_set();
   py::object exc = py::reinterpret_steal<py::object>(type->tp_new(type, args.ptr(), nullptr));
   if (!exc) throw py::error_already_set();
   const py::object values[] = {message, optional_int(d.position), optional_seconds(d.eta_us),
                                optional_int(d.seat_id), optional_seconds(d.retry_after_us)};
-  for (size_t i = 0; i < std::size(values); ++i) {
-    if (PyObject_GenericSetAttr(exc.ptr(), names[i], values[i].ptr()) != 0) {
+  for (size_t k = 0; k < std::size(values); ++k) {
+    PyObject* slot = e.slots[k].ptr();
+    if (Py_TYPE(slot)->tp_descr_set(slot, exc.ptr(), values[k].ptr()) != 0) {
       throw py::error_already_set();
     }
   }
   return exc;
 }
 
-// Sets the exception for `status` as the current Python error; returns nullptr.
-PyObject* SetStatusError(const absl::Status& status) {
-  py::object exc = StatusException(status);
+py::object StatusException(const absl::Status& status) {
+  return RefusalException(GetErrorCode(status), status.message(), GetErrorDetails(status));
+}
+
+// Sets `exc` as the current Python error; returns nullptr.
+PyObject* SetError(const py::object& exc) {
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
   return nullptr;
 }
+
+// Sets the exception for `status` as the current Python error; returns nullptr.
+PyObject* SetStatusError(const absl::Status& status) { return SetError(StatusException(status)); }
 
 [[noreturn]] void ThrowStatus(const absl::Status& status) {
   SetStatusError(status);
@@ -563,6 +590,7 @@ struct Param {
   const char* name;
   Field field;
   bool required;
+  PyObject* key = nullptr;  // `name` interned (CommandMethods): call sites pass interned names
 };
 
 struct CommandMethod {
@@ -580,17 +608,21 @@ bool ArgError(PyObject* exc, const CommandMethod& m, const std::string& what) {
 }
 
 bool IntArg(const CommandMethod& m, const Param& p, PyObject* o, int64_t* out) {
-  if (PyFloat_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o)) {
-    return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
-  }
-  PyObject* index = PyNumber_Index(o);  // int, bool, NumPy integers
-  if (index == nullptr) {
-    PyErr_Clear();
-    return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
-  }
   int overflow = 0;
-  *out = PyLong_AsLongLongAndOverflow(index, &overflow);
-  Py_DECREF(index);
+  if (PyLong_CheckExact(o)) {  // the common case, without PyNumber_Index's new reference
+    *out = PyLong_AsLongLongAndOverflow(o, &overflow);
+  } else {
+    if (PyFloat_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o)) {
+      return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
+    }
+    PyObject* index = PyNumber_Index(o);  // int, bool, NumPy integers
+    if (index == nullptr) {
+      PyErr_Clear();
+      return ArgError(PyExc_TypeError, m, std::string(p.name) + " must be an int");
+    }
+    *out = PyLong_AsLongLongAndOverflow(index, &overflow);
+    Py_DECREF(index);
+  }
   if (overflow != 0) return ArgError(PyExc_TypeError, m, std::string(p.name) + " is out of range");
   return true;
 }
@@ -674,13 +706,21 @@ bool ParseCommand(const CommandMethod& m, PyObject* const* args, Py_ssize_t narg
   for (Py_ssize_t i = 0; i < nargs; ++i) slots[i] = args[i];
   const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
   for (Py_ssize_t k = 0; k < nkw; ++k) {
-    const char* key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
-    if (key == nullptr) return false;
+    PyObject* name = PyTuple_GET_ITEM(kwnames, k);
     size_t i = 0;
-    while (i < n && std::strcmp(m.params[i].name, key) != 0) ++i;
-    if (i == n) return ArgError(PyExc_TypeError, m, std::string("unexpected argument '") + key + "'");
+    while (i < n && m.params[i].key != name) ++i;
+    if (i == n) {  // a name built at run time, not the interned one: compare the text
+      const char* key = PyUnicode_AsUTF8(name);
+      if (key == nullptr) return false;
+      i = 0;
+      while (i < n && std::strcmp(m.params[i].name, key) != 0) ++i;
+      if (i == n) {
+        return ArgError(PyExc_TypeError, m, std::string("unexpected argument '") + key + "'");
+      }
+    }
     if (slots[i] != nullptr) {
-      return ArgError(PyExc_TypeError, m, std::string("argument '") + key + "' given twice");
+      return ArgError(PyExc_TypeError, m,
+                      std::string("argument '") + m.params[i].name + "' given twice");
     }
     slots[i] = args[nargs + k];
   }
@@ -698,6 +738,21 @@ bool ParseCommand(const CommandMethod& m, PyObject* const* args, Py_ssize_t narg
   return true;
 }
 
+// `v` moved into a new instance of its bound class. py::cast does the same, but looks the
+// class up by C++ type on every call; a command's answer is on the hot path, so the
+// class is looked up once per type.
+template <typename T>
+py::object MoveToPython(T&& v) {
+  static const py::detail::type_info* const type = py::detail::get_type_info(typeid(T));
+  if (type == nullptr) return py::cast(std::move(v), py::return_value_policy::move);
+  auto move = [](const void* p) -> void* {
+    return new T(std::move(*const_cast<T*>(static_cast<const T*>(p))));
+  };
+  return py::reinterpret_steal<py::object>(py::detail::type_caster_generic::cast(
+      py::detail::cast_sources(&v, type), py::return_value_policy::move, py::handle(), nullptr,
+      move));
+}
+
 // The Python value of a successful result (a view object, a user id, or None).
 py::object ResultValue(Result&& r) {
   return std::visit(
@@ -705,6 +760,8 @@ py::object ResultValue(Result&& r) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, std::monostate>) {
           return py::none();
+        } else if constexpr (std::is_class_v<T>) {
+          return MoveToPython<T>(std::move(v));
         } else {
           return py::cast(std::move(v), py::return_value_policy::move);
         }
@@ -713,7 +770,7 @@ py::object ResultValue(Result&& r) {
 }
 
 const std::vector<CommandMethod>& CommandMethods() {
-  static const auto* methods = new std::vector<CommandMethod>{
+  static auto* const methods = new std::vector<CommandMethod>{
       {"create_user", Op::kCreateUser, 0, {{"now", Field::kNow, true}},
        "create_user(*, now: float) -> int\n\nA new user (with an empty wallet); returns its id.\n"
        "Raises LimitExceeded at users_max."},
@@ -780,7 +837,27 @@ const std::vector<CommandMethod>& CommandMethods() {
       {"advance", Op::kAdvance, 0, {{"now", Field::kNow, true}},
        "advance(*, now: float) -> None\n\nFires every deadline up to `now`."},
   };
+  // First called at import (BindEngine), holding the GIL; the names live as long as the process.
+  static const bool interned = [] {
+    for (CommandMethod& m : *methods) {
+      for (Param& p : m.params) p.key = PyUnicode_InternFromString(p.name);
+    }
+    return true;
+  }();
+  (void)interned;
   return *methods;
+}
+
+// The Engine of `self`, an instance of the Engine class (the method descriptor checked
+// that). pybind11 keeps the value pointer of a one-base instance inline; reading it
+// there skips the caster's type lookups (a command's call is on the hot path).
+// Anything else, including an instance whose __init__ did not run, takes the caster.
+Engine& SelfEngine(PyObject* self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  if (inst->simple_layout && inst->simple_holder_constructed) {
+    return *static_cast<Engine*>(inst->simple_value_holder[0]);
+  }
+  return py::handle(self).cast<Engine&>();
 }
 
 template <size_t I>
@@ -790,9 +867,9 @@ PyObject* CommandMethodCall(PyObject* self, PyObject* const* args, Py_ssize_t na
     const CommandMethod& m = CommandMethods()[I];
     Command c;
     if (!ParseCommand(m, args, nargs, kwnames, &c)) return nullptr;
-    Engine& engine = py::handle(self).cast<Engine&>();
+    Engine& engine = SelfEngine(self);
     Result r = engine.Apply(c);
-    if (!r.ok()) return SetStatusError(r.status);
+    if (!r.ok()) return SetError(RefusalException(r.code, r.message, r.details));
     return ResultValue(std::move(r)).release().ptr();
   } catch (py::error_already_set& e) {
     e.restore();
@@ -824,7 +901,7 @@ constexpr size_t kCommandMethodCount = 12;
 py::tuple DecodedResult(Result&& r) {
   const std::string code(GetErrorInfo(r.code).name);
   if (!r.ok()) {
-    return py::make_tuple(code, py::none(), StatusException(r.status));
+    return py::make_tuple(code, py::none(), RefusalException(r.code, r.message, r.details));
   }
   return py::make_tuple(code, ResultValue(std::move(r)), py::none());
 }
@@ -1109,8 +1186,8 @@ void BindEngineCommands(EngineClass& cls) {
             {
               py::gil_scoped_release nogil;
               const Result r = c.ok() ? e.Apply(*c)
-                                      : Result::Refused(MakeError(ErrorCode::kInvalidArgument,
-                                                                  c.status().message()));
+                                      : Result::Refused(Refusal(ErrorCode::kInvalidArgument,
+                                                                std::string(c.status().message())));
               EncodeResult(r, &out);
             }
             return py::bytes(out);

@@ -88,7 +88,7 @@ void LiveTokens::Remove(UserId user, TokenId token) {
 }
 
 AdmissionQueue::AdmissionQueue(ConcertId concert_id, const QueueSettings& settings,
-                               TimeUs created_at, std::vector<QueueToken>* tokens,
+                               TimeUs created_at, std::vector<TokenRecord>* tokens,
                                HoldTimer* timer, EventLog* events, LiveTokens* live)
     : concert_id_(concert_id),
       settings_(settings),
@@ -96,7 +96,7 @@ AdmissionQueue::AdmissionQueue(ConcertId concert_id, const QueueSettings& settin
       timer_(timer),
       events_(events),
       live_(live) {
-  BOXOFFICE_ASSERT(settings_.capacity > 0);
+  BOXOFFICE_ASSERT(settings_.queue_capacity > 0);
   BOXOFFICE_ASSERT(settings_.session_ttl_us > 0 && settings_.abandon_timeout_us > 0);
   if (settings_.opens_at == kNever || settings_.opens_at <= created_at) {
     open_ = true;
@@ -117,14 +117,14 @@ absl::StatusOr<TokenId> AdmissionQueue::Join(UserId user, TimeUs now,
                                   queue_length_max, " live tokens)"),
                      {.retry_after_us = settings_.poll_interval_us});
   }
-  // Token ids, and so join sequences, are stored in 32 bits (QueueToken).
+  // Token ids, and so join sequences, are stored in 32 bits (TokenRecord).
   const auto id = static_cast<TokenId>(tokens_->size());
   if (id > kCompactIdMax) {
     return MakeError(ErrorCode::kLimitExceeded,
                      absl::StrCat("the engine has issued ", kCompactIdMax, " queue tokens"));
   }
   BOXOFFICE_ASSERT(user >= 1 && user <= kCompactIdMax);
-  QueueToken fresh;
+  TokenRecord fresh;
   fresh.user_id = static_cast<uint32_t>(user);
   fresh.concert_id = static_cast<uint32_t>(concert_id_);
   fresh.joined_at = now;
@@ -157,7 +157,7 @@ void AdmissionQueue::Enqueue(TokenId id) {
 }
 
 void AdmissionQueue::Touch(TokenId id, TimeUs now) {
-  QueueToken& t = token(id);
+  TokenRecord& t = token(id);
   t.last_seen_at = now;
   // The latest poll goes to the back of the abandon line (the clock never goes
   // back, so the line stays ordered); the timer entry is left where it is.
@@ -168,7 +168,7 @@ void AdmissionQueue::Touch(TokenId id, TimeUs now) {
 }
 
 void AdmissionQueue::LinkWaiting(TokenId id) {
-  QueueToken& t = token(id);
+  TokenRecord& t = token(id);
   t.slot.wait = {static_cast<uint32_t>(wait_back_), 0};
   if (wait_back_ != 0) {
     token(wait_back_).slot.wait.next = static_cast<uint32_t>(id);
@@ -179,7 +179,7 @@ void AdmissionQueue::LinkWaiting(TokenId id) {
 }
 
 void AdmissionQueue::UnlinkWaiting(TokenId id) {
-  QueueToken::Slot::Links& links = token(id).slot.wait;
+  TokenRecord::Slot::Links& links = token(id).slot.wait;
   if (links.prev != 0) {
     token(links.prev).slot.wait.next = links.next;
   } else {
@@ -221,10 +221,10 @@ TimeUs AdmissionQueue::RebuildAbandonLine() {
 
 void AdmissionQueue::End(TokenId id, TokenEnd why, TimeUs at, EventType event) {
   // A session's timer entry is left to go stale (see hold_timer.h).
-  QueueToken& t = token(id);
+  TokenRecord& t = token(id);
   if (t.state == TokenState::kWaiting) {
     UnlinkWaiting(id);
-    if (t.join_seq != QueueToken::kNoJoinSeq) {
+    if (t.join_seq != TokenRecord::kNoJoinSeq) {
       waiting_at_.Clear(t.join_seq);
       --waiting_;
     } else {
@@ -284,7 +284,7 @@ void AdmissionQueue::OnOpen(TimeUs at, uint64_t seed) {
 }
 
 void AdmissionQueue::OnSessionExpiry(TokenId id, TimeUs at) {
-  const QueueToken& t = token(id);
+  const TokenRecord& t = token(id);
   if (t.state != TokenState::kActive) return;  // left or completed since: stale
   BOXOFFICE_ASSERT(SessionEnd(sessions_[t.slot.session]) == at);
   End(id, TokenEnd::kSessionExpired, at, EventType::kQueueSessionExpired);
@@ -317,7 +317,7 @@ void AdmissionQueue::OnAdmissionTick(TimeUs at) {
 void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
   if (!open_) return;
   const int64_t per_minute = settings_.admission_per_minute;
-  while (active_ < settings_.capacity && waiting_ > 0) {
+  while (active_ < settings_.queue_capacity && waiting_ > 0) {
     if (per_minute > 0 && at < next_admit_at_) {
       if (tick_at_ != next_admit_at_) {
         timer_->Schedule(next_admit_at_, TimerKind::kAdmissionTick, concert_id_);
@@ -327,7 +327,7 @@ void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
     }
     while (token(order_[static_cast<size_t>(head_)]).state != TokenState::kWaiting) ++head_;
     const TokenId id = order_[static_cast<size_t>(head_)];
-    QueueToken& t = token(id);
+    TokenRecord& t = token(id);
     UnlinkWaiting(id);
     waiting_at_.Clear(t.join_seq);
     --waiting_;
@@ -346,19 +346,19 @@ void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
     }
     Emit(EventType::kQueueAdmitted, id, at, 0);
   }
-  BOXOFFICE_ASSERT(active_ <= settings_.capacity);
+  BOXOFFICE_ASSERT(active_ <= settings_.queue_capacity);
 }
 
 int64_t AdmissionQueue::Position(TokenId id) const {
-  const QueueToken& t = token(id);
-  if (t.state != TokenState::kWaiting || t.join_seq == QueueToken::kNoJoinSeq) return -1;
+  const TokenRecord& t = token(id);
+  if (t.state != TokenState::kWaiting || t.join_seq == TokenRecord::kNoJoinSeq) return -1;
   return waiting_at_.Prefix(t.join_seq);
 }
 
 DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
-  const QueueToken& t = token(id);
+  const TokenRecord& t = token(id);
   if (t.state != TokenState::kWaiting) return 0;
-  if (t.join_seq == QueueToken::kNoJoinSeq) {
+  if (t.join_seq == TokenRecord::kNoJoinSeq) {
     return std::max<DurationUs>(0, settings_.opens_at - now);
   }
   const int64_t p = Position(id) + 1;
@@ -384,7 +384,7 @@ DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
     // Millions waiting times a long session TTL overflows 64 bits: use 128.
     __extension__ using Int128 = __int128;
     eta = static_cast<DurationUs>(std::min<Int128>(
-        static_cast<Int128>(p) * settings_.session_ttl_us / settings_.capacity, kEtaMaxUs));
+        static_cast<Int128>(p) * settings_.session_ttl_us / settings_.queue_capacity, kEtaMaxUs));
   }
   if (per_minute > 0) eta = std::max(eta, p * interval);
   return std::min(eta, kEtaMaxUs);
@@ -402,14 +402,14 @@ void AdmissionQueue::Emit(EventType type, TokenId id, TimeUs at, int64_t value) 
 }
 
 std::string AdmissionQueue::CheckInvariants() const {
-  if (active_ > settings_.capacity) {
+  if (active_ > settings_.queue_capacity) {
     return absl::StrCat("queue ", concert_id_, ": ", active_, " ACTIVE > capacity ",
-                        settings_.capacity);
+                        settings_.queue_capacity);
   }
   int64_t waiting = 0;
   int64_t active = 0;
   for (size_t seq = 0; seq < order_.size(); ++seq) {
-    const QueueToken& t = token(order_[seq]);
+    const TokenRecord& t = token(order_[seq]);
     if (t.JoinSeq() != static_cast<int64_t>(seq)) {
       return absl::StrCat("queue ", concert_id_, ": token ", order_[seq],
                           " has a wrong join sequence");
@@ -440,7 +440,7 @@ std::string AdmissionQueue::CheckInvariants() const {
   int64_t linked = 0;
   TokenId prev = 0;
   for (TokenId id = wait_front_; id != 0; id = token(id).slot.wait.next) {
-    const QueueToken& t = token(id);
+    const TokenRecord& t = token(id);
     if (t.state != TokenState::kWaiting || static_cast<ConcertId>(t.concert_id) != concert_id_ ||
         t.slot.wait.prev != prev ||
         (prev != 0 && token(prev).last_seen_at > t.last_seen_at) || ++linked > this->waiting()) {
@@ -493,7 +493,7 @@ void AdmissionQueue::Decode(SnapshotReader& r, TimeUs clock) {
   open_ = r.Bool("queue open");
   head_ = r.Int("queue head", 0, kSnapshotTimeLimit);
   waiting_ = r.Int("queue waiting", 0, kSnapshotTimeLimit);
-  active_ = r.Int("queue active", 0, settings_.capacity);
+  active_ = r.Int("queue active", 0, settings_.queue_capacity);
   prequeue_waiting_ = r.Int("pre-queue waiting", 0, kSnapshotTimeLimit);
   next_admit_at_ = r.Time("next_admit_at", 0);
   tick_at_ = r.Time("tick_at", 0);
@@ -511,7 +511,7 @@ void AdmissionQueue::Decode(SnapshotReader& r, TimeUs clock) {
   }
 }
 
-void AdmissionQueue::EncodeToken(SnapshotWriter& w, const QueueToken& t,
+void AdmissionQueue::EncodeToken(SnapshotWriter& w, const TokenRecord& t,
                                  TimeUs prev_joined) const {
   const TokenTimes times = Times(t);
   w.U8(static_cast<uint8_t>(t.state));
@@ -523,7 +523,7 @@ void AdmissionQueue::EncodeToken(SnapshotWriter& w, const QueueToken& t,
   if (t.state == TokenState::kExpired) w.Time(times.ended_at, t.joined_at);
 }
 
-bool AdmissionQueue::DecodeToken(SnapshotReader& r, QueueToken& t, TokenId id, int64_t tokens,
+bool AdmissionQueue::DecodeToken(SnapshotReader& r, TokenRecord& t, TokenId id, int64_t tokens,
                                  TimeUs prev_joined, TimeUs clock) {
   const bool v1 = r.version() == 1;  // every token has five times, expires_at included
   t.state = r.Enum<TokenState>("token state", 3);
@@ -560,7 +560,7 @@ bool AdmissionQueue::DecodeToken(SnapshotReader& r, QueueToken& t, TokenId id, i
   if (!r.Check(consistent, absl::StrCat("token ", id, " is inconsistent with its state"))) {
     return false;
   }
-  t.join_seq = join_seq < 0 ? QueueToken::kNoJoinSeq : static_cast<uint32_t>(join_seq);
+  t.join_seq = join_seq < 0 ? TokenRecord::kNoJoinSeq : static_cast<uint32_t>(join_seq);
   if (times.activated_at != kNever) {
     t.admitted = true;
     t.slot.session = static_cast<uint32_t>(sessions_.size());
@@ -574,8 +574,8 @@ bool AdmissionQueue::DecodeToken(SnapshotReader& r, QueueToken& t, TokenId id, i
 void AdmissionQueue::RestoreOrder(size_t sequenced) { order_.assign(sequenced, 0); }
 
 bool AdmissionQueue::RestoreToken(SnapshotReader& r, TokenId id) {
-  const QueueToken& t = token(id);
-  if (t.join_seq != QueueToken::kNoJoinSeq) {
+  const TokenRecord& t = token(id);
+  if (t.join_seq != TokenRecord::kNoJoinSeq) {
     // Join sequences must be exactly 0..sequenced-1.
     const size_t seq = t.join_seq;
     if (!r.Check(open_ && seq < order_.size() && order_[seq] == 0,

@@ -383,18 +383,27 @@ bool DecodeConcertView(Reader& r, ConcertView* v) {
 
 }  // namespace
 
-Result Result::Refused(absl::Status status) {
-  Result r;
-  r.code = GetErrorCode(status);
-  r.status = std::move(status);
+absl::Status Result::status() const {
+  return ok() ? absl::OkStatus() : MakeError(code, message, details);
+}
+
+Result Result::Refused(const absl::Status& status) {
+  Result r;  // filled in place: no Refusal in between
+  r.code = GetErrorCodeAndDetails(status, &r.details);
+  r.message.assign(status.message().data(), status.message().size());
   return r;
+}
+
+Result Result::Refused(Refusal refusal) {
+  return Result{.code = refusal.code, .message = std::move(refusal.message),
+                .details = refusal.details};
 }
 
 void EncodeResult(const Result& r, std::string* out) {
   PutVarint(static_cast<uint64_t>(r.code), out);
   if (!r.ok()) {
-    PutString(r.status.message(), out);
-    const ErrorDetails d = GetErrorDetails(r.status);
+    PutString(r.message, out);
+    const ErrorDetails& d = r.details;
     const std::optional<int64_t>* fields[] = {&d.position, &d.eta_us, &d.seat_id,
                                               &d.retry_after_us};
     uint64_t mask = 0;
@@ -447,18 +456,16 @@ absl::StatusOr<Result> DecodeResult(absl::string_view bytes) {
   }
   bool ok = true;
   if (!out.ok()) {
-    std::string message;
     uint64_t mask = 0;
-    ErrorDetails d;
+    ErrorDetails& d = out.details;
     std::optional<int64_t>* fields[] = {&d.position, &d.eta_us, &d.seat_id, &d.retry_after_us};
-    ok = r.String(&message) && r.Varint(&mask) && mask < (uint64_t{1} << kDetailBits);
+    ok = r.String(&out.message) && r.Varint(&mask) && mask < (uint64_t{1} << kDetailBits);
     for (uint64_t i = 0; ok && i < kDetailBits; ++i) {
       if ((mask >> i & 1) == 0) continue;
       int64_t v = 0;
       ok = r.Int(&v);
       *fields[i] = v;
     }
-    if (ok) out.status = MakeError(out.code, message, d);
   } else {
     Result::Kind kind = Result::Kind::kNone;
     ok = r.Enum(&kind, static_cast<uint64_t>(Result::Kind::kCount) - 1);

@@ -76,7 +76,7 @@ absl::Status ValidateConcert(const ConcertSpec& spec, const Limits& limits,
   if (concert_count >= limits.concerts_max) {
     return Limit(absl::StrCat("at most ", limits.concerts_max, " concerts"));
   }
-  if (concert_count >= kCompactIdMax) {  // QueueToken stores 32 bits
+  if (concert_count >= kCompactIdMax) {  // TokenRecord stores 32 bits
     return Limit(absl::StrCat("at most ", kCompactIdMax, " concerts in one engine"));
   }
   if (auto s = CheckRange("number of schedules", static_cast<int64_t>(spec.schedules.size()), 1,
@@ -228,7 +228,7 @@ void Engine::Fire(const TimerEntry& e) {
       return;
     }
     case TimerKind::kSessionExpiry: {
-      const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
+      const TokenRecord& t = tokens_[static_cast<size_t>(e.id)];
       concerts_[static_cast<size_t>(t.concert_id - 1)]->queue->OnSessionExpiry(e.id, e.at);
       return;
     }
@@ -256,7 +256,7 @@ bool Engine::TimerLive(const TimerEntry& e) const {
       return r.status == ReservationStatus::kPending && r.expires_at == e.at;
     }
     case TimerKind::kSessionExpiry: {
-      const QueueToken& t = tokens_[static_cast<size_t>(e.id)];
+      const TokenRecord& t = tokens_[static_cast<size_t>(e.id)];
       return t.state == TokenState::kActive &&
              concerts_[t.concert_id - 1]->queue->Times(t).expires_at == e.at;
     }
@@ -371,7 +371,7 @@ void Engine::EndPending(Reservation& r, ReservationStatus to, EventType event) {
 }
 
 TokenView Engine::ViewToken(TokenId id) const {
-  const QueueToken& t = tokens_[static_cast<size_t>(id)];
+  const TokenRecord& t = tokens_[static_cast<size_t>(id)];
   const Concert& c = *concerts_[t.concert_id - 1];
   TokenView v;
   v.id = id;
@@ -463,7 +463,7 @@ absl::StatusOr<UserId> Engine::CreateUserLocked() {
   if (static_cast<int64_t>(users_.size()) >= config_.limits.users_max) {
     return Limit(absl::StrCat("at most ", config_.limits.users_max, " users"));
   }
-  if (static_cast<int64_t>(users_.size()) >= kCompactIdMax) {  // QueueToken stores 32 bits
+  if (static_cast<int64_t>(users_.size()) >= kCompactIdMax) {  // TokenRecord stores 32 bits
     return Limit(absl::StrCat("at most ", kCompactIdMax, " users in one engine"));
   }
   User u;
@@ -498,7 +498,7 @@ ConcertView Engine::CreateConcertLocked(const ConcertSpec& spec) {
     }
   }
   QueueSettings q;
-  q.capacity = spec.sale.queue_capacity;
+  q.queue_capacity = spec.sale.queue_capacity;
   q.admission_per_minute = spec.sale.admission_per_minute;
   q.session_ttl_us = spec.sale.session_ttl_us;
   q.abandon_timeout_us = spec.sale.abandon_timeout_us;
@@ -528,7 +528,7 @@ absl::StatusOr<TokenView> Engine::JoinLocked(UserId user, ConcertId concert) {
   return view;
 }
 
-absl::StatusOr<QueueToken*> Engine::UserToken(UserId user, TokenId token) {
+absl::StatusOr<TokenRecord*> Engine::UserToken(UserId user, TokenId token) {
   if (absl::Status s = CheckUser(user); !s.ok()) return s;
   if (token < 1 || token >= static_cast<int64_t>(tokens_.size()) ||
       static_cast<UserId>(tokens_[static_cast<size_t>(token)].user_id) != user) {
@@ -539,34 +539,39 @@ absl::StatusOr<QueueToken*> Engine::UserToken(UserId user, TokenId token) {
 }
 
 absl::StatusOr<TokenView> Engine::StatusLocked(UserId user, TokenId token) {
-  absl::StatusOr<QueueToken*> t = UserToken(user, token);
+  absl::StatusOr<TokenRecord*> t = UserToken(user, token);
   if (!t.ok()) return t.status();
   concerts_[static_cast<size_t>((*t)->concert_id - 1)]->queue->Touch(token, clock_);
   return ViewToken(token);
 }
 
 absl::StatusOr<TokenView> Engine::LeaveLocked(UserId user, TokenId token) {
-  absl::StatusOr<QueueToken*> t = UserToken(user, token);
+  absl::StatusOr<TokenRecord*> t = UserToken(user, token);
   if (!t.ok()) return t.status();
   concerts_[static_cast<size_t>((*t)->concert_id - 1)]->queue->Leave(token, clock_);
   return ViewToken(token);
 }
 
-absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
-                                                     ConcertId concert) {
-  absl::StatusOr<QueueToken*> found = UserToken(user, token);
-  if (!found.ok()) return found.status();
-  QueueToken& t = **found;
+const TokenRecord* Engine::GateLocked(UserId user, TokenId token, ConcertId concert,
+                                     Refusal* refused) {
+  absl::StatusOr<TokenRecord*> found = UserToken(user, token);
+  if (!found.ok()) {
+    *refused = Refusal::FromStatus(found.status());
+    return nullptr;
+  }
+  TokenRecord& t = **found;
   if (static_cast<ConcertId>(t.concert_id) != concert) {
-    return MakeError(ErrorCode::kQueueTokenInvalid,
-                     absl::StrCat("queue token ", token, " is for concert ", t.concert_id,
-                                  ", not ", concert));
+    *refused = Refusal(ErrorCode::kQueueTokenInvalid,
+                       absl::StrCat("queue token ", token, " is for concert ", t.concert_id,
+                                    ", not ", concert));
+    return nullptr;
   }
   AdmissionQueue& q = *concerts_[static_cast<size_t>(concert - 1)]->queue;
   q.Touch(token, clock_);
   if (t.state == TokenState::kExpired) {
-    return MakeError(ErrorCode::kQueueTokenExpired,
-                     absl::StrCat("queue token ", token, " expired (", ToString(t.end), ")"));
+    *refused = Refusal(ErrorCode::kQueueTokenExpired,
+                       absl::StrCat("queue token ", token, " expired (", ToString(t.end), ")"));
+    return nullptr;
   }
   if (t.state == TokenState::kWaiting) {
     ErrorDetails d;
@@ -574,13 +579,14 @@ absl::StatusOr<const QueueToken*> Engine::GateLocked(UserId user, TokenId token,
     if (position >= 0) d.position = position;
     d.eta_us = q.Eta(token, clock_);
     d.retry_after_us = q.settings().poll_interval_us;
-    return MakeError(ErrorCode::kQueueNotActive,
-                     position >= 0
-                         ? absl::StrCat("queue token ", token, " is WAITING; ", position,
-                                        " ahead")
-                         : absl::StrCat("queue token ", token,
-                                        " is WAITING in the pre-queue until the sale opens"),
-                     d);
+    *refused = Refusal(ErrorCode::kQueueNotActive,
+                       position >= 0
+                           ? absl::StrCat("queue token ", token, " is WAITING; ", position,
+                                          " ahead")
+                           : absl::StrCat("queue token ", token,
+                                          " is WAITING in the pre-queue until the sale opens"),
+                       d);
+    return nullptr;
   }
   return &t;
 }
@@ -616,8 +622,9 @@ absl::StatusOr<Reservation> Engine::HoldLocked(const HoldArgs& a) {
   }
   SeatInventory& schedule = *schedules_[static_cast<size_t>(a.schedule_id - 1)];
   Concert& concert = *concerts_[static_cast<size_t>(schedule.concert_id() - 1)];
-  absl::StatusOr<const QueueToken*> gate = GateLocked(a.user_id, a.token_id, concert.id);
-  if (!gate.ok()) return gate.status();
+  if (Refusal refused; GateLocked(a.user_id, a.token_id, concert.id, &refused) == nullptr) {
+    return refused.ToStatus();
+  }
 
   const bool explicit_seats = !a.seat_ids.empty();
   if (explicit_seats == (a.quantity > 0) || a.quantity < 0) {
@@ -787,8 +794,9 @@ absl::StatusOr<Payment> Engine::PayLocked(UserId user, TokenId token, Reservatio
   absl::StatusOr<Reservation*> found = OwnedReservation(user, id);
   if (!found.ok()) return found.status();
   Reservation& r = **found;
-  absl::StatusOr<const QueueToken*> gate = GateLocked(user, token, r.concert_id);
-  if (!gate.ok()) return gate.status();
+  if (Refusal refused; GateLocked(user, token, r.concert_id, &refused) == nullptr) {
+    return refused.ToStatus();
+  }
   if (r.status != ReservationStatus::kPending) return NotPending(r);
 
   User& u = users_[static_cast<size_t>(user - 1)];
@@ -872,16 +880,23 @@ bool Oversized(const Command& c) {
 }
 
 template <typename T>
-Result Wrap(absl::StatusOr<T>&& s) {
-  if (!s.ok()) return Result::Refused(std::move(s).status());
-  Result r;
-  r.value = *std::move(s);
+Result Answer(T&& value) {
+  Result r;  // the only return: built in place (NRVO), never moved
+  r.value.template emplace<std::decay_t<T>>(std::forward<T>(value));
   return r;
 }
 
 template <typename T>
+Result Wrap(absl::StatusOr<T>&& s) {
+  // Only prvalues returned: a Result is large, and a named one returned beside a
+  // prvalue is moved, not elided (one call per command would pay it).
+  if (!s.ok()) return Result::Refused(s.status());
+  return Answer(*std::move(s));
+}
+
+template <typename T>
 absl::StatusOr<T> Unwrap(Result&& r) {
-  if (!r.ok()) return std::move(r.status);
+  if (!r.ok()) return r.status();
   return std::get<T>(std::move(r.value));
 }
 
@@ -948,11 +963,11 @@ Result Engine::ApplyLocked(const Command& c) {
     case Op::kLeave:
       return Wrap(LeaveLocked(c.user, c.token));
     case Op::kGate: {
-      absl::StatusOr<const QueueToken*> t = GateLocked(c.user, c.token, c.target);
-      if (!t.ok()) return Result::Refused(std::move(t).status());
-      Result r;
-      r.value = ViewToken(c.token);
-      return r;
+      Refusal refused;
+      if (GateLocked(c.user, c.token, c.target, &refused) == nullptr) {
+        return Result::Refused(std::move(refused));
+      }
+      return Answer(ViewToken(c.token));
     }
     case Op::kHold: {
       HoldArgs a;
@@ -1277,7 +1292,7 @@ absl::StatusOr<std::vector<SeatView>> Engine::ListSeatsGated(
     std::optional<SeatStatus> status, SeatId after, int64_t limit, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
   Result gate = ApplyHeld(MakeCommand(Op::kGate, now, user, token, concert));
-  if (!gate.ok()) return std::move(gate.status);
+  if (!gate.ok()) return gate.status();
   if (schedule < 1 || schedule > static_cast<int64_t>(schedules_.size())) {
     return MakeError(ErrorCode::kScheduleNotFound, absl::StrCat("no schedule ", schedule));
   }

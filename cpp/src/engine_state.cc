@@ -494,7 +494,7 @@ void Engine::State::DecodeConcerts(SnapshotReader& r, Restoring& d) {
     }
     if (!r.ok()) return;
     QueueSettings q;
-    q.capacity = c->sale.queue_capacity;
+    q.queue_capacity = c->sale.queue_capacity;
     q.admission_per_minute = c->sale.admission_per_minute;
     q.session_ttl_us = c->sale.session_ttl_us;
     q.abandon_timeout_us = c->sale.abandon_timeout_us;
@@ -516,7 +516,7 @@ void Engine::State::EncodeTokens(const Engine& e, SnapshotWriter& w) {
   w.Count(e.tokens_.size() - 1);  // index 0 is the "none" token every engine has
   TimeUs prev_joined = 0;
   for (size_t i = 1; i < e.tokens_.size(); ++i) {
-    const QueueToken& t = e.tokens_[i];
+    const TokenRecord& t = e.tokens_[i];
     w.Int(t.user_id);
     w.Int(t.concert_id);
     e.concerts_[t.concert_id - 1]->queue->EncodeToken(w, t, prev_joined);
@@ -527,7 +527,7 @@ void Engine::State::EncodeTokens(const Engine& e, SnapshotWriter& w) {
 void Engine::State::DecodeTokens(SnapshotReader& r, Restoring& d) {
   Engine& e = *d.engine;
   const size_t n = r.Count("tokens", r.version() == 1 ? 9 : 7);
-  // Ids and join sequences are stored in 32 bits (QueueToken).
+  // Ids and join sequences are stored in 32 bits (TokenRecord).
   if (!r.Check(static_cast<int64_t>(n) <= kCompactIdMax &&
                    static_cast<int64_t>(e.users_.size()) <= kCompactIdMax &&
                    static_cast<int64_t>(e.concerts_.size()) <= kCompactIdMax,
@@ -539,7 +539,7 @@ void Engine::State::DecodeTokens(SnapshotReader& r, Restoring& d) {
   const auto concerts = static_cast<int64_t>(e.concerts_.size());
   TimeUs prev_joined = 0;
   for (size_t i = 1; i <= n && r.ok(); ++i) {
-    QueueToken t;
+    TokenRecord t;
     t.user_id = static_cast<uint32_t>(r.Int("token user", 1, users));
     t.concert_id = static_cast<uint32_t>(r.Int("token concert", 1, concerts));
     if (!r.ok()) return;
@@ -841,8 +841,8 @@ void Engine::State::RebuildReservationIndexes(SnapshotReader& r, Engine& e) {
 void Engine::State::RestoreQueues(SnapshotReader& r, Engine& e) {
   std::vector<size_t> sequenced(e.concerts_.size(), 0);
   for (size_t i = 1; i < e.tokens_.size(); ++i) {
-    const QueueToken& t = e.tokens_[i];
-    if (t.join_seq != QueueToken::kNoJoinSeq) ++sequenced[t.concert_id - 1];
+    const TokenRecord& t = e.tokens_[i];
+    if (t.join_seq != TokenRecord::kNoJoinSeq) ++sequenced[t.concert_id - 1];
   }
   for (size_t k = 0; k < e.concerts_.size(); ++k) e.concerts_[k]->queue->RestoreOrder(sequenced[k]);
   for (size_t i = 1; i < e.tokens_.size(); ++i) {
@@ -878,7 +878,7 @@ void Engine::State::RestoreTimers(SnapshotReader& r, Restoring& d) {
     }
   }
   for (size_t i = 1; i < e.tokens_.size(); ++i) {
-    const QueueToken& t = e.tokens_[i];
+    const TokenRecord& t = e.tokens_[i];
     if (t.state == TokenState::kActive) {
       schedule(e.concerts_[t.concert_id - 1]->queue->Times(t).expires_at,
                TimerKind::kSessionExpiry, static_cast<TokenId>(i), "the session of token");
@@ -945,7 +945,7 @@ void Engine::State::DigestConcerts(const Engine& e, Digest& d) {
 // them, so a state's hash does not depend on the record's layout).
 void Engine::State::DigestTokens(const Engine& e, Digest& d) {
   for (size_t id = 0; id < e.tokens_.size(); ++id) {
-    const QueueToken& t = e.tokens_[id];
+    const TokenRecord& t = e.tokens_[id];
     const TokenTimes times =
         t.concert_id == 0 ? TokenTimes{} : e.concerts_[t.concert_id - 1]->queue->Times(t);
     d.Mix(static_cast<int64_t>(id));

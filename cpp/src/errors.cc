@@ -2,6 +2,7 @@
 #include "boxoffice/errors.h"
 
 #include <array>
+#include <optional>
 #include <string>
 
 #include "absl/strings/cord.h"
@@ -43,10 +44,34 @@ std::optional<int64_t> ErrorDetails::*const kDetailFields[] = {
     &ErrorDetails::position, &ErrorDetails::eta_us, &ErrorDetails::seat_id,
     &ErrorDetails::retry_after_us};
 
-// The payload's bytes (empty when `status` has none); a flat Cord is read in place.
-std::string PayloadBytes(const absl::Status& status) {
-  auto c = status.GetPayload(kErrorPayload);
-  return c.has_value() ? std::string(*c) : std::string();
+// The code and details `status`'s payload carries: kInternal and none for a status
+// without one. Reads the payload once, in place when its Cord is flat (a small one,
+// as MakeError makes it, always is): refusals are read on the hot path.
+ErrorCode ReadPayload(const absl::Status& status, ErrorDetails* details) {
+  const auto c = status.GetPayload(kErrorPayload);  // absl::optional here, not std
+  if (!c.has_value()) return ErrorCode::kInternal;
+  std::string copy;
+  absl::string_view bytes;
+  if (const auto flat = c->TryFlat()) {
+    bytes = *flat;
+  } else {
+    copy = std::string(*c);
+    bytes = copy;
+  }
+  if (bytes.size() < 3) return ErrorCode::kInternal;
+  const auto code = static_cast<uint16_t>(static_cast<uint8_t>(bytes[0]) |
+                                          (static_cast<uint8_t>(bytes[1]) << 8));
+  if (details != nullptr) {
+    const auto mask = static_cast<uint8_t>(bytes[2]);
+    absl::string_view rest = bytes.substr(3);
+    for (size_t i = 0; i < std::size(kDetailFields); ++i) {
+      if ((mask >> i & 1) == 0) continue;
+      int64_t v = 0;
+      if (!GetVarint(&rest, &v)) break;
+      details->*kDetailFields[i] = v;
+    }
+  }
+  return code < kErrorCodeCount ? static_cast<ErrorCode>(code) : ErrorCode::kInternal;
 }
 
 constexpr std::array<ErrorInfo, kErrorCodeCount> kTable = {{
@@ -82,12 +107,7 @@ absl::Status MakeError(ErrorCode code, absl::string_view message, const ErrorDet
 }
 
 ErrorCode GetErrorCode(const absl::Status& status) {
-  if (status.ok()) return ErrorCode::kOk;
-  const std::string bytes = PayloadBytes(status);
-  if (bytes.size() < 3) return ErrorCode::kInternal;
-  const auto code = static_cast<uint16_t>(static_cast<uint8_t>(bytes[0]) |
-                                          (static_cast<uint8_t>(bytes[1]) << 8));
-  return code < kErrorCodeCount ? static_cast<ErrorCode>(code) : ErrorCode::kInternal;
+  return status.ok() ? ErrorCode::kOk : ReadPayload(status, nullptr);
 }
 
 bool HasErrorCode(const absl::Status& status) {
@@ -96,18 +116,21 @@ bool HasErrorCode(const absl::Status& status) {
 
 ErrorDetails GetErrorDetails(const absl::Status& status) {
   ErrorDetails d;
-  const std::string bytes = PayloadBytes(status);
-  if (bytes.size() < 3) return d;
-  const auto mask = static_cast<uint8_t>(bytes[2]);
-  absl::string_view rest(bytes);
-  rest.remove_prefix(3);
-  for (size_t i = 0; i < std::size(kDetailFields); ++i) {
-    if ((mask >> i & 1) == 0) continue;
-    int64_t v = 0;
-    if (!GetVarint(&rest, &v)) return d;
-    d.*kDetailFields[i] = v;
-  }
+  if (!status.ok()) ReadPayload(status, &d);
   return d;
+}
+
+absl::Status Refusal::ToStatus() const { return MakeError(code, message, details); }
+
+ErrorCode GetErrorCodeAndDetails(const absl::Status& status, ErrorDetails* details) {
+  return status.ok() ? ErrorCode::kOk : ReadPayload(status, details);
+}
+
+Refusal Refusal::FromStatus(const absl::Status& status) {
+  Refusal r;
+  r.code = GetErrorCodeAndDetails(status, &r.details);
+  r.message.assign(status.message().data(), status.message().size());
+  return r;
 }
 
 }  // namespace boxoffice

@@ -13,9 +13,10 @@ class. The classes group by what the caller should do next (after ``absl::Status
 it changes), :class:`LimitExceeded` (a named limit was reached), :class:`PermissionDenied`
 and :class:`StoreError` (the durable store cannot be used).
 
-The C++ extension builds these in one place (``StatusException`` in
-``cpp/bindings/core_module.cc``): the class :func:`error_class` gives for the code, called
-with the message and, as keywords, the details the status carries.
+The C++ extension builds these in one place (``RefusalException`` in
+``cpp/bindings/core_module.cc``): an instance of the class :func:`error_class` gives for the
+code, with the slots ``BoxOfficeError.__init__`` sets filled in directly (a class with an
+``__init__`` of its own is called with the message and, as keywords, the details).
 """
 
 from __future__ import annotations
@@ -81,8 +82,18 @@ class BoxOfficeError(Exception):
         retry_after_s: seconds after which a retry may succeed (queue errors).
     """
 
+    # Slots, not the instance dict: the extension fills them without running __init__
+    # (a refusal is a normal answer on the engine's hot path), and an exception with no
+    # dict is cheaper to make and to free. __reduce__ keeps them through pickle and copy.
+    __slots__ = ("eta_s", "message", "position", "retry_after_s", "seat_id")
+
     code: ClassVar[str] = "INTERNAL"
     http_status: ClassVar[int] = _CODE_TABLE["INTERNAL"][1]
+    message: str
+    position: int | None
+    eta_s: float | None
+    seat_id: int | None
+    retry_after_s: float | None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -118,6 +129,12 @@ class BoxOfficeError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException.__reduce__ carries only args and the instance dict, not slots.
+        state = dict(self.__dict__)
+        state.update((name, getattr(self, name)) for name in BoxOfficeError.__slots__)
+        return type(self), self.args, state
 
 
 class InternalError(BoxOfficeError):

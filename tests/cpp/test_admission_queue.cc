@@ -32,7 +32,7 @@ std::string EndName(TokenEnd e) { return std::string(ToString(e)); }
 
 // A token as its queue tells it: the record, its id (its index), its join
 // sequence with -1 for none, and the times the queue derives (AdmissionQueue::Times).
-struct TokenFacts : QueueToken, TokenTimes {
+struct TokenFacts : TokenRecord, TokenTimes {
   TokenId id = 0;
   int64_t join_seq = -1;  // hides the record's 32-bit field
 };
@@ -102,7 +102,7 @@ class Harness {
   }
 
   TokenFacts token(TokenId id) const {
-    const QueueToken& t = tokens[static_cast<size_t>(id)];
+    const TokenRecord& t = tokens[static_cast<size_t>(id)];
     return TokenFacts{{t}, queue.Times(t), id, t.JoinSeq()};
   }
 
@@ -163,10 +163,10 @@ class Harness {
     int64_t active = 0;
     for (size_t i = 1; i < tokens.size(); ++i) active += tokens[i].state == TokenState::kActive;
     CHECK(active == queue.active());
-    CHECK(queue.active() <= queue.settings().capacity);
+    CHECK(queue.active() <= queue.settings().queue_capacity);
   }
 
-  std::vector<QueueToken> tokens = std::vector<QueueToken>(1);  // index = TokenId; 0 unused
+  std::vector<TokenRecord> tokens = std::vector<TokenRecord>(1);  // index = TokenId; 0 unused
   HoldTimer timer;
   EventLog events{1'000'000};
   LiveTokens live;
@@ -178,7 +178,7 @@ class Harness {
 
 QueueSettings Settings(int64_t capacity) {
   QueueSettings s;
-  s.capacity = capacity;
+  s.queue_capacity = capacity;
   s.session_ttl_us = Sec(600);
   s.abandon_timeout_us = Sec(3'600);
   s.poll_interval_us = Sec(5);
@@ -774,7 +774,7 @@ TEST_CASE("a random workload keeps positions exact and admission FIFO",
       h.CheckQueueInvariants();
     }
     // Nobody waits while a slot is free.
-    if (h.queue.active() < s.capacity) REQUIRE(h.queue.waiting() == 0);
+    if (h.queue.active() < s.queue_capacity) REQUIRE(h.queue.waiting() == 0);
   }
   // Admission order is join order.
   int64_t last_seq = -1;

@@ -139,6 +139,40 @@ TEST_CASE("the created flag is part of a token result's wire form", "[command]")
   }
 }
 
+TEST_CASE("a refused gate is a Result with its code, message and details", "[engine][queue]") {
+  Hall h;
+  const UserId a = h.User();
+  const UserId b = h.User();
+  h.Join(a, kT0 + 1);                       // ACTIVE: the capacity is 1
+  const TokenView waiting = h.Join(b, kT0 + 2);  // WAITING, one ahead
+  const Result r = h.engine.Apply(Command{Op::kGate, kT0 + 3, b, waiting.id, h.concert});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.code == ErrorCode::kQueueNotActive);
+  CHECK(r.kind() == Result::Kind::kNone);
+  CHECK(r.message == "queue token " + std::to_string(waiting.id) + " is WAITING; 0 ahead");
+  CHECK(r.details.position == std::optional<int64_t>(0));
+  CHECK(r.details.eta_us.has_value());
+  CHECK(r.details.retry_after_us == std::optional<int64_t>(Concert().sale.poll_interval_us));
+  CHECK_FALSE(r.details.seat_id.has_value());
+
+  // The typed call answers the same refusal as a Status.
+  const absl::Status s = h.engine.CheckGate(b, waiting.id, h.concert, kT0 + 3).status();
+  CHECK(Code(s) == "QUEUE_NOT_ACTIVE");
+  CHECK(s.message() == r.message);
+  CHECK(GetErrorDetails(s).position == r.details.position);
+  CHECK(GetErrorDetails(s).eta_us == r.details.eta_us);
+  CHECK(r.status().message() == r.message);
+  CHECK(GetErrorCode(r.status()) == r.code);
+
+  // A token of another concert, and one that is not the user's: QUEUE_TOKEN_INVALID.
+  const Result other = h.engine.Apply(Command{Op::kGate, kT0 + 4, b, waiting.id, h.other});
+  CHECK(other.code == ErrorCode::kQueueTokenInvalid);
+  const Result stolen = h.engine.Apply(Command{Op::kGate, kT0 + 4, a, waiting.id, h.concert});
+  CHECK(stolen.code == ErrorCode::kQueueTokenInvalid);
+  CHECK(stolen.message == "queue token " + std::to_string(waiting.id) + " is not a token of user " +
+                              std::to_string(a));
+}
+
 TEST_CASE("the seats page behind the gate answers in one call", "[engine][seats]") {
   Hall h;
   const UserId a = h.User();

@@ -177,5 +177,31 @@ TEST_CASE("error details round-trip, absent ones stay absent", "[errors]") {
   }
 }
 
+TEST_CASE("a Refusal and a Status carry the same code, message and details", "[errors]") {
+  ErrorDetails d;
+  d.position = 7;
+  d.retry_after_us = 5'000'000;
+  const Refusal refusal(ErrorCode::kQueueNotActive, "queue token 3 is WAITING; 7 ahead", d);
+  const absl::Status s = refusal.ToStatus();
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(s.message() == refusal.message);
+  CHECK(GetErrorCode(s) == ErrorCode::kQueueNotActive);
+  CHECK(GetErrorDetails(s).position == d.position);
+  CHECK(GetErrorDetails(s).retry_after_us == d.retry_after_us);
+  CHECK_FALSE(GetErrorDetails(s).eta_us.has_value());
+
+  const Refusal back = Refusal::FromStatus(s);
+  CHECK(back.code == refusal.code);
+  CHECK(back.message == refusal.message);
+  CHECK(back.details.position == d.position);
+  CHECK(back.details.retry_after_us == d.retry_after_us);
+  CHECK_FALSE(back.details.seat_id.has_value());
+
+  // A status from below the engine, without a code, keeps its message as INTERNAL.
+  const Refusal foreign = Refusal::FromStatus(absl::UnavailableError("disk gone"));
+  CHECK(foreign.code == ErrorCode::kInternal);
+  CHECK(foreign.message == "disk gone");
+}
+
 }  // namespace
 }  // namespace boxoffice

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 from typing import Any
 
 import pytest
@@ -126,6 +128,31 @@ def test_raised_errors_carry_code_status_and_message(drop):
     assert err.http_status == 422
     assert err.message
     assert str(err).startswith("INVALID_AMOUNT")
+
+
+def test_raised_errors_keep_their_details_through_pickle_and_copy(make_drop):
+    drop = make_drop(queue_capacity=1)
+    eng = drop.engine
+    first, second = drop.user(now=T0), drop.user(now=T0)
+    eng.join_queue(first, drop.concert_id, now=T0)
+    waiting = eng.join_queue(second, drop.concert_id, now=T0)
+    with pytest.raises(errors.QueueNotActive) as info:
+        eng.check_gate(second, waiting.id, drop.concert_id, now=T0 + 1)
+    err = info.value
+    assert (err.position, err.seat_id) == (0, None)
+    assert err.eta_s is not None and err.retry_after_s is not None
+    err.note = "kept too"  # type: ignore[attr-defined]
+    for back in (pickle.loads(pickle.dumps(err)), copy.copy(err)):
+        assert type(back) is errors.QueueNotActive
+        assert str(back) == str(err)
+        assert back.args == err.args == (err.message,)
+        assert (back.position, back.eta_s, back.seat_id, back.retry_after_s) == (
+            err.position,
+            err.eta_s,
+            err.seat_id,
+            err.retry_after_s,
+        )
+        assert back.note == "kept too"  # type: ignore[attr-defined]
 
 
 # --- time -------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ class SnapshotReader;
 class SnapshotWriter;
 
 struct QueueSettings {
-  int64_t capacity = 200;            // most ACTIVE tokens at once (SaleSettings::queue_capacity)
+  int64_t queue_capacity = 200;      // most ACTIVE tokens at once (SaleSettings::queue_capacity)
   int64_t admission_per_minute = kNoLimit;  // kNoLimit = no rate cap
   DurationUs session_ttl_us = 600 * kMicrosPerSecond;
   DurationUs abandon_timeout_us = 60 * kMicrosPerSecond;
@@ -50,7 +50,7 @@ struct QueueSettings {
 //     expires_at is activated_at + session_ttl (a concert's settings never
 //     change), and expires_at is kNever whenever the token is not ACTIVE.
 // AdmissionQueue::Times gives the three times back (TokenTimes).
-struct QueueToken {
+struct TokenRecord {
   static constexpr uint32_t kNoJoinSeq = UINT32_MAX;  // in the pre-queue: no order yet
 
   uint32_t user_id = 0;
@@ -76,7 +76,7 @@ struct QueueToken {
   int64_t JoinSeq() const { return join_seq == kNoJoinSeq ? -1 : static_cast<int64_t>(join_seq); }
 };
 // The memory per WAITING user (docs/benchmarks.md) rests on this size.
-static_assert(sizeof(QueueToken) == 40, "a queue token is 40 bytes: see above before growing it");
+static_assert(sizeof(TokenRecord) == 40, "a queue token is 40 bytes: see above before growing it");
 
 // The times of a token, as a user sees them (kNever = not happened).
 struct TokenTimes {
@@ -121,7 +121,7 @@ class LiveTokens {
     if (static_cast<size_t>(user) >= by_user_.size()) by_user_.resize(static_cast<size_t>(user) + 1);
   }
   // The user's live token for `concert`, or 0.
-  TokenId Find(UserId user, ConcertId concert, const std::vector<QueueToken>& tokens) const {
+  TokenId Find(UserId user, ConcertId concert, const std::vector<TokenRecord>& tokens) const {
     if (static_cast<size_t>(user) >= by_user_.size()) return 0;
     for (TokenId t : by_user_[static_cast<size_t>(user)]) {
       if (static_cast<ConcertId>(tokens[static_cast<size_t>(t)].concert_id) == concert) return t;
@@ -144,7 +144,7 @@ class AdmissionQueue {
   // `tokens` is the engine's token table (index = TokenId); the queue appends
   // to it on join. `timer`, `events` and `live` are the engine's.
   AdmissionQueue(ConcertId concert_id, const QueueSettings& settings,
-                 TimeUs created_at, std::vector<QueueToken>* tokens,
+                 TimeUs created_at, std::vector<TokenRecord>* tokens,
                  HoldTimer* timer, EventLog* events, LiveTokens* live);
 
   // Returns the user's live token, or a new one at the back of the line.
@@ -177,7 +177,7 @@ class AdmissionQueue {
   // the pre-queue (order not drawn yet) or not WAITING.
   int64_t Position(TokenId id) const;
   // The activation, session end and end times of a token of this queue.
-  TokenTimes Times(const QueueToken& t) const {
+  TokenTimes Times(const TokenRecord& t) const {
     TokenTimes times;
     if (t.admitted) {
       const Session& s = sessions_[t.slot.session];
@@ -221,8 +221,8 @@ class AdmissionQueue {
   // the times against `clock`, the join sequence against `tokens` (the
   // snapshot's token count) and the fields against each other; false on
   // damage.
-  void EncodeToken(SnapshotWriter& w, const QueueToken& t, TimeUs prev_joined) const;
-  bool DecodeToken(SnapshotReader& r, QueueToken& t, TokenId id, int64_t tokens,
+  void EncodeToken(SnapshotWriter& w, const TokenRecord& t, TimeUs prev_joined) const;
+  bool DecodeToken(SnapshotReader& r, TokenRecord& t, TokenId id, int64_t tokens,
                    TimeUs prev_joined, TimeUs clock);
   // The indexes, restored once every token is decoded (each false on damage):
   // RestoreOrder sizes the join order for the `sequenced` tokens of this
@@ -255,8 +255,8 @@ class AdmissionQueue {
   }
 
  private:
-  QueueToken& token(TokenId id) { return (*tokens_)[static_cast<size_t>(id)]; }
-  const QueueToken& token(TokenId id) const { return (*tokens_)[static_cast<size_t>(id)]; }
+  TokenRecord& token(TokenId id) { return (*tokens_)[static_cast<size_t>(id)]; }
+  const TokenRecord& token(TokenId id) const { return (*tokens_)[static_cast<size_t>(id)]; }
   // The times of an ACTIVE token or one that was: few at once (at most
   // `capacity` ACTIVE), so they live here rather than in every token.
   struct Session {
@@ -272,7 +272,7 @@ class AdmissionQueue {
   // The abandon line (see OnAbandonDue).
   void LinkWaiting(TokenId id);    // at the back
   void UnlinkWaiting(TokenId id);
-  TimeUs AbandonDeadline(const QueueToken& t) const {
+  TimeUs AbandonDeadline(const TokenRecord& t) const {
     return t.last_seen_at + settings_.abandon_timeout_us;
   }
   // Schedules the front's abandon deadline unless an entry is pending.
@@ -280,7 +280,7 @@ class AdmissionQueue {
 
   ConcertId concert_id_;
   QueueSettings settings_;
-  std::vector<QueueToken>* tokens_;
+  std::vector<TokenRecord>* tokens_;
   HoldTimer* timer_;
   EventLog* events_;
   LiveTokens* live_;
@@ -288,7 +288,7 @@ class AdmissionQueue {
   bool open_ = false;
   std::vector<uint32_t> order_;     // join sequence -> token
   std::vector<uint32_t> prequeue_;  // joined before opens_at, not yet ordered
-  std::vector<Session> sessions_;   // QueueToken::slot.session -> times
+  std::vector<Session> sessions_;   // TokenRecord::slot.session -> times
   int64_t prequeue_waiting_ = 0;   // of those, still WAITING
   RankBitmap waiting_at_;          // join sequences still WAITING
   int64_t head_ = 0;               // first join sequence that may be WAITING

@@ -109,15 +109,21 @@ struct Result {
     kCount
   };
   ErrorCode code = ErrorCode::kOk;
-  // The refusal: message and details (MakeError); OK when `code` is kOk.
-  absl::Status status;
+  // The refusal's message and details (errors.h); empty when `code` is kOk. A
+  // refusal is a value here, not an absl::Status: it is a normal answer, and the
+  // batch path reads only its code.
+  std::string message;
+  ErrorDetails details;
   std::variant<std::monostate, UserId, TokenView, Reservation, ChargeResult, Payment,
                ConcertView>
       value;
 
   bool ok() const { return code == ErrorCode::kOk; }
   Kind kind() const { return static_cast<Kind>(value.index()); }
-  static Result Refused(absl::Status status);
+  // OK, or the refusal as MakeError(code, message, details): for the typed calls.
+  absl::Status status() const;
+  static Result Refused(const absl::Status& status);
+  static Result Refused(Refusal refusal);
 };
 
 // Appends the encoding of `c` to `out`.

@@ -211,10 +211,12 @@ class Engine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<TokenView> LeaveLocked(UserId user, TokenId token)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<const QueueToken*> GateLocked(UserId user, TokenId token,
-                                               ConcertId concert)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<QueueToken*> UserToken(UserId user, TokenId token)
+  // The user's token for `concert` when it is ACTIVE (the call counts as a poll), or
+  // nullptr with `*refused` set. A value, not a Status: a WAITING user at the gate is
+  // the most common refusal of a drop.
+  const TokenRecord* GateLocked(UserId user, TokenId token, ConcertId concert,
+                               Refusal* refused) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TokenRecord*> UserToken(UserId user, TokenId token)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Reservation> HoldLocked(const HoldArgs& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Reservation> ReleaseSeatLocked(UserId user, ReservationId id, SeatId seat)
@@ -278,7 +280,7 @@ class Engine {
   std::vector<User> users_ ABSL_GUARDED_BY(mu_);                // index = UserId - 1
   std::vector<std::unique_ptr<Concert>> concerts_ ABSL_GUARDED_BY(mu_);  // index = id - 1
   std::vector<std::unique_ptr<SeatInventory>> schedules_ ABSL_GUARDED_BY(mu_);
-  std::vector<QueueToken> tokens_ ABSL_GUARDED_BY(mu_);         // index = TokenId
+  std::vector<TokenRecord> tokens_ ABSL_GUARDED_BY(mu_);         // index = TokenId
   LiveTokens live_tokens_ ABSL_GUARDED_BY(mu_);  // rebuilt from tokens_ by a snapshot
   std::vector<Reservation> reservations_ ABSL_GUARDED_BY(mu_);  // index = id - 1
   std::vector<Payment> payments_ ABSL_GUARDED_BY(mu_);          // index = id - 1

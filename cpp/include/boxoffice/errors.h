@@ -7,10 +7,15 @@
 // the state changes), kResourceExhausted (a limit was reached),
 // kInvalidArgument, kPermissionDenied. The code travels as a Status payload,
 // together with optional integer details (a queue position, an ETA, a seat).
+// On the engine's hot path a refusal travels as a `Refusal` value instead (code,
+// message and details, no absl::Status), converted where a Status is wanted.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <utility>
+
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
@@ -97,5 +102,27 @@ ErrorCode GetErrorCode(const absl::Status& status);
 // that gives codes to the plain statuses below it leaves these as they are.
 bool HasErrorCode(const absl::Status& status);
 ErrorDetails GetErrorDetails(const absl::Status& status);
+// GetErrorCode and GetErrorDetails at once (the payload read once).
+ErrorCode GetErrorCodeAndDetails(const absl::Status& status, ErrorDetails* details);
+
+// A refusal as a plain value: what MakeError puts in a Status, without the Status.
+// A refusal is a normal answer on the hot path (a WAITING user at the gate is the
+// most common one of a drop), and a Status with a message and a payload costs three
+// heap blocks and a payload decode per reader; a Refusal costs its message only.
+struct Refusal {
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+  ErrorDetails details;
+
+  Refusal() = default;
+  Refusal(ErrorCode c, std::string m, const ErrorDetails& d = {})
+      : code(c), message(std::move(m)), details(d) {}
+
+  // MakeError(code, message, details).
+  absl::Status ToStatus() const;
+  // The code, message and details `status` carries (GetErrorCode: kInternal
+  // with its message for a status not built by MakeError, kOk for OK).
+  static Refusal FromStatus(const absl::Status& status);
+};
 
 }  // namespace boxoffice

@@ -75,7 +75,7 @@ inline constexpr char kSnapshotMagic[] = "BXSNAP";  // 6 bytes, without the NUL
 //   2  a queue token's times by its state (none more while WAITING, activated
 //      once ACTIVE, ended once EXPIRED): expires_at follows from activated_at
 //      and the concert's session TTL. Version 1 loads when its expires_at
-//      agrees (admission_queue.h, QueueToken).
+//      agrees (admission_queue.h, TokenRecord).
 inline constexpr uint16_t kSnapshotVersion = 2;
 inline constexpr uint16_t kSnapshotVersionOldest = 1;
 
