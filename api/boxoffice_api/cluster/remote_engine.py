@@ -49,6 +49,7 @@ class LogHead:
         self._error: BaseException | None = None
         self._running = False
         self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     async def latest(self) -> int:
         """The stream's last sequence as of some moment after this call began.
@@ -60,7 +61,8 @@ class LogHead:
         while self._done < needed:
             if not self._running:
                 self._running = True
-                asyncio.get_running_loop().create_task(self._fetch())
+                # Held: the loop keeps only a weak reference to a task.
+                self._task = asyncio.get_running_loop().create_task(self._fetch())
             self._changed.clear()
             await self._changed.wait()
             if self._error is not None and self._done >= needed:
