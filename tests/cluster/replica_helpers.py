@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nats.errors
+
 from boxoffice_api.cluster import log as command_log
 from boxoffice_api.cluster.processes import start_replica, stop_pid
 from boxoffice_api.cluster.status import replica_statuses
@@ -44,8 +46,14 @@ async def wait_applied(urls: list[str], shard: str, names: list[str], seq: int) 
 
 
 async def cluster_seed(urls: list[str]) -> int:
+    """The cluster's engine seed (asked again through an election: up to 30 s)."""
     nc = await command_log.connect(urls)
+    deadline = time.monotonic() + 30
     try:
-        return await command_log.ensure_meta(nc.jetstream(), 0)
+        while True:
+            try:
+                return await command_log.ensure_meta(nc.jetstream(), 0)
+            except nats.errors.TimeoutError:
+                assert time.monotonic() < deadline, "no answer from the meta bucket in 30 s"
     finally:
         await nc.close()
