@@ -158,12 +158,21 @@ def _cluster_up(args: argparse.Namespace) -> int:
 
         async def set_up() -> None:
             import nats
+            import nats.errors
 
             nc = await nats.connect(servers=nats_cluster.urls)
+            deadline = asyncio.get_running_loop().time() + args.timeout_s
             try:
                 js = nc.jetstream()
-                await ensure_shard(js, args.shard, replicas=min(3, args.nats))
-                await ensure_meta(js, secrets.randbits(63))
+                while True:  # a cluster just started may still elect its meta leader
+                    try:
+                        await ensure_shard(js, args.shard, replicas=min(3, args.nats))
+                        await ensure_meta(js, secrets.randbits(63))
+                        return
+                    except nats.errors.Error:
+                        if asyncio.get_running_loop().time() > deadline:
+                            raise
+                        await asyncio.sleep(0.25)
             finally:
                 await nc.close()
 
