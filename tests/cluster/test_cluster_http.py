@@ -73,9 +73,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     finally:
         down = boxoffice("cluster", "down", "--dir", str(directory))
         if started is not None:
+            # Servers a test restarted have pids the record never saw: stopped here.
+            restarted = [s.pid for s in started.nats.servers if s.pid > 0]
+            started.nats.stop()
             for pid in started.pids():
                 stop_pid(pid, grace_s=1.0)
-            assert not any(pid_alive(pid) for pid in started.pids())
+            assert not any(pid_alive(pid) for pid in started.pids() + restarted)
         assert down.returncode == 0 or started is None, down.stderr
 
 
