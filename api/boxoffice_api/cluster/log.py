@@ -132,15 +132,27 @@ async def _bucket(js: Any, bucket: str, replicas: int) -> Any:
         )
 
 
-async def _create_or_get(kv: Any, key: str, value: bytes) -> bytes:
-    """Writes ``key`` if it has no value; returns the stored value either way."""
-    try:
-        await kv.create(key, value)
-        return value
-    except nats.js.errors.KeyWrongLastSequenceError:
-        entry = await kv.get(key)
-        stored: bytes = entry.value or b""
-        return stored
+async def _create_or_get(kv: Any, key: str, value: bytes, timeout_s: float = 10.0) -> bytes:
+    """Writes ``key`` if it has no value; returns the stored value either way. A bucket just
+    created may not have elected its leader yet ("no response from stream"): the write is
+    tried again until ``timeout_s``; a create is safe to repeat (it never overwrites)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await kv.create(key, value)
+            return value
+        except nats.js.errors.KeyWrongLastSequenceError:
+            entry = await kv.get(key)
+            stored: bytes = entry.value or b""
+            return stored
+        except (
+            nats.js.errors.NoStreamResponseError,
+            nats.errors.NoRespondersError,
+            nats.errors.TimeoutError,
+        ):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 async def ensure_shard(js: Any, shard: str = SHARD_DEFAULT, replicas: int = 3) -> ShardRoute:
