@@ -46,7 +46,7 @@ from boxoffice.commands import encode_command
 from boxoffice_api.cluster import frames
 from boxoffice_api.cluster import log as command_log
 from boxoffice_api.cluster.nats import NatsCluster, stream_leader, stream_replicas_current
-from boxoffice_api.cluster.processes import stop_pid
+from boxoffice_api.cluster.processes import stop_pid, wait_healthy
 
 BATCH_SIZES = (1, 16, 256)
 COMMAND = encode_command("STATUS", now=1_767_225_600.0, user=123_456, token=987_654)
@@ -270,23 +270,6 @@ def http_rows(tmp: Path, users: int, quick: bool = False) -> list[Row]:
                 "req/s", extra)
         )  # fmt: skip
     return rows
-
-
-def wait_healthy(url: str, timeout_s: float = 60.0) -> None:
-    """Returns once ``url``/healthz answers 200."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not become healthy")
-        time.sleep(0.2)
 
 
 def main() -> None:

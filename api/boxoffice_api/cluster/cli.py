@@ -133,7 +133,7 @@ def _cluster_up(args: argparse.Namespace) -> int:
 
     from .log import ensure_meta, ensure_shard
     from .nats import NatsCluster
-    from .processes import start_replica
+    from .processes import start_replica, wait_healthy
 
     directory = Path(args.dir).resolve()
     record_path = directory / CLUSTER_FILE
@@ -193,7 +193,7 @@ def _cluster_up(args: argparse.Namespace) -> int:
         if args.workers > 0:
             _start_workers(args, directory, record)
             _write_record(record_path, record)
-            _wait_healthy(record["url"], args.timeout_s)
+            wait_healthy(record["url"], args.timeout_s)
         if args.demo:
             asyncio.run(_load_demo(nats_cluster.urls, args.shard))
     except BaseException:
@@ -257,23 +257,6 @@ def _start_workers(args: argparse.Namespace, directory: Path, record: dict[str, 
                 start_new_session=True,
             )  # fmt: skip
         record["workers"].append({"name": name, "pid": process.pid, "command": command})
-
-
-def _wait_healthy(url: str, timeout_s: float) -> None:
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url}/healthz did not answer 200 within {timeout_s} s")
-        time.sleep(0.2)
 
 
 async def _load_demo(urls: list[str], shard: str) -> None:

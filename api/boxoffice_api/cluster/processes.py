@@ -93,3 +93,24 @@ def run_workers(count: int, overrides: dict[str, Any]) -> int:
     signal.signal(signal.SIGINT, forward)
     statuses = [child.wait() for child in children]
     return next((s for s in statuses if s != 0), 0)
+
+
+def wait_healthy(url: str, timeout_s: float = 60.0) -> None:
+    """Returns once ``url``/healthz answers 200 (polled every 0.2 s).
+
+    Raises:
+        TimeoutError: no 200 within ``timeout_s`` seconds.
+    """
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url}/healthz did not answer 200 within {timeout_s} s")
+        time.sleep(0.2)
