@@ -37,19 +37,20 @@ READS: dict[str, bool] = {
     "stats": True,
     "events": False,
     "state_hash": False,
-    "gated_page": False,  # a replica's: the seats page behind a gate already passed
     # properties
     "user_count": False,
     "concert_count": False,
     "last_event_seq": False,
     "clock": False,
 }
-"""The reads :meth:`EngineApi._read` may name (the engine's read methods and properties)."""
+"""The reads :meth:`EngineApi._read` may name (the engine's read methods and properties);
+a replica answers these and its own ``gated_page`` (``cluster/replica.py``)."""
 
 
 class EngineApi:
     """``boxoffice.Engine``'s calls as coroutines. Subclasses say how a command is applied
-    (:meth:`_apply_encoded`) and how a read is answered (:meth:`_read`).
+    (:meth:`_apply_encoded`; ``EmbeddedEngineApi`` overrides the commands instead, to call the
+    engine's typed methods) and how a read is answered (:meth:`_read`).
 
     Errors are the engine's (``boxoffice.errors``), plus what the subclass documents.
     """
@@ -365,10 +366,6 @@ class EmbeddedEngineApi(EngineApi):
     async def refund(self, user_id: int, reservation_id: int, *, now: float) -> bo.Reservation:
         async with self._service.command():
             return self._service.engine.refund(user_id, reservation_id, now=now)
-
-    async def _apply_encoded(self, command: bytes) -> bytes:
-        async with self._service.command():
-            return self._service.engine.apply_encoded(command)
 
     async def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
         service = self._service

@@ -79,14 +79,13 @@ class ClusterClient:
         if task is None:
             task = asyncio.create_task(self._results(seq))
             self._pending[seq] = task
-            task.add_done_callback(self._forget)
+
+            def forget(_: object) -> None:
+                self._pending.pop(seq, None)
+
+            task.add_done_callback(forget)
         results: list[bytes] = await asyncio.shield(task)
         return results[index]
-
-    def _forget(self, task: asyncio.Task[list[bytes]]) -> None:
-        for seq, pending in list(self._pending.items()):
-            if pending is task:
-                del self._pending[seq]
 
     async def read(self, method: str, *args: Any, min_seq: int = 0, **kwargs: Any) -> Any:
         """One engine read (``replica.READS``: ``"reservation"``, ``"balance"``, ...) answered
