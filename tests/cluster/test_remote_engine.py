@@ -8,12 +8,14 @@ in this process and against :class:`RemoteEngine` over a 3-server cluster with t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nats_helpers import create_shard
 from replica_helpers import Replicas, cluster_seed, wait_applied
 
@@ -121,92 +123,89 @@ async def script(engine: Any) -> list[Any]:
     return out
 
 
-def test_remote_answers_equal_embedded_answers(
-    nats_cluster: NatsCluster, shard: str, tmp_path: Path
-) -> None:
+@pytest.fixture
+def replicated(nats_cluster: NatsCluster, shard: str, tmp_path: Path) -> Iterator[list[str]]:
+    """The shard with two replicas (no ticks: both engines see only the script's times);
+    yields the cluster's URLs; the replicas are stopped by pid."""
     urls = nats_cluster.urls
     create_shard(urls, shard, 3)
     replicas = Replicas(tmp_path, urls, shard)
     try:
         for name in ("r1", "r2"):
             replicas.start(name, "--tick-s", "0")
-
-        async def run() -> tuple[list[Any], int, list[Any]]:
-            await wait_applied(urls, shard, ["r1", "r2"], 0)
-            log = await command_log.CommandLog.connect(urls, shard)
-            try:
-                client = ClusterClient(log.nc, command_log.Batcher(log, timeout_s=30), shard)
-                # Every poll through the log, like the embedded engine (touch_fraction 0).
-                head = LogHead(log.js, log.route.stream)
-                remote = RemoteEngine(client, head, touch_fraction=0)
-                answers = await script(remote)
-                return answers, await cluster_seed(urls), [await remote.state_hash()]
-            finally:
-                await log.close()
-
-        remote_answers, seed, remote_hash = asyncio.run(run())
+        asyncio.run(wait_applied(urls, shard, ["r1", "r2"], 0))
+        yield urls
     finally:
         replicas.stop_all()
+
+
+@contextlib.asynccontextmanager
+async def remote_engine(
+    urls: list[str], shard: str, touch_fraction: float = 0.5
+) -> AsyncIterator[tuple[RemoteEngine, LogHead]]:
+    """A worker's :class:`RemoteEngine` of ``shard`` and its log head."""
+    log = await command_log.CommandLog.connect(urls, shard)
+    try:
+        client = ClusterClient(log.nc, command_log.Batcher(log, timeout_s=30), shard)
+        head = LogHead(log.js, log.route.stream)
+        yield RemoteEngine(client, head, touch_fraction=touch_fraction), head
+    finally:
+        await log.close()
+
+
+def test_remote_answers_equal_embedded_answers(replicated: list[str], shard: str) -> None:
+    async def run() -> tuple[list[Any], int, int]:
+        # Every poll through the log, like the embedded engine (touch_fraction 0).
+        async with remote_engine(replicated, shard, touch_fraction=0) as (remote, _):
+            answers = await script(remote)
+            return answers, await cluster_seed(replicated), await remote.state_hash()
+
+    remote_answers, seed, remote_hash = asyncio.run(run())
     embedded = bo.Engine(seed=seed)
     embedded_answers = asyncio.run(script(embedded))
     assert len(remote_answers) == len(embedded_answers)
     for i, (got, expected) in enumerate(zip(remote_answers, embedded_answers, strict=True)):
         assert got == expected, f"step {i}: {got} != {expected}"
     assert sum(a[0] == "error" for a in embedded_answers) >= 10  # refusals were exercised
-    assert remote_hash == [embedded.state_hash()]
+    assert remote_hash == embedded.state_hash()
 
 
 def test_polls_between_touches_are_replica_reads_without_a_log_write(
-    nats_cluster: NatsCluster, shard: str, tmp_path: Path
+    replicated: list[str], shard: str
 ) -> None:
-    urls = nats_cluster.urls
-    create_shard(urls, shard, 3)
-    replicas = Replicas(tmp_path, urls, shard)
-    try:
-        replicas.start("r1", "--tick-s", "0")
-
-        async def run() -> None:
-            await wait_applied(urls, shard, ["r1"], 0)
-            log = await command_log.CommandLog.connect(urls, shard)
-            try:
-                client = ClusterClient(log.nc, command_log.Batcher(log, timeout_s=30), shard)
-                head = LogHead(log.js, log.route.stream)
-                remote = RemoteEngine(client, head)
-                users = [await remote.create_user(now=T0) for _ in range(3)]
-                sale = bo.SaleSettings(queue_capacity=1, abandon_timeout_s=60)
-                spec = [bo.ScheduleSpec(2e9, [bo.SectionSpec("A", 1, 2, "R", 1)])]
-                concert = await remote.create_concert(title="t", schedules=spec, sale=sale, now=T0)
-                tokens = [await remote.join_queue(u, concert.id, now=T0 + 1) for u in users]
-                waiting = tokens[2]
-                first = await remote.queue_status(
-                    users[2], waiting.id, now=T0 + 2, concert_id=concert.id
-                )  # the first poll touches: through the log
-                seq = await head.latest()
-                polls = [
-                    await remote.queue_status(
-                        users[2], waiting.id, now=T0 + 3 + i, concert_id=concert.id
-                    )
-                    for i in range(5)
-                ]
-                assert await head.latest() == seq  # no log write for them
-                assert {(p.state, p.position) for p in polls} == {(first.state, 1)}
-                await remote.leave_queue(users[0], tokens[0].id, now=T0 + 10)
-                moved = await remote.queue_status(
-                    users[2], waiting.id, now=T0 + 11, concert_id=concert.id
+    async def run() -> None:
+        async with remote_engine(replicated, shard) as (remote, head):
+            users = [await remote.create_user(now=T0) for _ in range(3)]
+            sale = bo.SaleSettings(queue_capacity=1, abandon_timeout_s=60)
+            spec = [bo.ScheduleSpec(2e9, [bo.SectionSpec("A", 1, 2, "R", 1)])]
+            concert = await remote.create_concert(title="t", schedules=spec, sale=sale, now=T0)
+            tokens = [await remote.join_queue(u, concert.id, now=T0 + 1) for u in users]
+            waiting = tokens[2]
+            first = await remote.queue_status(
+                users[2], waiting.id, now=T0 + 2, concert_id=concert.id
+            )  # the first poll touches: through the log
+            seq = await head.latest()
+            polls = [
+                await remote.queue_status(
+                    users[2], waiting.id, now=T0 + 3 + i, concert_id=concert.id
                 )
-                assert (moved.state, moved.position) == ("WAITING", 0)  # as of the log's head
-                await remote.leave_queue(users[2], waiting.id, now=T0 + 12)
-                ended = await remote.queue_status(
-                    users[2], waiting.id, now=T0 + 13, concert_id=concert.id
-                )  # no longer live: asked through the log, its final state
-                assert (ended.state, ended.ended_reason) == ("EXPIRED", "LEFT")
-                far = await remote.queue_status(
-                    users[1], tokens[1].id, now=T0 + 100, concert_id=concert.id
-                )
-                assert far.state in ("ACTIVE", "WAITING")
-            finally:
-                await log.close()
+                for i in range(5)
+            ]
+            assert await head.latest() == seq  # no log write for them
+            assert {(p.state, p.position) for p in polls} == {(first.state, 1)}
+            await remote.leave_queue(users[0], tokens[0].id, now=T0 + 10)
+            moved = await remote.queue_status(
+                users[2], waiting.id, now=T0 + 11, concert_id=concert.id
+            )
+            assert (moved.state, moved.position) == ("WAITING", 0)  # as of the log's head
+            await remote.leave_queue(users[2], waiting.id, now=T0 + 12)
+            ended = await remote.queue_status(
+                users[2], waiting.id, now=T0 + 13, concert_id=concert.id
+            )  # no longer live: asked through the log, its final state
+            assert (ended.state, ended.ended_reason) == ("EXPIRED", "LEFT")
+            far = await remote.queue_status(
+                users[1], tokens[1].id, now=T0 + 100, concert_id=concert.id
+            )
+            assert far.state in ("ACTIVE", "WAITING")
 
-        asyncio.run(run())
-    finally:
-        replicas.stop_all()
+    asyncio.run(run())
