@@ -10,6 +10,7 @@ from .. import store_files
 from ..deps import MetricsAccess, ServiceDep
 from ..errors import ApiError
 from ..schemas import Health
+from ..service import Service
 from .responses import problems
 
 router = APIRouter(tags=["operations"])
@@ -34,7 +35,7 @@ async def healthz(service: ServiceDep) -> Health:
     )
 
 
-async def _cluster_health(service: ServiceDep) -> Health:
+async def _cluster_health(service: Service) -> Health:
     """In cluster mode: ``ok`` when the log answers and a replica has applied its head
     (counts from that replica); 503 ``STORE_UNAVAILABLE`` when neither does in time."""
     engine_api = service.engine_api
