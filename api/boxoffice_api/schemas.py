@@ -328,7 +328,7 @@ class SeatOut(EngineView):
 
 
 class QueueStatus(BaseModel):
-    """A queue token's state: WAITING with position and ETA, ACTIVE, or EXPIRED."""
+    """A queue token's status: WAITING with position and ETA, ACTIVE, or EXPIRED."""
 
     token_id: int
     concert_id: int
@@ -344,7 +344,7 @@ class QueueStatus(BaseModel):
         return cls(
             token_id=t.id,
             concert_id=t.concert_id,
-            status=t.state,
+            status=t.status,
             position=t.position,
             eta_s=t.eta_s,
             poll_after_s=t.poll_after_s,
@@ -354,7 +354,7 @@ class QueueStatus(BaseModel):
 
 
 class QueueJoined(QueueStatus):
-    """The answer to joining: the token's state and the signed queue token."""
+    """The answer to joining: the token's status and the signed queue token."""
 
     queue_token: str = Field(description="Send it as X-Queue-Token on gated requests.")
 

@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -81,10 +82,10 @@ class Engine(_CoreEngine):
     between threads.
 
     ``Engine()`` keeps everything in memory. ``Engine(path)`` opens or creates a durable
-    store: the state is recovered from the latest snapshot plus a replay of the journal,
-    every command is journaled before it applies, and :meth:`wait_durable` blocks until
-    it is committed (group commit). Reopening the same file gives back the same state,
-    equal in :meth:`state_hash`.
+    store (and its missing parent directories): the state is recovered from the latest
+    snapshot plus a replay of the journal, every command is journaled before it applies, and
+    :meth:`wait_durable` blocks until it is committed (group commit). Reopening the same
+    file gives back the same state, equal in :meth:`state_hash`.
 
     Args:
         path: the SQLite file of a durable store, or None for in memory.
@@ -102,7 +103,7 @@ class Engine(_CoreEngine):
             scale-out deployment start from one.
 
     Raises:
-        boxoffice.errors.StoreUnavailable: the directory is missing or not writable.
+        boxoffice.errors.StoreUnavailable: the directory cannot be created or is not writable.
         boxoffice.errors.StoreLocked: another writer has the store open.
         boxoffice.errors.StoreVersionUnsupported: written by a newer boxoffice.
         boxoffice.errors.DataLoss: damage beyond a torn tail (which is ignored and logged),
@@ -125,6 +126,11 @@ class Engine(_CoreEngine):
         limits: Limits | None = None,
         snapshot: bytes | None = None,
     ) -> None:
+        if path is not None:
+            # "opens or creates": the store's directory too (`Engine("var/drop.db")` on a fresh
+            # checkout). When it cannot be made, opening the store says why (StoreUnavailable).
+            with contextlib.suppress(OSError):
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         super().__init__(
             None if path is None else os.fspath(path),
             durability=durability,

@@ -153,6 +153,15 @@ def test_a_damaged_last_group_is_ignored_and_the_rest_recovers(tmp_path):
     recovered.close()
 
 
+def test_a_store_is_created_with_its_missing_directories(tmp_path):
+    path = tmp_path / "var" / "drops" / "drop.db"
+    eng = bo.Engine(path)
+    user = eng.create_user(now=1.0)
+    eng.close()
+    assert path.is_file()
+    assert bo.Engine(path).user_count == user  # reopened: the same store
+
+
 def test_store_errors_are_clear(tmp_path):
     path = tmp_path / "locked.db"
     first = bo.Engine(path)
@@ -160,8 +169,9 @@ def test_store_errors_are_clear(tmp_path):
         bo.Engine(path)
     first.close()
     bo.Engine(path).close()  # the lock is gone with the first writer
+    (tmp_path / "a-file").write_text("not a directory")
     with pytest.raises(errors.StoreUnavailable):
-        bo.Engine(tmp_path / "missing" / "x.db")
+        bo.Engine(tmp_path / "a-file" / "x.db")
     with pytest.raises(errors.InvalidArgument):
         bo.Engine(tmp_path / "y.db", durability="sometimes")
     con = sqlite3.connect(path)
