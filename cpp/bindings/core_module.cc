@@ -974,6 +974,20 @@ void BindEngineStore(EngineClass& cls) {
              }
              if (!s.ok()) ThrowStatus(s);
            })
+      .def("_poll_durable",
+           [](Engine& e, Seq seq) {
+             absl::StatusOr<bool> durable = StoreOf(e)->PollDurable(seq);
+             if (!durable.ok()) ThrowStatus(durable.status());
+             return *durable;
+           })
+      .def("_add_durable_listener",
+           [](Engine& e) {
+             absl::StatusOr<int> fd = StoreOf(e)->AddDurableListener();
+             if (!fd.ok()) ThrowStatus(fd.status());
+             return *fd;
+           })
+      .def("_remove_durable_listener",
+           [](Engine& e, int fd) { StoreOf(e)->RemoveDurableListener(fd); })
       .def("_snapshot",
            [](Engine& e) {
              Store* store = StoreOf(e);

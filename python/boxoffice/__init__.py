@@ -167,10 +167,10 @@ class Engine(_CoreEngine):
     async def wait_durable_async(self, seq: int | None = None) -> int:
         """:meth:`wait_durable` for asyncio: never blocks the event loop.
 
-        One background thread per engine waits for the highest sequence asked for and wakes
-        every waiter at or below it, so any number of concurrent requests share one group
-        commit. Pass ``seq`` (read :attr:`last_seq` right after the command) when the command
-        ran in another thread.
+        The journal signals an eventfd after each group commit and the running loop watches
+        it, so any number of concurrent requests share one group commit and one wake-up,
+        without a thread. Pass ``seq`` (read :attr:`last_seq` right after the command) when
+        the command ran in another thread.
 
         Raises:
             boxoffice.errors.StoreClosed, boxoffice.errors.StoreUnavailable: as
@@ -183,7 +183,7 @@ class Engine(_CoreEngine):
             raise errors.StoreClosed("the store was closed; nothing more is journaled")
         with self._close_lock:
             if self._waiter is None:
-                self._waiter = DurableWaiter(self._wait_durable)
+                self._waiter = DurableWaiter(self)
             waiter = self._waiter
         return await waiter.wait(seq)
 
@@ -203,9 +203,14 @@ class Engine(_CoreEngine):
         with self._close_lock:
             if self.path is not None and not self._closed:
                 self._closed = True
-                self._close()
+                try:
+                    self._close()
+                except BaseException as exc:
+                    if self._waiter is not None:
+                        self._waiter.stop(exc)
+                    raise
                 if self._waiter is not None:
-                    self._waiter.stop()
+                    self._waiter.stop(None)
 
     def check_store(self) -> None:
         """Returns while the store accepts commands (always, in memory).
