@@ -139,6 +139,8 @@ class TestClock:
         wall: the underlying clock, in seconds since the Unix epoch.
     """
 
+    __test__ = False  # a clock, not a test class for pytest to collect
+
     def __init__(self, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
         self.offset_s = 0.0
