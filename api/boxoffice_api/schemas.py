@@ -537,10 +537,10 @@ class Health(BaseModel):
     last_event_seq: int = Field(description="The last domain event's sequence number.")
     concerts: int
     users: int
-    test_clock: bool = Field(
-        False,
-        description="True when the server runs in test mode (BOXOFFICE_TEST_CLOCK): its clock "
-        "is moved forward by POST /v1/admin/test-clock. Never true in production.",
+    test_clock: bool | None = Field(
+        None,
+        description="Present, and true, only when the server runs in test mode "
+        "(BOXOFFICE_TEST_CLOCK): its clock is moved forward by POST /v1/admin/test-clock.",
     )
 
 
