@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from boxoffice_api import Settings, create_app, store_files
 from boxoffice_api.service import Service, TestClock
@@ -153,6 +154,12 @@ def test_without_test_mode_there_is_no_test_clock(tmp_path):
         assert http.get("/v1/admin/test-clock", headers=admin).status_code == 404
         assert "test_clock" not in http.get("/healthz").json()
         assert "/v1/admin/test-clock" not in http.get("/openapi.json").json()["paths"]
+
+
+def test_the_test_clock_is_for_an_embedded_store_only():
+    secrets = {"jwt_secret": new_admin_key(), "admin_key": new_admin_key()}
+    with pytest.raises(ValidationError, match="embedded store"):
+        Settings(cluster="nats://127.0.0.1:4222", test_clock=True, **secrets)
 
 
 def open_and_close(db: Path, *, test_clock: bool) -> None:

@@ -249,7 +249,7 @@ def asgi_client(app: FastAPI, base_url: str = "http://boxoffice.test") -> Iterat
                 response = await asgi.handle_async_request(request)
                 content = await response.aread()
                 return httpx.Response(
-                    response.status_code, headers=response.headers, content=content
+                    response.status_code, headers=response.headers, content=content, request=request
                 )
 
             return self._portal.call(send)
