@@ -157,9 +157,13 @@ def test_without_test_mode_there_is_no_test_clock(tmp_path):
 
 
 def test_the_test_clock_is_for_an_embedded_store_only():
-    secrets = {"jwt_secret": new_admin_key(), "admin_key": new_admin_key()}
     with pytest.raises(ValidationError, match="embedded store"):
-        Settings(cluster="nats://127.0.0.1:4222", test_clock=True, **secrets)
+        Settings(
+            cluster="nats://127.0.0.1:4222",
+            test_clock=True,
+            jwt_secret=new_admin_key(),
+            admin_key=new_admin_key(),
+        )
 
 
 def open_and_close(db: Path, *, test_clock: bool) -> None:
