@@ -2,7 +2,7 @@
 ``boxoffice.commands`` (``pyproject.toml``), so the engine package's command line finds them
 without importing this package.
 
-``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--queue-length-max N]
+``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--test-clock] [--queue-length-max N]
 [--max-concurrent-requests N]`` runs the HTTP service (uvicorn, one process: the engine lives in
 it and the store admits one writer). ``boxoffice serve --cluster URLS [--workers N]`` runs N
 stateless workers sharing the port, serving through the cluster (docs/scale-out.md).
