@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from boxoffice_api import Settings, create_app, store_files
 from boxoffice_api.service import Service, TestClock
-from boxoffice_api.testing import ServerError, ServerProcess, server_env
+from boxoffice_api.testing import ServerError, ServerProcess, serve_command, server_env
 from boxoffice_api.testing.harness import AppHarness, ServerHarness, asgi_client
 from boxoffice_api.testing.plugin import new_admin_key
 
@@ -208,10 +208,10 @@ def test_a_refused_server_says_why_in_one_line(tmp_path):
 
 def test_the_server_harness_moves_a_real_servers_clock(tmp_path):
     key = new_admin_key()
-    process = ServerProcess(
+    process = ServerProcess(  # test mode by the command line's flag
         log=tmp_path / "server.log",
-        db=tmp_path / "store.db",
-        env=server_env(admin_key=key, test_clock="1"),
+        command=serve_command(tmp_path / "store.db", "--test-clock"),
+        env=server_env(admin_key=key),
     )
     with process:
         harness = ServerHarness(process, key)
