@@ -537,3 +537,28 @@ class Health(BaseModel):
     last_event_seq: int = Field(description="The last domain event's sequence number.")
     concerts: int
     users: int
+    test_clock: bool | None = Field(
+        None,
+        description="Present, and true, only when the server runs in test mode "
+        "(BOXOFFICE_TEST_CLOCK): its clock is moved forward by POST /v1/admin/test-clock.",
+    )
+
+
+# --- test mode (BOXOFFICE_TEST_CLOCK) ---------------------------------------------------------
+
+TEST_CLOCK_ADVANCE_MAX_S = 10 * 366 * 86_400  # ten years in one step: far past any TTL
+
+
+class ClockAdvance(Strict):
+    """How far to move the test clock forward, in seconds (0 reads it)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"seconds": 301}]})
+
+    seconds: Annotated[float, Field(ge=0, le=TEST_CLOCK_ADVANCE_MAX_S, allow_inf_nan=False)]
+
+
+class ClockOut(BaseModel):
+    """The server's test clock."""
+
+    now: datetime = Field(description="The server's time now, RFC 3339 UTC.")
+    offset_s: float = Field(description="How far it is ahead of the wall clock, seconds.")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import numpy.typing as npt
@@ -73,8 +74,14 @@ __all__ = [
     "ScheduleSpec",
     "Seat",
     "SectionSpec",
+    "__version__",
     "errors",
 ]
+
+try:  # the installed distribution's version, the one `boxoffice --version` prints
+    __version__ = version("boxoffice")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 class Engine(_CoreEngine):

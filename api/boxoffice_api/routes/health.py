@@ -16,12 +16,15 @@ from .responses import problems
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness", responses=problems(503))
+# A production server's answer has no test_clock field (None is left out).
+@router.get(
+    "/healthz", summary="Liveness", responses=problems(503), response_model_exclude_none=True
+)
 async def healthz(service: ServiceDep) -> Health:
     """``ok`` while the engine answers and its store accepts commands, with the last event
     sequence and the counts; 503 ``STORE_UNAVAILABLE`` once the journal writer has failed, or
     while the store's filesystem has less free space than ``BOXOFFICE_STORE_FREE_BYTES_MIN``
-    (the next writes could fail)."""
+    (the next writes could fail). ``test_clock``: true, on a server in test mode only."""
     if service.cluster is not None:
         return await _cluster_health(service)
     engine = service.engine
@@ -32,6 +35,7 @@ async def healthz(service: ServiceDep) -> Health:
         last_event_seq=engine.last_event_seq,
         concerts=engine.concert_count,
         users=engine.user_count,
+        test_clock=True if service.test_clock is not None else None,
     )
 
 
