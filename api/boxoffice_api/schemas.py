@@ -530,6 +530,23 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(None, description="Pass as the cursor for the next page.")
 
 
+class ReplicaHealth(BaseModel):
+    """One replica as its last report shows it (cluster mode)."""
+
+    name: str
+    applied_seq: int = Field(description="The last command-log sequence it applied.")
+    lag: int = Field(description="Log messages it has not applied yet (0: up to date).")
+    age_s: float = Field(description="Seconds since its last report (one per second).")
+
+
+class ClusterHealth(BaseModel):
+    """The shard a cluster worker serves: the command log's head and the replicas."""
+
+    shard: str
+    log_last_seq: int = Field(description="The command log's last sequence.")
+    replicas: list[ReplicaHealth]
+
+
 class Health(BaseModel):
     """Liveness: the store accepts commands."""
 
@@ -541,6 +558,9 @@ class Health(BaseModel):
         None,
         description="Present, and true, only when the server runs in test mode "
         "(BOXOFFICE_TEST_CLOCK): its clock is moved forward by POST /v1/admin/test-clock.",
+    )
+    cluster: ClusterHealth | None = Field(
+        None, description="Present only on a cluster worker (BOXOFFICE_CLUSTER)."
     )
 
 

@@ -9,11 +9,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .. import store_files
 from ..deps import MetricsAccess, ServiceDep
 from ..errors import ApiError
-from ..schemas import Health
+from ..logs import get_logger
+from ..metrics import CONCERTS_EXPORTED_MAX
+from ..schemas import ClusterHealth, Health, ReplicaHealth
 from ..service import Service
 from .responses import problems
 
 router = APIRouter(tags=["operations"])
+log = get_logger()
 
 
 # A production server's answer has no test_clock field (None is left out).
@@ -41,14 +44,22 @@ async def healthz(service: ServiceDep) -> Health:
 
 async def _cluster_health(service: Service) -> Health:
     """In cluster mode: ``ok`` when the log answers and a replica has applied its head
-    (counts from that replica); 503 ``STORE_UNAVAILABLE`` when neither does in time."""
+    (counts from that replica), with the log's head and each replica's lag; 503
+    ``STORE_UNAVAILABLE`` when neither does in time."""
     engine_api = service.engine_api
+    assert service.cluster is not None
     try:
+        observation = await service.cluster.observe()
         return Health(
             status="ok",
             last_event_seq=await engine_api.last_event_seq(),
             concerts=await engine_api.concert_count(),
             users=await engine_api.user_count(),
+            cluster=ClusterHealth(
+                shard=observation.shard,
+                log_last_seq=observation.log_last_seq,
+                replicas=[ReplicaHealth(**vars(r)) for r in observation.replicas],
+            ),
         )
     except Exception as exc:  # no quorum, no replica: the cluster cannot serve writes now
         raise ApiError(
@@ -69,12 +80,17 @@ async def _cluster_health(service: Service) -> Health:
         **problems(403),
     },
 )
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, service: ServiceDep) -> Response:
     """Request counts and latencies by route; queue lengths, holds, sales, revenue.
 
     Needs the admin key, as ``X-Admin-Key`` or as ``Authorization: Bearer <admin key>``
     (Prometheus: ``authorization: {credentials: <admin key>}`` in the scrape config), unless
     the server runs with ``BOXOFFICE_METRICS_PUBLIC=true``. Errors: 403
     ``ADMIN_KEY_INVALID``."""
+    if service.cluster is not None:  # the collector cannot wait for the replicas itself
+        try:
+            await service.cluster.refresh_metrics(service.now(), CONCERTS_EXPORTED_MAX)
+        except Exception as exc:  # the request and worker metrics are still worth a scrape
+            log.warning("cluster metrics not refreshed", error=f"{type(exc).__name__}: {exc}")
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
