@@ -139,6 +139,27 @@ def test_health_and_metrics_show_the_log_head_and_each_replicas_lag(cluster: Clu
     assert sample("boxoffice_cluster_appends_total", 'shard="main"') >= 0
 
 
+def test_a_token_naming_no_user_is_401_as_on_a_single_server(cluster: Cluster) -> None:
+    import jwt
+
+    with httpx.Client(base_url=cluster.url, timeout=30) as client:
+        headers = cluster.fan(client, "nobody@example.com")
+        claims = jwt.decode(
+            headers["Authorization"].split()[1], options={"verify_signature": False}
+        )
+        forged = jwt.encode(claims | {"sub": "987654321"}, cluster.record["jwt_secret"], "HS256")
+        for path in ("/v1/me/balance", "/v1/me/reservations", "/v1/me"):
+            answer = client.get(path, headers={"Authorization": f"Bearer {forged}"})
+            assert answer.status_code == 401, answer.text
+            assert answer.json()["code"] == "UNAUTHENTICATED"
+        charge = client.post(
+            "/v1/me/balance/charges",
+            json={"amount": 1000},
+            headers={"Authorization": f"Bearer {forged}"},
+        )
+        assert charge.status_code == 401, charge.text
+
+
 def test_a_worker_killed_mid_flight_loses_nothing_and_a_retry_answers_once(
     cluster: Cluster,
 ) -> None:

@@ -17,9 +17,19 @@ from typing import Any
 
 import nats.errors
 
+import boxoffice.errors as bo_errors
+
 from ..engine_api import EngineApi, SeatStatus
+from ..errors import ApiError
 from .client import ClusterClient
 from .log import RETRY_AFTER_S, LogUnavailable
+
+
+def _no_such_user() -> ApiError:
+    """Every user id the HTTP API hands the engine is an access token's: a user the engine
+    does not know means a token signed for another store, which is a 401, as a single server
+    answers it before asking the engine (a worker cannot ask without a round trip)."""
+    return ApiError(401, "UNAUTHENTICATED", "the access token names no user")
 
 
 def _unavailable(exc: BaseException) -> LogUnavailable:
@@ -130,6 +140,12 @@ class RemoteEngine(EngineApi):
             del self._touched[next(iter(self._touched))]
         return token
 
+    async def _apply(self, op: str, now: float, **fields: Any) -> Any:
+        try:
+            return await super()._apply(op, now, **fields)
+        except bo_errors.UserNotFound as exc:
+            raise _no_such_user() from exc
+
     async def _apply_encoded(self, command: bytes) -> bytes:
         try:
             return await self._client.apply(command)
@@ -142,6 +158,8 @@ class RemoteEngine(EngineApi):
             return await self._client.read(method, *args, min_seq=min_seq, **kwargs)
         except (nats.errors.Error, OSError) as exc:
             raise _unavailable(exc) from exc
+        except bo_errors.UserNotFound as exc:
+            raise _no_such_user() from exc
 
     async def gated_seats(
         self,
