@@ -16,10 +16,11 @@ from .responses import problems
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness", responses=problems(503))
+@router.get("/healthz", summary="Liveness", responses=problems(503), operation_id="get_health")
 async def healthz(service: ServiceDep) -> Health:
     """``ok`` while the engine answers and its store accepts commands, with the last event
-    sequence and the counts; 503 ``STORE_UNAVAILABLE`` once the journal writer has failed, or
+    sequence, the counts and the password-hash profile (what a sign-up costs); 503
+    ``STORE_UNAVAILABLE`` once the journal writer has failed, or
     while the store's filesystem has less free space than ``BOXOFFICE_STORE_FREE_BYTES_MIN``
     (the next writes could fail)."""
     if service.cluster is not None:
@@ -32,6 +33,7 @@ async def healthz(service: ServiceDep) -> Health:
         last_event_seq=engine.last_event_seq,
         concerts=engine.concert_count,
         users=engine.user_count,
+        password_hash_profile=service.settings.password_hash_profile,
     )
 
 
@@ -45,6 +47,7 @@ async def _cluster_health(service: Service) -> Health:
             last_event_seq=await engine_api.last_event_seq(),
             concerts=await engine_api.concert_count(),
             users=await engine_api.user_count(),
+            password_hash_profile=service.settings.password_hash_profile,
         )
     except Exception as exc:  # no quorum, no replica: the cluster cannot serve writes now
         raise ApiError(
@@ -64,6 +67,7 @@ async def _cluster_health(service: Service) -> Health:
         200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
         **problems(403),
     },
+    operation_id="get_metrics",
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latencies by route; queue lengths, holds, sales, revenue.
