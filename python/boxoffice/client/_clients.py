@@ -23,7 +23,7 @@ import tenacity
 from ..errors import BoxOfficeError
 from . import operations as ops
 from .errors import Overloaded, TooManyPasswordChecks, problem_error
-from .models import AccessToken, Concert, QueueStatus, Reservation, Schedule, parse
+from .models import AccessToken, Concert, Page, QueueStatus, Reservation, Schedule, parse
 from .operations import Call, Plan, Sleep, Step
 
 P = ParamSpec("P")
@@ -164,11 +164,11 @@ class _Session:
             self._schedule_concert[value.id] = value.concert_id
         elif isinstance(value, Reservation):
             self._reservation_concert[value.id] = value.concert_id
+        elif isinstance(value, Page):
+            self._remember(value.items)
         elif isinstance(value, list):
             for item in value:
                 self._remember(item)
-        elif hasattr(value, "items") and isinstance(value.items, list):  # a Page
-            self._remember(value.items)
 
     def _observed(self, call: Call[Any], started: float, status: int, code: str | None) -> None:
         if self.observe is not None:
