@@ -1,8 +1,10 @@
 """A live ticket drop over HTTP against a running boxoffice server (``boxoffice drop``).
 
 N virtual users run at once (asyncio; each a :class:`boxoffice.client.AsyncClient` over a few
-shared connection pools, at most ``concurrency`` requests in flight). Each user signs up, logs
-in, charges the wallet, joins the concert's admission queue, polls until ACTIVE (after
+shared connection pools, at most ``concurrency`` requests in flight). First each user signs up,
+logs in and charges the wallet (at most ``password_concurrency`` of them at once: the server
+hashes every password); then, all at once (or spread over ``ramp_s``), each joins the
+concert's admission queue, polls until ACTIVE (after
 ``poll_after_s`` or ``Retry-After`` seconds, times ``poll_scale``), reads the dates and the
 available seats, holds 1..``max_seats_per_reservation`` seats (best-available ``quantity``, or
 explicit adjacent seats), pays, and reads back its own reservations and balance. The client
@@ -186,7 +188,9 @@ class DropResult:
     """What a drop did and saw.
 
     ``duration_s`` is the wall time of the users (setup and the check excluded); the rates are
-    per second of it. ``outcomes`` counts users by ``PURCHASED``, ``SOLD_OUT`` (no seat left
+    per second of it. It begins with ``accounts_s``: every user signs up, logs in and charges
+    the wallet (at most ``password_concurrency`` hashing at once) before the sale, which they
+    then all join at once. ``outcomes`` counts users by ``PURCHASED``, ``SOLD_OUT`` (no seat left
     for them), ``GAVE_UP`` (waited longer than ``max_wait_s``) and ``FAILED`` (an unexpected
     answer; see ``failures``). ``errors`` counts non-2xx answers by problem ``code``
     (``TRANSPORT_ERROR`` when there was no answer); ``server_errors`` counts 5xx answers. Money
@@ -205,6 +209,7 @@ class DropResult:
     sign_up_s: float
     log_in_s: float
     duration_s: float
+    accounts_s: float
     requests: int
     requests_per_s: float
     purchases: int
@@ -239,6 +244,8 @@ class DropResult:
             f"seed {self.seed})",
             f"  passwords    {self.password_hash_profile or 'profile not named'}: one sign-up "
             f"{self.sign_up_s:.2f} s, one log-in {self.log_in_s:.2f} s",
+            f"  accounts     {self.accounts_s:.2f} s (sign-ups, log-ins and charges, before the "
+            "sale)",
             f"  requests     {self.requests:,} ({self.requests_per_s:,.1f}/s)",
             f"  purchases    {self.purchases:,} ({self.purchases_per_s:,.1f}/s), "
             f"{self.seats_bought:,} seats, {self.revenue:,} won"
@@ -345,14 +352,22 @@ class _User:
         self._keys += 1
         return f"drop-{self.email}-{what}-{self._keys}"
 
-    async def run(self, started: float) -> None:
-        if self.config.ramp_s:
-            await asyncio.sleep(self.rng.uniform(0, self.config.ramp_s))
+    async def open_account(self) -> None:
+        """Before the sale: signs up, logs in, charges the wallet."""
         try:
             await self._log_in()
             await self._charge(self.config.charge_amount)
-            self.outcome = await self._shop(started)
         except Exception as exc:  # an unexpected answer (or a bug) must not stop the others
+            self.outcome, self.failure = "FAILED", f"user {self.index}: {_describe(exc)}"
+
+    async def run(self, started: float) -> None:
+        """The sale: queue, hold, pay (unless the account failed), then read back."""
+        if self.config.ramp_s:
+            await asyncio.sleep(self.rng.uniform(0, self.config.ramp_s))
+        try:
+            if not self.failure:
+                self.outcome = await self._shop(started)
+        except Exception as exc:
             self.outcome, self.failure = "FAILED", f"user {self.index}: {_describe(exc)}"
         try:
             if self.outcome != "PURCHASED":  # give back a hold, free the queue slot
@@ -841,31 +856,28 @@ def _endpoint_stats(rec: _Recorder) -> list[EndpointStats]:
 
 
 class _Progress:
-    """The drop as it runs, on stderr (tqdm): users done, purchases, answers that were not
-    2xx. Silent unless ``config.progress``."""
+    """The drop as it runs, on stderr (tqdm): one bar for the accounts, one for the sale, each
+    counting users done, with the purchases and the answers that were not 2xx. Silent unless
+    ``config.progress``."""
 
     def __init__(self, config: DropConfig, rec: _Recorder) -> None:
         self.config = config
         self.rec = rec
-        self.enabled = config.progress
         self.purchases = 0
         self.bar: Any = None
 
-    def start(self) -> None:
-        """Shows the bar (once the notices are said: they come first)."""
-        if self.enabled:
+    def start(self, what: str) -> None:
+        """A new bar for the next phase (after the notices: they come first)."""
+        self.close()
+        if self.config.progress:
             from tqdm import tqdm
 
             self.bar = tqdm(
-                total=self.config.users,
-                unit="user",
-                desc="users done",
-                file=sys.stderr,
-                mininterval=0.5,
+                total=self.config.users, unit="user", desc=what, file=sys.stderr, mininterval=0.5
             )
 
     def say(self, line: str) -> None:
-        if self.enabled:
+        if self.config.progress:
             print(line, file=sys.stderr, flush=True)
 
     def user_done(self, user: _User) -> None:
@@ -876,13 +888,15 @@ class _Progress:
 
     async def refresh(self) -> None:
         """Refreshes the figures every second while users wait (none finishes then)."""
-        while self.bar is not None:
+        while True:
             await asyncio.sleep(1.0)
-            self.bar.set_postfix(purchases=self.purchases, errors=self.rec.errors)
+            if self.bar is not None:
+                self.bar.set_postfix(purchases=self.purchases, errors=self.rec.errors)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _hashing_notice(profile: str | None, sign_up_s: float, log_in_s: float) -> str:
@@ -1005,17 +1019,27 @@ async def run_drop(config: DropConfig) -> DropResult:
         for u in users:
             u.max_seats = concert.sale.max_seats_per_reservation
 
+        async def open_account(u: _User) -> None:
+            await u.open_account()
+            progress.user_done(u)
+
         async def run_user(u: _User) -> None:
             await u.run(started)
             progress.user_done(u)
 
-        progress.start()
+        # The accounts first (hashing-bound: password_concurrency at once), then the sale,
+        # which every user joins at once (or over ramp_s), as fans do when it opens.
         started = time.monotonic()
         refresher = asyncio.create_task(progress.refresh())
         try:
+            progress.start("accounts")
+            await asyncio.gather(*(open_account(u) for u in users))
+            accounts_s = time.monotonic() - started
+            progress.start("users done")
             await asyncio.gather(*(run_user(u) for u in users))
         finally:
             refresher.cancel()
+            progress.close()
         duration = time.monotonic() - started
 
         sold_map = await _audit_seat_map(auditor)
@@ -1050,6 +1074,7 @@ async def run_drop(config: DropConfig) -> DropResult:
         sign_up_s=round(sign_up_s, 3),
         log_in_s=round(log_in_s, 3),
         duration_s=round(duration, 3),
+        accounts_s=round(accounts_s, 3),
         requests=rec.requests,
         requests_per_s=round(rec.requests / duration, 1),
         purchases=len(purchases),

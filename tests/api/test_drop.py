@@ -56,8 +56,6 @@ def test_drop_sells_out_and_the_server_agrees(start_server: Any) -> None:
         admin_key=server.env["BOXOFFICE_ADMIN_KEY"],
         poll_scale=0.1,  # poll every 0.5 s instead of 5 s
         seed=7,
-        # All users sign up at once, so they crowd the queue (the tests' server allows it).
-        password_concurrency=64,
     )
     result = asyncio.run(run_drop(config))
     report = result.format()
