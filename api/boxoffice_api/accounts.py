@@ -115,6 +115,19 @@ class AccountStore:
                 (password_hash, user_id),
             )
 
+    def meta(self, name: str) -> str | None:
+        """The value stored under ``name`` in ``api_meta``, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM api_meta WHERE key = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Stores ``value`` under ``name`` in ``api_meta``, durably (replacing any)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO api_meta (key, value) VALUES (?, ?)", (name, value)
+            )
+
     def secret(self, name: str) -> str:
         """The named server secret, generated (256 random bits) and stored on first use."""
         with self._lock:

@@ -22,7 +22,9 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import errors
+from boxoffice.errors import BoxOfficeError
+
+from . import __version__, errors, store_files
 from .fast_path import FastPathMiddleware, replay
 from .logs import get_logger
 from .metrics import Metrics, MetricsMiddleware
@@ -31,11 +33,13 @@ from .routes import (
     auth,
     balance,
     concerts,
+    docs,
     health,
     payments,
     queue,
     reservations,
     schedules,
+    test_clock,
     users,
 )
 from .service import Service
@@ -267,13 +271,26 @@ class BoxOfficeApp(FastAPI):
     handler, exception handlers, routing). A hot request so pays for none of them."""
 
     edge: ASGIApp | None = None  # set by create_app; until then, FastAPI alone
+    # Why the store could not be opened, in one line (set by the lifespan): the server says
+    # that, not the traceback Starlette would hand the ASGI server.
+    startup_refusal: str | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.edge is not None:
             scope["app"] = self  # as Starlette sets it, for Request.app
             await self.edge(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await super().__call__(scope, receive, self._refusal_in_one_line(send))
         else:
             await super().__call__(scope, receive, send)
+
+    def _refusal_in_one_line(self, send: Send) -> Send:
+        async def send_lifespan(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and self.startup_refusal:
+                message = {**message, "message": self.startup_refusal}
+            await send(message)
+
+        return send_lifespan
 
     async def core(self, scope: Scope, receive: Receive, send: Send) -> None:
         """FastAPI's own stack (what ``edge`` hands a request on to)."""
@@ -291,7 +308,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = Service(settings)
+        try:
+            service = Service(settings)
+        except (BoxOfficeError, store_files.TestClockRefused) as exc:
+            # An operator's problem with a message that says what to do (another server has
+            # the store, a test server on a real store, a damaged store): one line, no trace.
+            assert isinstance(app, BoxOfficeApp)
+            app.startup_refusal = f"cannot open the store: {exc}"
+            raise
         await service.start()
         app.state.service = service
         if service.cluster is not None:
@@ -310,9 +334,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             print(welcome(settings, shown), flush=True)
         # Everything loaded so far (modules, the app, the demo) lives as long as the process:
         # moved out of the collector's reach, a full collection no longer walks it (60-260 ms
-        # pauses measured under load, bench/http_bench.py).
-        gc.collect()
-        gc.freeze()
+        # pauses measured under load, bench/http_bench.py). Not in test mode: there the app may
+        # be one of many a test process builds (the boxoffice_app fixture), and what is frozen
+        # is never collected.
+        if not settings.test_clock:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -325,13 +352,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = BoxOfficeApp(
         title="boxoffice",
-        version="1.0.0",
+        version=__version__,  # the package's: one version for the wheel, the CLI and the API
         summary="Ticket drops: admission queue, expiring seat holds, payment ledger.",
         description=DESCRIPTION,
         lifespan=lifespan,
         # FastAPI's OpenTelemetry hooks look for configured providers on every request; the
         # service's metrics are Prometheus (metrics.py), and no tracer is configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # The documentation pages and the document are routes of their own (routes/docs.py):
+        # their assets come from this server, not a CDN.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     _document_problems(app)
     app.state.settings = settings
@@ -343,6 +375,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(balance.router)
     app.include_router(admin.router)
+    app.include_router(docs.router)
+    if settings.test_clock:  # the test clock's routes exist in test mode only
+        app.include_router(test_clock.router)
     # Outermost first: metrics and the access log see every answer, 413s and shed requests
     # included. The body is read before a processing slot is taken: a client trickling its
     # body waits outside the slots (bounded by the body timeout, and by the edge's connection

@@ -2,7 +2,7 @@
 ``boxoffice.commands`` (``pyproject.toml``), so the engine package's command line finds them
 without importing this package.
 
-``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--queue-length-max N]
+``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--test-clock] [--queue-length-max N]
 [--max-concurrent-requests N]`` runs the HTTP service (uvicorn, one process: the engine lives in
 it and the store admits one writer). ``boxoffice serve --cluster URLS [--workers N]`` runs N
 stateless workers sharing the port, serving through the cluster (docs/scale-out.md).
@@ -45,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
             "port": args.port,
             "db": args.db,
             "demo": True if args.demo else None,
+            "test_clock": True if args.test_clock else None,
             "durability": args.durability,
             "log_level": args.log_level,
             "queue_length_max": args.queue_length_max,
@@ -116,6 +117,12 @@ def add_serve(subparsers: Any) -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="TCP port (default 8000)")
     serve.add_argument("--db", help="the SQLite store (default var/boxoffice.db)")
     serve.add_argument("--demo", action="store_true", help="load a demo concert if empty")
+    serve.add_argument(
+        "--test-clock",
+        action="store_true",
+        help="test mode: a clock tests move forward (POST /v1/admin/test-clock); only on a "
+        "store never served without it (docs/testing.md)",
+    )
     serve.add_argument("--durability", choices=["full", "normal", "off"])
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument(

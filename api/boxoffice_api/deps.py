@@ -119,7 +119,7 @@ async def queue_claims(
     return queue_claims_of(service, user_id, token)
 
 
-# The verified claims of the request's X-Queue-Token; the token's state (WAITING, ACTIVE,
+# The verified claims of the request's X-Queue-Token; the token's status (WAITING, ACTIVE,
 # EXPIRED) is boxoffice.QueueToken, and whether it passes the gate is the engine's answer.
 QueueTokenDep = Annotated[QueueClaims, Depends(queue_claims)]
 

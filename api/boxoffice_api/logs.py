@@ -1,7 +1,9 @@
 """Structured logs (structlog): one JSON object per line on stderr, never a secret.
 
 Request lines carry method, route template, status, duration and client address; bodies,
-headers and tokens are never logged.
+headers and tokens are never logged. Lines of the standard library's loggers (uvicorn's own,
+asyncio's, the edge's) are rendered the same way, with their ``logger`` name: a log shipper
+reads one format.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ def configure(level: str = "info", json: bool = True) -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    add_level_and_time: list[structlog.types.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *add_level_and_time,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -34,9 +39,22 @@ def configure(level: str = "info", json: bool = True) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(
-        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    # The standard library's records (uvicorn runs with log_config=None, so its loggers
+    # propagate here) through the same processors and renderer, named by their logger.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *add_level_and_time],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
     )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
 
 
 def get_logger() -> structlog.stdlib.BoundLogger:

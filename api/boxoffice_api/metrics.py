@@ -2,14 +2,16 @@
 
 Request metrics are labelled by route template (``/v1/reservations/{reservation_id}``), never
 by raw path, so ids cannot blow up the label space. Engine gauges (queue lengths, holds,
-sales, revenue) are read from ``Engine.stats`` at scrape time by a custom collector.
+sales, revenue) are read from ``Engine.stats`` at scrape time by a custom collector; in
+cluster mode the ``/metrics`` route first reads them from the replicas, with the command log's
+head and each replica's lag (``ClusterBackend.refresh_metrics``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .logs import get_logger
 
 if TYPE_CHECKING:
+    from .cluster.worker import ClusterBackend
     from .security import PasswordHashing
     from .service import Service
 
@@ -46,47 +49,102 @@ class EngineCollector(Collector):
         service: Service | None = self._get_service()  # type: ignore[operator]
         if service is None:
             return
-        if service.cluster is not None:  # the replicas hold the engine (cluster status shows it)
+        if service.cluster is not None:  # read by the /metrics route (refresh_metrics) first
+            backend = service.cluster
+            if backend.concert_stats is not None:
+                yield from _engine_metrics(
+                    backend.concert_stats, backend.users, backend.last_event_seq
+                )
+            yield from _cluster_metrics(backend)
             yield from _password_hashing_metrics(service.password_hashing)
             return
         engine = service.engine
         now = service.now()
-        gauges = {
-            name: GaugeMetricFamily(f"boxoffice_{name}", help_, labels=["concert_id"])
-            for name, help_ in [
-                ("queue_waiting", "WAITING queue tokens"),
-                ("queue_active", "ACTIVE queue tokens"),
-                ("seats_available", "AVAILABLE seats"),
-                ("seats_held", "HELD seats"),
-                ("seats_sold", "SOLD seats"),
-                ("reservations_pending", "PENDING reservations"),
-            ]
-        }
-        # A gauge: refunds lower it.
-        revenue = GaugeMetricFamily(
-            "boxoffice_revenue_won", "Revenue of confirmed payments, won", labels=["concert_id"]
-        )
-        admitted = CounterMetricFamily(
-            "boxoffice_queue_admitted", "Queue tokens admitted", labels=["concert_id"]
-        )
         last = engine.concert_count
-        for concert_id in range(max(1, last - CONCERTS_EXPORTED_MAX + 1), last + 1):
-            stats = engine.stats(concert_id, now=now)
-            label = [str(concert_id)]
-            for name, gauge in gauges.items():
-                gauge.add_metric(label, getattr(stats, name))
-            revenue.add_metric(label, stats.revenue)
-            admitted.add_metric(label, stats.queue_admitted_total)
-        yield from gauges.values()
-        yield revenue
-        yield admitted
-        users = GaugeMetricFamily("boxoffice_users", "Users in the engine")
-        users.add_metric([], engine.user_count)
-        yield users
-        seq = GaugeMetricFamily("boxoffice_journal_last_event_seq", "Last domain event sequence")
-        seq.add_metric([], engine.last_event_seq)
-        yield seq
+        stats = [
+            (concert_id, engine.stats(concert_id, now=now))
+            for concert_id in range(max(1, last - CONCERTS_EXPORTED_MAX + 1), last + 1)
+        ]
+        yield from _engine_metrics(stats, engine.user_count, engine.last_event_seq)
         yield from _password_hashing_metrics(service.password_hashing)
+
+
+def _engine_metrics(
+    concert_stats: list[tuple[int, Any]], users_count: int, last_event_seq: int
+) -> Iterator[Metric]:
+    """Per-concert gauges from ``(concert id, ConcertStats)``, the user count and the last
+    event sequence (from the engine, or in cluster mode from the replicas)."""
+    gauges = {
+        name: GaugeMetricFamily(f"boxoffice_{name}", help_, labels=["concert_id"])
+        for name, help_ in [
+            ("queue_waiting", "WAITING queue tokens"),
+            ("queue_active", "ACTIVE queue tokens"),
+            ("seats_available", "AVAILABLE seats"),
+            ("seats_held", "HELD seats"),
+            ("seats_sold", "SOLD seats"),
+            ("reservations_pending", "PENDING reservations"),
+        ]
+    }
+    # A gauge: refunds lower it.
+    revenue = GaugeMetricFamily(
+        "boxoffice_revenue_won", "Revenue of confirmed payments, won", labels=["concert_id"]
+    )
+    admitted = CounterMetricFamily(
+        "boxoffice_queue_admitted", "Queue tokens admitted", labels=["concert_id"]
+    )
+    for concert_id, stats in concert_stats:
+        label = [str(concert_id)]
+        for name, gauge in gauges.items():
+            gauge.add_metric(label, getattr(stats, name))
+        revenue.add_metric(label, stats.revenue)
+        admitted.add_metric(label, stats.queue_admitted_total)
+    yield from gauges.values()
+    yield revenue
+    yield admitted
+    users = GaugeMetricFamily("boxoffice_users", "Users in the engine")
+    users.add_metric([], users_count)
+    yield users
+    seq = GaugeMetricFamily("boxoffice_journal_last_event_seq", "Last domain event sequence")
+    seq.add_metric([], last_event_seq)
+    yield seq
+
+
+def _cluster_metrics(backend: ClusterBackend) -> Iterator[Metric]:
+    """The command log's head, each replica's applied sequence, lag and report age, and this
+    worker's appends, retries and failed appends."""
+    observation = backend.observation
+    shard = backend.log.route.shard
+    if observation is not None:
+        head = GaugeMetricFamily(
+            "boxoffice_cluster_log_last_seq", "The command log's last sequence", labels=["shard"]
+        )
+        head.add_metric([shard], observation.log_last_seq)
+        yield head
+        labels = ["shard", "replica"]
+        applied = GaugeMetricFamily(
+            "boxoffice_cluster_replica_applied_seq", "The last log sequence applied", labels=labels
+        )
+        lag = GaugeMetricFamily(
+            "boxoffice_cluster_replica_lag_messages", "Log messages not applied yet", labels=labels
+        )
+        age = GaugeMetricFamily(
+            "boxoffice_cluster_replica_report_age_seconds",
+            "Seconds since the replica's last report (every second while it runs)",
+            labels=labels,
+        )
+        for replica in observation.replicas:
+            applied.add_metric([shard, replica.name], replica.applied_seq)
+            lag.add_metric([shard, replica.name], replica.lag)
+            age.add_metric([shard, replica.name], replica.age_s)
+        yield from (applied, lag, age)
+    for name, help_, value in [
+        ("appends", "Log messages this worker appended (acknowledged)", backend.log.appends),
+        ("append_retries", "Log appends sent again (an election)", backend.log.retries),
+        ("append_failures", "Log appends that gave up (503)", backend.log.failures),
+    ]:
+        counter = CounterMetricFamily(f"boxoffice_cluster_{name}", help_, labels=["shard"])
+        counter.add_metric([shard], value)
+        yield counter
 
 
 def _password_hashing_metrics(pool: PasswordHashing) -> Iterator[Metric]:

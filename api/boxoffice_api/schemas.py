@@ -328,7 +328,7 @@ class SeatOut(EngineView):
 
 
 class QueueStatus(BaseModel):
-    """A queue token's state: WAITING with position and ETA, ACTIVE, or EXPIRED."""
+    """A queue token's status: WAITING with position and ETA, ACTIVE, or EXPIRED."""
 
     token_id: int
     concert_id: int
@@ -344,7 +344,7 @@ class QueueStatus(BaseModel):
         return cls(
             token_id=t.id,
             concert_id=t.concert_id,
-            status=t.state,
+            status=t.status,
             position=t.position,
             eta_s=t.eta_s,
             poll_after_s=t.poll_after_s,
@@ -354,7 +354,7 @@ class QueueStatus(BaseModel):
 
 
 class QueueJoined(QueueStatus):
-    """The answer to joining: the token's state and the signed queue token."""
+    """The answer to joining: the token's status and the signed queue token."""
 
     queue_token: str = Field(description="Send it as X-Queue-Token on gated requests.")
 
@@ -530,6 +530,23 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(None, description="Pass as the cursor for the next page.")
 
 
+class ReplicaHealth(BaseModel):
+    """One replica as its last report shows it (cluster mode)."""
+
+    name: str
+    applied_seq: int = Field(description="The last command-log sequence it applied.")
+    lag: int = Field(description="Log messages it has not applied yet (0: up to date).")
+    age_s: float = Field(description="Seconds since its last report (one per second).")
+
+
+class ClusterHealth(BaseModel):
+    """The shard a cluster worker serves: the command log's head and the replicas."""
+
+    shard: str
+    log_last_seq: int = Field(description="The command log's last sequence.")
+    replicas: list[ReplicaHealth]
+
+
 class Health(BaseModel):
     """Liveness: the store accepts commands."""
 
@@ -541,3 +558,31 @@ class Health(BaseModel):
         description="The argon2id parameters of BOXOFFICE_PASSWORD_HASH_PROFILE: what each "
         "sign-up and log-in costs the server (rfc9106_low_memory: t=3, 64 MiB)."
     )
+    test_clock: bool | None = Field(
+        None,
+        description="Present, and true, only when the server runs in test mode "
+        "(BOXOFFICE_TEST_CLOCK): its clock is moved forward by POST /v1/admin/test-clock.",
+    )
+    cluster: ClusterHealth | None = Field(
+        None, description="Present only on a cluster worker (BOXOFFICE_CLUSTER)."
+    )
+
+
+# --- test mode (BOXOFFICE_TEST_CLOCK) ---------------------------------------------------------
+
+TEST_CLOCK_ADVANCE_MAX_S = 10 * 366 * 86_400  # ten years in one step: far past any TTL
+
+
+class ClockAdvance(Strict):
+    """How far to move the test clock forward, in seconds (0 reads it)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"seconds": 301}]})
+
+    seconds: Annotated[float, Field(ge=0, le=TEST_CLOCK_ADVANCE_MAX_S, allow_inf_nan=False)]
+
+
+class ClockOut(BaseModel):
+    """The server's test clock."""
+
+    now: datetime = Field(description="The server's time now, RFC 3339 UTC.")
+    offset_s: float = Field(description="How far it is ahead of the wall clock, seconds.")

@@ -538,6 +538,7 @@ def serve(overrides: dict[str, Any]) -> int:
         # less CPU than on asyncio's own (docs/benchmarks.md).
         loop="uvloop",
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers propagate to the root logger: JSON (logs.py)
         access_log=False,  # the app logs each request itself, as JSON
         lifespan="on",
         timeout_graceful_shutdown=10,

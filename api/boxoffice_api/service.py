@@ -2,13 +2,16 @@
 
 One :class:`Service` per server process, opened by the app's lifespan and closed on shutdown
 (which takes a last snapshot). The real clock is read here, at the edge: routes pass
-``service.now()`` to the engine as ``now``.
+``service.now()`` to the engine as ``now``. In test mode (``BOXOFFICE_TEST_CLOCK``) that clock
+is a :class:`TestClock`, which a test moves forward.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +129,38 @@ def _trim(entries: dict[str, Any], keys_max: int) -> None:
         del entries[next(iter(entries))]
 
 
+class TestClock:
+    """The wall clock plus an offset that only grows: time goes on as usual, and
+    :meth:`advance` jumps it forward (the engine never goes back). Only a server in test mode
+    has one (``BOXOFFICE_TEST_CLOCK``); the offset lives in the process, so a restart starts
+    again from the wall clock.
+
+    Args:
+        wall: the underlying clock, in seconds since the Unix epoch.
+    """
+
+    __test__ = False  # a clock, not a test class for pytest to collect
+
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        self._wall = wall
+        self.offset_s = 0.0
+
+    def now(self) -> float:
+        """The wall clock plus :attr:`offset_s`, in seconds since the Unix epoch."""
+        return self._wall() + self.offset_s
+
+    def advance(self, seconds: float) -> float:
+        """Moves the clock ``seconds`` forward; returns the new :meth:`now`.
+
+        Raises:
+            ValueError: ``seconds`` is negative or not finite (the clock only goes forward).
+        """
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"the test clock only goes forward: advance({seconds!r})")
+        self.offset_s += seconds
+        return self.now()
+
+
 class Service:
     """The engine and everything around it for one server process.
 
@@ -137,10 +172,18 @@ class Service:
     Raises:
         boxoffice.errors.StoreLocked: another server has the store open.
         boxoffice.errors.StoreError, boxoffice.errors.DataLoss: see ``boxoffice.Engine``.
+        store_files.TestClockRefused: ``settings.test_clock`` on a store that was served
+            without it.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # The clock every request reads, and the only one (the engine never reads a clock):
+        # the wall clock, or in test mode a TestClock a test moves forward.
+        self.test_clock = TestClock() if settings.test_clock else None
+        self.now: Callable[[], float] = (
+            time.time if self.test_clock is None else self.test_clock.now
+        )
         # Cluster mode (settings.cluster): no engine here; :meth:`start` connects the worker to
         # the cluster, whose engine API and accounts replace the embedded ones.
         self.cluster: ClusterBackend | None = None
@@ -202,6 +245,17 @@ class Service:
         )
         store_files.check_opened(self.engine, settings.db, settings.store_free_bytes_min)
         self.accounts = AccountStore(settings.db)
+        try:
+            store_files.mark_clock(
+                self.accounts,
+                settings.db,
+                test_clock=settings.test_clock,
+                created=bool(self.engine.recovery["created"]),
+            )
+        except store_files.TestClockRefused:
+            self.accounts.close()
+            self.engine.close()
+            raise
 
     async def start(self) -> None:
         """Connects to the cluster in cluster mode (nothing to do embedded).
@@ -233,11 +287,6 @@ class Service:
         signed for a store that was since replaced. In cluster mode always True here: the
         replicas' engine refuses an unknown user itself (404 ``USER_NOT_FOUND``)."""
         return self.cluster is not None or user_id <= self.engine.user_count
-
-    @staticmethod
-    def now() -> float:
-        """The wall clock in seconds since the Unix epoch (the engine never goes back)."""
-        return time.time()
 
     def command(self) -> _Durable:
         """Wraps engine commands (``async with service.command():``): on leaving, success or

@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         "off. Counted by each server process on its own.",
     )
     demo: bool = Field(False, description="Load a demo concert into an empty store.")
+    test_clock: bool = Field(
+        False,
+        description="Test mode: the server's clock is the wall clock plus an offset that "
+        "POST /v1/admin/test-clock moves forward (so a test can pass a hold's expiry at once), "
+        "and /healthz says so. For tests only: the server refuses to start in test mode on a "
+        "store that was ever served without it, and a store served in test mode is marked so.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(True, description="One log line per request.")
     log_json: bool = Field(True, description="One JSON object per log line (else key=value).")
@@ -215,8 +222,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _cluster_secrets(self) -> Settings:
         """In cluster mode every worker must sign and check the same tokens and key: the
-        secrets cannot be generated per process."""
+        secrets cannot be generated per process. The test clock is per process and marks its
+        store, so it is for the embedded store only."""
         if self.cluster is not None:
+            if self.test_clock:
+                raise ValueError("the test clock needs an embedded store (not BOXOFFICE_CLUSTER)")
             if not self.cluster_urls:
                 raise ValueError("BOXOFFICE_CLUSTER: give at least one NATS URL")
             if self.jwt_secret is None or self.admin_key is None:

@@ -12,6 +12,12 @@ A new store gets a random seed for the pre-queue shuffle (the engine keeps it in
 snapshots), so nobody can compute the opening order of a pre-queue offline. Replay stays
 deterministic: ``boxoffice.sim.replay`` uses the seed the store keeps.
 
+The clock: a store records in ``api_meta`` (key ``clock``) whether it was served on the wall
+clock or in test mode (``BOXOFFICE_TEST_CLOCK``, a clock a test moves forward at will). A server
+in test mode refuses a store that was ever served on the wall clock, or that existed before
+this record did: moving time forward there would expire real holds and sessions. A store
+first served in test mode may later be served on the wall clock (and is then marked so).
+
 Free space: a store whose filesystem has less than ``BOXOFFICE_STORE_FREE_BYTES_MIN`` free
 answers ``/healthz`` 503 ``STORE_UNAVAILABLE`` (and the server warns at start), before the
 journal's first failing write stops it.
@@ -27,6 +33,7 @@ from pathlib import Path
 import boxoffice as bo
 from boxoffice.errors import StoreUnavailable
 
+from .accounts import AccountStore
 from .errors import ApiError
 from .logs import get_logger
 
@@ -136,3 +143,36 @@ def check_opened(engine: bo.Engine, db: Path, free_bytes_min: int) -> None:
         check_free_space(db, free_bytes_min)
     except ApiError as exc:
         log.warning("store short of space: /healthz answers 503", detail=exc.detail)
+
+
+CLOCK_META_KEY = "clock"
+WALL_CLOCK = "wall"
+TEST_CLOCK = "test"
+
+
+class TestClockRefused(Exception):
+    """Test mode on a store that was served on the wall clock (or predates the record)."""
+
+    code = "TEST_CLOCK_REFUSED"
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.args[0]}"
+
+
+def mark_clock(accounts: AccountStore, db: Path, *, test_clock: bool, created: bool) -> None:
+    """Records which clock serves the store ``db`` (its ``api_meta``), after the engine opened
+    it; ``created``: the engine has just created it.
+
+    Raises:
+        TestClockRefused: ``test_clock`` on a store that was not created in test mode or was
+            served on the wall clock since.
+    """
+    if not test_clock:
+        accounts.set_meta(CLOCK_META_KEY, WALL_CLOCK)
+        return
+    if not created and accounts.meta(CLOCK_META_KEY) != TEST_CLOCK:
+        raise TestClockRefused(
+            f"the store {db} was served without the test clock; test mode "
+            "(BOXOFFICE_TEST_CLOCK) only serves a store it created: give it a new --db"
+        )
+    accounts.set_meta(CLOCK_META_KEY, TEST_CLOCK)

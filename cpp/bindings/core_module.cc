@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <limits>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "boxoffice/batch.h"
 #include "boxoffice/command.h"
 #include "boxoffice/engine.h"
@@ -35,6 +37,7 @@
 #include "boxoffice/journal.h"
 #include "boxoffice/snapshot.h"
 #include "boxoffice/store.h"
+#include "stub_docs.h"  // generated from python/boxoffice/_core.pyi (cpp/bindings/stub_docs.py)
 
 namespace py = pybind11;
 using namespace boxoffice;  // NOLINT: a bindings file names every core type
@@ -387,11 +390,11 @@ void BindViews(py::module_& m) {
       .def("__repr__", [](const SeatView& v) { return Repr("Seat", v.id); });
 
   py::class_<TokenView>(m, "QueueToken",
-                        "A queue token: state, exact position, ETA (s), poll interval (s).")
+                        "A queue token: status, exact position, ETA (s), poll interval (s).")
       .RO(TokenView, id)
       .RO(TokenView, user_id)
       .RO(TokenView, concert_id)
-      .RO_NAME(TokenView, state)
+      .RO_NAME(TokenView, status)
       .def_property_readonly("ended_reason",
                              [](const TokenView& v) -> py::object {
                                if (v.end == TokenEnd::kNone) return py::none();
@@ -404,7 +407,7 @@ void BindViews(py::module_& m) {
                              })
       .def_property_readonly("eta_s",
                              [](const TokenView& v) -> py::object {
-                               if (v.state != TokenState::kWaiting) return py::none();
+                               if (v.status != TokenStatus::kWaiting) return py::none();
                                return py::float_(Seconds(v.eta_us));
                              })
       .def_property_readonly("poll_after_s",
@@ -420,7 +423,7 @@ void BindViews(py::module_& m) {
                     "join_queue only: True when this call made the token, False when it "
                     "returned the user's live one.")
       .def("__repr__", [](const TokenView& v) {
-        return Repr("QueueToken", v.id) + " " + std::string(ToString(v.state));
+        return Repr("QueueToken", v.id) + " " + std::string(ToString(v.status));
       });
 
   py::class_<Reservation>(m, "Reservation",
@@ -598,7 +601,6 @@ struct CommandMethod {
   Op op;
   int positional;  // how many params may be given by position (the rest are keyword-only)
   std::vector<Param> params;
-  const char* doc;
 };
 
 // Sets `exc` for a bad argument of `method`; returns false.
@@ -771,71 +773,36 @@ py::object ResultValue(Result&& r) {
 
 const std::vector<CommandMethod>& CommandMethods() {
   static auto* const methods = new std::vector<CommandMethod>{
-      {"create_user", Op::kCreateUser, 0, {{"now", Field::kNow, true}},
-       "create_user(*, now: float) -> int\n\nA new user (with an empty wallet); returns its id.\n"
-       "Raises LimitExceeded at users_max."},
+      {"create_user", Op::kCreateUser, 0, {{"now", Field::kNow, true}}},
       {"join_queue", Op::kJoin, 2,
-       {{"user_id", Field::kUser, true}, {"concert_id", Field::kTarget, true}, {"now", Field::kNow, true}},
-       "join_queue(user_id: int, concert_id: int, *, now: float) -> QueueToken\n\n"
-       "Joins the concert's admission queue, or returns the user's live token for it.\n"
-       "Raises UserNotFound, ConcertNotFound, QueueFull."},
+       {{"user_id", Field::kUser, true}, {"concert_id", Field::kTarget, true}, {"now", Field::kNow, true}}},
       {"queue_status", Op::kStatus, 2,
-       {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true}, {"now", Field::kNow, true}},
-       "queue_status(user_id: int, token_id: int, *, now: float) -> QueueToken\n\n"
-       "A poll: the token's state, position and ETA (s); resets its abandon timeout.\n"
-       "Raises UserNotFound, QueueTokenInvalid."},
+       {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true}, {"now", Field::kNow, true}}},
       {"leave_queue", Op::kLeave, 2,
-       {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true}, {"now", Field::kNow, true}},
-       "leave_queue(user_id: int, token_id: int, *, now: float) -> QueueToken\n\n"
-       "Leaves the queue (the token ends LEFT). Raises UserNotFound, QueueTokenInvalid."},
+       {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true}, {"now", Field::kNow, true}}},
       {"check_gate", Op::kGate, 3,
        {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true},
-        {"concert_id", Field::kTarget, true}, {"now", Field::kNow, true}},
-       "check_gate(user_id: int, token_id: int, concert_id: int, *, now: float) -> QueueToken\n\n"
-       "The token when it is the user's ACTIVE token for the concert (counts as a poll).\n"
-       "Raises QueueNotActive (position, eta_s), QueueTokenExpired, QueueTokenInvalid."},
+        {"concert_id", Field::kTarget, true}, {"now", Field::kNow, true}}},
       {"hold", Op::kHold, 4,
        {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true},
         {"schedule_id", Field::kTarget, true}, {"seat_ids", Field::kSeats, false},
         {"quantity", Field::kQuantity, false}, {"grade", Field::kGrade, false},
-        {"idempotency_key", Field::kKey, false}, {"now", Field::kNow, true}},
-       "hold(user_id, token_id, schedule_id, seat_ids=None, *, quantity=0, grade='',\n"
-       "     idempotency_key='', now: float) -> Reservation\n\n"
-       "Holds the explicit seats, or the best `quantity` adjacent seats (of `grade`), until\n"
-       "expires_at. Raises QueueNotActive, SeatUnavailable, SeatNotFound, TooManySeats,\n"
-       "SeatLimitPerUser, IdempotencyKeyReused, InvalidArgument, ..."},
+        {"idempotency_key", Field::kKey, false}, {"now", Field::kNow, true}}},
       {"release_seat", Op::kReleaseSeat, 3,
        {{"user_id", Field::kUser, true}, {"reservation_id", Field::kTarget, true},
-        {"seat_id", Field::kArg, true}, {"now", Field::kNow, true}},
-       "release_seat(user_id: int, reservation_id: int, seat_id: int, *, now: float) -> Reservation\n\n"
-       "Gives one seat of a PENDING reservation back (the last one cancels it).\n"
-       "Raises ReservationNotFound, SeatNotInReservation, HoldExpired, ReservationNotPending."},
+        {"seat_id", Field::kArg, true}, {"now", Field::kNow, true}}},
       {"cancel", Op::kCancel, 2,
-       {{"user_id", Field::kUser, true}, {"reservation_id", Field::kTarget, true}, {"now", Field::kNow, true}},
-       "cancel(user_id: int, reservation_id: int, *, now: float) -> Reservation\n\n"
-       "Cancels a PENDING reservation. Raises ReservationNotFound, HoldExpired,\n"
-       "ReservationNotPending."},
+       {{"user_id", Field::kUser, true}, {"reservation_id", Field::kTarget, true}, {"now", Field::kNow, true}}},
       {"charge", Op::kCharge, 2,
        {{"user_id", Field::kUser, true}, {"amount", Field::kArg, true},
-        {"idempotency_key", Field::kKey, false}, {"now", Field::kNow, true}},
-       "charge(user_id: int, amount: int, *, idempotency_key='', now: float) -> Charge\n\n"
-       "Adds `amount` won to the user's wallet. Raises InvalidAmount, BalanceLimitExceeded,\n"
-       "IdempotencyKeyReused."},
+        {"idempotency_key", Field::kKey, false}, {"now", Field::kNow, true}}},
       {"pay", Op::kPay, 3,
        {{"user_id", Field::kUser, true}, {"token_id", Field::kToken, true},
         {"reservation_id", Field::kTarget, true}, {"idempotency_key", Field::kKey, false},
-        {"now", Field::kNow, true}},
-       "pay(user_id: int, token_id: int, reservation_id: int, *, idempotency_key='',\n"
-       "    now: float) -> Payment\n\n"
-       "Pays a PENDING reservation from the wallet: its seats become SOLD.\n"
-       "Raises InsufficientBalance, HoldExpired, QueueNotActive, ReservationNotFound, ..."},
+        {"now", Field::kNow, true}}},
       {"refund", Op::kRefund, 2,
-       {{"user_id", Field::kUser, true}, {"reservation_id", Field::kTarget, true}, {"now", Field::kNow, true}},
-       "refund(user_id: int, reservation_id: int, *, now: float) -> Reservation\n\n"
-       "Refunds a CONFIRMED reservation: money back, seats AVAILABLE.\n"
-       "Raises ReservationNotFound, ReservationNotConfirmed."},
-      {"advance", Op::kAdvance, 0, {{"now", Field::kNow, true}},
-       "advance(*, now: float) -> None\n\nFires every deadline up to `now`."},
+       {{"user_id", Field::kUser, true}, {"reservation_id", Field::kTarget, true}, {"now", Field::kNow, true}}},
+      {"advance", Op::kAdvance, 0, {{"now", Field::kNow, true}}},
   };
   // First called at import (BindEngine), holding the GIL; the names live as long as the process.
   static const bool interned = [] {
@@ -879,12 +846,43 @@ PyObject* CommandMethodCall(PyObject* self, PyObject* const* args, Py_ssize_t na
   return nullptr;
 }
 
+// The docstring ``help()`` shows for `cls_name.name`: the stub's signature line and text
+// (python/boxoffice/_core.pyi is the one source), or nullptr when the stub documents none.
+// The strings live as long as the process (a method's doc is read for its whole life).
+const char* StubDoc(std::string_view cls_name, std::string_view name) {
+  for (const stub_docs::StubDoc& d : stub_docs::kStubDocs) {
+    if (cls_name != d.cls || name != d.name) continue;
+    if (*d.signature == '\0') return d.doc;
+    return (new std::string(absl::StrCat(d.signature, "\n\n", d.doc)))->c_str();
+  }
+  return nullptr;
+}
+
+// Gives the methods and properties pybind11 made for the module's classes the stub's
+// docstrings (pybind11's own are the C++ signature only). A method's text is its PyMethodDef's,
+// which pybind11 allocated with strdup and frees the same way.
+void UseStubDocs(py::module_& m) {
+  for (const stub_docs::StubDoc& d : stub_docs::kStubDocs) {
+    if (!py::hasattr(m, d.cls)) continue;
+    py::dict members = m.attr(d.cls).attr("__dict__");
+    if (!members.contains(d.name)) continue;
+    py::handle member = members[d.name];
+    if (PyInstanceMethod_Check(member.ptr())) {
+      auto* fn = reinterpret_cast<PyCFunctionObject*>(PyInstanceMethod_GET_FUNCTION(member.ptr()));
+      std::free(const_cast<char*>(fn->m_ml->ml_doc));
+      fn->m_ml->ml_doc = strdup(StubDoc(d.cls, d.name));
+    } else if (PyObject_TypeCheck(member.ptr(), &PyProperty_Type)) {
+      member.attr("__doc__") = py::str(d.doc);
+    }
+  }
+}
+
 template <size_t... I>
 void AddCommandMethods(py::handle cls, std::index_sequence<I...>) {
   static PyMethodDef defs[] = {
       {CommandMethods()[I].name,
        reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&CommandMethodCall<I>)),
-       METH_FASTCALL | METH_KEYWORDS, CommandMethods()[I].doc}...};
+       METH_FASTCALL | METH_KEYWORDS, StubDoc("Engine", CommandMethods()[I].name)}...};
   for (PyMethodDef& def : defs) {
     py::object descr = py::reinterpret_steal<py::object>(
         PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), &def));
@@ -976,6 +974,20 @@ void BindEngineStore(EngineClass& cls) {
              }
              if (!s.ok()) ThrowStatus(s);
            })
+      .def("_poll_durable",
+           [](Engine& e, Seq seq) {
+             absl::StatusOr<bool> durable = StoreOf(e)->PollDurable(seq);
+             if (!durable.ok()) ThrowStatus(durable.status());
+             return *durable;
+           })
+      .def("_add_durable_listener",
+           [](Engine& e) {
+             absl::StatusOr<int> fd = StoreOf(e)->AddDurableListener();
+             if (!fd.ok()) ThrowStatus(fd.status());
+             return *fd;
+           })
+      .def("_remove_durable_listener",
+           [](Engine& e, int fd) { StoreOf(e)->RemoveDurableListener(fd); })
       .def("_snapshot",
            [](Engine& e) {
              Store* store = StoreOf(e);
@@ -1312,4 +1324,5 @@ PYBIND11_MODULE(_core, m) {
   BindSettings(m);
   BindViews(m);
   BindEngine(m);
+  UseStubDocs(m);
 }

@@ -161,7 +161,7 @@ void AdmissionQueue::Touch(TokenId id, TimeUs now) {
   t.last_seen_at = now;
   // The latest poll goes to the back of the abandon line (the clock never goes
   // back, so the line stays ordered); the timer entry is left where it is.
-  if (t.state == TokenState::kWaiting && wait_back_ != id) {
+  if (t.status == TokenStatus::kWaiting && wait_back_ != id) {
     UnlinkWaiting(id);
     LinkWaiting(id);
   }
@@ -204,10 +204,10 @@ void AdmissionQueue::ScheduleAbandon() {
 TimeUs AdmissionQueue::RebuildAbandonLine() {
   std::vector<TokenId> waiting;
   for (TokenId id : order_) {
-    if (token(id).state == TokenState::kWaiting) waiting.push_back(id);
+    if (token(id).status == TokenStatus::kWaiting) waiting.push_back(id);
   }
   for (TokenId id : prequeue_) {
-    if (token(id).state == TokenState::kWaiting) waiting.push_back(id);
+    if (token(id).status == TokenStatus::kWaiting) waiting.push_back(id);
   }
   std::sort(waiting.begin(), waiting.end(), [this](TokenId a, TokenId b) {
     return std::pair(token(a).last_seen_at, a) < std::pair(token(b).last_seen_at, b);
@@ -222,7 +222,7 @@ TimeUs AdmissionQueue::RebuildAbandonLine() {
 void AdmissionQueue::End(TokenId id, TokenEnd why, TimeUs at, EventType event) {
   // A session's timer entry is left to go stale (see hold_timer.h).
   TokenRecord& t = token(id);
-  if (t.state == TokenState::kWaiting) {
+  if (t.status == TokenStatus::kWaiting) {
     UnlinkWaiting(id);
     if (t.join_seq != TokenRecord::kNoJoinSeq) {
       waiting_at_.Clear(t.join_seq);
@@ -231,26 +231,26 @@ void AdmissionQueue::End(TokenId id, TokenEnd why, TimeUs at, EventType event) {
       --prequeue_waiting_;  // stays in prequeue_, skipped at opening
     }
     t.slot.ended_at = at;
-  } else if (t.state == TokenState::kActive) {
+  } else if (t.status == TokenStatus::kActive) {
     --active_;
     sessions_[t.slot.session].ended_at = at;
   } else {
     BOXOFFICE_ASSERT(false && "ending an EXPIRED token");
   }
-  t.state = TokenState::kExpired;
+  t.status = TokenStatus::kExpired;
   t.end = why;
   live_->Remove(t.user_id, id);
   Emit(event, id, at, 0);
 }
 
 void AdmissionQueue::Leave(TokenId id, TimeUs now) {
-  if (token(id).state == TokenState::kExpired) return;
+  if (token(id).status == TokenStatus::kExpired) return;
   End(id, TokenEnd::kLeft, now, EventType::kQueueLeft);
   AdmitWhilePossible(now);
 }
 
 void AdmissionQueue::Complete(TokenId id, TimeUs now) {
-  BOXOFFICE_ASSERT(token(id).state == TokenState::kActive);
+  BOXOFFICE_ASSERT(token(id).status == TokenStatus::kActive);
   End(id, TokenEnd::kCompleted, now, EventType::kQueueCompleted);
   AdmitWhilePossible(now);
 }
@@ -261,7 +261,7 @@ void AdmissionQueue::OnOpen(TimeUs at, uint64_t seed) {
   std::vector<TokenId> drawn;
   drawn.reserve(static_cast<size_t>(prequeue_waiting_));
   for (TokenId id : prequeue_) {
-    if (token(id).state == TokenState::kWaiting) drawn.push_back(id);
+    if (token(id).status == TokenStatus::kWaiting) drawn.push_back(id);
   }
   BOXOFFICE_ASSERT(static_cast<int64_t>(drawn.size()) == prequeue_waiting_);
   // Fisher-Yates: every order of the pre-queue is equally likely.
@@ -285,7 +285,7 @@ void AdmissionQueue::OnOpen(TimeUs at, uint64_t seed) {
 
 void AdmissionQueue::OnSessionExpiry(TokenId id, TimeUs at) {
   const TokenRecord& t = token(id);
-  if (t.state != TokenState::kActive) return;  // left or completed since: stale
+  if (t.status != TokenStatus::kActive) return;  // left or completed since: stale
   BOXOFFICE_ASSERT(SessionEnd(sessions_[t.slot.session]) == at);
   End(id, TokenEnd::kSessionExpired, at, EventType::kQueueSessionExpired);
   AdmitWhilePossible(at);
@@ -325,14 +325,14 @@ void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
       }
       return;
     }
-    while (token(order_[static_cast<size_t>(head_)]).state != TokenState::kWaiting) ++head_;
+    while (token(order_[static_cast<size_t>(head_)]).status != TokenStatus::kWaiting) ++head_;
     const TokenId id = order_[static_cast<size_t>(head_)];
     TokenRecord& t = token(id);
     UnlinkWaiting(id);
     waiting_at_.Clear(t.join_seq);
     --waiting_;
     ++active_;
-    t.state = TokenState::kActive;
+    t.status = TokenStatus::kActive;
     t.admitted = true;
     t.slot.session = static_cast<uint32_t>(sessions_.size());  // one per token at most
     sessions_.push_back({.activated_at = at, .ended_at = kNever});
@@ -351,13 +351,13 @@ void AdmissionQueue::AdmitWhilePossible(TimeUs at) {
 
 int64_t AdmissionQueue::Position(TokenId id) const {
   const TokenRecord& t = token(id);
-  if (t.state != TokenState::kWaiting || t.join_seq == TokenRecord::kNoJoinSeq) return -1;
+  if (t.status != TokenStatus::kWaiting || t.join_seq == TokenRecord::kNoJoinSeq) return -1;
   return waiting_at_.Prefix(t.join_seq);
 }
 
 DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
   const TokenRecord& t = token(id);
-  if (t.state != TokenState::kWaiting) return 0;
+  if (t.status != TokenStatus::kWaiting) return 0;
   if (t.join_seq == TokenRecord::kNoJoinSeq) {
     return std::max<DurationUs>(0, settings_.opens_at - now);
   }
@@ -414,20 +414,20 @@ std::string AdmissionQueue::CheckInvariants() const {
       return absl::StrCat("queue ", concert_id_, ": token ", order_[seq],
                           " has a wrong join sequence");
     }
-    if (t.state == TokenState::kWaiting) {
+    if (t.status == TokenStatus::kWaiting) {
       ++waiting;
       if (static_cast<int64_t>(seq) < head_) {
         return absl::StrCat("queue ", concert_id_, ": WAITING token behind the head");
       }
     }
-    if (t.state == TokenState::kActive) ++active;
+    if (t.status == TokenStatus::kActive) ++active;
     if (static_cast<int64_t>(seq) > head_ && t.admitted) {
       return absl::StrCat("queue ", concert_id_, ": token ", order_[seq],
                           " was admitted out of join order");
     }
     if (t.admitted && (t.slot.session >= sessions_.size() ||
                        (sessions_[t.slot.session].ended_at == kNever) !=
-                           (t.state == TokenState::kActive))) {
+                           (t.status == TokenStatus::kActive))) {
       return absl::StrCat("queue ", concert_id_, ": token ", order_[seq],
                           " has a wrong session");
     }
@@ -441,7 +441,7 @@ std::string AdmissionQueue::CheckInvariants() const {
   TokenId prev = 0;
   for (TokenId id = wait_front_; id != 0; id = token(id).slot.wait.next) {
     const TokenRecord& t = token(id);
-    if (t.state != TokenState::kWaiting || static_cast<ConcertId>(t.concert_id) != concert_id_ ||
+    if (t.status != TokenStatus::kWaiting || static_cast<ConcertId>(t.concert_id) != concert_id_ ||
         t.slot.wait.prev != prev ||
         (prev != 0 && token(prev).last_seen_at > t.last_seen_at) || ++linked > this->waiting()) {
       return absl::StrCat("queue ", concert_id_, ": the abandon line is broken at token ", id);
@@ -514,49 +514,49 @@ void AdmissionQueue::Decode(SnapshotReader& r, TimeUs clock) {
 void AdmissionQueue::EncodeToken(SnapshotWriter& w, const TokenRecord& t,
                                  TimeUs prev_joined) const {
   const TokenTimes times = Times(t);
-  w.U8(static_cast<uint8_t>(t.state));
+  w.U8(static_cast<uint8_t>(t.status));
   w.U8(static_cast<uint8_t>(t.end));
   w.Int(t.JoinSeq());
   w.Time(t.joined_at, prev_joined);
   w.Time(t.last_seen_at, t.joined_at);
-  if (t.state != TokenState::kWaiting) w.Time(times.activated_at, t.joined_at);
-  if (t.state == TokenState::kExpired) w.Time(times.ended_at, t.joined_at);
+  if (t.status != TokenStatus::kWaiting) w.Time(times.activated_at, t.joined_at);
+  if (t.status == TokenStatus::kExpired) w.Time(times.ended_at, t.joined_at);
 }
 
 bool AdmissionQueue::DecodeToken(SnapshotReader& r, TokenRecord& t, TokenId id, int64_t tokens,
                                  TimeUs prev_joined, TimeUs clock) {
   const bool v1 = r.version() == 1;  // every token has five times, expires_at included
-  t.state = r.Enum<TokenState>("token state", 3);
+  t.status = r.Enum<TokenStatus>("token status", 3);
   t.end = r.Enum<TokenEnd>("token end", 5);
   const int64_t join_seq = r.Int("join sequence", -1, tokens - 1);
   t.joined_at = r.Past("joined_at", prev_joined, clock);
   t.last_seen_at = r.Past("last_seen_at", t.joined_at, clock);
   TokenTimes times;
-  if (v1 || t.state != TokenState::kWaiting) {
+  if (v1 || t.status != TokenStatus::kWaiting) {
     times.activated_at = r.Past("activated_at", t.joined_at, clock, true);
   }
   if (v1) times.expires_at = r.Time("token expires_at", t.joined_at, true);
-  if (v1 || t.state == TokenState::kExpired) {
+  if (v1 || t.status == TokenStatus::kExpired) {
     times.ended_at = r.Past("token ended_at", t.joined_at, clock, true);
   }
   if (!r.ok()) return false;
   bool consistent = false;
-  switch (t.state) {
-    case TokenState::kWaiting:
+  switch (t.status) {
+    case TokenStatus::kWaiting:
       consistent = t.end == TokenEnd::kNone && times.activated_at == kNever &&
                    times.ended_at == kNever;
       break;
-    case TokenState::kActive:
+    case TokenStatus::kActive:
       // A session ends session_ttl after it began: version 1's stored end must agree.
       consistent = t.end == TokenEnd::kNone && join_seq >= 0 && times.activated_at != kNever &&
                    times.ended_at == kNever &&
                    (!v1 || times.expires_at == times.activated_at + settings_.session_ttl_us);
       break;
-    case TokenState::kExpired:
+    case TokenStatus::kExpired:
       consistent = t.end != TokenEnd::kNone && times.ended_at != kNever;
       break;
   }
-  if (t.state != TokenState::kActive) consistent = consistent && times.expires_at == kNever;
+  if (t.status != TokenStatus::kActive) consistent = consistent && times.expires_at == kNever;
   if (!r.Check(consistent, absl::StrCat("token ", id, " is inconsistent with its state"))) {
     return false;
   }
@@ -565,7 +565,7 @@ bool AdmissionQueue::DecodeToken(SnapshotReader& r, TokenRecord& t, TokenId id, 
     t.admitted = true;
     t.slot.session = static_cast<uint32_t>(sessions_.size());
     sessions_.push_back({.activated_at = times.activated_at, .ended_at = times.ended_at});
-  } else if (t.state == TokenState::kExpired) {
+  } else if (t.status == TokenStatus::kExpired) {
     t.slot.ended_at = times.ended_at;
   }
   return true;
@@ -585,14 +585,14 @@ bool AdmissionQueue::RestoreToken(SnapshotReader& r, TokenId id) {
     order_[seq] = static_cast<uint32_t>(id);
   } else if (open_) {
     // Tokens that ended in the pre-queue never got a sequence.
-    if (!r.Check(t.state == TokenState::kExpired,
+    if (!r.Check(t.status == TokenStatus::kExpired,
                  absl::StrCat("token ", id, " waits outside the order of an open queue"))) {
       return false;
     }
   } else {
     prequeue_.push_back(static_cast<uint32_t>(id));  // before opening: every token, in join order
   }
-  if (t.state != TokenState::kExpired) {
+  if (t.status != TokenStatus::kExpired) {
     if (!r.Check(LiveToken(t.user_id) == 0,
                  absl::StrCat("user ", t.user_id, " has two live tokens for concert ",
                               concert_id_))) {
@@ -609,11 +609,11 @@ bool AdmissionQueue::RestoreEnd(SnapshotReader& r) {
   int64_t active = 0;
   int64_t prequeue_waiting = 0;
   for (uint32_t id : order_) {
-    if (token(id).state == TokenState::kWaiting) ++waiting;
-    if (token(id).state == TokenState::kActive) ++active;
+    if (token(id).status == TokenStatus::kWaiting) ++waiting;
+    if (token(id).status == TokenStatus::kActive) ++active;
   }
   for (uint32_t id : prequeue_) {
-    if (token(id).state == TokenState::kWaiting) ++prequeue_waiting;
+    if (token(id).status == TokenStatus::kWaiting) ++prequeue_waiting;
   }
   if (!r.Check(waiting == waiting_ && active == active_ && prequeue_waiting == prequeue_waiting_ &&
                    head_ <= static_cast<int64_t>(order_.size()),
@@ -625,7 +625,7 @@ bool AdmissionQueue::RestoreEnd(SnapshotReader& r) {
   if (order_.empty()) return true;
   waiting_at_.Reserve(static_cast<int64_t>(order_.size()) - 1);
   for (size_t seq = 0; seq < order_.size(); ++seq) {
-    if (token(order_[seq]).state == TokenState::kWaiting) {
+    if (token(order_[seq]).status == TokenStatus::kWaiting) {
       waiting_at_.Set(static_cast<int64_t>(seq));
     }
   }

@@ -278,7 +278,7 @@ void EncodeToken(const TokenView& t, std::string* out) {
   PutInt(t.id, out);
   PutInt(t.user_id, out);
   PutInt(t.concert_id, out);
-  PutVarint(static_cast<uint64_t>(t.state), out);
+  PutVarint(static_cast<uint64_t>(t.status), out);
   PutVarint(static_cast<uint64_t>(t.end), out);
   PutInt(t.position, out);
   PutInt(t.eta_us, out);
@@ -292,7 +292,7 @@ void EncodeToken(const TokenView& t, std::string* out) {
 
 bool DecodeToken(Reader& r, TokenView* t) {
   return r.Int(&t->id) && r.Int(&t->user_id) && r.Int(&t->concert_id) &&
-         r.Enum(&t->state, static_cast<uint64_t>(TokenState::kExpired)) &&
+         r.Enum(&t->status, static_cast<uint64_t>(TokenStatus::kExpired)) &&
          r.Enum(&t->end, static_cast<uint64_t>(TokenEnd::kCompleted)) && r.Int(&t->position) &&
          r.Int(&t->eta_us) && r.Int(&t->poll_after_us) && r.Int(&t->joined_at) &&
          r.Int(&t->activated_at) && r.Int(&t->expires_at) && r.Int(&t->ended_at) &&

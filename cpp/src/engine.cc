@@ -257,7 +257,7 @@ bool Engine::TimerLive(const TimerEntry& e) const {
     }
     case TimerKind::kSessionExpiry: {
       const TokenRecord& t = tokens_[static_cast<size_t>(e.id)];
-      return t.state == TokenState::kActive &&
+      return t.status == TokenStatus::kActive &&
              concerts_[t.concert_id - 1]->queue->Times(t).expires_at == e.at;
     }
     case TimerKind::kAbandon:  // follows from the WAITING tokens' last_seen_at
@@ -377,10 +377,10 @@ TokenView Engine::ViewToken(TokenId id) const {
   v.id = id;
   v.user_id = t.user_id;
   v.concert_id = t.concert_id;
-  v.state = t.state;
+  v.status = t.status;
   v.end = t.end;
   v.position = c.queue->Position(id);
-  v.eta_us = t.state == TokenState::kWaiting ? c.queue->Eta(id, clock_) : 0;
+  v.eta_us = t.status == TokenStatus::kWaiting ? c.queue->Eta(id, clock_) : 0;
   v.poll_after_us = c.sale.poll_interval_us;
   v.joined_at = t.joined_at;
   const TokenTimes times = c.queue->Times(t);
@@ -568,12 +568,12 @@ const TokenRecord* Engine::GateLocked(UserId user, TokenId token, ConcertId conc
   }
   AdmissionQueue& q = *concerts_[static_cast<size_t>(concert - 1)]->queue;
   q.Touch(token, clock_);
-  if (t.state == TokenState::kExpired) {
+  if (t.status == TokenStatus::kExpired) {
     *refused = Refusal(ErrorCode::kQueueTokenExpired,
                        absl::StrCat("queue token ", token, " expired (", ToString(t.end), ")"));
     return nullptr;
   }
-  if (t.state == TokenState::kWaiting) {
+  if (t.status == TokenStatus::kWaiting) {
     ErrorDetails d;
     const int64_t position = q.Position(token);
     if (position >= 0) d.position = position;
@@ -1058,11 +1058,11 @@ void PutResult(const Result& res, BatchResult& out) {
     out.id = *id;
   } else if (const auto* t = std::get_if<TokenView>(&res.value)) {
     out.id = t->id;
-    out.state = static_cast<uint8_t>(t->state);
+    out.status = static_cast<uint8_t>(t->status);
     out.value = t->position;
   } else if (const auto* r = std::get_if<Reservation>(&res.value)) {
     out.id = r->id;
-    out.state = static_cast<uint8_t>(r->status);
+    out.status = static_cast<uint8_t>(r->status);
     out.value = r->amount;
   } else if (const auto* ch = std::get_if<ChargeResult>(&res.value)) {
     out.id = ch->entry_id;
@@ -1070,7 +1070,7 @@ void PutResult(const Result& res, BatchResult& out) {
   } else if (const auto* p = std::get_if<Payment>(&res.value)) {
     out.id = p->id;
     out.value = p->amount;
-    out.state = static_cast<uint8_t>(ReservationStatus::kConfirmed);
+    out.status = static_cast<uint8_t>(ReservationStatus::kConfirmed);
   }
 }
 

@@ -879,7 +879,7 @@ void Engine::State::RestoreTimers(SnapshotReader& r, Restoring& d) {
   }
   for (size_t i = 1; i < e.tokens_.size(); ++i) {
     const TokenRecord& t = e.tokens_[i];
-    if (t.state == TokenState::kActive) {
+    if (t.status == TokenStatus::kActive) {
       schedule(e.concerts_[t.concert_id - 1]->queue->Times(t).expires_at,
                TimerKind::kSessionExpiry, static_cast<TokenId>(i), "the session of token");
     }
@@ -950,7 +950,7 @@ void Engine::State::DigestTokens(const Engine& e, Digest& d) {
         t.concert_id == 0 ? TokenTimes{} : e.concerts_[t.concert_id - 1]->queue->Times(t);
     d.Mix(static_cast<int64_t>(id));
     d.Mix(static_cast<int64_t>(t.user_id));
-    d.Mix(static_cast<int64_t>(t.state));
+    d.Mix(static_cast<int64_t>(t.status));
     d.Mix(static_cast<int64_t>(t.end));
     d.Mix(t.JoinSeq());
     d.Mix(t.joined_at);

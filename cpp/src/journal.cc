@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -195,15 +196,20 @@ void Journal::DbDeleter::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 Journal::Journal(const JournalOptions& options) : options_(options) {}
 
 Journal::~Journal() {
+  bool closed = false;
   {
     std::lock_guard<std::mutex> lock(close_mu_);
-    if (closed_) return;  // Close already returned its status to the caller
+    closed = closed_;  // Close already returned its status to the caller
   }
-  const absl::Status s = Close();
-  if (!s.ok()) {
-    std::fprintf(stderr, "boxoffice: journal %s: closed with an error: %s\n",
-                 options_.path.c_str(), s.ToString().c_str());
+  if (!closed) {
+    const absl::Status s = Close();
+    if (!s.ok()) {
+      std::fprintf(stderr, "boxoffice: journal %s: closed with an error: %s\n",
+                   options_.path.c_str(), s.ToString().c_str());
+    }
   }
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  for (int fd : listeners_) ::close(fd);
 }
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
@@ -610,15 +616,62 @@ absl::Status Journal::WaitDurable(Seq seq) {
                      absl::StrCat("journal ", options_.path, ": cannot wait for seq ", seq,
                                   ", only ", appended_seq(), " records were appended"));
   }
-  durable_cv_.wait(lock, [&] {
-    return durable_seq_.load(std::memory_order_relaxed) >= seq || !writer_status_.ok() ||
-           (closing_ && seq > closing_seq_);
-  });
+  std::optional<absl::Status> state;
+  durable_cv_.wait(lock, [&] { return (state = DurableStateLocked(seq)).has_value(); });
+  return *state;
+}
+
+absl::StatusOr<bool> Journal::PollDurable(Seq seq) {
+  if (seq <= durable_seq()) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (seq > appended_seq_.load(std::memory_order_relaxed)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     absl::StrCat("journal ", options_.path, ": cannot wait for seq ", seq,
+                                  ", only ", appended_seq(), " records were appended"));
+  }
+  std::optional<absl::Status> state = DurableStateLocked(seq);
+  if (!state) return false;
+  if (!state->ok()) return *state;
+  return true;
+}
+
+std::optional<absl::Status> Journal::DurableStateLocked(Seq seq) const {
   if (durable_seq_.load(std::memory_order_relaxed) >= seq) return absl::OkStatus();
   if (!writer_status_.ok()) return writer_status_;
-  return MakeError(ErrorCode::kStoreClosed, absl::StrCat("journal ", options_.path,
-                                                        " was closed before seq ", seq,
-                                                        " was written"));
+  if (closing_ && seq > closing_seq_) {
+    return MakeError(ErrorCode::kStoreClosed, absl::StrCat("journal ", options_.path,
+                                                          " was closed before seq ", seq,
+                                                          " was written"));
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<int> Journal::AddDurableListener() {
+  const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) {
+    return MakeError(ErrorCode::kStoreUnavailable,
+                     absl::StrCat("journal ", options_.path, ": eventfd: ", std::strerror(errno)));
+  }
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  listeners_.push_back(fd);
+  return fd;
+}
+
+void Journal::RemoveDurableListener(int fd) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  auto it = std::find(listeners_.begin(), listeners_.end(), fd);
+  if (it == listeners_.end()) return;  // not ours (or removed already): never close it
+  listeners_.erase(it);
+  ::close(fd);
+}
+
+void Journal::NotifyDurableListeners() {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  const uint64_t one = 1;
+  for (int fd : listeners_) {
+    // EAGAIN: the fd is full of earlier wake-ups, so it is readable anyway.
+    [[maybe_unused]] const ssize_t n = ::write(fd, &one, sizeof one);
+  }
 }
 
 void Journal::WriterLoop() {
@@ -658,6 +711,7 @@ void Journal::WriterLoop() {
       }
     }
     durable_cv_.notify_all();
+    NotifyDurableListeners();
   }
 }
 
@@ -932,6 +986,7 @@ absl::Status Journal::Close() {
     close_status_ = writer_status_;
   }
   durable_cv_.notify_all();
+  NotifyDurableListeners();
   closed_ = true;
   return close_status_;
 }

@@ -194,6 +194,13 @@ absl::Status Store::WaitDurable(Seq seq) {
   return StoreError(journal_->WaitDurable(seq));
 }
 
+absl::StatusOr<bool> Store::PollDurable(Seq seq) {
+  if (seq <= 0) return true;
+  absl::StatusOr<bool> durable = journal_->PollDurable(seq);
+  if (!durable.ok()) return StoreError(durable.status());
+  return *durable;
+}
+
 absl::Status Store::Snapshot(bool write_catalog) {
   std::lock_guard<std::mutex> lock(close_mu_);
   if (closed_.load()) return MakeError(ErrorCode::kStoreClosed, "the store is closed");

@@ -7,11 +7,11 @@
 
 namespace boxoffice {
 
-absl::string_view ToString(TokenState s) {
+absl::string_view ToString(TokenStatus s) {
   switch (s) {
-    case TokenState::kWaiting: return "WAITING";
-    case TokenState::kActive: return "ACTIVE";
-    case TokenState::kExpired: return "EXPIRED";
+    case TokenStatus::kWaiting: return "WAITING";
+    case TokenStatus::kActive: return "ACTIVE";
+    case TokenStatus::kExpired: return "EXPIRED";
   }
   return "UNKNOWN";
 }

@@ -24,8 +24,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import numpy.typing as npt
@@ -72,8 +74,14 @@ __all__ = [
     "ScheduleSpec",
     "Seat",
     "SectionSpec",
+    "__version__",
     "errors",
 ]
+
+try:  # the installed distribution's version, the one `boxoffice --version` prints
+    __version__ = version("boxoffice")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 class Engine(_CoreEngine):
@@ -81,10 +89,10 @@ class Engine(_CoreEngine):
     between threads.
 
     ``Engine()`` keeps everything in memory. ``Engine(path)`` opens or creates a durable
-    store: the state is recovered from the latest snapshot plus a replay of the journal,
-    every command is journaled before it applies, and :meth:`wait_durable` blocks until
-    it is committed (group commit). Reopening the same file gives back the same state,
-    equal in :meth:`state_hash`.
+    store (and its missing parent directories): the state is recovered from the latest
+    snapshot plus a replay of the journal, every command is journaled before it applies, and
+    :meth:`wait_durable` blocks until it is committed (group commit). Reopening the same
+    file gives back the same state, equal in :meth:`state_hash`.
 
     Args:
         path: the SQLite file of a durable store, or None for in memory.
@@ -102,7 +110,7 @@ class Engine(_CoreEngine):
             scale-out deployment start from one.
 
     Raises:
-        boxoffice.errors.StoreUnavailable: the directory is missing or not writable.
+        boxoffice.errors.StoreUnavailable: the directory cannot be created or is not writable.
         boxoffice.errors.StoreLocked: another writer has the store open.
         boxoffice.errors.StoreVersionUnsupported: written by a newer boxoffice.
         boxoffice.errors.DataLoss: damage beyond a torn tail (which is ignored and logged),
@@ -125,6 +133,11 @@ class Engine(_CoreEngine):
         limits: Limits | None = None,
         snapshot: bytes | None = None,
     ) -> None:
+        if path is not None:
+            # "opens or creates": the store's directory too (`Engine("var/drop.db")` on a fresh
+            # checkout). When it cannot be made, opening the store says why (StoreUnavailable).
+            with contextlib.suppress(OSError):
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         super().__init__(
             None if path is None else os.fspath(path),
             durability=durability,
@@ -161,10 +174,10 @@ class Engine(_CoreEngine):
     async def wait_durable_async(self, seq: int | None = None) -> int:
         """:meth:`wait_durable` for asyncio: never blocks the event loop.
 
-        One background thread per engine waits for the highest sequence asked for and wakes
-        every waiter at or below it, so any number of concurrent requests share one group
-        commit. Pass ``seq`` (read :attr:`last_seq` right after the command) when the command
-        ran in another thread.
+        The journal signals an eventfd after each group commit and the running loop watches
+        it, so any number of concurrent requests share one group commit and one wake-up,
+        without a thread. Pass ``seq`` (read :attr:`last_seq` right after the command) when
+        the command ran in another thread.
 
         Raises:
             boxoffice.errors.StoreClosed, boxoffice.errors.StoreUnavailable: as
@@ -177,7 +190,7 @@ class Engine(_CoreEngine):
             raise errors.StoreClosed("the store was closed; nothing more is journaled")
         with self._close_lock:
             if self._waiter is None:
-                self._waiter = DurableWaiter(self._wait_durable)
+                self._waiter = DurableWaiter(self)
             waiter = self._waiter
         return await waiter.wait(seq)
 
@@ -197,9 +210,14 @@ class Engine(_CoreEngine):
         with self._close_lock:
             if self.path is not None and not self._closed:
                 self._closed = True
-                self._close()
+                try:
+                    self._close()
+                except BaseException as exc:
+                    if self._waiter is not None:
+                        self._waiter.stop(exc)
+                    raise
                 if self._waiter is not None:
-                    self._waiter.stop()
+                    self._waiter.stop(None)
 
     def check_store(self) -> None:
         """Returns while the store accepts commands (always, in memory).

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from typing_extensions import Buffer
 
-TokenStateName = Literal["WAITING", "ACTIVE", "EXPIRED"]
+TokenStatusName = Literal["WAITING", "ACTIVE", "EXPIRED"]
 TokenEndName = Literal["LEFT", "ABANDONED", "SESSION_EXPIRED", "COMPLETED"]
 SeatStatusName = Literal["AVAILABLE", "HELD", "SOLD"]
 ReservationStatusName = Literal["PENDING", "CONFIRMED", "EXPIRED", "CANCELED", "REFUNDED"]
@@ -185,7 +185,7 @@ class QueueToken:
     @property
     def concert_id(self) -> int: ...
     @property
-    def state(self) -> TokenStateName: ...
+    def status(self) -> TokenStatusName: ...
     @property
     def ended_reason(self) -> TokenEndName | None: ...
     @property
@@ -355,19 +355,26 @@ class Engine:
     def last_seq(self) -> int:
         """The journal sequence of the last command this thread applied (0 in memory)."""
     def _wait_durable(self, seq: int) -> None: ...
+    def _poll_durable(self, seq: int) -> bool: ...
+    def _add_durable_listener(self) -> int: ...
+    def _remove_durable_listener(self, fd: int) -> None: ...
     def _snapshot(self) -> None: ...
     def _close(self) -> None: ...
     def _recovery(self) -> dict[str, int | bool]: ...
     def _store_status(self) -> None: ...
     @property
-    def limits(self) -> Limits: ...
+    def limits(self) -> Limits:
+        """The named limits this engine enforces (a store keeps those it was created with)."""
     @property
     def seed(self) -> int:
         """The pre-queue shuffle's seed (a store keeps the one it was created with)."""
     @property
-    def clock(self) -> float: ...
+    def clock(self) -> float:
+        """The engine's time in seconds since the epoch: the latest ``now`` it was given (it
+        never goes back; an earlier ``now`` is read as this one)."""
     @property
-    def last_event_seq(self) -> int: ...
+    def last_event_seq(self) -> int:
+        """The sequence number of the last event (:meth:`events`), 0 before the first."""
     @property
     def user_count(self) -> int:
         """Users are numbered 1..user_count."""
@@ -418,7 +425,7 @@ class Engine:
             UserNotFound, ConcertNotFound; QueueFull (retry after ``retry_after_s``).
         """
     def queue_status(self, user_id: int, token_id: int, *, now: float) -> QueueToken:
-        """A poll: the token's state, exact position and ETA; keeps a WAITING token alive.
+        """A poll: the token's status, exact position and ETA; keeps a WAITING token alive.
 
         Raises:
             UserNotFound; QueueTokenInvalid (unknown token or another user's).

@@ -1,10 +1,10 @@
-"""Waiting for the journal from asyncio without a thread per waiter.
+"""Waiting for the journal from asyncio without a thread.
 
-A server has many requests waiting for their journal groups at once. ``asyncio.to_thread``
-per request would park each in the default executor (a handful of threads), so at most a
-handful of waits could share one group commit. Instead one thread per engine waits for the
-highest sequence anyone asked for and wakes every asyncio future at or below it: many
-requests, one ``wait_durable`` call, one group.
+A server has many requests waiting for their journal groups at once. The journal signals an
+eventfd after every group commit (``Journal::AddDurableListener``); each event loop that waits
+watches its own eventfd (``loop.add_reader``) and, on a wake-up, settles every future whose
+sequence number is durable now. One wake-up per group commit, on the loop's own thread: no
+thread per waiter, no waiter thread at all, and no GIL hand-off per request or per group.
 """
 
 from __future__ import annotations
@@ -13,39 +13,42 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import os
 import threading
 import weakref
-from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import BoxOfficeError, StoreClosed
+
+
+@dataclass
+class _LoopWaits:
+    """One event loop's eventfd and its pending waits, a heap of (seq, order, future)."""
+
+    fd: int
+    pending: list[tuple[int, int, asyncio.Future[int]]] = field(default_factory=list)
 
 
 class DurableWaiter:
     """Resolves asyncio futures when journal sequence numbers become durable.
 
     Args:
-        wait_durable: blocks (without the GIL) until a sequence number is durable; raises
-            ``boxoffice.errors.StoreError`` subclasses when it never will be. A bound method is
-            held weakly, so the waiter thread never keeps its engine alive.
-        durable_seq: a sequence number already known to be durable (the recovered tail).
+        engine: a durable :class:`boxoffice.Engine` (held weakly: a waiter never keeps its
+            store open). Its ``_poll_durable(seq)`` answers True (durable), False (not yet) or
+            raises ``boxoffice.errors.StoreError`` subclasses when ``seq`` never will be;
+            ``_add_durable_listener()`` gives an eventfd the journal signals.
     """
 
-    IDLE_CHECK_S = 5.0  # an idle thread looks this often whether its engine still exists
-
-    def __init__(self, wait_durable: Callable[[int], object], durable_seq: int = 0) -> None:
-        self._wait_ref: Callable[[], Callable[[int], object] | None]
-        if hasattr(wait_durable, "__self__"):
-            self._wait_ref = weakref.WeakMethod(wait_durable)
-        else:
-            self._wait_ref = lambda: wait_durable
-        self._durable_seq = durable_seq
-        self._cond = threading.Condition()
-        self._pending: list[tuple[int, int, asyncio.AbstractEventLoop, asyncio.Future[int]]] = []
+    def __init__(self, engine: Any) -> None:
+        self._engine = weakref.ref(engine)
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopWaits] = {}
+        self._lock = threading.Lock()  # guards _loops (loops may run in several threads)
         self._order = itertools.count()
-        self._thread: threading.Thread | None = None
         self._stopped = False
-        # The thread waits on the condition (nothing pending); else it is inside a
-        # wait_durable call and takes the new waiters when that returns: no notify needed,
-        # which spares the event loop a lock hand-off to that thread per request.
-        self._idle = False
+        # Before the engine (and with it the journal, which closes the fds) goes away, the
+        # loops stop watching the fds.
+        weakref.finalize(engine, _unwatch_all, self._loops, self._lock)
 
     async def wait(self, seq: int) -> int:
         """Waits until journal record ``seq`` is durable; returns ``seq``.
@@ -53,95 +56,98 @@ class DurableWaiter:
         Raises:
             boxoffice.errors.StoreClosed: the waiter (or the store) was closed first.
             boxoffice.errors.StoreUnavailable: the journal writer failed.
+            boxoffice.errors.InvalidArgument: ``seq`` was never appended.
         """
-        if seq <= self._durable_seq:
+        engine = self._engine()
+        if engine is None or self._stopped:
+            raise StoreClosed("the store is closed")
+        if engine._poll_durable(seq):
             return seq
         loop = asyncio.get_running_loop()
+        waits = self._loops.get(loop)
+        if waits is None:
+            waits = self._watch(loop, engine)
         future: asyncio.Future[int] = loop.create_future()
-        with self._cond:
-            if self._stopped:
-                from .errors import StoreClosed
-
-                raise StoreClosed("the store is closed")
-            heapq.heappush(self._pending, (seq, next(self._order), loop, future))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="boxoffice-durable-waiter", daemon=True
-                )
-                self._thread.start()
-            elif self._idle:
-                self._cond.notify()
+        # The fd is watched before this wait can miss a commit: a commit after the poll above
+        # leaves the eventfd readable until the loop reads it.
+        heapq.heappush(waits.pending, (seq, next(self._order), future))
+        del engine
         return await future
 
-    def stop(self) -> None:
-        """Stops the thread; waits still pending get ``StoreClosed``."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+    def _watch(self, loop: asyncio.AbstractEventLoop, engine: Any) -> _LoopWaits:
+        with self._lock:
+            for old in [other for other in self._loops if other.is_closed()]:
+                with contextlib.suppress(BoxOfficeError):  # a closed store closed it already
+                    engine._remove_durable_listener(self._loops.pop(old).fd)
+            waits = _LoopWaits(engine._add_durable_listener())
+            self._loops[loop] = waits
+        loop.add_reader(waits.fd, self._wake, waits)
+        return waits
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._idle = True
-                while not self._pending and not self._stopped:
-                    self._cond.wait(self.IDLE_CHECK_S)
-                    if not self._pending and self._wait_ref() is None:
-                        self._stopped = True  # the engine is gone: nothing left to wait for
-                self._idle = False
-                if self._stopped and not self._pending:
-                    return
-                batch = list(self._pending)
-            target = max(item[0] for item in batch)
-            error = self._wait(target)
-            if error is None:
-                self._finish(target, None)
+    def _wake(self, waits: _LoopWaits) -> None:
+        """On the loop's thread, after a group commit: settles what is durable now."""
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(waits.fd)
+        engine = self._engine()
+        if engine is None:
+            return
+        while waits.pending:
+            seq, _, future = waits.pending[0]
+            try:
+                durable = engine._poll_durable(seq)
+            except StoreClosed:
+                return  # the store is closing: Engine.close settles every wait (stop)
+            except BoxOfficeError as exc:  # the writer failed: this seq never will be durable
+                heapq.heappop(waits.pending)
+                if not future.done():
+                    future.set_exception(exc)
                 continue
-            # The batch failed as a whole: one waiter may have asked for a sequence that was
-            # never appended. Wait for each on its own so that one error stays its own.
-            for seq in sorted({item[0] for item in batch}):
-                self._finish(seq, self._wait(seq))
+            if not durable:
+                return  # and neither is any later sequence
+            heapq.heappop(waits.pending)
+            if not future.done():  # else the waiting request was cancelled
+                future.set_result(seq)
 
-    def _wait(self, seq: int) -> BaseException | None:
-        wait_durable = self._wait_ref()
-        if wait_durable is None:
-            from .errors import StoreClosed
-
-            return StoreClosed("the engine was garbage-collected")
-        try:
-            wait_durable(seq)
-        except BaseException as exc:  # handed to the waiters, who re-raise it
-            return exc
-        finally:
-            del wait_durable
-        return None
-
-    def _finish(self, target: int, error: BaseException | None) -> None:
-        """Settles every pending waiter at or below ``target`` with ``error`` (None: durable)."""
-        with self._cond:
-            if error is None:
-                self._durable_seq = max(self._durable_seq, target)
-            done = []
-            while self._pending and self._pending[0][0] <= target:
-                done.append(heapq.heappop(self._pending))
-        # One wake-up per event loop for the whole group (each call_soon_threadsafe writes to
-        # the loop's self-pipe and makes this thread and the loop trade the GIL once more).
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
-        for seq, _, loop, future in done:
-            by_loop.setdefault(loop, []).append((future, seq))
-        for loop, settled in by_loop.items():
-            # A closed loop raises RuntimeError: nobody is waiting there any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, settled, error)
+    def stop(self, error: BaseException | None) -> None:
+        """After the store closed: settles every pending wait (durable when ``error`` is None,
+        as closing writes every appended record first; else ``error``); later waits get
+        ``StoreClosed``. Thread-safe."""
+        self._stopped = True
+        with self._lock:
+            loops = list(self._loops.items())
+        for loop, waits in loops:
+            if loop.is_closed():
+                continue
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                _settle_all(loop, waits, error)
+            else:
+                with contextlib.suppress(RuntimeError):  # closed meanwhile: nobody waits
+                    loop.call_soon_threadsafe(_settle_all, loop, waits, error)
 
 
-def _settle(settled: list[tuple[asyncio.Future[int], int]], error: BaseException | None) -> None:
-    for future, seq in settled:
-        if future.done():  # the waiting request was cancelled
+def _settle_all(
+    loop: asyncio.AbstractEventLoop, waits: _LoopWaits, error: BaseException | None
+) -> None:
+    loop.remove_reader(waits.fd)
+    while waits.pending:
+        seq, _, future = heapq.heappop(waits.pending)
+        if future.done():
             continue
         if error is None:
             future.set_result(seq)
         else:
             future.set_exception(error)
+
+
+def _unwatch_all(loops: dict[asyncio.AbstractEventLoop, _LoopWaits], lock: threading.Lock) -> None:
+    with lock:
+        items = list(loops.items())
+        loops.clear()
+    for loop, waits in items:
+        if not loop.is_closed():
+            with contextlib.suppress(RuntimeError, ValueError, OSError):
+                loop.remove_reader(waits.fd)

@@ -20,7 +20,7 @@ Command fields (all integers):
 
 Result fields:
     code: 0 for success, else the index of the error code in :data:`ERROR_CODE_NAMES`.
-    state: token state (0 WAITING, 1 ACTIVE, 2 EXPIRED) for queue ops; reservation status
+    status: token status (0 WAITING, 1 ACTIVE, 2 EXPIRED) for queue ops; reservation status
         (0 PENDING, 1 CONFIRMED, 2 EXPIRED, 3 CANCELED, 4 REFUNDED) for reservation ops.
     id: the user (``CREATE_USER``), token (queue ops), reservation (``HOLD``, ...), history
         entry (``CHARGE``) or payment (``PAY``).
@@ -82,7 +82,7 @@ COMMAND_DTYPE = np.dtype(
 RESULT_DTYPE = np.dtype(
     [
         ("code", "u2"),
-        ("state", "u1"),
+        ("status", "u1"),
         ("reserved0", "u1"),
         ("reserved1", "u4"),
         ("id", "i8"),

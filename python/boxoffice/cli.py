@@ -73,9 +73,10 @@ def build_parser(contributed: Iterable[EntryPoint] | None = None) -> argparse.Ar
         contributed: the entry points to load; ``None`` reads :data:`COMMANDS_GROUP` from the
             installed packages' metadata.
     """
-    from . import simulate_cli
+    from . import __version__, simulate_cli
 
     parser = argparse.ArgumentParser(prog="boxoffice", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     simulate_cli.add_parser(commands)
     for ep in contributed_commands() if contributed is None else contributed:

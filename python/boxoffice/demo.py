@@ -81,12 +81,12 @@ def run(fans: int = 3_000, seed: int = 1) -> dict[str, float]:
             elif (now - fan.arrives_at) % 5 != 0:
                 continue  # polls every 5 s, the engine's default poll_after_s
             token = engine.queue_status(fan.user_id, fan.token_id, now=now)
-            if token.state == "EXPIRED":
+            if token.status == "EXPIRED":
                 fan.done = True
-            elif token.state == "WAITING" and fan.gives_up and rng.random() < 0.05:
+            elif token.status == "WAITING" and fan.gives_up and rng.random() < 0.05:
                 engine.leave_queue(fan.user_id, fan.token_id, now=now)
                 fan.done = True
-            elif token.state == "ACTIVE":
+            elif token.status == "ACTIVE":
                 try:
                     res = engine.hold(
                         fan.user_id, fan.token_id, schedule_id, quantity=rng.randint(1, 4), now=now

@@ -57,6 +57,23 @@ def _probability(text: str) -> float:
     return value
 
 
+def _options(
+    group: argparse._ArgumentGroup, flags: list[tuple[str, str | None, Any, Any, str]]
+) -> None:
+    """Adds each (flag, earlier spelling, type, default, help) to ``group``. Units come last
+    (``--hold-ttl-s``); an earlier spelling still parses but is not shown. The help ends
+    with the default."""
+    for flag, old, type_, default, help_ in flags:
+        shown = help_ if default is None else f"{help_} (default {default:,})"
+        metavar = "S" if flag.endswith("-s") and not flag.endswith("-per-s") else None
+        group.add_argument(flag, type=type_, default=default, help=shown, metavar=metavar)
+        if old is not None:
+            dest = flag.lstrip("-").replace("-", "_")
+            group.add_argument(
+                old, dest=dest, type=type_, help=argparse.SUPPRESS, default=argparse.SUPPRESS
+            )
+
+
 def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
@@ -85,39 +102,188 @@ def add_parser(
     p.add_argument("--users-csv", metavar="PATH", help="write the per-user DataFrame as CSV")
     p.add_argument("--timeseries-csv", metavar="PATH", help="write the time series as CSV")
 
-    s = p.add_argument_group("sale settings under test")
-    s.add_argument("--capacity", type=_int_at_least(1), default=sale.capacity)
-    s.add_argument(
-        "--admission-per-minute",
-        type=_int_at_least(1),
-        default=sale.admission_per_minute,
-        help="admission rate cap (default: none)",
-    )
-    s.add_argument("--session-ttl", type=_positive, default=sale.session_ttl_s, metavar="S")
-    s.add_argument("--hold-ttl", type=_positive, default=sale.hold_ttl_s, metavar="S")
-    s.add_argument(
-        "--max-seats",
-        type=_int_at_least(1),
-        default=sale.max_seats_per_reservation,
-        help="max seats per reservation",
-    )
-    s.add_argument("--release-on-payment-failure", action="store_true")
-    s.add_argument("--abandon-timeout", type=_positive, default=sale.abandon_timeout_s, metavar="S")
-    s.add_argument(
-        "--poll-interval",
-        type=_positive,
-        default=sale.poll_interval_s,
-        metavar="S",
-        help="the poll interval clients are told and follow",
-    )
+    # (flag, its earlier spelling or None, type, default, help), by group.
+    Flags = list[tuple[str, str | None, Any, Any, str]]
+    sale_flags: Flags = [
+        (
+            "--queue-capacity",
+            "--capacity",
+            _int_at_least(1),
+            sale.queue_capacity,
+            "most ACTIVE queue tokens (shoppers) at once",
+        ),
+        (
+            "--admission-per-minute",
+            None,
+            _int_at_least(1),
+            sale.admission_per_minute,
+            "admission rate cap (default: none)",
+        ),
+        (
+            "--session-ttl-s",
+            "--session-ttl",
+            _positive,
+            sale.session_ttl_s,
+            "how long an ACTIVE token stays active",
+        ),
+        (
+            "--hold-ttl-s",
+            "--hold-ttl",
+            _positive,
+            sale.hold_ttl_s,
+            "how long a PENDING reservation holds its seats",
+        ),
+        (
+            "--max-seats-per-reservation",
+            "--max-seats",
+            _int_at_least(1),
+            sale.max_seats_per_reservation,
+            "seats one hold may take",
+        ),
+        (
+            "--abandon-timeout-s",
+            "--abandon-timeout",
+            _positive,
+            sale.abandon_timeout_s,
+            "a WAITING user who has not polled for this long loses the place",
+        ),
+        (
+            "--poll-interval-s",
+            "--poll-interval",
+            _positive,
+            sale.poll_interval_s,
+            "the poll interval clients are told and follow",
+        ),
+    ]
+    arrival_flags: Flags = [
+        (
+            "--early-fraction",
+            None,
+            _probability,
+            burst.early_fraction,
+            "burst: share of users already waiting before the opening",
+        ),
+        (
+            "--early-window-s",
+            "--early-window",
+            _positive,
+            burst.early_window_s,
+            "burst: how early the early users arrive",
+        ),
+        (
+            "--spread-s",
+            "--spread",
+            _positive,
+            burst.spread_s,
+            "burst: the spread of arrivals after the opening",
+        ),
+        ("--rate-per-s", "--rate", _positive, poisson.rate_per_s, "poisson: arrivals per second"),
+        (
+            "--start-s",
+            "--start",
+            float,
+            poisson.start_s,
+            "poisson: first arrival, seconds after the opening",
+        ),
+    ]
+    behaviour_flags: Flags = [
+        (
+            "--patience-s",
+            "--patience",
+            float,
+            crowd.patience_s,
+            "mean wait before giving up (inf: never)",
+        ),
+        (
+            "--tidy",
+            None,
+            _probability,
+            crowd.tidy_p,
+            "share of users who leave the queue or cancel when they give up",
+        ),
+        (
+            "--best-available",
+            None,
+            _probability,
+            crowd.best_available_p,
+            "share of users who take the best available seats of any grade",
+        ),
+        (
+            "--hold-attempts",
+            None,
+            _int_at_least(1),
+            crowd.hold_attempts,
+            "holds a user tries before giving up",
+        ),
+        (
+            "--choose-time-s",
+            "--choose-time",
+            float,
+            crowd.choose_time_s,
+            "mean time from ACTIVE (or a failed hold) to the next hold",
+        ),
+        (
+            "--pay-time-s",
+            "--pay-time",
+            float,
+            crowd.pay_time_s,
+            "mean time from the hold to paying or walking away",
+        ),
+        (
+            "--pay-probability",
+            None,
+            _probability,
+            crowd.pay_p,
+            "share of users who pay for their hold",
+        ),
+        (
+            "--funded",
+            None,
+            _probability,
+            crowd.funded_p,
+            "share of users whose wallet is funded at the start",
+        ),
+        (
+            "--topup-probability",
+            None,
+            _probability,
+            crowd.topup_p,
+            "share of users who top up after a payment fails for lack of balance",
+        ),
+    ]
+    clock_flags: Flags = [
+        ("--tick-s", "--tick", _positive, conf.tick_s, "virtual seconds per simulation step"),
+        (
+            "--sample-every-s",
+            "--sample-every",
+            _positive,
+            conf.sample_every_s,
+            "virtual seconds between time-series samples",
+        ),
+        (
+            "--horizon-s",
+            "--horizon",
+            _positive,
+            conf.horizon_s,
+            "virtual seconds after which the run stops",
+        ),
+    ]
 
+    s = p.add_argument_group("sale settings under test")
+    _options(s, sale_flags)
+    s.add_argument(
+        "--release-on-payment-failure",
+        action="store_true",
+        help="a failed payment cancels the hold at once",
+    )
     a = p.add_argument_group("arrivals")
-    a.add_argument("--arrivals", choices=["burst", "poisson", "csv"], default="burst")
-    a.add_argument("--early-fraction", type=_probability, default=burst.early_fraction)
-    a.add_argument("--early-window", type=_positive, default=burst.early_window_s, metavar="S")
-    a.add_argument("--spread", type=_positive, default=burst.spread_s, metavar="S")
-    a.add_argument("--rate", type=_positive, default=poisson.rate_per_s, help="arrivals per s")
-    a.add_argument("--start", type=float, default=poisson.start_s, metavar="S")
+    a.add_argument(
+        "--arrivals",
+        choices=["burst", "poisson", "csv"],
+        default="burst",
+        help="how users arrive (default: burst)",
+    )
+    _options(a, arrival_flags)
     a.add_argument("--csv", metavar="PATH", help="CSV of arrival timestamps (--arrivals csv)")
     a.add_argument("--csv-column", help="the timestamp column (default: the first)")
     a.add_argument(
@@ -125,28 +291,9 @@ def add_parser(
         help="the opening in the file's clock (epoch seconds or ISO 8601); "
         "without it the values are seconds relative to the opening",
     )
-
-    b = p.add_argument_group("user behaviour")
-    b.add_argument(
-        "--patience",
-        type=float,
-        default=crowd.patience_s,
-        metavar="S",
-        help="mean wait before giving up (inf: never)",
-    )
-    b.add_argument("--tidy", type=_probability, default=crowd.tidy_p)
-    b.add_argument("--best-available", type=_probability, default=crowd.best_available_p)
-    b.add_argument("--hold-attempts", type=_int_at_least(1), default=crowd.hold_attempts)
-    b.add_argument("--choose-time", type=float, default=crowd.choose_time_s, metavar="S")
-    b.add_argument("--pay-time", type=float, default=crowd.pay_time_s, metavar="S")
-    b.add_argument("--pay-probability", type=_probability, default=crowd.pay_p)
-    b.add_argument("--funded", type=_probability, default=crowd.funded_p)
-    b.add_argument("--topup-probability", type=_probability, default=crowd.topup_p)
-
+    _options(p.add_argument_group("user behaviour"), behaviour_flags)
     c = p.add_argument_group("clock")
-    c.add_argument("--tick", type=_positive, default=conf.tick_s, metavar="S")
-    c.add_argument("--sample-every", type=_positive, default=conf.sample_every_s, metavar="S")
-    c.add_argument("--horizon", type=_positive, default=conf.horizon_s, metavar="S")
+    _options(c, clock_flags)
     c.add_argument(
         "--keep-going", action="store_true", help="do not stop at sell-out (run until all done)"
     )
@@ -183,42 +330,42 @@ def config_from_args(args: argparse.Namespace) -> Any:
         if users is None:
             users = len(arrivals.load())
     elif args.arrivals == "poisson":
-        arrivals = PoissonArrivals(rate_per_s=args.rate, start_s=args.start)
+        arrivals = PoissonArrivals(rate_per_s=args.rate_per_s, start_s=args.start_s)
     else:
         arrivals = BurstArrivals(
             early_fraction=args.early_fraction,
-            early_window_s=args.early_window,
-            spread_s=args.spread,
+            early_window_s=args.early_window_s,
+            spread_s=args.spread_s,
         )
     return SimConfig(
         users=SimConfig.users if users is None else users,
         seed=args.seed,
         venue=Venue(seats=args.seats),
         sale=Sale(
-            capacity=args.capacity,
+            queue_capacity=args.queue_capacity,
             admission_per_minute=args.admission_per_minute,
-            session_ttl_s=args.session_ttl,
-            hold_ttl_s=args.hold_ttl,
-            max_seats_per_reservation=args.max_seats,
+            session_ttl_s=args.session_ttl_s,
+            hold_ttl_s=args.hold_ttl_s,
+            max_seats_per_reservation=args.max_seats_per_reservation,
             release_on_payment_failure=args.release_on_payment_failure,
-            abandon_timeout_s=args.abandon_timeout,
-            poll_interval_s=args.poll_interval,
+            abandon_timeout_s=args.abandon_timeout_s,
+            poll_interval_s=args.poll_interval_s,
         ),
         behaviour=Behaviour(
-            patience_s=math.inf if math.isinf(args.patience) else args.patience,
+            patience_s=math.inf if math.isinf(args.patience_s) else args.patience_s,
             tidy_p=args.tidy,
             best_available_p=args.best_available,
             hold_attempts=args.hold_attempts,
-            choose_time_s=args.choose_time,
-            pay_time_s=args.pay_time,
+            choose_time_s=args.choose_time_s,
+            pay_time_s=args.pay_time_s,
             pay_p=args.pay_probability,
             funded_p=args.funded,
             topup_p=args.topup_probability,
         ),
         arrivals=arrivals,
-        tick_s=args.tick,
-        sample_every_s=args.sample_every,
-        horizon_s=args.horizon,
+        tick_s=args.tick_s,
+        sample_every_s=args.sample_every_s,
+        horizon_s=args.horizon_s,
         stop_at_sell_out=not args.keep_going,
     )
 

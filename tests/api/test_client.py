@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 from typing import Any
 
 import httpx
@@ -26,7 +27,9 @@ from boxoffice.client import (
 )
 from boxoffice.client import operations as client_operations
 from boxoffice_api import testing
+from boxoffice_api.app import create_app
 from boxoffice_api.openapi import document
+from boxoffice_api.settings import Settings
 
 PASSWORD = "quartz-meadow-5920"  # passes the sign-up strength rule
 _emails = itertools.count(1)
@@ -273,13 +276,38 @@ def test_wait_until_active_gives_up_after_max_wait_s(server: Any) -> None:
             second.wait_until_active(concert_id, max_wait_s=1.0)  # the next poll is too late
 
 
+def test_a_hold_expires_through_the_test_clock(start_server: Any) -> None:
+    server = start_server(test_clock="true")
+    url = server.base_url
+    operator = Client(url, admin_key=server.env["BOXOFFICE_ADMIN_KEY"])
+    assert operator.get_health().test_clock is True
+    concert_id = _concert(server, hold_ttl_s=300)
+    with _fan(url) as fan:
+        fan.charge_balance(200_000)
+        fan.wait_until_active(concert_id)
+        (schedule,) = fan.list_schedules(concert_id)
+        held = fan.hold_seats(schedule.id, quantity=1)
+        before = operator.read_test_clock()
+        after = operator.advance_test_clock(301)
+        assert after.offset_s == before.offset_s + 301 and after.now > held.expires_at
+        assert fan.get_reservation(held.id).status == "EXPIRED"
+        with pytest.raises(bo_errors.HoldExpired):
+            fan.pay(held.id)
+    operator.close()
+
+
 def test_the_operation_ids_are_the_client_methods() -> None:
-    ids = [op["operationId"] for ops in document()["paths"].values() for op in ops.values()]
-    assert len(ids) == len(set(ids))
-    assert {"hold_seats", "pay", "join_queue", "charge_balance", "sign_up"} <= set(ids)
+    unique: set[str] = set()
+    # The production document, and a test-mode server's (the test clock's routes).
+    for doc in (document(), create_app(Settings(test_clock=True)).openapi()):
+        ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+        assert len(ids) == len(set(ids))
+        unique |= set(ids)
+    assert {"hold_seats", "pay", "join_queue", "charge_balance", "sign_up"} <= unique
+    assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", i) for i in unique), sorted(unique)
     methods = {op.__name__ for op in client_operations.OPERATIONS}
     # Every operation but the Prometheus text is a method; wait_until_active is a flow.
-    assert set(ids) - {"get_metrics"} == methods - {"wait_until_active"}
+    assert unique - {"get_metrics"} == methods - {"wait_until_active"}
     for name in methods:
         assert callable(getattr(Client, name)) and callable(getattr(AsyncClient, name))
         assert getattr(Client, name).__doc__ == getattr(client_operations, name).__doc__

@@ -87,16 +87,16 @@ def test_a_running_servers_journal_replays_and_reruns(start_server: Any, tmp_pat
 
     # The recorded arrivals re-run in the simulator under other capacities.
     for capacity in (5, 200):
-        rerun = sim.rerun(server.db, sale=sim.Sale(capacity=capacity), seed=2)
+        rerun = sim.rerun(server.db, sale=sim.Sale(queue_capacity=capacity), seed=2)
         summary = rerun.summary
-        assert rerun.config.sale.capacity == capacity
+        assert rerun.config.sale.queue_capacity == capacity
         assert summary.users == USERS + 1
         assert summary.seats == SEATS
         assert summary.oversold == 0
         assert summary.consistent, summary.problems
         assert 0 < summary.sold <= SEATS
     recorded = sim.rerun(server.db, seed=2)  # the recorded concert's own settings
-    assert recorded.config.sale.capacity == 20
+    assert recorded.config.sale.queue_capacity == 20
 
 
 def test_a_compacted_journal_is_refused_clearly(start_server: Any) -> None:

@@ -102,6 +102,43 @@ def test_the_readme_walkthrough_runs_unchanged_against_the_cluster(cluster: Clus
     assert '{"queue_active":0,"seats_sold":2,"revenue":330000}' in lines
 
 
+def test_health_and_metrics_show_the_log_head_and_each_replicas_lag(cluster: Cluster) -> None:
+    names = {r["name"] for r in cluster.record["replicas"]}
+    with httpx.Client(base_url=cluster.url, timeout=30) as client:
+        deadline = time.monotonic() + 20
+        while True:  # the replicas report every second; the ticks (10 a second) go on meanwhile
+            health = client.get("/healthz")
+            assert health.status_code == 200, health.text
+            state = health.json()["cluster"]
+            replicas = {r["name"]: r for r in state["replicas"]}
+            if set(replicas) == names and all(r["lag"] < 50 for r in replicas.values()):
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.5)
+        assert state["shard"] == "main" and state["log_last_seq"] >= 1
+        for r in replicas.values():
+            assert r["applied_seq"] + r["lag"] == state["log_last_seq"]
+            assert 0 <= r["age_s"] < 10
+
+        metrics = client.get("/metrics", headers=cluster.admin)
+        assert metrics.status_code == 200, metrics.text
+        text = metrics.text
+        stats = client.get("/v1/admin/concerts/1/stats", headers=cluster.admin).json()
+
+    def sample(name: str, labels: str) -> float:
+        found = re.search(rf"^{name}{{{labels}}} (\S+)$", text, re.M)
+        assert found, f"{name}{{{labels}}} is not in the metrics"
+        return float(found.group(1))
+
+    assert sample("boxoffice_cluster_log_last_seq", 'shard="main"') >= state["log_last_seq"]
+    for name in names:
+        labels = f'replica="{name}",shard="main"'
+        assert sample("boxoffice_cluster_replica_applied_seq", labels) >= 1
+        assert sample("boxoffice_cluster_replica_lag_messages", labels) >= 0
+    assert sample("boxoffice_seats_sold", 'concert_id="1"') == stats["seats_sold"]
+    assert sample("boxoffice_cluster_appends_total", 'shard="main"') >= 0
+
+
 def test_a_worker_killed_mid_flight_loses_nothing_and_a_retry_answers_once(
     cluster: Cluster,
 ) -> None:
@@ -195,3 +232,23 @@ def test_admin_key_prints_the_clusters_key(cluster: Cluster) -> None:
     done = boxoffice("admin-key", "--cluster-dir", str(cluster.directory))
     assert (done.returncode, done.stdout.strip()) == (0, cluster.record["admin_key"])
     assert (cluster.directory / "cluster.json").stat().st_mode & 0o077 == 0  # holds secrets
+
+
+def test_a_killed_replica_ages_in_health_while_the_other_serves(cluster: Cluster) -> None:
+    victim = cluster.record["replicas"][0]
+    os.kill(int(victim["pid"]), signal.SIGKILL)  # the fixture's clean-up finds it gone
+    with httpx.Client(base_url=cluster.url, timeout=30) as client:
+        deadline = time.monotonic() + 30
+        while True:
+            health = client.get("/healthz")
+            assert health.status_code == 200, health.text  # the other replica answers
+            replicas = {r["name"]: r for r in health.json()["cluster"]["replicas"]}
+            dead, alive = (
+                replicas[victim["name"]],
+                [r for name, r in replicas.items() if name != victim["name"]],
+            )
+            if dead["age_s"] > 3 and dead["lag"] > 0:
+                break
+            assert time.monotonic() < deadline, replicas
+            time.sleep(0.5)
+        assert all(r["age_s"] < 3 for r in alive)

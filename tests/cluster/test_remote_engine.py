@@ -192,20 +192,20 @@ def test_polls_between_touches_are_replica_reads_without_a_log_write(
                 for i in range(5)
             ]
             assert await head.latest() == seq  # no log write for them
-            assert {(p.state, p.position) for p in polls} == {(first.state, 1)}
+            assert {(p.status, p.position) for p in polls} == {(first.status, 1)}
             await remote.leave_queue(users[0], tokens[0].id, now=T0 + 10)
             moved = await remote.queue_status(
                 users[2], waiting.id, now=T0 + 11, concert_id=concert.id
             )
-            assert (moved.state, moved.position) == ("WAITING", 0)  # as of the log's head
+            assert (moved.status, moved.position) == ("WAITING", 0)  # as of the log's head
             await remote.leave_queue(users[2], waiting.id, now=T0 + 12)
             ended = await remote.queue_status(
                 users[2], waiting.id, now=T0 + 13, concert_id=concert.id
             )  # no longer live: asked through the log, its final state
-            assert (ended.state, ended.ended_reason) == ("EXPIRED", "LEFT")
+            assert (ended.status, ended.ended_reason) == ("EXPIRED", "LEFT")
             far = await remote.queue_status(
                 users[1], tokens[1].id, now=T0 + 100, concert_id=concert.id
             )
-            assert far.state in ("ACTIVE", "WAITING")
+            assert far.status in ("ACTIVE", "WAITING")
 
     asyncio.run(run())

@@ -95,7 +95,7 @@ async def a_drop(client: ClusterClient, concert_sale: bo.SaleSettings) -> dict[s
         *(apply(client, "JOIN", user=u, target=concert.id) for u in user_ids)
     )
     tokens = {u: r.unwrap() for u, r in zip(user_ids, joins, strict=True)}
-    active = [u for u, t in tokens.items() if t.state == "ACTIVE"]  # type: ignore[attr-defined]
+    active = [u for u, t in tokens.items() if t.status == "ACTIVE"]  # type: ignore[attr-defined]
     assert len(active) == concert_sale.queue_capacity
     await asyncio.gather(*(apply(client, "CHARGE", user=u, arg=300_000) for u in active))
     holds = await asyncio.gather(

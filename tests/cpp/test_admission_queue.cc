@@ -27,7 +27,7 @@ constexpr TimeUs kT0 = 1'700'000'000LL * kMicrosPerSecond;
 constexpr DurationUs Sec(int64_t s) { return s * kMicrosPerSecond; }
 constexpr int64_t kNoQueueLimit = 5'000'000;
 
-std::string StateName(TokenState s) { return std::string(ToString(s)); }
+std::string StatusName(TokenStatus s) { return std::string(ToString(s)); }
 std::string EndName(TokenEnd e) { return std::string(ToString(e)); }
 
 // A token as its queue tells it: the record, its id (its index), its join
@@ -131,7 +131,7 @@ class Harness {
     timer.ForEach([&](const TimerEntry& e) {
       if (e.kind != kind || e.id != id) return;
       const TokenFacts t = token(id);
-      if (kind == TimerKind::kSessionExpiry && (t.state != TokenState::kActive || t.expires_at != e.at)) return;
+      if (kind == TimerKind::kSessionExpiry && (t.status != TokenStatus::kActive || t.expires_at != e.at)) return;
       found = true;
     });
     // Abandon deadlines: one entry per queue (the front of its abandon line), so
@@ -141,18 +141,18 @@ class Harness {
       timer.ForEach([&](const TimerEntry& e) {
         queue_entry = queue_entry || (e.kind == kind && e.id == kConcert);
       });
-      return queue_entry && token(id).state == TokenState::kWaiting;
+      return queue_entry && token(id).status == TokenStatus::kWaiting;
     }
     return found;
   }
   // Brute-force oracle for Position: WAITING tokens with a lower join sequence.
   int64_t ExpectedPosition(TokenId id) const {
     const TokenFacts t = token(id);
-    if (t.state != TokenState::kWaiting || t.join_seq < 0) return -1;
+    if (t.status != TokenStatus::kWaiting || t.join_seq < 0) return -1;
     int64_t ahead = 0;
     for (size_t i = 1; i < tokens.size(); ++i) {
       const TokenFacts o = token(static_cast<TokenId>(i));
-      if (o.state == TokenState::kWaiting && o.join_seq >= 0 && o.join_seq < t.join_seq) ++ahead;
+      if (o.status == TokenStatus::kWaiting && o.join_seq >= 0 && o.join_seq < t.join_seq) ++ahead;
     }
     return ahead;
   }
@@ -161,7 +161,7 @@ class Harness {
     INFO(problem);
     CHECK(problem.empty());
     int64_t active = 0;
-    for (size_t i = 1; i < tokens.size(); ++i) active += tokens[i].state == TokenState::kActive;
+    for (size_t i = 1; i < tokens.size(); ++i) active += tokens[i].status == TokenStatus::kActive;
     CHECK(active == queue.active());
     CHECK(queue.active() <= queue.settings().queue_capacity);
   }
@@ -201,12 +201,12 @@ TEST_CASE("the first `capacity` joiners are ACTIVE at once, the rest WAIT in joi
     CHECK(t.concert_id == kConcert);
     CHECK(t.joined_at == kT0 + Sec(static_cast<int64_t>(i + 1)));
     if (i < 3) {
-      CHECK(StateName(t.state) == "ACTIVE");
+      CHECK(StatusName(t.status) == "ACTIVE");
       CHECK(t.activated_at == t.joined_at);
       CHECK(t.expires_at == t.activated_at + Sec(600));
       CHECK(h.queue.Position(ids[i]) == -1);
     } else {
-      CHECK(StateName(t.state) == "WAITING");
+      CHECK(StatusName(t.status) == "WAITING");
       CHECK(t.activated_at == kNever);
       CHECK(h.queue.Position(ids[i]) == static_cast<int64_t>(i - 3));
     }
@@ -244,14 +244,14 @@ TEST_CASE("joining again returns the same live token and counts as a poll",
   CHECK(h.queue.LiveToken(3) == 0);
   // The re-join moved the abandon deadline: at the original one b still waits.
   h.Advance(kT0 + Sec(60));
-  CHECK(StateName(h.token(b).state) == "WAITING");
+  CHECK(StatusName(h.token(b).status) == "WAITING");
   h.Advance(kT0 + Sec(110));
   CHECK(EndName(h.token(b).end) == "ABANDONED");
   CHECK(h.queue.LiveToken(2) == 0);
   // Once the token has ended, joining again yields a new token at the back.
   const TokenId b2 = h.Join(2, kT0 + Sec(111));
   CHECK(b2 != b);
-  CHECK(StateName(h.token(b2).state) == "WAITING");
+  CHECK(StatusName(h.token(b2).status) == "WAITING");
 }
 
 TEST_CASE("QUEUE_FULL when queue_length_max live tokens exist", "[admission_queue]") {
@@ -280,14 +280,14 @@ TEST_CASE("leaving frees the slot for the next in join order at the leave time",
   const TokenId b = h.Join(2, kT0);
   const TokenId c = h.Join(3, kT0 + Sec(1));
   const TokenId d = h.Join(4, kT0 + Sec(2));
-  REQUIRE(StateName(h.token(c).state) == "WAITING");
+  REQUIRE(StatusName(h.token(c).status) == "WAITING");
 
   h.Leave(b, kT0 + Sec(10));
-  CHECK(StateName(h.token(b).state) == "EXPIRED");
+  CHECK(StatusName(h.token(b).status) == "EXPIRED");
   CHECK(EndName(h.token(b).end) == "LEFT");
   CHECK(h.token(b).ended_at == kT0 + Sec(10));
   CHECK_FALSE(h.HasTimer(TimerKind::kSessionExpiry, b));
-  CHECK(StateName(h.token(c).state) == "ACTIVE");
+  CHECK(StatusName(h.token(c).status) == "ACTIVE");
   CHECK(h.token(c).activated_at == kT0 + Sec(10));
   CHECK(h.token(c).expires_at == kT0 + Sec(610));
   CHECK_FALSE(h.HasTimer(TimerKind::kAbandon, c));
@@ -298,7 +298,7 @@ TEST_CASE("leaving frees the slot for the next in join order at the leave time",
   h.Leave(d, kT0 + Sec(12));
   CHECK(EndName(h.token(d).end) == "LEFT");
   CHECK_FALSE(h.HasTimer(TimerKind::kAbandon, d));
-  CHECK(StateName(h.token(e).state) == "WAITING");
+  CHECK(StatusName(h.token(e).status) == "WAITING");
   CHECK(h.queue.Position(e) == 0);
   CHECK(h.queue.active() == 2);
 
@@ -331,7 +331,7 @@ TEST_CASE("positions stay exact when tokens in the middle leave", "[admission_qu
 
   // The head leaving moves everybody up; the active one leaving admits ids[1].
   h.Leave(ids[0], kT0 + Sec(2));
-  CHECK(StateName(h.token(ids[1]).state) == "ACTIVE");
+  CHECK(StatusName(h.token(ids[1]).status) == "ACTIVE");
   CHECK(h.queue.Position(ids[1]) == -1);
   CHECK(h.queue.Position(ids[2]) == 0);
   CHECK(h.queue.Position(ids[11]) == 7);
@@ -394,9 +394,9 @@ TEST_CASE("a WAITING token that stops polling is abandoned at exactly the timeou
 
   SECTION("deadline is inclusive and positions close up") {
     h.Advance(kT0 + Sec(61) - 1);
-    CHECK(StateName(h.token(b).state) == "WAITING");
+    CHECK(StatusName(h.token(b).status) == "WAITING");
     h.Advance(kT0 + Sec(61));
-    CHECK(StateName(h.token(b).state) == "EXPIRED");
+    CHECK(StatusName(h.token(b).status) == "EXPIRED");
     CHECK(EndName(h.token(b).end) == "ABANDONED");
     CHECK(h.token(b).ended_at == kT0 + Sec(61));
     CHECK(h.queue.abandoned_total() == 1);
@@ -408,7 +408,7 @@ TEST_CASE("a WAITING token that stops polling is abandoned at exactly the timeou
     h.Touch(b, kT0 + Sec(40));
     CHECK(h.token(b).last_seen_at == kT0 + Sec(40));
     h.Advance(kT0 + Sec(99));
-    CHECK(StateName(h.token(b).state) == "WAITING");
+    CHECK(StatusName(h.token(b).status) == "WAITING");
     h.Advance(kT0 + Sec(100));
     CHECK(EndName(h.token(b).end) == "ABANDONED");
     // c never polled: abandoned at its own deadline, before b's.
@@ -418,10 +418,10 @@ TEST_CASE("a WAITING token that stops polling is abandoned at exactly the timeou
   SECTION("ACTIVE tokens are not abandoned, and admission cancels the abandon deadline") {
     h.Touch(b, kT0 + Sec(30));
     h.Leave(a, kT0 + Sec(40));
-    REQUIRE(StateName(h.token(b).state) == "ACTIVE");
+    REQUIRE(StatusName(h.token(b).status) == "ACTIVE");
     CHECK_FALSE(h.HasTimer(TimerKind::kAbandon, b));
     h.Advance(kT0 + Sec(500));
-    CHECK(StateName(h.token(b).state) == "ACTIVE");
+    CHECK(StatusName(h.token(b).status) == "ACTIVE");
   }
   h.CheckQueueInvariants();
 }
@@ -437,7 +437,7 @@ TEST_CASE("an ACTIVE session expires at activated_at + session_ttl and admits th
   const TokenId c = h.Join(3, kT0 + Sec(2));
 
   h.Advance(kT0 + Sec(100) - 1);
-  CHECK(StateName(h.token(a).state) == "ACTIVE");
+  CHECK(StatusName(h.token(a).status) == "ACTIVE");
   // Far past both deadlines: each admission happens at the deadline itself.
   h.Advance(kT0 + Sec(1'000));
   CHECK(EndName(h.token(a).end) == "SESSION_EXPIRED");
@@ -460,11 +460,11 @@ TEST_CASE("completing (paying) frees the slot and cancels the session deadline",
   const TokenId a = h.Join(1, kT0);
   const TokenId b = h.Join(2, kT0);
   h.Complete(a, kT0 + Sec(30));
-  CHECK(StateName(h.token(a).state) == "EXPIRED");
+  CHECK(StatusName(h.token(a).status) == "EXPIRED");
   CHECK(EndName(h.token(a).end) == "COMPLETED");
   CHECK(h.token(a).ended_at == kT0 + Sec(30));
   CHECK_FALSE(h.HasTimer(TimerKind::kSessionExpiry, a));
-  CHECK(StateName(h.token(b).state) == "ACTIVE");
+  CHECK(StatusName(h.token(b).status) == "ACTIVE");
   CHECK(h.token(b).activated_at == kT0 + Sec(30));
   CHECK(h.CountEvents(EventType::kQueueCompleted) == 1);
   // The old session deadline does not fire later.
@@ -481,19 +481,19 @@ TEST_CASE("the admission rate spaces admissions by 60 s / admission_per_minute",
   Harness h(s);
   std::vector<TokenId> ids;
   for (UserId u = 1; u <= 4; ++u) ids.push_back(h.Join(u, kT0));
-  CHECK(StateName(h.token(ids[0]).state) == "ACTIVE");
+  CHECK(StatusName(h.token(ids[0]).status) == "ACTIVE");
   CHECK(h.token(ids[0]).activated_at == kT0);
-  for (size_t i = 1; i < 4; ++i) CHECK(StateName(h.token(ids[i]).state) == "WAITING");
+  for (size_t i = 1; i < 4; ++i) CHECK(StatusName(h.token(ids[i]).status) == "WAITING");
   // Exactly one tick is scheduled, for the next allowed admission.
   CHECK(h.CountTimers(TimerKind::kAdmissionTick) == 1);
   CHECK(h.HasTimer(TimerKind::kAdmissionTick, kConcert));
 
   h.Advance(kT0 + Sec(30) - 1);
-  CHECK(StateName(h.token(ids[1]).state) == "WAITING");
+  CHECK(StatusName(h.token(ids[1]).status) == "WAITING");
   h.Advance(kT0 + Sec(30));
-  CHECK(StateName(h.token(ids[1]).state) == "ACTIVE");
+  CHECK(StatusName(h.token(ids[1]).status) == "ACTIVE");
   CHECK(h.token(ids[1]).activated_at == kT0 + Sec(30));
-  CHECK(StateName(h.token(ids[2]).state) == "WAITING");
+  CHECK(StatusName(h.token(ids[2]).status) == "WAITING");
 
   h.Advance(kT0 + Sec(100));
   CHECK(h.token(ids[2]).activated_at == kT0 + Sec(60));
@@ -502,10 +502,10 @@ TEST_CASE("the admission rate spaces admissions by 60 s / admission_per_minute",
 
   // After an idle spell the budget is available at once (burst of one).
   const TokenId late = h.Join(5, kT0 + Sec(500));
-  CHECK(StateName(h.token(late).state) == "ACTIVE");
+  CHECK(StatusName(h.token(late).status) == "ACTIVE");
   CHECK(h.token(late).activated_at == kT0 + Sec(500));
   const TokenId later = h.Join(6, kT0 + Sec(501));
-  CHECK(StateName(h.token(later).state) == "WAITING");
+  CHECK(StatusName(h.token(later).status) == "WAITING");
   h.Advance(kT0 + Sec(530));
   CHECK(h.token(later).activated_at == kT0 + Sec(530));
   h.CheckQueueInvariants();
@@ -518,9 +518,9 @@ TEST_CASE("a rate-limited queue still respects capacity", "[admission_queue]") {
   const TokenId a = h.Join(1, kT0);
   const TokenId b = h.Join(2, kT0);
   h.Advance(kT0 + Sec(10));
-  CHECK(StateName(h.token(b).state) == "WAITING");  // no slot, whatever the rate says
+  CHECK(StatusName(h.token(b).status) == "WAITING");  // no slot, whatever the rate says
   h.Leave(a, kT0 + Sec(10));
-  CHECK(StateName(h.token(b).state) == "ACTIVE");
+  CHECK(StatusName(h.token(b).status) == "ACTIVE");
   CHECK(h.token(b).activated_at == kT0 + Sec(10));
   h.CheckQueueInvariants();
 }
@@ -552,7 +552,7 @@ TEST_CASE("joins before opens_at wait in an unordered pre-queue", "[admission_qu
   std::vector<TokenId> ids;
   for (UserId u = 1; u <= 10; ++u) ids.push_back(h.Join(u, kT0 + Sec(u)));
   for (TokenId id : ids) {
-    CHECK(StateName(h.token(id).state) == "WAITING");
+    CHECK(StatusName(h.token(id).status) == "WAITING");
     CHECK(h.token(id).join_seq == -1);
     CHECK(h.queue.Position(id) == -1);
   }
@@ -583,7 +583,7 @@ TEST_CASE("joins before opens_at wait in an unordered pre-queue", "[admission_qu
   std::set<int64_t> positions;
   for (TokenId id : ids) {
     seqs.insert(h.token(id).join_seq);
-    if (h.token(id).state == TokenState::kActive) {
+    if (h.token(id).status == TokenStatus::kActive) {
       CHECK(h.token(id).activated_at == kT0 + Sec(100));
     } else {
       positions.insert(h.queue.Position(id));
@@ -619,8 +619,8 @@ TEST_CASE("a pre-queue token that stops polling is abandoned before opening",
   CHECK(h.token(quiet).ended_at == kT0 + Sec(30));
   CHECK(h.queue.waiting() == 1);
   h.Advance(kT0 + Sec(100));
-  CHECK(StateName(h.token(polling).state) == "ACTIVE");
-  CHECK(StateName(h.token(quiet).state) == "EXPIRED");
+  CHECK(StatusName(h.token(polling).status) == "ACTIVE");
+  CHECK(StatusName(h.token(quiet).status) == "EXPIRED");
   CHECK(h.queue.active() == 1);
   CHECK(h.queue.admitted_total() == 1);
   h.CheckQueueInvariants();
@@ -633,7 +633,7 @@ TEST_CASE("opening fires before an abandon deadline at the same time", "[admissi
   Harness h(s, kT0, 3);
   const TokenId t = h.Join(1, kT0);  // abandon deadline == opens_at
   h.Advance(kT0 + Sec(60));
-  CHECK(StateName(h.token(t).state) == "ACTIVE");
+  CHECK(StatusName(h.token(t).status) == "ACTIVE");
   CHECK(h.token(t).activated_at == kT0 + Sec(60));
 }
 
@@ -697,7 +697,7 @@ TEST_CASE("ETA follows the measured admission rate, then the rate cap, then capa
     Harness h(Settings(1'500));
     for (UserId u = 1; u <= 1'500; ++u) h.Join(u, kT0);
     const TokenId w = h.Join(1'501, kT0);
-    REQUIRE(StateName(h.token(w).state) == "WAITING");
+    REQUIRE(StatusName(h.token(w).status) == "WAITING");
     CHECK(h.queue.Eta(w, kT0) == 60'000'000 / 1'024);
   }
   SECTION("with a rate and no recent admission: p * interval") {
@@ -726,7 +726,7 @@ TEST_CASE("ETA follows the measured admission rate, then the rate cap, then capa
     // the interval and the floor applies.
     h.Advance(kT0 + 7 * kInterval);
     REQUIRE(h.queue.admitted_total() == 8);
-    REQUIRE(StateName(h.token(w).state) == "WAITING");
+    REQUIRE(StatusName(h.token(w).status) == "WAITING");
     CHECK(h.queue.Eta(w, kT0 + 7 * kInterval) == kInterval);
   }
   SECTION("in the pre-queue: time until opening, never negative") {
@@ -763,7 +763,7 @@ TEST_CASE("a random workload keeps positions exact and admission FIFO",
     } else if (!live.empty()) {
       const TokenId id = live[static_cast<size_t>(rng() % live.size())];
       h.Advance(now);
-      if (h.token(id).state == TokenState::kActive) h.queue.Complete(id, now);
+      if (h.token(id).status == TokenStatus::kActive) h.queue.Complete(id, now);
     }
     h.Advance(now);
     if (step % 50 == 0) {

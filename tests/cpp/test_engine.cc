@@ -38,7 +38,7 @@ template <typename T>
 std::string Code(const absl::StatusOr<T>& r) {
   return Code(r.status());
 }
-std::string Name(TokenState s) { return std::string(ToString(s)); }
+std::string Name(TokenStatus s) { return std::string(ToString(s)); }
 std::string Name(TokenEnd e) { return std::string(ToString(e)); }
 std::string Name(SeatStatus s) { return std::string(ToString(s)); }
 std::string Name(ReservationStatus s) { return std::string(ToString(s)); }
@@ -108,7 +108,7 @@ class Drop {
   std::pair<UserId, TokenId> ActiveUser(TimeUs now = kT0) {
     const UserId u = NewUser(now);
     const TokenView t = Join(u, now);
-    REQUIRE(Name(t.state) == "ACTIVE");
+    REQUIRE(Name(t.status) == "ACTIVE");
     return {u, t.id};
   }
   absl::StatusOr<Reservation> Hold(UserId user, TokenId token, std::vector<SeatId> seats,
@@ -482,7 +482,7 @@ TEST_CASE("opens_at at or before creation opens the queue at once", "[engine][ca
   Drop d(sale);
   const UserId u = d.NewUser();
   const TokenView t = d.Join(u, kT0);
-  CHECK(Name(t.state) == "ACTIVE");
+  CHECK(Name(t.status) == "ACTIVE");
   for (const Event& e : d.EventsSince(0)) {
     if (e.type == EventType::kQueueJoined) CHECK(e.value == 0);
   }
@@ -544,7 +544,7 @@ TEST_CASE("joining: ACTIVE below capacity, WAITING with position and ETA above",
 
   const TokenView ta = d.Join(a, kT0 + 1);
   CHECK(ta.id == 1);
-  CHECK(Name(ta.state) == "ACTIVE");
+  CHECK(Name(ta.status) == "ACTIVE");
   CHECK(ta.user_id == a);
   CHECK(ta.concert_id == d.concert);
   CHECK(ta.position == -1);
@@ -554,9 +554,9 @@ TEST_CASE("joining: ACTIVE below capacity, WAITING with position and ETA above",
   CHECK(ta.poll_after_us == Sec(5));
 
   const TokenView tb = d.Join(b, kT0 + 2);
-  CHECK(Name(tb.state) == "ACTIVE");
+  CHECK(Name(tb.status) == "ACTIVE");
   const TokenView tc = d.Join(c, kT0 + 3);
-  CHECK(Name(tc.state) == "WAITING");
+  CHECK(Name(tc.status) == "WAITING");
   CHECK(tc.position == 0);
   CHECK(tc.eta_us > 0);
   CHECK(tc.poll_after_us == Sec(5));
@@ -605,12 +605,12 @@ TEST_CASE("the gate lets only the user's ACTIVE token for that concert through",
   const auto [a, ta] = d.ActiveUser();
   const UserId b = d.NewUser();
   const TokenView tb = d.Join(b, kT0 + Sec(1));
-  REQUIRE(Name(tb.state) == "WAITING");
+  REQUIRE(Name(tb.status) == "WAITING");
 
   absl::StatusOr<TokenView> ok = d.engine.CheckGate(a, ta, d.concert, kT0 + Sec(2));
   REQUIRE_OK(ok);
   CHECK(ok->id == ta);
-  CHECK(Name(ok->state) == "ACTIVE");
+  CHECK(Name(ok->status) == "ACTIVE");
 
   absl::StatusOr<TokenView> waiting = d.engine.CheckGate(b, tb.id, d.concert, kT0 + Sec(2));
   CHECK(Code(waiting) == "QUEUE_NOT_ACTIVE");
@@ -659,12 +659,12 @@ TEST_CASE("leaving admits the next in line; leaving twice changes nothing",
 
   absl::StatusOr<TokenView> left = d.engine.LeaveQueue(a, ta, kT0 + Sec(10));
   REQUIRE_OK(left);
-  CHECK(Name(left->state) == "EXPIRED");
+  CHECK(Name(left->status) == "EXPIRED");
   CHECK(Name(left->end) == "LEFT");
   CHECK(left->ended_at == kT0 + Sec(10));
 
   const TokenView vb = d.Status(b, tb, kT0 + Sec(11));
-  CHECK(Name(vb.state) == "ACTIVE");
+  CHECK(Name(vb.status) == "ACTIVE");
   CHECK(vb.activated_at == kT0 + Sec(10));
   CHECK(vb.expires_at == kT0 + Sec(610));
   CHECK(d.Status(c, tc, kT0 + Sec(11)).position == 0);
@@ -695,15 +695,15 @@ TEST_CASE("a session expires at exactly activated_at + session_ttl and the slot 
   const TokenId tb = d.Join(b, kT0 + Sec(1)).id;
   d.Status(b, tb, kT0 + Sec(30));  // keep polling
 
-  CHECK(Name(d.Status(a, ta, kT0 + Sec(60) - 1).state) == "ACTIVE");
+  CHECK(Name(d.Status(a, ta, kT0 + Sec(60) - 1).status) == "ACTIVE");
   const TokenView va = d.Status(a, ta, kT0 + Sec(60));
-  CHECK(Name(va.state) == "EXPIRED");
+  CHECK(Name(va.status) == "EXPIRED");
   CHECK(Name(va.end) == "SESSION_EXPIRED");
   CHECK(va.ended_at == kT0 + Sec(60));
   CHECK(Code(d.engine.CheckGate(a, ta, d.concert, kT0 + Sec(60))) == "QUEUE_TOKEN_EXPIRED");
 
   const TokenView vb = d.Status(b, tb, kT0 + Sec(75));
-  CHECK(Name(vb.state) == "ACTIVE");
+  CHECK(Name(vb.status) == "ACTIVE");
   CHECK(vb.activated_at == kT0 + Sec(60));
   CHECK(vb.expires_at == kT0 + Sec(120));
   d.CheckInvariants();
@@ -723,7 +723,7 @@ TEST_CASE("deadlines at the same time fire in kind order: session expiry before 
   // session expiry fires first and admits b, which removes b's abandon deadline.
   d.engine.Advance(kT0 + Sec(60));
   const TokenView vb = d.Status(b, tb, kT0 + Sec(60));
-  CHECK(Name(vb.state) == "ACTIVE");
+  CHECK(Name(vb.status) == "ACTIVE");
   CHECK(vb.activated_at == kT0 + Sec(60));
   CHECK(Name(d.Status(a, ta, kT0 + Sec(60)).end) == "SESSION_EXPIRED");
 }
@@ -743,11 +743,11 @@ TEST_CASE("a WAITING user who stops polling loses the place", "[engine][queue]")
   CHECK(Code(d.engine.CheckGate(c, tc, d.concert, kT0 + Sec(40))) == "QUEUE_NOT_ACTIVE");
 
   const TokenView vb = d.Status(b, tb, kT0 + Sec(31));
-  CHECK(Name(vb.state) == "EXPIRED");
+  CHECK(Name(vb.status) == "EXPIRED");
   CHECK(Name(vb.end) == "ABANDONED");
   CHECK(vb.ended_at == kT0 + Sec(31));
   const TokenView vc = d.Status(c, tc, kT0 + Sec(45));
-  CHECK(Name(vc.state) == "WAITING");
+  CHECK(Name(vc.status) == "WAITING");
   CHECK(vc.position == 0);
   absl::StatusOr<ConcertStats> stats = d.engine.Stats(d.concert, kT0 + Sec(45));
   REQUIRE_OK(stats);
@@ -767,7 +767,7 @@ TEST_CASE("a pre-queue before opens_at is shuffled by seed at opening", "[engine
     for (int i = 0; i < 20; ++i) {
       const UserId u = d.NewUser();
       const TokenView t = d.Join(u, kT0 + Sec(1) + i);
-      CHECK(Name(t.state) == "WAITING");
+      CHECK(Name(t.status) == "WAITING");
       CHECK(t.position == -1);
       CHECK(t.eta_us == Sec(99) - i);
       users.emplace_back(u, t.id);
@@ -781,7 +781,7 @@ TEST_CASE("a pre-queue before opens_at is shuffled by seed at opening", "[engine
     int64_t active = 0;
     for (const auto& [u, t] : users) {
       const TokenView v = d.Status(u, t, kT0 + Sec(100));
-      if (Name(v.state) == "ACTIVE") {
+      if (Name(v.status) == "ACTIVE") {
         ++active;
         CHECK(v.activated_at == kT0 + Sec(100));
         positions.push_back(-1);
@@ -1253,10 +1253,10 @@ TEST_CASE("paying confirms the reservation, sells the seats and frees the queue 
 
   // The paying token completed and the next in line got the slot at that time.
   const TokenView va = d.Status(a, ta, kT0 + Sec(21));
-  CHECK(Name(va.state) == "EXPIRED");
+  CHECK(Name(va.status) == "EXPIRED");
   CHECK(Name(va.end) == "COMPLETED");
   const TokenView vb = d.Status(b, tb, kT0 + Sec(21));
-  CHECK(Name(vb.state) == "ACTIVE");
+  CHECK(Name(vb.status) == "ACTIVE");
   CHECK(vb.activated_at == kT0 + Sec(20));
 
   const std::vector<Event> ev = d.EventsSince(before);
@@ -1274,7 +1274,7 @@ TEST_CASE("paying confirms the reservation, sells the seats and frees the queue 
   // A new token does not make a CONFIRMED reservation payable twice.
   const TokenView again = d.Join(a, kT0 + Sec(23));
   REQUIRE_OK(d.engine.LeaveQueue(b, tb, kT0 + Sec(23)));
-  REQUIRE(Name(d.Status(a, again.id, kT0 + Sec(23)).state) == "ACTIVE");
+  REQUIRE(Name(d.Status(a, again.id, kT0 + Sec(23)).status) == "ACTIVE");
   CHECK(Code(d.engine.Pay(a, again.id, r->id, "", kT0 + Sec(24))) == "RESERVATION_NOT_PENDING");
 
   absl::StatusOr<ConcertStats> stats = d.engine.Stats(d.concert, kT0 + Sec(24));
@@ -1296,7 +1296,7 @@ TEST_CASE("any ACTIVE token of the user for the concert can pay; that token comp
   REQUIRE_OK(d.engine.LeaveQueue(a, t1, kT0 + Sec(1)));
   CHECK(Code(d.engine.Pay(a, t1, r->id, "", kT0 + Sec(2))) == "QUEUE_TOKEN_EXPIRED");
   const TokenView t2 = d.Join(a, kT0 + Sec(3));
-  REQUIRE(Name(t2.state) == "ACTIVE");
+  REQUIRE(Name(t2.status) == "ACTIVE");
   REQUIRE_OK(d.engine.Pay(a, t2.id, r->id, "", kT0 + Sec(4)));
   CHECK(Name(d.Status(a, t2.id, kT0 + Sec(5)).end) == "COMPLETED");
   CHECK(Name(d.Status(a, t1, kT0 + Sec(5)).end) == "LEFT");
@@ -1326,7 +1326,7 @@ TEST_CASE("too little balance: PaymentFailed, and the reservation stays payable"
   REQUIRE_OK(h);
   CHECK(h->size() == 1);
   // The token is still ACTIVE: the user charges and retries.
-  CHECK(Name(d.Status(a, ta, kT0 + Sec(2)).state) == "ACTIVE");
+  CHECK(Name(d.Status(a, ta, kT0 + Sec(2)).status) == "ACTIVE");
   // One won short is still too little; the exact amount is enough.
   d.Charge(a, 49'999, kT0 + Sec(3));
   CHECK(Code(d.engine.Pay(a, ta, r->id, "", kT0 + Sec(3))) == "INSUFFICIENT_BALANCE");
@@ -1360,7 +1360,7 @@ TEST_CASE("release_on_payment_failure cancels the reservation at once", "[engine
   // The seats are free for others right away.
   REQUIRE_OK(d.Hold(b, tb, {1, 2}, kT0 + Sec(2)));
   // The payer keeps the queue slot (the payment did not go through).
-  CHECK(Name(d.Status(a, ta, kT0 + Sec(2)).state) == "ACTIVE");
+  CHECK(Name(d.Status(a, ta, kT0 + Sec(2)).status) == "ACTIVE");
   d.CheckInvariants();
 }
 
@@ -1865,14 +1865,14 @@ BatchResult Expected(const BatchCommand& c, Engine& e) {
     fill_code(t.status());
     if (!t.ok()) return;
     if (with_id) r.id = t->id;
-    r.state = static_cast<uint8_t>(t->state);
+    r.status = static_cast<uint8_t>(t->status);
     r.value = t->position;
   };
   auto fill_reservation = [&](const absl::StatusOr<Reservation>& x, bool with_id) {
     fill_code(x.status());
     if (!x.ok()) return;
     if (with_id) r.id = x->id;
-    r.state = static_cast<uint8_t>(x->status);
+    r.status = static_cast<uint8_t>(x->status);
   };
   switch (static_cast<Op>(c.op)) {
     case Op::kAdvance:
@@ -1893,7 +1893,7 @@ BatchResult Expected(const BatchCommand& c, Engine& e) {
     case Op::kLeave: {
       absl::StatusOr<TokenView> t = e.LeaveQueue(c.user, c.token, c.now_us);
       fill_code(t.status());
-      if (t.ok()) r.state = static_cast<uint8_t>(t->state);
+      if (t.ok()) r.status = static_cast<uint8_t>(t->status);
       break;
     }
     case Op::kHold: {
@@ -2031,7 +2031,7 @@ TEST_CASE("ApplyBatch gives the same results and state as single calls", "[engin
       default:
         break;
     }
-    if (state) CHECK(static_cast<int>(results[i].state) == static_cast<int>(want.state));
+    if (state) CHECK(static_cast<int>(results[i].status) == static_cast<int>(want.status));
     if (id) CHECK(results[i].id == want.id);
     if (value) CHECK(results[i].value == want.value);
   }
@@ -2042,7 +2042,7 @@ TEST_CASE("ApplyBatch gives the same results and state as single calls", "[engin
   CHECK(CodeName(static_cast<ErrorCode>(results[10].code)) == "SEAT_UNAVAILABLE");
   CHECK(CodeName(static_cast<ErrorCode>(results[12].code)) == "QUEUE_NOT_ACTIVE");
   CHECK(results[14].value == 200'000);
-  CHECK(results[15].state == static_cast<uint8_t>(TokenState::kActive));
+  CHECK(results[15].status == static_cast<uint8_t>(TokenStatus::kActive));
   CHECK(CodeName(static_cast<ErrorCode>(results[16].code)) == "INSUFFICIENT_BALANCE");
   CHECK(CodeName(static_cast<ErrorCode>(results[23].code)) == "HOLD_EXPIRED");
   CHECK(CodeName(static_cast<ErrorCode>(results[26].code)) == "USER_NOT_FOUND");

@@ -95,7 +95,7 @@ TEST_CASE("a join says whether it made the token or returned the live one", "[en
 
   // WAITING tokens too (capacity 1), and only the join's answer carries the flag.
   const TokenView waiting = h.Join(b, kT0 + 3);
-  REQUIRE(waiting.state == TokenState::kWaiting);
+  REQUIRE(waiting.status == TokenStatus::kWaiting);
   CHECK(waiting.created);
   CHECK_FALSE(h.Join(b, kT0 + 4).created);
   absl::StatusOr<TokenView> status = h.engine.QueueStatus(b, waiting.id, kT0 + 5);
@@ -233,7 +233,7 @@ TEST_CASE("the gated seats page journals its gate, which counts as a poll", "[en
   }
   absl::StatusOr<TokenView> still = h.engine.QueueStatus(b, tb, kT0 + Sec(201));
   REQUIRE(still.ok());
-  CHECK(still->state == TokenState::kWaiting);
+  CHECK(still->status == TokenStatus::kWaiting);
   // A refused schedule still passed the gate: the gate was journaled.
   const size_t records = sink.records.size();
   CHECK(Code(h.Page(a, ta, 999, kT0 + Sec(202)).status()) == "SCHEDULE_NOT_FOUND");

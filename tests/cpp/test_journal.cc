@@ -403,6 +403,32 @@ TEST_CASE("every durability mode commits and reads back", "[journal]") {
   }
 }
 
+TEST_CASE("a durable listener's eventfd is signalled after each group commit and on close",
+          "[journal]") {
+  TempDir dir;
+  auto j = MustOpen(Options(dir.File("listener.db"), Durability::kNormal));
+  absl::StatusOr<int> fd = j->AddDurableListener();
+  REQUIRE(fd.ok());
+  uint64_t count = 0;
+  CHECK(::read(*fd, &count, sizeof count) < 0);  // nothing committed yet: not readable
+  const Seq last = AppendPayloads(*j, 50);
+  REQUIRE(j->WaitDurable(last).ok());
+  REQUIRE(::read(*fd, &count, sizeof count) == sizeof count);
+  CHECK(count >= 1);
+  absl::StatusOr<bool> durable = j->PollDurable(last);
+  REQUIRE(durable.ok());
+  CHECK(*durable);
+  CHECK(j->PollDurable(last + 1).status().code() == absl::StatusCode::kInvalidArgument);
+  const Seq more = AppendPayloads(*j, 5);
+  REQUIRE(j->Close().ok());  // writes what was appended, then signals
+  REQUIRE(::read(*fd, &count, sizeof count) == sizeof count);
+  durable = j->PollDurable(more);
+  REQUIRE(durable.ok());
+  CHECK(*durable);
+  j->RemoveDurableListener(*fd);  // closes it
+  CHECK(::fcntl(*fd, F_GETFD) < 0);
+}
+
 TEST_CASE("groups respect the record and byte limits", "[journal]") {
   TempDir dir;
   const std::string path = dir.File("limits.db");

@@ -76,7 +76,7 @@ std::string Text(const absl::Status& s) {
 }
 std::string Text(int64_t v) { return absl::StrCat(v); }
 std::string Text(const TokenView& t) {
-  return absl::StrCat("token ", t.id, " u", t.user_id, " c", t.concert_id, " ", ToString(t.state),
+  return absl::StrCat("token ", t.id, " u", t.user_id, " c", t.concert_id, " ", ToString(t.status),
                       " ", ToString(t.end), " pos ", t.position, " eta ", t.eta_us, " poll ",
                       t.poll_after_us, " ", t.joined_at, " ", t.activated_at, " ", t.expires_at,
                       " ", t.ended_at);
@@ -132,7 +132,7 @@ std::string Text(const Event& e) {
                       e.value);
 }
 std::string Text(const BatchResult& r) {
-  return absl::StrCat("[", r.code, " ", r.state, " ", r.id, " ", r.value, "]");
+  return absl::StrCat("[", r.code, " ", r.status, " ", r.id, " ", r.value, "]");
 }
 template <typename T>
 std::string Text(const std::vector<T>& v) {

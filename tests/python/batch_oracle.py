@@ -58,7 +58,7 @@ def apply_single(eng: bo.Engine, concert: GradeNames, cmd) -> Outcome:
             else:
                 t = eng.leave_queue(user, token, now=now)
             position = -1 if t.position is None else t.position
-            state = TOKEN_STATES[t.state]
+            state = TOKEN_STATES[t.status]
             if op is Op.JOIN:
                 return ("OK", state, t.id, position)
             if op is Op.STATUS:
@@ -67,7 +67,7 @@ def apply_single(eng: bo.Engine, concert: GradeNames, cmd) -> Outcome:
         if op is Op.GATE:
             t = eng.check_gate(user, token, target, now=now)
             position = -1 if t.position is None else t.position
-            return ("OK", TOKEN_STATES[t.state], t.id, position)
+            return ("OK", TOKEN_STATES[t.status], t.id, position)
         if op is Op.HOLD and arg != 0:  # explicit seats arg .. arg + quantity - 1
             seats = list(range(arg, arg + quantity))
             r = eng.hold(user, token, target, seats, now=now)
@@ -105,7 +105,7 @@ def batch_outcome(result, expected: Outcome) -> Outcome:
     _, state, id_, value = expected
     return (
         name,
-        None if state is None else int(result["state"]),
+        None if state is None else int(result["status"]),
         None if id_ is None else int(result["id"]),
         None if value is None else int(result["value"]),
     )

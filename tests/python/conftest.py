@@ -60,7 +60,7 @@ class Drop:
         """A new user with an ACTIVE queue token for this concert: (user, token)."""
         user = self.engine.create_user(now=now)
         token = self.engine.join_queue(user, self.concert.id, now=now)
-        assert token.state == "ACTIVE", "the queue should have room for this test's user"
+        assert token.status == "ACTIVE", "the queue should have room for this test's user"
         return user, token.id
 
     def funded(self, amount: int, *, now: float) -> tuple[int, int]:

@@ -368,7 +368,7 @@ def child_main(conn: Connection, config: StoreConfig, stderr_path: str, fault: s
                 results = engine.apply_batch(np.array(msg[1], dtype=bo.COMMAND_DTYPE))
                 out: tuple[Any, ...] = (
                     "ok",
-                    [{k: int(r[k]) for k in ("code", "state", "id", "value")} for r in results],
+                    [{k: int(r[k]) for k in ("code", "status", "id", "value")} for r in results],
                 )
             except Exception as exc:
                 out = ("err", error_to_plain(exc))

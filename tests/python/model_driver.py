@@ -59,7 +59,7 @@ class DataChooser:
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "QueueToken": (
-        "id", "user_id", "concert_id", "state", "ended_reason", "position", "eta_s",
+        "id", "user_id", "concert_id", "status", "ended_reason", "position", "eta_s",
         "poll_after_s", "joined_at", "activated_at", "expires_at", "ended_at", "created",
     ),
     "Reservation": (
@@ -162,7 +162,7 @@ def brief(x: object) -> str:
     n = norm(x)
     if isinstance(n, tuple) and len(n) == 2 and isinstance(n[1], dict):
         d = n[1]
-        keys = [k for k in ("id", "entry_id", "state", "status", "position", "amount") if k in d]
+        keys = [k for k in ("id", "entry_id", "status", "position", "amount") if k in d]
         return f"{n[0]}(" + ", ".join(f"{k}={d[k]!r}" for k in keys) + ")"
     text = repr(n)
     return text if len(text) < 80 else text[:77] + "..."

@@ -194,7 +194,7 @@ class QueueToken:
     id: int
     user_id: int
     concert_id: int
-    state: str
+    status: str
     ended_reason: str | None
     position: int | None
     eta_s: float | None
@@ -366,7 +366,7 @@ class _Token:
     id: int
     user_id: int
     concert_id: int
-    state: str  # WAITING, ACTIVE, EXPIRED
+    status: str  # WAITING, ACTIVE, EXPIRED
     seq: int | None  # join sequence; None in the pre-queue
     joined_at_us: int
     last_seen_at_us: int
@@ -513,11 +513,11 @@ class ReferenceModel:
             self._end_pending(r, "EXPIRED", at, "ReservationExpired")
         elif kind == K_SESSION:
             t = self._tokens[ident]
-            assert t.state == "ACTIVE"
+            assert t.status == "ACTIVE"
             self._end_token(t, "SESSION_EXPIRED", at, "QueueSessionExpired")
         elif kind == K_ABANDON:
             t = self._tokens[ident % ABANDON_ORDER]
-            assert t.state == "WAITING"
+            assert t.status == "WAITING"
             self._concerts[t.concert_id].abandoned_total += 1
             # No admission here: an abandoned token held no slot, and every abandon due at
             # `at` fires before the admission tick due at `at` (the rules list admission for
@@ -779,15 +779,15 @@ class ReferenceModel:
         return [
             t
             for t in self._tokens.values()
-            if t.concert_id == c.id and t.state in ("WAITING", "ACTIVE")
+            if t.concert_id == c.id and t.status in ("WAITING", "ACTIVE")
         ]
 
     def _active_count(self, c: _Concert) -> int:
-        return sum(1 for t in self._live_tokens(c) if t.state == "ACTIVE")
+        return sum(1 for t in self._live_tokens(c) if t.status == "ACTIVE")
 
     def _waiting_in_line(self, c: _Concert) -> list[_Token]:
         """WAITING tokens with a join sequence, lowest sequence first."""
-        line = [t for t in self._live_tokens(c) if t.state == "WAITING" and t.seq is not None]
+        line = [t for t in self._live_tokens(c) if t.status == "WAITING" and t.seq is not None]
         return sorted(line, key=lambda t: t.seq if t.seq is not None else -1)
 
     def _set_abandon(self, t: _Token, at: int | None) -> None:
@@ -807,7 +807,7 @@ class ReferenceModel:
                 self._deadlines.add((c.next_admit_at_us, K_TICK, c.id))
                 break
             t = line[0]
-            t.state = "ACTIVE"
+            t.status = "ACTIVE"
             t.activated_at_us = at
             t.expires_at_us = at + s.session_ttl_us
             self._set_abandon(t, None)
@@ -832,21 +832,21 @@ class ReferenceModel:
 
     def _touch(self, t: _Token, now: int) -> None:
         t.last_seen_at_us = now
-        if t.state == "WAITING":
+        if t.status == "WAITING":
             abandon = self._concerts[t.concert_id].sale.abandon_timeout_us
             self._set_abandon(t, now + abandon)
 
     def _end_token(self, t: _Token, reason: str, at: int, event: str, admit: bool = True) -> None:
         c = self._concerts[t.concert_id]
-        if t.state == "WAITING":
+        if t.status == "WAITING":
             self._set_abandon(t, None)
             if t.seq is None:
                 c.prequeue.remove(t.id)
         else:
-            assert t.state == "ACTIVE" and t.expires_at_us is not None
+            assert t.status == "ACTIVE" and t.expires_at_us is not None
             self._deadlines.discard((t.expires_at_us, K_SESSION, t.id))
             t.expires_at_us = None
-        t.state = "EXPIRED"
+        t.status = "EXPIRED"
         t.ended_reason = reason
         t.ended_at_us = at
         self._emit(event, at, user=t.user_id, concert=c.id, token=t.id)
@@ -854,13 +854,13 @@ class ReferenceModel:
             self._admit(c, at)
 
     def _position(self, t: _Token) -> int | None:
-        if t.state != "WAITING" or t.seq is None:
+        if t.status != "WAITING" or t.seq is None:
             return None
         c = self._concerts[t.concert_id]
         return sum(1 for o in self._waiting_in_line(c) if o.seq is not None and o.seq < t.seq)
 
     def _eta_us(self, t: _Token, now: int) -> int | None:
-        if t.state != "WAITING":
+        if t.status != "WAITING":
             return None
         c = self._concerts[t.concert_id]
         s = c.sale
@@ -888,7 +888,7 @@ class ReferenceModel:
             id=t.id,
             user_id=t.user_id,
             concert_id=t.concert_id,
-            state=t.state,
+            status=t.status,
             ended_reason=t.ended_reason,
             position=self._position(t),
             eta_s=opt_seconds(self._eta_us(t, now)),
@@ -936,7 +936,7 @@ class ReferenceModel:
         at = self._begin(now)
         self._check_user(user_id)
         t = self._user_token(user_id, token_id)
-        if t.state != "EXPIRED":
+        if t.status != "EXPIRED":
             self._end_token(t, "LEFT", at, "QueueLeft")
         return self._view_token(t, at)
 
@@ -945,9 +945,9 @@ class ReferenceModel:
         if t is None or t.user_id != user_id or t.concert_id != concert_id:
             raise errors.QueueTokenInvalid(f"queue token {token_id} is not valid here")
         self._touch(t, at)
-        if t.state == "EXPIRED":
+        if t.status == "EXPIRED":
             raise errors.QueueTokenExpired(f"queue token {token_id} has expired")
-        if t.state == "WAITING":
+        if t.status == "WAITING":
             eta = self._eta_us(t, at)
             assert eta is not None
             raise errors.QueueNotActive(
@@ -1431,8 +1431,8 @@ class ReferenceModel:
         res = [r.status for r in self._reservations.values() if r.concert_id == c.id]
         return ConcertStats(
             concert_id=c.id,
-            queue_waiting=sum(1 for t in live if t.state == "WAITING"),
-            queue_active=sum(1 for t in live if t.state == "ACTIVE"),
+            queue_waiting=sum(1 for t in live if t.status == "WAITING"),
+            queue_active=sum(1 for t in live if t.status == "ACTIVE"),
             queue_joined_total=c.joined_total,
             queue_admitted_total=c.admitted_total,
             queue_abandoned_total=c.abandoned_total,
@@ -1471,8 +1471,8 @@ class ReferenceModel:
         return self._schedules[schedule_id].concert_id
 
     def token_rows(self) -> list[tuple[int, int, int, str]]:
-        """(token id, user id, concert id, state) of every token."""
-        return [(t.id, t.user_id, t.concert_id, t.state) for t in self._tokens.values()]
+        """(token id, user id, concert id, status) of every token."""
+        return [(t.id, t.user_id, t.concert_id, t.status) for t in self._tokens.values()]
 
     def reservation_rows(self) -> list[tuple[int, int, int, str, list[int]]]:
         """(id, user id, concert id, status, seat ids) of every reservation."""
@@ -1518,10 +1518,10 @@ class ReferenceModel:
             users = [t.user_id for t in self._live_tokens(c)]
             assert len(users) == len(set(users)), "one live token per user and concert"
         for t in self._tokens.values():
-            if t.state == "WAITING":
+            if t.status == "WAITING":
                 assert t.abandon_at_us is not None
                 assert (t.abandon_at_us, K_ABANDON, _abandon_id(t)) in self._deadlines
-            if t.state == "ACTIVE":
+            if t.status == "ACTIVE":
                 assert t.expires_at_us is not None
                 assert (t.expires_at_us, K_SESSION, t.id) in self._deadlines
         assert all(d[0] > self._clock_us for d in self._deadlines)

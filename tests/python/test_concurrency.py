@@ -210,12 +210,12 @@ def test_concurrent_joins_never_exceed_capacity_and_get_distinct_positions(make_
     tokens = oks(outcomes)
     assert len(tokens) == 1_000
     assert len({t.id for t in tokens}) == 1_000
-    states = Counter(t.state for t in tokens)
+    states = Counter(t.status for t in tokens)
     assert states == {"ACTIVE": 100, "WAITING": 900}
-    assert sorted(t.position for t in tokens if t.state == "WAITING") == list(range(900))
+    assert sorted(t.position for t in tokens if t.status == "WAITING") == list(range(900))
     # Earlier tokens are ahead: the ACTIVE ones are the first 100 created.
     by_id = sorted(tokens, key=lambda t: t.id)
-    assert {t.state for t in by_id[:100]} == {"ACTIVE"}
+    assert {t.status for t in by_id[:100]} == {"ACTIVE"}
     stats = eng.stats(drop.concert_id, now=T0 + 2)
     assert (stats.queue_active, stats.queue_waiting) == (100, 900)
     # Positions read afterwards are exact and follow the join order.
@@ -245,7 +245,7 @@ def test_concurrent_leaves_admit_in_order_within_capacity(make_drop):
     active = [
         t.id
         for u, t in zip(users, tokens, strict=True)
-        if eng.queue_status(u, t.id, now=T0 + 2).state == "ACTIVE"
+        if eng.queue_status(u, t.id, now=T0 + 2).status == "ACTIVE"
     ]
     assert active == [t.id for t in tokens[50:100]]
     eng.check_invariants()

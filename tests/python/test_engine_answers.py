@@ -17,11 +17,11 @@ def test_join_says_whether_it_made_the_token(make_drop):
     drop = make_drop(queue_capacity=1)
     a, b = drop.user(now=T0), drop.user(now=T0)
     first = drop.engine.join_queue(a, drop.concert_id, now=T0 + 1)
-    assert first.created and first.state == "ACTIVE"
+    assert first.created and first.status == "ACTIVE"
     again = drop.engine.join_queue(a, drop.concert_id, now=T0 + 2)
     assert (again.id, again.created) == (first.id, False)
     waiting = drop.engine.join_queue(b, drop.concert_id, now=T0 + 3)
-    assert waiting.created and waiting.state == "WAITING"
+    assert waiting.created and waiting.status == "WAITING"
     assert not drop.engine.queue_status(b, waiting.id, now=T0 + 4).created
     assert not drop.engine.check_gate(a, first.id, drop.concert_id, now=T0 + 4).created
     assert not drop.engine.leave_queue(a, first.id, now=T0 + 5).created

@@ -19,7 +19,7 @@ def drop(engine: bo.Engine) -> float:
         user = engine.create_user(now=now)
         engine.charge(user, 500_000, now=now)
         token = engine.join_queue(user, concert.id, now=now)
-        if token.state != "ACTIVE":
+        if token.status != "ACTIVE":
             continue
         res = engine.hold(user, token.id, schedule, quantity=1 + n % 3, now=now)
         if n % 5 == 1:

@@ -125,7 +125,7 @@ def test_pay_confirms_sells_seats_and_completes_the_token(make_drop):
     payer, token = drop.funded(400_000, now=T0)
     waiting = drop.user(now=T0)
     next_token = eng.join_queue(waiting, drop.concert_id, now=T0)
-    assert next_token.state == "WAITING"
+    assert next_token.status == "WAITING"
     res = eng.hold(payer, token, drop.schedule_id, [1, 11], now=T0 + 1)
     assert res.amount == VIP + R
 
@@ -152,11 +152,11 @@ def test_pay_confirms_sells_seats_and_completes_the_token(make_drop):
     ]
 
     done = eng.queue_status(payer, token, now=T0 + 3)
-    assert done.state == "EXPIRED"
+    assert done.status == "EXPIRED"
     assert done.ended_reason == "COMPLETED"
     assert done.ended_at == T0 + 2
     admitted = eng.queue_status(waiting, next_token.id, now=T0 + 3)
-    assert admitted.state == "ACTIVE"
+    assert admitted.status == "ACTIVE"
     assert admitted.activated_at == T0 + 2
 
     stats = eng.stats(drop.concert_id, now=T0 + 3)
@@ -227,7 +227,7 @@ def test_pay_needs_an_active_token_for_the_concert(make_drop):
     eng.leave_queue(user, token, now=T0 + 4)
     drop.admitted(now=T0 + 5)
     rejoined = eng.join_queue(user, drop.concert_id, now=T0 + 6)
-    assert rejoined.state == "WAITING"
+    assert rejoined.status == "WAITING"
     with pytest.raises(errors.QueueTokenExpired):
         eng.pay(user, token, res.id, now=T0 + 7)
     with pytest.raises(errors.QueueNotActive) as info:
@@ -260,7 +260,7 @@ def test_insufficient_balance_keeps_the_hold_for_a_retry(drop):
     assert eng.reservation(user, res.id, now=T0 + 3).status == "PENDING"
     assert drop.seat_status(now=T0 + 3)[1] == "HELD"
     assert eng.balance(user, now=T0 + 3) == 100_000
-    assert eng.check_gate(user, token, drop.concert_id, now=T0 + 3).state == "ACTIVE"
+    assert eng.check_gate(user, token, drop.concert_id, now=T0 + 3).status == "ACTIVE"
     failed = [e for e in eng.events(0) if e.type == "PaymentFailed"]
     assert [(e.reservation_id, e.amount, e.value) for e in failed] == [(res.id, VIP, 100_000)]
     assert eng.stats(drop.concert_id, now=T0 + 3).payments == 0
@@ -290,7 +290,7 @@ def test_release_on_payment_failure_cancels_at_once(make_drop):
     eng.charge(user, 2 * VIP, now=T0 + 3)
     with pytest.raises(errors.ReservationNotPending):
         eng.pay(user, token, res.id, now=T0 + 4)
-    assert eng.check_gate(user, token, drop.concert_id, now=T0 + 5).state == "ACTIVE"
+    assert eng.check_gate(user, token, drop.concert_id, now=T0 + 5).status == "ACTIVE"
 
 
 # --- refund ----------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_join_with_room_is_active_at_once(make_drop):
     drop = make_drop(queue_capacity=2, session_ttl_s=600.0)
     user = drop.user(now=T0)
     token = drop.engine.join_queue(user, drop.concert_id, now=T0 + 1)
-    assert token.state == "ACTIVE"
+    assert token.status == "ACTIVE"
     assert token.user_id == user
     assert token.concert_id == drop.concert_id
     assert token.position is None
@@ -54,11 +54,11 @@ def test_join_again_returns_the_same_token_not_a_second_place(make_drop):
 
     w2 = eng.join_queue(waiting, drop.concert_id, now=T0 + 3)
     assert w2.id == w1.id
-    assert w2.state == "WAITING"
+    assert w2.status == "WAITING"
     assert w2.position == 0
     assert w2.joined_at == T0 + 1
     a2 = eng.join_queue(first, drop.concert_id, now=T0 + 4)
-    assert a2.state == "ACTIVE"
+    assert a2.status == "ACTIVE"
     assert eng.stats(drop.concert_id, now=T0 + 5).queue_joined_total == 3
     assert len([e for e in eng.events(0) if e.type == "QueueJoined"]) == 3
 
@@ -70,7 +70,7 @@ def test_join_again_counts_as_a_poll(make_drop):
     user = drop.user(now=T0)
     token = eng.join_queue(user, drop.concert_id, now=T0)
     eng.join_queue(user, drop.concert_id, now=T0 + 50)  # abandon deadline -> T0 + 110
-    assert eng.queue_status(user, token.id, now=T0 + 100).state == "WAITING"
+    assert eng.queue_status(user, token.id, now=T0 + 100).status == "WAITING"
 
 
 def test_waiting_token_reports_exact_position_eta_and_poll_interval(make_drop):
@@ -84,7 +84,7 @@ def test_waiting_token_reports_exact_position_eta_and_poll_interval(make_drop):
         waiting.append((user, eng.join_queue(user, drop.concert_id, now=T0)))
     # Two admissions in the last minute: ETA = (position + 1) * 60 s / 2.
     for i, (_, token) in enumerate(waiting):
-        assert token.state == "WAITING"
+        assert token.status == "WAITING"
         assert token.position == i
         assert token.eta_s == pytest.approx(30.0 * (i + 1), abs=1e-6)
         assert token.poll_after_s == 5.0
@@ -120,7 +120,7 @@ def test_queue_full_at_queue_length_max_live_tokens(make_engine, make_drop):
     # One leaves: there is room for exactly one more.
     eng.leave_queue(users[2], tokens[2].id, now=T0 + 3)
     fourth = eng.join_queue(users[3], drop.concert_id, now=T0 + 4)
-    assert fourth.state == "WAITING"
+    assert fourth.status == "WAITING"
     assert fourth.position == 1
     with pytest.raises(errors.QueueFull):
         eng.join_queue(users[4], drop.concert_id, now=T0 + 5)
@@ -136,7 +136,7 @@ def test_admission_is_fifo_and_never_exceeds_capacity(make_drop):
     eng = drop.engine
     users = [drop.user(now=T0) for _ in range(12)]
     tokens = {u: eng.join_queue(u, drop.concert_id, now=T0 + i * 0.5) for i, u in enumerate(users)}
-    assert [tokens[u].state for u in users] == ["ACTIVE"] * 3 + ["WAITING"] * 9
+    assert [tokens[u].status for u in users] == ["ACTIVE"] * 3 + ["WAITING"] * 9
     rng = random.Random(7)
     now = T0 + 10
     live = dict(tokens)
@@ -149,8 +149,8 @@ def test_admission_is_fifo_and_never_exceeds_capacity(make_drop):
         assert stats.queue_active == min(capacity, len(live))
         assert stats.queue_active + stats.queue_waiting == len(live)
         states = {u: eng.queue_status(u, t.id, now=now) for u, t in live.items()}
-        active = sorted(u for u, t in states.items() if t.state == "ACTIVE")
-        waiting = sorted(u for u, t in states.items() if t.state == "WAITING")
+        active = sorted(u for u, t in states.items() if t.status == "ACTIVE")
+        waiting = sorted(u for u, t in states.items() if t.status == "WAITING")
         # The ACTIVE ones are always earlier in line than every WAITING one.
         assert not active or not waiting or max(active) < min(waiting)
         assert [states[u].position for u in waiting] == list(range(len(waiting)))
@@ -168,7 +168,7 @@ def test_position_is_exact_when_users_ahead_leave_or_are_abandoned(make_drop):
     assert [t.position for t in (tb, tc, td, te)] == [0, 1, 2, 3]
 
     left = eng.leave_queue(c, tc.id, now=T0 + 10)
-    assert left.state == "EXPIRED"
+    assert left.status == "EXPIRED"
     assert left.ended_reason == "LEFT"
     assert left.ended_at == T0 + 10
     assert eng.queue_status(d, td.id, now=T0 + 30).position == 1
@@ -178,14 +178,14 @@ def test_position_is_exact_when_users_ahead_leave_or_are_abandoned(make_drop):
     assert eng.queue_status(d, td.id, now=T0 + 60).position == 0
     assert eng.queue_status(e, te.id, now=T0 + 60).position == 1
     gone = eng.queue_status(b, tb.id, now=T0 + 60)
-    assert gone.state == "EXPIRED"
+    assert gone.status == "EXPIRED"
     assert gone.ended_reason == "ABANDONED"
     assert gone.ended_at == T0 + 60
     assert gone.position is None
 
     eng.leave_queue(a, ta.id, now=T0 + 61)
     now_active = eng.queue_status(d, td.id, now=T0 + 61)
-    assert now_active.state == "ACTIVE"
+    assert now_active.status == "ACTIVE"
     assert now_active.activated_at == T0 + 61
     assert eng.queue_status(e, te.id, now=T0 + 61).position == 0
 
@@ -203,7 +203,7 @@ def test_abandon_timeout_is_exact_and_counts_from_the_last_poll(make_drop):
     assert stats.queue_waiting == 0
     assert stats.queue_abandoned_total == 1
     gone = eng.queue_status(user, token.id, now=T0 + 111)
-    assert gone.state == "EXPIRED"
+    assert gone.status == "EXPIRED"
     assert gone.ended_reason == "ABANDONED"
     assert gone.ended_at == T0 + 110
     with pytest.raises(errors.QueueTokenExpired):
@@ -211,7 +211,7 @@ def test_abandon_timeout_is_exact_and_counts_from_the_last_poll(make_drop):
     # Joining again gives a new place at the back of the line.
     again = eng.join_queue(user, drop.concert_id, now=T0 + 113)
     assert again.id != token.id
-    assert again.state == "WAITING"
+    assert again.status == "WAITING"
     assert again.position == 0
 
 
@@ -221,17 +221,17 @@ def test_active_session_expires_after_ttl_and_admits_the_next(make_drop):
     a, ta = drop.admitted(now=T0)
     b = drop.user(now=T0)
     tb = eng.join_queue(b, drop.concert_id, now=T0 + 1)
-    assert tb.state == "WAITING"
-    assert eng.check_gate(a, ta, drop.concert_id, now=T0 + 600 - US).state == "ACTIVE"
+    assert tb.status == "WAITING"
+    assert eng.check_gate(a, ta, drop.concert_id, now=T0 + 600 - US).status == "ACTIVE"
     # Nothing happens at T0 + 600 itself; a later read sees exactly what happened then.
     with pytest.raises(errors.QueueTokenExpired):
         eng.check_gate(a, ta, drop.concert_id, now=T0 + 700)
     ended = eng.queue_status(a, ta, now=T0 + 700)
-    assert ended.state == "EXPIRED"
+    assert ended.status == "EXPIRED"
     assert ended.ended_reason == "SESSION_EXPIRED"
     assert ended.ended_at == T0 + 600
     nxt = eng.queue_status(b, tb.id, now=T0 + 700)
-    assert nxt.state == "ACTIVE"
+    assert nxt.status == "ACTIVE"
     assert nxt.activated_at == T0 + 600
     assert nxt.expires_at == T0 + 1200
 
@@ -241,7 +241,7 @@ def test_leave_an_expired_token_returns_it_unchanged(drop):
     user, token = drop.admitted(now=T0)
     first = eng.leave_queue(user, token, now=T0 + 1)
     again = eng.leave_queue(user, token, now=T0 + 2)
-    assert again.state == "EXPIRED"
+    assert again.status == "EXPIRED"
     assert again.ended_reason == "LEFT"
     assert again.ended_at == first.ended_at == T0 + 1
     assert len([e for e in eng.events(0) if e.type == "QueueLeft"]) == 1
@@ -259,7 +259,7 @@ def test_queue_status_and_leave_refuse_other_users_and_unknown_tokens(drop):
         eng.queue_status(user, token + 100, now=T0 + 1)
     with pytest.raises(errors.UserNotFound):
         eng.queue_status(other + 100, token, now=T0 + 1)
-    assert eng.queue_status(user, token, now=T0 + 2).state == "ACTIVE"
+    assert eng.queue_status(user, token, now=T0 + 2).status == "ACTIVE"
 
 
 def test_admission_rate_spaces_admissions_exactly(make_drop):
@@ -268,7 +268,7 @@ def test_admission_rate_spaces_admissions_exactly(make_drop):
     eng = drop.engine
     users = [drop.user(now=T0) for _ in range(5)]
     tokens = [eng.join_queue(u, drop.concert_id, now=T0) for u in users]
-    assert [t.state for t in tokens] == ["ACTIVE"] + ["WAITING"] * 4
+    assert [t.status for t in tokens] == ["ACTIVE"] + ["WAITING"] * 4
     assert [t.position for t in tokens[1:]] == [0, 1, 2, 3]
     # One admission in the last minute: ETA = p * 60 s / 1 (at least p * 30 s).
     assert tokens[1].eta_s == pytest.approx(60.0, abs=1e-6)
@@ -282,7 +282,7 @@ def test_admission_rate_spaces_admissions_exactly(make_drop):
     assert third.eta_s == pytest.approx(30.0, abs=1e-6)
 
     views = [eng.queue_status(u, t.id, now=T0 + 500) for u, t in zip(users, tokens, strict=True)]
-    assert [v.state for v in views] == ["ACTIVE"] * 5
+    assert [v.status for v in views] == ["ACTIVE"] * 5
     assert [v.activated_at for v in views] == [T0, T0 + 30, T0 + 60, T0 + 90, T0 + 120]
     assert eng.stats(drop.concert_id, now=T0 + 500).queue_admitted_total == 5
 
@@ -319,7 +319,7 @@ def line_order(drop, joined, *, now: float) -> list[int]:
     eng = drop.engine
     admitted = admitted_order(eng, drop.concert_id)
     views = [eng.queue_status(u, t.id, now=now) for u, t in joined]
-    waiting = sorted((v for v in views if v.state == "WAITING"), key=lambda v: v.position)
+    waiting = sorted((v for v in views if v.status == "WAITING"), key=lambda v: v.position)
     return admitted + [v.id for v in waiting]
 
 
@@ -328,7 +328,7 @@ def test_prequeue_waits_without_position_until_opening(make_drop):
     eng = drop.engine
     user = drop.user(now=T0)
     token = eng.join_queue(user, drop.concert_id, now=T0 + 1)
-    assert token.state == "WAITING"
+    assert token.status == "WAITING"
     assert token.position is None
     assert token.eta_s == pytest.approx(99.0, abs=1e-6)
     assert eng.queue_status(user, token.id, now=T0 + 60).eta_s == pytest.approx(40.0, abs=1e-6)
@@ -340,7 +340,7 @@ def test_prequeue_waits_without_position_until_opening(make_drop):
     assert info.value.position is None
     assert info.value.eta_s == pytest.approx(38.0, abs=1e-6)
     opened = eng.queue_status(user, token.id, now=T0 + 100)
-    assert opened.state == "ACTIVE"
+    assert opened.status == "ACTIVE"
     assert opened.activated_at == T0 + 100
 
 
@@ -360,7 +360,7 @@ def test_prequeue_is_shuffled_at_opening_reproducibly(make_engine, make_drop):
     assert order != [t.id for _, t in joined], "the pre-queue must be shuffled, not kept in order"
     for user, token in joined:
         view = eng.queue_status(user, token.id, now=T0 + 100)
-        if view.state == "ACTIVE":
+        if view.status == "ACTIVE":
             assert view.activated_at == T0 + 100
 
     # Same seed, same commands: the same draw and the same state.
@@ -377,7 +377,7 @@ def test_joins_after_opening_queue_behind_the_prequeue(make_engine, make_drop):
     eng = drop.engine
     late = drop.user(now=T0 + 101)
     token = eng.join_queue(late, drop.concert_id, now=T0 + 101)
-    assert token.state == "WAITING"
+    assert token.status == "WAITING"
     assert token.position == 3
     assert [e.value for e in eng.events(0) if e.type == "QueueJoined"] == [1] * 6 + [0]
 
@@ -389,7 +389,7 @@ def test_gate_passes_the_users_active_token(drop):
     user, token = drop.admitted(now=T0)
     view = drop.engine.check_gate(user, token, drop.concert_id, now=T0 + 1)
     assert view.id == token
-    assert view.state == "ACTIVE"
+    assert view.status == "ACTIVE"
 
 
 def test_gate_refuses_a_waiting_token_with_its_position(make_drop):
@@ -456,7 +456,7 @@ def test_gate_refuses_a_token_of_another_concert(make_drop):
     eng = first.engine
     user = first.user(now=T0)
     token = eng.join_queue(user, second.concert_id, now=T0).id
-    assert eng.check_gate(user, token, second.concert_id, now=T0 + 1).state == "ACTIVE"
+    assert eng.check_gate(user, token, second.concert_id, now=T0 + 1).status == "ACTIVE"
     with pytest.raises(errors.QueueTokenInvalid):
         eng.check_gate(user, token, first.concert_id, now=T0 + 1)
     seat = first.seat_ids(now=T0 + 2)[0]
@@ -483,7 +483,7 @@ def test_session_expiry_fires_before_abandon_at_the_same_instant(make_drop):
     user = drop.user(now=T0)
     token = eng.join_queue(user, drop.concert_id, now=T0)
     view = eng.queue_status(user, token.id, now=T0 + 60)
-    assert view.state == "ACTIVE"
+    assert view.status == "ACTIVE"
     assert view.activated_at == T0 + 60
     assert eng.stats(drop.concert_id, now=T0 + 60).queue_abandoned_total == 0
 
@@ -492,7 +492,7 @@ def test_session_expiry_is_inclusive(make_drop):
     drop = make_drop(session_ttl_s=600.0)
     eng = drop.engine
     user, token = drop.admitted(now=T0)
-    assert eng.check_gate(user, token, drop.concert_id, now=T0 + 600 - US).state == "ACTIVE"
+    assert eng.check_gate(user, token, drop.concert_id, now=T0 + 600 - US).status == "ACTIVE"
     with pytest.raises(errors.QueueTokenExpired):
         eng.check_gate(user, token, drop.concert_id, now=T0 + 600)
 
@@ -520,7 +520,7 @@ def test_prequeue_tokens_that_stop_polling_are_abandoned_before_opening(make_dro
     keen = drop.user(now=T0)
     keen_token = eng.join_queue(keen, drop.concert_id, now=T0)
     eng.queue_status(keen, keen_token.id, now=T0 + 50)
-    assert eng.queue_status(keen, keen_token.id, now=T0 + 100).state == "ACTIVE"
+    assert eng.queue_status(keen, keen_token.id, now=T0 + 100).status == "ACTIVE"
     gone = eng.queue_status(idle, idle_token.id, now=T0 + 100)
-    assert (gone.state, gone.ended_reason, gone.ended_at) == ("EXPIRED", "ABANDONED", T0 + 60)
+    assert (gone.status, gone.ended_reason, gone.ended_at) == ("EXPIRED", "ABANDONED", T0 + 60)
     assert [e.value for e in eng.events(0) if e.type == "QueueOpened"] == [1]

@@ -21,7 +21,7 @@ SMALL = sim.SimConfig(
     users=3_000,
     seed=11,
     venue=sim.Venue(seats=600, seats_per_row=20),
-    sale=sim.Sale(capacity=150, poll_interval_s=5.0),
+    sale=sim.Sale(queue_capacity=150, poll_interval_s=5.0),
     arrivals=sim.BurstArrivals(early_fraction=0.2, early_window_s=120, spread_s=30),
     horizon_s=3_600,
 )
@@ -123,7 +123,7 @@ def test_timeseries_is_sampled_at_fixed_steps(drop):
     assert (steps.iloc[:-1] == SMALL.sample_every_s).all()  # the last row is the end
     assert ts.seats_sold.is_monotonic_increasing
     assert ts.revenue_won.is_monotonic_increasing
-    assert (ts.active <= SMALL.sale.capacity).all()
+    assert (ts.active <= SMALL.sale.queue_capacity).all()
     total = ts.seats_available + ts.seats_held + ts.seats_sold
     assert (total == SMALL.venue.seats).all()
     assert ts.iloc[-1].seats_sold == drop.summary.sold
@@ -222,7 +222,7 @@ def test_empty_wallets_fail_to_pay_unless_topped_up():
 
 def test_release_on_payment_failure_frees_the_seats_at_once():
     broke = sim.Behaviour(funded_p=0.0, topup_p=0.0, pay_p=1.0, tidy_p=0.0)
-    sale = sim.Sale(capacity=150, poll_interval_s=5.0, release_on_payment_failure=True)
+    sale = sim.Sale(queue_capacity=150, poll_interval_s=5.0, release_on_payment_failure=True)
     result = sim.run(small(behaviour=broke, sale=sale, users=500))
     assert result.summary.payment_failures > 0
     assert result.summary.expired_holds == 0  # canceled by the failure, not expired
@@ -231,7 +231,7 @@ def test_release_on_payment_failure_frees_the_seats_at_once():
 
 def test_paying_after_the_hold_ttl_is_refused_by_the_engine():
     slow = sim.Behaviour(pay_time_s=1_000.0, pay_p=1.0)
-    sale = sim.Sale(capacity=150, poll_interval_s=5.0, hold_ttl_s=5.0, session_ttl_s=3_000)
+    sale = sim.Sale(queue_capacity=150, poll_interval_s=5.0, hold_ttl_s=5.0, session_ttl_s=3_000)
     result = sim.run(small(behaviour=slow, sale=sale, users=500))
     users = result.users
     assert (users.outcome == "hold_expired").sum() > 0
@@ -253,7 +253,7 @@ def test_impatient_users_give_up_and_the_engine_abandons_silent_ones():
 
 
 def test_admission_rate_is_enforced_by_the_engine():
-    sale = sim.Sale(capacity=1_000, admission_per_minute=120, poll_interval_s=5.0)
+    sale = sim.Sale(queue_capacity=1_000, admission_per_minute=120, poll_interval_s=5.0)
     result = sim.run(small(sale=sale, users=1_000, horizon_s=120))
     admitted = np.sort(result.users.admitted_s.dropna().to_numpy())
     assert len(admitted) > 10
@@ -262,7 +262,7 @@ def test_admission_rate_is_enforced_by_the_engine():
 
 
 def test_capacity_bounds_active_users():
-    sale = sim.Sale(capacity=20, poll_interval_s=5.0)
+    sale = sim.Sale(queue_capacity=20, poll_interval_s=5.0)
     result = sim.run(small(sale=sale, users=1_000, horizon_s=300))
     assert result.summary.end_reason == "horizon"
     assert result.timeseries.active.max() == 20
@@ -272,7 +272,7 @@ def test_capacity_bounds_active_users():
 
 def test_invalid_models_are_refused():
     with pytest.raises(ValueError):
-        sim.Sale(capacity=0)
+        sim.Sale(queue_capacity=0)
     with pytest.raises(ValueError):
         sim.Sale(poll_interval_s=90, abandon_timeout_s=60)
     with pytest.raises(ValueError):
@@ -333,11 +333,11 @@ def test_cli_readable_summary_and_settings(capsys, tmp_path):
         "1500",
         "--seats",
         "200",
-        "--capacity",
+        "--queue-capacity",
         "50",
-        "--hold-ttl",
+        "--hold-ttl-s",
         "120",
-        "--max-seats",
+        "--max-seats-per-reservation",
         "2",
         "--arrivals",
         "poisson",
@@ -389,7 +389,7 @@ def test_users_refused_by_a_full_queue_try_again(monkeypatch):
     from boxoffice.sim import runner
 
     monkeypatch.setattr(runner, "Limits", lambda **kw: bo.Limits(queue_length_max=200, **kw))
-    sale = sim.Sale(capacity=50, poll_interval_s=5.0)
+    sale = sim.Sale(queue_capacity=50, poll_interval_s=5.0)
     result = sim.run(small(users=1_000, sale=sale, arrivals=sim.PoissonArrivals(100.0)))
     live = result.timeseries.waiting + result.timeseries.active
     assert live.max() == 200
@@ -411,3 +411,20 @@ def test_the_docs_example_runs(capsys):
     code = code.replace("users=200_000", "users=2_000").replace("seats=20_000", "seats=200")
     exec(compile(code, str(docs), "exec"), {})
     assert "consistency            ok" in capsys.readouterr().out
+
+
+def test_cli_earlier_flag_spellings_give_the_same_config(capsys):
+    parser = argparse.ArgumentParser(prog="boxoffice")
+    simulate_cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    new = ["--queue-capacity", "7", "--hold-ttl-s", "90", "--poll-interval-s", "4", "--tick-s", "2"]
+    old = ["--capacity", "7", "--hold-ttl", "90", "--poll-interval", "4", "--tick", "2"]
+    configs = [
+        simulate_cli.config_from_args(parser.parse_args(["simulate", *argv])) for argv in (new, old)
+    ]
+    assert configs[0] == configs[1]
+    assert configs[0].sale.queue_capacity == 7 and configs[0].sale.hold_ttl_s == 90
+    assert configs[0].sale.poll_interval_s == 4 and configs[0].tick_s == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulate", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--hold-ttl-s" in help_text and "--hold-ttl " not in help_text

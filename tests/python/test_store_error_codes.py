@@ -92,6 +92,6 @@ def test_store_unavailable_whatever_the_path_says(tmp_path, words):
     err = expect(errors.StoreUnavailable, lambda: bo.Engine(foreign))
     assert words in err.message
     expect(errors.StoreUnavailable, lambda: _core.journal_records(str(foreign)))
-    # A missing directory and a missing file.
-    expect(errors.StoreUnavailable, lambda: bo.Engine(directory / "none" / "store.db"))
+    # A directory that cannot be created (a file is in its way) and a missing file.
+    expect(errors.StoreUnavailable, lambda: bo.Engine(directory / "file" / "sub" / "store.db"))
     expect(errors.StoreUnavailable, lambda: _core.journal_records(str(directory / "none.db")))

@@ -262,6 +262,7 @@ class CommandLog:
         self._owns_connection = owns_connection
         self.appends = 0  # acknowledged appends
         self.retries = 0  # attempts sent again (a timeout, no leader, a reconnection)
+        self.failures = 0  # appends that gave up (LogUnavailable)
 
     @classmethod
     async def connect(
@@ -306,6 +307,7 @@ class CommandLog:
         while True:
             left_s = deadline - loop.time()
             if left_s <= 0:
+                self.failures += 1
                 raise LogUnavailable(
                     f"{self.route.stream}: no quorum acknowledged message {msg_id} within "
                     f"{timeout_s} s ({type(last_error).__name__}: {last_error})",
@@ -338,6 +340,7 @@ class CommandLog:
                 return seq
             self.retries += 1
             if self.nc.is_closed:
+                self.failures += 1
                 raise LogUnavailable(
                     f"{self.route.stream}: the connection is closed", retry_after_s=RETRY_AFTER_S
                 ) from last_error

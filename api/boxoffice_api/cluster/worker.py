@@ -147,15 +147,101 @@ class KvAccounts:
         """Nothing to close: the connection belongs to the :class:`ClusterBackend`."""
 
 
+@dataclass(frozen=True)
+class ReplicaReport:
+    """One replica as its last report in the ``boxoffice_replicas`` bucket shows it.
+
+    Attributes:
+        name: the replica's name (``r1``).
+        applied_seq: the stream sequence of the last message it applied.
+        lag: messages it is behind the log's head (0: up to date).
+        age_s: seconds since the report (replicas report every second; a dead one ages).
+    """
+
+    name: str
+    applied_seq: int
+    lag: int
+    age_s: float
+
+
+@dataclass(frozen=True)
+class ClusterObservation:
+    """What a worker sees of its shard: the log's head and every replica's last report.
+
+    Attributes:
+        shard: the shard's name.
+        log_last_seq: the stream's last sequence (the head of the command log).
+        replicas: by name.
+    """
+
+    shard: str
+    log_last_seq: int
+    replicas: list[ReplicaReport]
+
+
 @dataclass
 class ClusterBackend:
-    """One worker's view of the cluster: connection, log, engine API, accounts."""
+    """One worker's view of the cluster: connection, log, engine API, accounts.
+
+    ``concert_stats`` and ``observation`` are what the last :meth:`refresh_metrics` read, for
+    the Prometheus collector (which cannot wait for the network itself).
+    """
 
     nc: Any
     log: command_log.CommandLog
     batcher: command_log.Batcher
     engine_api: RemoteEngine
     accounts: KvAccounts
+    head: LogHead
+    observation: ClusterObservation | None = None
+    concert_stats: list[tuple[int, Any]] | None = None
+    users: int = 0
+    last_event_seq: int = 0
+
+    async def observe(self) -> ClusterObservation:
+        """The log's head and the replicas' last reports (none when the bucket is out of
+        reach; the log's head is required).
+
+        Raises:
+            nats.errors.TimeoutError and other NATS errors of reading the head.
+        """
+        from .status import replica_statuses
+
+        last_seq = await self.head.latest()
+        shard = self.log.route.shard
+        statuses = await replica_statuses([], shard, self.nc.jetstream())
+        now = time.time()
+        replicas = [
+            ReplicaReport(
+                name=name,
+                applied_seq=int(report.get("applied_seq", 0)),
+                lag=max(0, last_seq - int(report.get("applied_seq", 0))),
+                age_s=max(0.0, now - float(report.get("at", now))),
+            )
+            for name, report in sorted(statuses.items())
+        ]
+        return ClusterObservation(shard=shard, log_last_seq=last_seq, replicas=replicas)
+
+    async def refresh_metrics(self, now: float, concerts_max: int) -> None:
+        """Reads what ``/metrics`` exports in cluster mode: :meth:`observe`, and the stats of
+        the last ``concerts_max`` concerts from the replicas (concurrently, 50 at a time).
+
+        Raises:
+            the errors of :meth:`observe` and of the engine reads (e.g. ``ResultUnavailable``).
+        """
+        self.observation = await self.observe()
+        last = await self.engine_api.concert_count()
+        ids = list(range(max(1, last - concerts_max + 1), last + 1))
+        stats: list[tuple[int, Any]] = []
+        for start in range(0, len(ids), 50):
+            chunk = ids[start : start + 50]
+            answers = await asyncio.gather(
+                *(self.engine_api.stats(concert_id, now=now) for concert_id in chunk)
+            )
+            stats.extend(zip(chunk, answers, strict=True))
+        self.concert_stats = stats
+        self.users = await self.engine_api.user_count()
+        self.last_event_seq = await self.engine_api.last_event_seq()
 
     @classmethod
     async def connect(
@@ -176,7 +262,8 @@ class ClusterBackend:
             log = command_log.CommandLog(nc, route, owns_connection=False)
             batcher = command_log.Batcher(log, timeout_s=append_timeout_s)
             client = ClusterClient(nc, batcher, shard)
-            engine_api = RemoteEngine(client, LogHead(js, route.stream))
+            head = LogHead(js, route.stream)
+            engine_api = RemoteEngine(client, head)
             try:
                 kv = await js.key_value(ACCOUNTS_BUCKET)
             except BucketNotFoundError:
@@ -188,7 +275,7 @@ class ClusterBackend:
         except BaseException:
             await nc.close()
             raise
-        return cls(nc, log, batcher, engine_api, accounts)
+        return cls(nc, log, batcher, engine_api, accounts, head)
 
     async def close(self) -> None:
         """Sends what is pending, then closes the connection."""

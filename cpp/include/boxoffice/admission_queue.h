@@ -56,7 +56,7 @@ struct TokenRecord {
   uint32_t user_id = 0;
   uint32_t concert_id = 0;
   uint32_t join_seq = kNoJoinSeq;  // order of admission (JoinSeq gives -1 for kNoJoinSeq)
-  TokenState state = TokenState::kWaiting;
+  TokenStatus status = TokenStatus::kWaiting;
   TokenEnd end = TokenEnd::kNone;
   bool admitted = false;  // it has been ACTIVE: slot.session holds its times
   TimeUs joined_at = 0;
@@ -183,8 +183,8 @@ class AdmissionQueue {
       const Session& s = sessions_[t.slot.session];
       times.activated_at = s.activated_at;
       times.ended_at = s.ended_at;
-      if (t.state == TokenState::kActive) times.expires_at = SessionEnd(s);
-    } else if (t.state == TokenState::kExpired) {
+      if (t.status == TokenStatus::kActive) times.expires_at = SessionEnd(s);
+    } else if (t.status == TokenStatus::kExpired) {
       times.ended_at = t.slot.ended_at;
     }
     return times;

@@ -41,7 +41,7 @@ static_assert(sizeof(BatchCommand) == 48);
 
 struct BatchResult {
   uint16_t code = 0;  // ErrorCode; 0 = OK
-  uint8_t state = 0;  // TokenState or ReservationStatus, by op
+  uint8_t status = 0;  // TokenStatus or ReservationStatus, by op
   uint8_t reserved0 = 0;
   uint32_t reserved1 = 0;
   int64_t id = 0;

@@ -90,7 +90,7 @@ class Engine {
   // Joins the concert's queue, or returns the user's live token for it (never
   // a second place); the view's `created` says which.
   absl::StatusOr<TokenView> JoinQueue(UserId user, ConcertId concert, TimeUs now);
-  // A poll: the token's state, position and ETA; resets its abandon timeout.
+  // A poll: the token's status, position and ETA; resets its abandon timeout.
   absl::StatusOr<TokenView> QueueStatus(UserId user, TokenId token, TimeUs now);
   absl::StatusOr<TokenView> LeaveQueue(UserId user, TokenId token, TimeUs now);
   // The gate: OK with the token when it is the user's ACTIVE token for the

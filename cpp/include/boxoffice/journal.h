@@ -154,6 +154,19 @@ class Journal {
   // before seq was written.
   absl::Status WaitDurable(Seq seq);
 
+  // WaitDurable without blocking: true once every record <= seq is committed,
+  // false while it may still be; WaitDurable's errors when it never will be.
+  absl::StatusOr<bool> PollDurable(Seq seq);
+
+  // A new eventfd (non-blocking, close-on-exec) that the journal signals after
+  // every group commit, and when the writer fails or the journal closes, so that
+  // an event loop watching it waits for durability without a thread of its own:
+  // on a wake-up it reads the fd and calls PollDurable. The journal owns the fd:
+  // RemoveDurableListener closes it, and so does the destructor.
+  // kStoreUnavailable when the system refuses a new eventfd.
+  absl::StatusOr<int> AddDurableListener();
+  void RemoveDurableListener(int fd);
+
   Seq appended_seq() const { return appended_seq_.load(std::memory_order_acquire); }
   Seq durable_seq() const { return durable_seq_.load(std::memory_order_acquire); }
   // OK until a group commit fails; then that failure (every later record is dropped).
@@ -231,6 +244,10 @@ class Journal {
   void WriterLoop();
   absl::Status SqlError(sqlite3* db, int rc, absl::string_view what) const;
   absl::Status ClosedError() const;
+  // Under mu_: OK once seq is durable, the reason when it never will be, nullopt
+  // while it may still be (seq <= appended_seq).
+  std::optional<absl::Status> DurableStateLocked(Seq seq) const;
+  void NotifyDurableListeners();
 
   const JournalOptions options_;
   int lock_fd_ = -1;
@@ -250,6 +267,11 @@ class Journal {
   std::atomic<Seq> durable_seq_{0};
   std::atomic<Seq> compacted_seq_{0};
   std::thread writer_;
+
+  // The eventfds signalled after each group commit (AddDurableListener); the
+  // writer holds the mutex while it writes, so a removed fd is never written to.
+  std::mutex listeners_mu_;
+  std::vector<int> listeners_;
 
   // The write connection: used by the writer thread, SaveSnapshot and Compact.
   std::mutex db_mu_;

@@ -69,6 +69,14 @@ class Store final : public CommandSink {
   // Blocks until every record <= seq is durable. STORE_CLOSED after Close;
   // STORE_UNAVAILABLE if the writer failed (the journal says why).
   absl::Status WaitDurable(Seq seq);
+  // WaitDurable without blocking (Journal::PollDurable): true once durable,
+  // false while it may still be, WaitDurable's errors when it never will be.
+  absl::StatusOr<bool> PollDurable(Seq seq);
+  // An eventfd the journal signals after each group commit, writer failure and
+  // close (Journal::AddDurableListener): an event loop watching it waits for
+  // durability without a thread. The store owns it; Remove closes it.
+  absl::StatusOr<int> AddDurableListener() { return journal_->AddDurableListener(); }
+  void RemoveDurableListener(int fd) { journal_->RemoveDurableListener(fd); }
   // Saves a snapshot of the current state, compacts the journal behind it and
   // (when asked) rewrites the catalog tables. The background snapshots skip
   // the catalog: rewriting it holds SQLite's write lock for a while, which

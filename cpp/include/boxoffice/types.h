@@ -33,7 +33,7 @@ using EntryId = int64_t;
 using AccountId = int64_t;
 using Seq = int64_t;
 
-enum class TokenState : uint8_t { kWaiting = 0, kActive = 1, kExpired = 2 };
+enum class TokenStatus : uint8_t { kWaiting = 0, kActive = 1, kExpired = 2 };
 enum class SeatStatus : uint8_t { kAvailable = 0, kHeld = 1, kSold = 2 };
 enum class ReservationStatus : uint8_t {
   kPending = 0,
@@ -51,7 +51,7 @@ enum class TokenEnd : uint8_t {
   kCompleted = 4,       // the user paid; the slot goes to the next in line
 };
 
-absl::string_view ToString(TokenState s);
+absl::string_view ToString(TokenStatus s);
 absl::string_view ToString(SeatStatus s);
 absl::string_view ToString(ReservationStatus s);
 absl::string_view ToString(TokenEnd e);

@@ -78,7 +78,7 @@ struct TokenView {
   TokenId id = 0;
   UserId user_id = 0;
   ConcertId concert_id = 0;
-  TokenState state = TokenState::kWaiting;
+  TokenStatus status = TokenStatus::kWaiting;
   TokenEnd end = TokenEnd::kNone;
   int64_t position = -1;  // WAITING tokens ahead; -1 when not WAITING or in the pre-queue
   DurationUs eta_us = 0;  // estimated wait until ACTIVE (WAITING only)

@@ -56,6 +56,7 @@ from .models import (
     Seat,
     ServerHealth,
     Stats,
+    TestClock,
     User,
 )
 
@@ -89,6 +90,7 @@ __all__ = [
     "Seat",
     "ServerHealth",
     "Stats",
+    "TestClock",
     "TokenExpired",
     "TooManyPasswordChecks",
     "Unauthenticated",

@@ -32,6 +32,7 @@ __all__ = [
     "Seat",
     "ServerHealth",
     "Stats",
+    "TestClock",
     "User",
 ]
 
@@ -230,13 +231,25 @@ class Event:
 @dataclass(frozen=True, slots=True)
 class ServerHealth:
     """``GET /healthz``: the store accepts commands. ``password_hash_profile`` names the
-    argon2id parameters sign-ups and log-ins cost (``None`` from a server that does not say)."""
+    argon2id parameters sign-ups and log-ins cost (``None`` from a server that does not say);
+    ``test_clock`` is True on a server in test mode only."""
 
     status: str
     last_event_seq: int
     concerts: int
     users: int
     password_hash_profile: str | None = None
+    test_clock: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TestClock:
+    """A test-mode server's clock: its time ``now`` and ``offset_s`` ahead of the wall clock."""
+
+    __test__ = False  # not a test class for pytest, whatever its name
+
+    now: datetime
+    offset_s: float
 
 
 @dataclass(frozen=True, slots=True)

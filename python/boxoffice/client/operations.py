@@ -30,6 +30,7 @@ from .models import (
     Seat,
     ServerHealth,
     Stats,
+    TestClock,
     User,
 )
 
@@ -208,6 +209,30 @@ def get_health() -> Plan[ServerHealth]:
         StoreUnavailable: 503 once the store cannot take commands (after the retries).
     """
     return (yield from _request("GET", "/healthz", ServerHealth, auth="none", safe=True))
+
+
+def read_test_clock() -> Plan[TestClock]:
+    """The clock of a server in test mode (operator; ``BOXOFFICE_TEST_CLOCK``): its time and
+    how far it is ahead of the wall clock. :class:`TestClock`.
+
+    Raises:
+        AdminKeyInvalid: 403. NotFound: 404, the server is not in test mode.
+    """
+    route = "/v1/admin/test-clock"
+    return (yield from _request("GET", route, TestClock, auth="admin", safe=True))
+
+
+def advance_test_clock(seconds: float) -> Plan[TestClock]:
+    """Moves a test-mode server's clock ``seconds`` forward (operator), firing every deadline
+    up to the new time: a hold whose ``expires_at`` is passed is EXPIRED when this answers.
+    :class:`TestClock`. Not retried after a lost answer (it would move the clock twice).
+
+    Raises:
+        AdminKeyInvalid: 403. NotFound: 404, the server is not in test mode.
+        InvalidArgument: 422, a negative or too large step.
+    """
+    route = "/v1/admin/test-clock"
+    return (yield from _request("POST", route, TestClock, json={"seconds": seconds}, auth="admin"))
 
 
 # --- the admission queue -------------------------------------------------------------------
@@ -494,6 +519,8 @@ OPERATIONS = (
     get_concert_stats,
     list_events,
     get_health,
+    read_test_clock,
+    advance_test_clock,
     join_queue,
     poll_queue,
     leave_queue,

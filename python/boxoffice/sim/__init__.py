@@ -14,7 +14,7 @@ Example::
         users=200_000,
         seed=7,
         venue=sim.Venue(seats=20_000),
-        sale=sim.Sale(capacity=2_000, hold_ttl_s=180),
+        sale=sim.Sale(queue_capacity=2_000, hold_ttl_s=180),
         arrivals=sim.BurstArrivals(early_fraction=0.2),
     )
     result = sim.run(config)

@@ -256,7 +256,7 @@ class Sale:
     """The sale settings under test (``boxoffice.SaleSettings``; seconds, counts).
 
     Attributes:
-        capacity: most ACTIVE queue tokens at once (shoppers let in).
+        queue_capacity: most ACTIVE queue tokens at once (shoppers let in).
         admission_per_minute: cap on new admissions per minute, or None for no cap.
         session_ttl_s: how long an ACTIVE token stays active.
         hold_ttl_s: how long a PENDING reservation holds its seats.
@@ -268,7 +268,7 @@ class Sale:
             polls are nearly all of the commands, and 5 s makes 3.7 times as many.
     """
 
-    capacity: int = 2_000
+    queue_capacity: int = 2_000
     admission_per_minute: int | None = None
     session_ttl_s: float = 600.0
     hold_ttl_s: float = 300.0
@@ -278,8 +278,8 @@ class Sale:
     poll_interval_s: float = 20.0
 
     def __post_init__(self) -> None:
-        if self.capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {self.capacity}")
+        if self.queue_capacity < 1:
+            raise ValueError(f"queue_capacity must be at least 1, got {self.queue_capacity}")
         if self.admission_per_minute is not None and self.admission_per_minute < 1:
             raise ValueError("admission_per_minute must be at least 1 (or None)")
         for name in ("session_ttl_s", "hold_ttl_s", "abandon_timeout_s", "poll_interval_s"):
@@ -293,7 +293,7 @@ class Sale:
         """The engine's ``SaleSettings`` for a sale opening at ``opens_at`` (epoch seconds)."""
         return SaleSettings(
             opens_at=opens_at,
-            queue_capacity=self.capacity,
+            queue_capacity=self.queue_capacity,
             admission_per_minute=self.admission_per_minute,
             session_ttl_s=self.session_ttl_s,
             hold_ttl_s=self.hold_ttl_s,

@@ -15,7 +15,7 @@ Example::
     result = sim.replay("var/boxoffice.db")
     print(result.matches, result.records, f"{result.seconds:.3f} s")
     events = result.events()  # the replayed drop's domain events, as a DataFrame
-    bigger = sim.rerun("var/boxoffice.db", sale=sim.Sale(capacity=500))
+    bigger = sim.rerun("var/boxoffice.db", sale=sim.Sale(queue_capacity=500))
     print(bigger.summary.format())
 """
 
@@ -267,7 +267,7 @@ def rerun(
         opens_at = recorded.opens_at if recorded.opens_at is not None else concert.created_at
         if sale is None:
             sale = Sale(
-                capacity=recorded.queue_capacity,
+                queue_capacity=recorded.queue_capacity,
                 admission_per_minute=recorded.admission_per_minute,
                 session_ttl_s=recorded.session_ttl_s,
                 hold_ttl_s=recorded.hold_ttl_s,

@@ -377,25 +377,25 @@ class _Drop:
         self.token[joined] = res["id"][ok]
         self.joined[joined] = True
         self.joined_tick[joined] = k
-        active = joined[res["state"][ok] == TOKEN_ACTIVE]
+        active = joined[res["status"][ok] == TOKEN_ACTIVE]
         self._admitted(active, k)
         full = users[~ok]
         self.stage[full] = JOIN_RETRY
         self.next_tick[full] = k + self.poll_ticks
         scheduled += [active, full]
-        waiting: IntArray = joined[res["state"][ok] == TOKEN_WAITING]
+        waiting: IntArray = joined[res["status"][ok] == TOKEN_WAITING]
         self.stage[waiting] = WAITING
         return waiting
 
     def _polled(self, res: Any, users: IntArray, k: int, scheduled: list[IntArray]) -> Any:
         """STATUS results; returns the mask of users still waiting."""
         self._expect(res, Op.STATUS, users, OK)
-        state = res["state"]
-        active = users[state == TOKEN_ACTIVE]
+        status = res["status"]
+        active = users[status == TOKEN_ACTIVE]
         self._admitted(active, k)
         scheduled.append(active)
-        self._finish(users[state == TOKEN_EXPIRED], "token_expired")
-        return state == TOKEN_WAITING
+        self._finish(users[status == TOKEN_EXPIRED], "token_expired")
+        return status == TOKEN_WAITING
 
     def _held(self, res: Any, users: IntArray, k: int) -> None:
         self._expect(res, Op.HOLD, users, OK, SEAT_UNAVAILABLE, QUEUE_TOKEN_EXPIRED)

@@ -1,4 +1,15 @@
-"""A real boxoffice server for tests and benchmarks: a child process on a free loopback port.
+"""Testing support: a real boxoffice server as a child process, request bodies, and (in
+submodules) seeding helpers and the pytest plugin.
+
+- :mod:`boxoffice_api.testing.plugin`: the pytest plugin, registered by the ``pytest11`` entry
+  point, so any project that installs boxoffice gets the fixtures ``boxoffice_engine``,
+  ``boxoffice_app`` and ``boxoffice_server`` without a conftest (docs/testing.md). It lives in
+  the HTTP service's package because the engine package (``boxoffice``) never imports it.
+- :mod:`boxoffice_api.testing.harness`: what those fixtures return, httpx-based helpers that
+  seed a server (a concert in one call, a funded user, an ACTIVE queue token) and move its test
+  clock.
+
+A real boxoffice server for tests and benchmarks: a child process on a free loopback port.
 
 :class:`ServerProcess` starts ``boxoffice serve`` (or any command that takes ``--port N`` and
 answers HTTP on 127.0.0.1), waits until its readiness path answers 200, and stops it by its own
