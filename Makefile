@@ -50,10 +50,10 @@ $(SERVE_STAMP): pyproject.toml
 	$(call pip_install_extras,server)
 	@touch $@
 
-# What the tests, benchmarks and fuzzers add: the `dev` and `bench` extras and Debian's tools.
+# What the tests, benchmarks and fuzzers add: the `dev`, `bench` and `client` extras and Debian's tools.
 $(DEV_STAMP): $(SERVE_STAMP)
 	@$(call apt_install,$(APT_DEV))
-	$(call pip_install_extras,server dev bench)
+	$(call pip_install_extras,server dev bench client)
 	@touch $@
 
 bootstrap-serve: $(SERVE_STAMP)

@@ -1,14 +1,20 @@
 """A live ticket drop over HTTP against a running boxoffice server (``boxoffice drop``).
 
-N virtual users run at once (asyncio, one pooled ``httpx.AsyncClient``; at most
-``concurrency`` requests in flight). Each user signs up, logs in, charges the wallet, joins the
-concert's admission queue, polls until ACTIVE (after ``poll_after_s`` or ``Retry-After``
-seconds, times ``poll_scale``), reads the dates and the available seats, holds
-1..``max_seats_per_reservation`` seats (best-available ``quantity``, or explicit adjacent
-seats), pays, and reads back its own reservations and balance. Holds, payments and charges
-carry an ``Idempotency-Key``; requests are retried with the same key after a transport error,
-a 429 or a 503. A user who finds no seat
-leaves the queue, freeing the slot for the next one.
+N virtual users run at once (asyncio; each a :class:`boxoffice.client.AsyncClient` over a few
+shared connection pools, at most ``concurrency`` requests in flight). First each user signs up,
+logs in and charges the wallet (at most ``password_concurrency`` of them at once: the server
+hashes every password); then, all at once (or spread over ``ramp_s``), each joins the
+concert's admission queue, polls until ACTIVE (after
+``poll_after_s`` or ``Retry-After`` seconds, times ``poll_scale``), reads the dates and the
+available seats, holds 1..``max_seats_per_reservation`` seats (best-available ``quantity``, or
+explicit adjacent seats), pays, and reads back its own reservations and balance. The client
+retries what is safe to repeat (holds, payments and charges carry an ``Idempotency-Key``,
+the same for every try). A user who finds no seat leaves the queue, freeing the slot for the
+next one.
+
+Before the users start, the drop says which password-hash profile the server uses and what one
+sign-up cost (argon2id's RFC 9106 profile takes most of a drop's time on a small machine);
+while they run, a progress bar on stderr counts users done, purchases and errors.
 
 Afterwards the drop checks consistency from what the server reports: the admin stats
 (``GET /v1/admin/concerts/{id}/stats``), the event feed (``GET /v1/admin/events``), the seat map
@@ -19,8 +25,8 @@ the sum of the payments the clients saw succeed.
 ``run_drop(DropConfig(...))`` is the API (a coroutine answering a ``DropResult``);
 ``add_parser(subparsers)`` registers the ``drop`` subcommand of the ``boxoffice`` command (entry
 point ``boxoffice.commands:drop``). It lives in the HTTP service's package, not the engine's: it
-speaks only HTTP. httpx is imported when a drop runs, so the rest of the command line works
-without it.
+speaks only HTTP, through the client. The client (httpx, tenacity) and tqdm are imported when a
+drop runs, so the rest of the command line works without them.
 """
 
 from __future__ import annotations
@@ -37,14 +43,23 @@ import ssl
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from boxoffice.errors import (
+    BoxOfficeError,
+    HoldExpired,
+    InsufficientBalance,
+    QueueNotActive,
+    QueueTokenExpired,
+    SeatUnavailable,
+)
 
 from .testing import concert_body, section
 
 if TYPE_CHECKING:
-    import httpx
+    from boxoffice.client import AsyncClient, Payment, Reservation, Seat
 
 __all__ = [
     "Check",
@@ -59,12 +74,7 @@ __all__ = [
 
 PASSWORD = "drop-password-0123"
 PRICES = {"VIP": 165_000, "R": 132_000, "S": 99_000}
-# Codes a healthy drop can answer: seats taken by others, holds that ran out, a session that ended.
-EXPECTED_CODES = frozenset(
-    {"SEAT_UNAVAILABLE", "HOLD_EXPIRED", "QUEUE_NOT_ACTIVE", "QUEUE_TOKEN_EXPIRED"}
-)
-_RETRY_STATUSES = frozenset({0, 429, 503})  # 0: a transport error (no answer)
-_ATTEMPTS = 4  # tries per request, counting the first
+T = TypeVar("T")
 _KEEPALIVE_EXPIRY_S = 2.0  # below any server keep-alive timeout we set (5 s by default)
 _CONNECTIONS_PER_CLIENT = 8
 _SEAT_PAGE = 1000  # AVAILABLE seats a user reads before choosing
@@ -99,7 +109,12 @@ class DropConfig:
         replay_share: the share of buyers who resend their payment with the same
             Idempotency-Key, which must answer the same payment and change nothing.
         max_wait_s: a user still WAITING after this many seconds leaves the queue.
+        password_concurrency: sign-ups and log-ins in flight at once. The server hashes at
+            most ``BOXOFFICE_PASSWORD_HASH_PER_CLIENT_MAX`` (4) of one client address at once
+            and refuses more (429 ``TOO_MANY_PASSWORD_CHECKS``): all users come from this one.
         timeout_s: per-request timeout in seconds.
+        progress: say the server's password-hash profile and show a progress bar (users done,
+            purchases, errors), on stderr.
     """
 
     url: str
@@ -120,10 +135,14 @@ class DropConfig:
     replay_share: float = 0.1
     max_wait_s: float = 600.0
     timeout_s: float = 30.0
+    password_concurrency: int = 4
+    progress: bool = False
 
     def __post_init__(self) -> None:
-        if self.users < 1 or self.concurrency < 1 or self.seats < 1 or self.capacity < 1:
+        if min(self.users, self.concurrency, self.seats, self.capacity) < 1:
             raise ValueError("users, concurrency, seats and capacity must be at least 1")
+        if self.password_concurrency < 1:
+            raise ValueError("password_concurrency must be at least 1")
         if self.poll_scale < 0 or self.ramp_s < 0 or self.hold_attempts < 1:
             raise ValueError("poll_scale and ramp_s must be >= 0, hold_attempts >= 1")
         if not 0 <= self.best_available_share <= 1 or not 0 <= self.replay_share <= 1:
@@ -169,11 +188,15 @@ class DropResult:
     """What a drop did and saw.
 
     ``duration_s`` is the wall time of the users (setup and the check excluded); the rates are
-    per second of it. ``outcomes`` counts users by ``PURCHASED``, ``SOLD_OUT`` (no seat left
+    per second of it. It begins with ``accounts_s``: every user signs up, logs in and charges
+    the wallet (at most ``password_concurrency`` hashing at once) before the sale, which they
+    then all join at once. ``outcomes`` counts users by ``PURCHASED``, ``SOLD_OUT`` (no seat left
     for them), ``GAVE_UP`` (waited longer than ``max_wait_s``) and ``FAILED`` (an unexpected
     answer; see ``failures``). ``errors`` counts non-2xx answers by problem ``code``
     (``TRANSPORT_ERROR`` when there was no answer); ``server_errors`` counts 5xx answers. Money
-    is in won, times in seconds.
+    is in won, times in seconds. ``password_hash_profile`` is the server's (``None`` if it does
+    not say), ``sign_up_s`` and ``log_in_s`` what one sign-up and one log-in took before the
+    users started.
     """
 
     url: str
@@ -182,7 +205,11 @@ class DropResult:
     users: int
     concurrency: int
     seed: int
+    password_hash_profile: str | None
+    sign_up_s: float
+    log_in_s: float
     duration_s: float
+    accounts_s: float
     requests: int
     requests_per_s: float
     purchases: int
@@ -215,6 +242,10 @@ class DropResult:
             + (" (created)" if self.concert_created else ""),
             f"  duration     {self.duration_s:.2f} s (concurrency {self.concurrency}, "
             f"seed {self.seed})",
+            f"  passwords    {self.password_hash_profile or 'profile not named'}: one sign-up "
+            f"{self.sign_up_s:.2f} s, one log-in {self.log_in_s:.2f} s",
+            f"  accounts     {self.accounts_s:.2f} s (sign-ups, log-ins and charges, before the "
+            "sale)",
             f"  requests     {self.requests:,} ({self.requests_per_s:,.1f}/s)",
             f"  purchases    {self.purchases:,} ({self.purchases_per_s:,.1f}/s), "
             f"{self.seats_bought:,} seats, {self.revenue:,} won"
@@ -250,132 +281,32 @@ class DropResult:
         return "\n".join(out)
 
 
-# --- requests ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Answer:
-    status: int  # 0: no answer (transport error)
-    body: Any
-    code: str | None  # the problem code of a non-2xx answer
-    retry_after_s: float | None
-    attempts: int
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-
-class _Unexpected(Exception):
-    def __init__(self, route: str, answer: _Answer) -> None:
-        super().__init__(f"{route} -> {answer.status} {answer.code}")
-        self.answer = answer
+# --- what the users' clients saw -------------------------------------------------------------
 
 
 @dataclass
 class _Recorder:
+    """Every attempt of every request, by route (the client's observer)."""
+
     latencies: dict[str, list[float]] = field(default_factory=dict)
     non_2xx: Counter[str] = field(default_factory=Counter)
     statuses: Counter[str] = field(default_factory=Counter)
     codes: Counter[str] = field(default_factory=Counter)
 
-    def add(self, route: str, seconds: float, answer: _Answer) -> None:
+    def add(self, route: str, seconds: float, status: int, code: str | None) -> None:
         self.latencies.setdefault(route, []).append(seconds)
-        self.statuses[str(answer.status) if answer.status else "none"] += 1
-        if not answer.ok:
+        self.statuses[str(status) if status else "none"] += 1
+        if not 200 <= status < 300:
             self.non_2xx[route] += 1
-            self.codes[answer.code or f"HTTP_{answer.status}"] += 1
+            self.codes[code or f"HTTP_{status}"] += 1
 
     @property
     def requests(self) -> int:
         return sum(len(v) for v in self.latencies.values())
 
-
-class _Http:
-    """Requests by route template, timed and retried, over a few pooled clients (shards).
-
-    A request goes to shard ``shard % len(clients)``; each shard lets as many requests in
-    flight as its pool has connections, so the measured latency never includes waiting for a
-    connection. Several small pools rather than one big one: httpcore scans the whole pool on
-    every request, which makes one pool of hundreds of connections slow on the client side.
-    """
-
-    def __init__(
-        self, clients: Sequence[httpx.AsyncClient], per_client: int, poll_scale: float
-    ) -> None:
-        import httpx
-
-        self.clients = list(clients)
-        self.slots = [asyncio.Semaphore(per_client) for _ in self.clients]
-        self.poll_scale = poll_scale
-        self.rec = _Recorder()
-        self.transport_error: type[Exception] = httpx.TransportError
-
-    async def call(
-        self,
-        method: str,
-        template: str,
-        *,
-        path: Mapping[str, object] | None = None,
-        headers: Mapping[str, str] | None = None,
-        body: object = None,
-        query: Mapping[str, str | int] | None = None,
-        record: bool = True,
-        shard: int = 0,
-    ) -> _Answer:
-        """One request; retried (same headers, so the same Idempotency-Key) after a transport
-        error, 429 or 503, waiting ``Retry-After`` x ``poll_scale`` seconds."""
-        route = f"{method} {template}"
-        url = template.format(**path) if path else template
-        client = self.clients[shard % len(self.clients)]
-        slots = self.slots[shard % len(self.clients)]
-        answer = _Answer(0, None, "TRANSPORT_ERROR", None, 0)
-        for attempt in range(1, _ATTEMPTS + 1):
-            async with slots:
-                started = time.perf_counter()
-                try:
-                    response = await client.request(
-                        method, url, headers=headers, json=body, params=query
-                    )
-                except self.transport_error as exc:
-                    answer = _Answer(0, {"detail": repr(exc)}, "TRANSPORT_ERROR", None, attempt)
-                else:
-                    answer = _parse(response, attempt)
-                elapsed = time.perf_counter() - started
-            if record:
-                self.rec.add(route, elapsed, answer)
-            if answer.status not in _RETRY_STATUSES or attempt == _ATTEMPTS:
-                break
-            wait = answer.retry_after_s if answer.retry_after_s is not None else 0.2 * attempt
-            await asyncio.sleep(max(wait * self.poll_scale, 0.01))
-        return answer
-
-
-def _parse(response: httpx.Response, attempt: int) -> _Answer:
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = None
-    code = None
-    if not 200 <= response.status_code < 300:
-        code = body.get("code") if isinstance(body, dict) else None
-        code = str(code) if code else f"HTTP_{response.status_code}"
-    retry_after = None
-    if isinstance(body, dict) and isinstance(body.get("retry_after_s"), int | float):
-        retry_after = float(body["retry_after_s"])
-    elif "retry-after" in response.headers:
-        try:
-            retry_after = float(response.headers["retry-after"])
-        except ValueError:
-            retry_after = None
-    return _Answer(response.status_code, body, code, retry_after, attempt)
-
-
-def _need(route: str, answer: _Answer, *statuses: int) -> Any:
-    """The body of an answer with one of ``statuses``; else ``_Unexpected``."""
-    if answer.status not in statuses:
-        raise _Unexpected(route, answer)
-    return answer.body
+    @property
+    def errors(self) -> int:
+        return sum(self.codes.values())
 
 
 # --- one virtual user ----------------------------------------------------------------------
@@ -395,76 +326,66 @@ class _Payment:
 @dataclass
 class _User:
     index: int
-    http: _Http
+    client: AsyncClient  # this user's: keeps the access and queue tokens
     concert_id: int
     config: DropConfig
     email: str
     rng: random.Random
-    auth: dict[str, str] = field(default_factory=dict)
-    queue_token: str = ""
+    logged_in: bool = False
     outcome: str = "FAILED"
     failure: str = ""
     charged: int = 0
     paid: int = 0
     holds: list[int] = field(default_factory=list)  # reservation ids the user saw held
     payment: _Payment | None = None
-    pending: dict[str, Any] | None = None  # the held, unpaid reservation
+    pending: Reservation | None = None  # the held, unpaid reservation
     replay_ok: bool | None = None
     waited_s: list[float] = field(default_factory=list)
     reservations: list[dict[str, Any]] = field(default_factory=list)  # read at the end
     balance: int | None = None
     purchased_at: float | None = None
     max_seats: int = 4  # the concert's max_seats_per_reservation (and per user)
+    password_slots: asyncio.Semaphore | None = None  # shared by all users (password_concurrency)
     _keys: int = 0
 
-    async def _call(self, method: str, template: str, **kw: Any) -> _Answer:
-        return await self.http.call(method, template, shard=self.index, **kw)
-
-    def key(self, what: str) -> dict[str, str]:
+    def key(self, what: str) -> str:
         self._keys += 1
-        return {"Idempotency-Key": f"drop-{self.email}-{what}-{self._keys}"}
+        return f"drop-{self.email}-{what}-{self._keys}"
 
-    @property
-    def gate(self) -> dict[str, str]:
-        return self.auth | {"X-Queue-Token": self.queue_token}
-
-    async def run(self, started: float) -> None:
-        if self.config.ramp_s:
-            await asyncio.sleep(self.rng.uniform(0, self.config.ramp_s))
+    async def open_account(self) -> None:
+        """Before the sale: signs up, logs in, charges the wallet."""
         try:
             await self._log_in()
             await self._charge(self.config.charge_amount)
-            self.outcome = await self._shop(started)
-        except _Unexpected as exc:
-            self.outcome, self.failure = "FAILED", f"user {self.index}: {exc}"
-        except Exception as exc:  # a bug here must not stop the other users
-            self.outcome, self.failure = "FAILED", f"user {self.index}: {exc!r}"
+        except Exception as exc:  # an unexpected answer (or a bug) must not stop the others
+            self.outcome, self.failure = "FAILED", f"user {self.index}: {_describe(exc)}"
+
+    async def run(self, started: float) -> None:
+        """The sale: queue, hold, pay (unless the account failed), then read back."""
+        if self.config.ramp_s:
+            await asyncio.sleep(self.rng.uniform(0, self.config.ramp_s))
+        try:
+            if not self.failure:
+                self.outcome = await self._shop(started)
+        except Exception as exc:
+            self.outcome, self.failure = "FAILED", f"user {self.index}: {_describe(exc)}"
         try:
             if self.outcome != "PURCHASED":  # give back a hold, free the queue slot
                 await self._clean_up()
             await self._read_back()
         except Exception as exc:
-            self.failure = self.failure or f"user {self.index}: reading back: {exc!r}"
+            self.failure = self.failure or f"user {self.index}: reading back: {_describe(exc)}"
 
     async def _log_in(self) -> None:
-        creds = {"email": self.email, "password": PASSWORD}
-        route = "POST /v1/users"
-        signed = await self._call("POST", "/v1/users", body=creds)
-        if not (signed.status == 201 or (signed.code == "EMAIL_TAKEN" and signed.attempts > 1)):
-            raise _Unexpected(route, signed)
-        route = "POST /v1/auth/token"
-        token = _need(route, await self._call("POST", "/v1/auth/token", body=creds), 200)
-        self.auth = {"Authorization": f"Bearer {token['access_token']}"}
+        slots = self.password_slots or contextlib.nullcontext()
+        async with slots:
+            await self.client.sign_up(self.email, PASSWORD)
+        async with slots:
+            await self.client.log_in(self.email, PASSWORD)
+        self.logged_in = True
 
     async def _charge(self, amount: int) -> None:
-        route = "POST /v1/me/balance/charges"
-        answer = await self._call(
-            "POST",
-            "/v1/me/balance/charges",
-            headers=self.auth | self.key("charge"),
-            body={"amount": amount},
-        )
-        _need(route, answer, 201)
+        await self.client.charge_balance(amount, idempotency_key=self.key("charge"))
         self.charged += amount
 
     async def _shop(self, started: float) -> str:
@@ -480,53 +401,25 @@ class _User:
 
     async def _join_and_wait(self) -> bool:
         """Joins (or rejoins) the queue and polls until ACTIVE; False after ``max_wait_s``."""
-        path = {"concert_id": self.concert_id}
-        template = "/v1/concerts/{concert_id}/queue"
         joined_at = time.monotonic()
-        answer = await self._call("POST", template, path=path, headers=self.auth)
-        state = _need(f"POST {template}", answer, 200, 201)
-        self.queue_token = str(state["queue_token"])
-        while state["status"] != "ACTIVE":
-            if state["status"] == "EXPIRED":  # abandoned (polled too slowly): join again
-                answer = await self._call("POST", template, path=path, headers=self.auth)
-                state = _need(f"POST {template}", answer, 200, 201)
-                self.queue_token = str(state["queue_token"])
-                continue
-            if time.monotonic() - joined_at > self.config.max_wait_s:
-                return False
-            await asyncio.sleep(max(float(state["poll_after_s"]) * self.config.poll_scale, 0.01))
-            answer = await self._call("GET", template, path=path, headers=self.gate)
-            state = _need(f"GET {template}", answer, 200)
+        try:
+            await self.client.wait_until_active(self.concert_id, max_wait_s=self.config.max_wait_s)
+        except TimeoutError:
+            return False
         self.waited_s.append(time.monotonic() - joined_at)
         return True
 
-    async def _gated(
-        self,
-        method: str,
-        template: str,
-        expected: Sequence[int],
-        *,
-        path: Mapping[str, object] | None = None,
-        body: object = None,
-        query: Mapping[str, str | int] | None = None,
-        key: str | None = None,
-    ) -> _Answer:
+    async def _gated(self, request: Callable[[], Awaitable[T]]) -> T:
         """A gated request; ``_SessionOver`` when the token no longer passes, after waiting
-        out a QUEUE_NOT_ACTIVE (Retry-After) a few times."""
-        headers = self.gate | (self.key(key) if key else {})
+        out a QUEUE_NOT_ACTIVE (its Retry-After) a few times."""
         for _ in range(20):
-            answer = await self._call(
-                method, template, path=path, headers=headers, body=body, query=query
-            )
-            if answer.code == "QUEUE_NOT_ACTIVE":
-                wait = answer.retry_after_s if answer.retry_after_s is not None else 1.0
+            try:
+                return await request()
+            except QueueNotActive as exc:
+                wait = exc.retry_after_s if exc.retry_after_s is not None else 1.0
                 await asyncio.sleep(max(wait * self.config.poll_scale, 0.01))
-                continue
-            if answer.code == "QUEUE_TOKEN_EXPIRED":
-                raise _SessionOver
-            if answer.status in expected or answer.code in EXPECTED_CODES:
-                return answer
-            raise _Unexpected(f"{method} {template}", answer)
+            except QueueTokenExpired as exc:
+                raise _SessionOver from exc
         raise _SessionOver
 
     async def _buy(self, started: float) -> str:
@@ -540,114 +433,109 @@ class _User:
 
     async def _hold(self) -> bool:
         """Holds seats of a schedule with seats left; False when none are left."""
-        template = "/v1/concerts/{concert_id}/schedules"
-        answer = await self._gated("GET", template, [200], path={"concert_id": self.concert_id})
-        schedules = [s for s in answer.body["items"] if s["seats_available"] > 0]
+        found = await self._gated(lambda: self.client.list_schedules(self.concert_id))
+        schedules = [s for s in found if s.seats_available > 0]
         if not schedules:
             return False
-        schedule = self.rng.choice(schedules)
-        seats = await self._available_seats(int(schedule["id"]))
+        schedule_id = self.rng.choice(schedules).id
+        seats = await self._available_seats(schedule_id)
         if not seats:
             return False
         quantity = self.rng.randint(1, self.max_seats)
-        body: dict[str, Any] = {"schedule_id": schedule["id"]}
         if self.rng.random() < self.config.best_available_share:
-            body["quantity"] = min(quantity, len(seats))
+            chosen: dict[str, Any] = {"quantity": min(quantity, len(seats))}
         else:
-            body["seat_ids"] = _adjacent(seats, self.rng.randrange(len(seats)), quantity)
-        answer = await self._gated("POST", "/v1/reservations", [201], body=body, key="hold")
-        if answer.status == 201:
-            self.pending = dict(answer.body)
-            self.holds.append(int(answer.body["id"]))
-        return True  # a seat taken by someone else: the next attempt reads the map again
+            chosen = {"seat_ids": _adjacent(seats, self.rng.randrange(len(seats)), quantity)}
+        key = self.key("hold")
+        try:
+            held = await self._gated(
+                lambda: self.client.hold_seats(
+                    schedule_id, idempotency_key=key, concert_id=self.concert_id, **chosen
+                )
+            )
+        except SeatUnavailable:
+            return True  # a seat taken by someone else: the next attempt reads the map again
+        self.pending = held
+        self.holds.append(held.id)
+        return True
 
-    async def _available_seats(self, schedule_id: int) -> list[dict[str, Any]]:
+    async def _available_seats(self, schedule_id: int) -> list[Seat]:
         """The first ``_SEAT_PAGE`` AVAILABLE seats in seat-map order (front rows first): what a
         fan looks at, without moving megabytes per user in a big hall."""
-        answer = await self._gated(
-            "GET",
-            "/v1/schedules/{schedule_id}/seats",
-            [200],
-            path={"schedule_id": schedule_id},
-            query={"status": "AVAILABLE", "limit": _SEAT_PAGE},
+        page = await self._gated(
+            lambda: self.client.list_seats(
+                schedule_id, status="AVAILABLE", limit=_SEAT_PAGE, concert_id=self.concert_id
+            )
         )
-        return list(answer.body["items"]) if answer.status == 200 else []
+        return page.items
 
     async def _pay(self, started: float) -> bool:
         """Pays the pending reservation; True when paid (a short balance is topped up)."""
         assert self.pending is not None
-        reservation_id = int(self.pending["id"])
-        headers_key = self.key("pay")
+        reservation_id = self.pending.id
+        key = self.key("pay")
         for _ in range(2):
-            headers = self.gate | headers_key
-            answer = await self._call(
-                "POST", "/v1/payments", headers=headers, body={"reservation_id": reservation_id}
-            )
-            if answer.status == 201:
-                self.payment = _Payment(
-                    int(answer.body["id"]), reservation_id, int(answer.body["amount"])
+            try:
+                payment = await self.client.pay(
+                    reservation_id, idempotency_key=key, concert_id=self.concert_id
                 )
-                self.paid += self.payment.amount
-                self.purchased_at = time.monotonic() - started
-                self.pending = None
-                if self.rng.random() < self.config.replay_share:
-                    again = await self._call(
-                        "POST",
-                        "/v1/payments",
-                        headers=headers,
-                        body={"reservation_id": reservation_id},
-                    )
-                    self.replay_ok = again.status == 201 and again.body == answer.body
-                return True
-            if answer.code == "INSUFFICIENT_BALANCE":
-                await self._charge(max(int(self.pending["amount"]) - self.charged + self.paid, 1))
+            except InsufficientBalance:
+                await self._charge(max(self.pending.amount - self.charged + self.paid, 1))
                 continue
-            if answer.code == "HOLD_EXPIRED":
+            except HoldExpired:
                 self.pending = None
                 return False
-            if answer.code == "QUEUE_TOKEN_EXPIRED":
-                raise _SessionOver
-            raise _Unexpected("POST /v1/payments", answer)
+            except QueueTokenExpired as exc:
+                raise _SessionOver from exc
+            self.payment = _Payment(payment.id, reservation_id, payment.amount)
+            self.paid += payment.amount
+            self.purchased_at = time.monotonic() - started
+            self.pending = None
+            if self.rng.random() < self.config.replay_share:
+                await self._replay(payment, key)
+            return True
         return False
+
+    async def _replay(self, payment: Payment, key: str) -> None:
+        """Sends the payment again with its Idempotency-Key: the same payment must come back."""
+        try:
+            again = await self.client.pay(
+                payment.reservation_id, idempotency_key=key, concert_id=self.concert_id
+            )
+        except BoxOfficeError:
+            self.replay_ok = False
+        else:
+            self.replay_ok = again == payment
 
     async def _clean_up(self) -> None:
         """Without a purchase: cancel a held reservation, leave the queue (errors are only
         counted)."""
-        if self.pending is not None and self.auth:
-            await self._call(
-                "DELETE",
-                "/v1/reservations/{reservation_id}",
-                path={"reservation_id": self.pending["id"]},
-                headers=self.auth,
-            )
+        if self.pending is not None and self.logged_in:
+            with contextlib.suppress(Exception):
+                await self.client.cancel_reservation(self.pending.id)
             self.pending = None
-        if self.queue_token:
-            await self._call(
-                "DELETE",
-                "/v1/concerts/{concert_id}/queue",
-                path={"concert_id": self.concert_id},
-                headers=self.gate,
-            )
+        if self.concert_id in self.client.queue_tokens:
+            with contextlib.suppress(Exception):
+                await self.client.leave_queue(self.concert_id)
 
     async def _read_back(self) -> None:
         """The user's own reads: their reservations and their balance."""
-        if not self.auth:
+        if not self.logged_in:
             return
-        route = "GET /v1/me/reservations"
-        page = _need(route, await self._call("GET", "/v1/me/reservations", headers=self.auth), 200)
-        self.reservations = list(page["items"])
-        route = "GET /v1/me/balance"
-        answer = await self._call("GET", "/v1/me/balance", headers=self.auth)
-        self.balance = int(_need(route, answer, 200)["balance"])
+        self.reservations = [asdict(r) for r in await self.client.list_my_reservations()]
+        self.balance = (await self.client.get_balance()).balance
 
 
-def _adjacent(seats: list[dict[str, Any]], start: int, quantity: int) -> list[int]:
+def _describe(exc: Exception) -> str:
+    """An unexpected answer as ``CODE: detail`` (a boxoffice error) or its repr."""
+    return str(exc) if isinstance(exc, BoxOfficeError) else repr(exc)
+
+
+def _adjacent(seats: list[Seat], start: int, quantity: int) -> list[int]:
     """Up to ``quantity`` available seats from ``start`` on, in one row, in seat-map order."""
     first = seats[start]
-    row = [
-        s for s in seats[start:] if s["section"] == first["section"] and s["row"] == first["row"]
-    ]
-    return [int(s["id"]) for s in row[:quantity]]
+    row = [s for s in seats[start:] if s.section == first.section and s.row == first.row]
+    return [s.id for s in row[:quantity]]
 
 
 # --- setup and the check ---------------------------------------------------------------------
@@ -673,75 +561,49 @@ def _concert_body(config: DropConfig) -> dict[str, Any]:
     )
 
 
-async def _setup_call(http: _Http, method: str, template: str, *ok: int, **kw: Any) -> Any:
-    answer = await http.call(method, template, record=False, **kw)
-    if answer.status not in ok:
-        detail = answer.body.get("detail") if isinstance(answer.body, dict) else None
-        raise DropError(
-            f"{method} {template} answered {answer.status or 'nothing'} {answer.code or ''}"
-            + (f": {detail}" if detail else "")
-        )
-    return answer.body
+async def _setup(what: str, request: Awaitable[T]) -> T:
+    """A request of the drop's own set-up or read-back; any failure is a :class:`DropError`."""
+    try:
+        return await request
+    except BoxOfficeError as exc:
+        raise DropError(f"{what} answered {exc.http_status} {exc}") from exc
+    except Exception as exc:  # no answer at all (a transport error), or not the API
+        raise DropError(f"{what} failed: {exc!r}") from exc
 
 
-async def _events(http: _Http, admin: dict[str, str], after: int) -> list[dict[str, Any]]:
+async def _events(operator: AsyncClient, after: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     cursor: int | None = after
     while cursor is not None:
-        page = await _setup_call(
-            http,
-            "GET",
-            "/v1/admin/events",
-            200,
-            headers=admin,
-            query={"after": cursor, "limit": 1000},
-        )
-        events += page["items"]
-        cursor = int(page["next_cursor"]) if page["next_cursor"] is not None else None
+        page = await _setup("GET /v1/admin/events", operator.list_events(cursor, 1000))
+        events += [asdict(e) for e in page.items]
+        cursor = int(page.next_cursor) if page.next_cursor is not None else None
     return events
 
 
-async def _audit_seat_map(http: _Http, auditor: _User) -> dict[int, set[int]]:
+async def _audit_seat_map(auditor: _User) -> dict[int, set[int]]:
     """SOLD seat ids per schedule, read through the gate by the auditor user (who joins the
     queue after the drop, like any fan, and leaves after reading)."""
+    client, concert_id = auditor.client, auditor.concert_id
     try:
         if not await auditor._join_and_wait():
             raise DropError(f"the auditor waited more than {auditor.config.max_wait_s} s")
-    except _Unexpected as exc:
+    except BoxOfficeError as exc:
         raise DropError(f"the auditor could not get in: {exc}") from exc
     sold: dict[int, set[int]] = {}
-    body = await _setup_call(
-        http,
-        "GET",
-        "/v1/concerts/{concert_id}/schedules",
-        200,
-        path={"concert_id": auditor.concert_id},
-        headers=auditor.gate,
-    )
-    for schedule in body["items"]:
+    schedules = await _setup("the auditor's dates", client.list_schedules(concert_id))
+    for schedule in schedules:
         ids: set[int] = set()
         cursor: str | None = "0"
         while cursor is not None:
-            page = await _setup_call(
-                http,
-                "GET",
-                "/v1/schedules/{schedule_id}/seats",
-                200,
-                path={"schedule_id": schedule["id"]},
-                headers=auditor.gate,
-                query={"status": "SOLD", "cursor": cursor},
+            page = await _setup(
+                "the auditor's seat map",
+                client.list_seats(schedule.id, status="SOLD", cursor=cursor, concert_id=concert_id),
             )
-            ids |= {int(s["id"]) for s in page["items"]}
-            cursor = page["next_cursor"]
-        sold[int(schedule["id"])] = ids
-    await _setup_call(
-        http,
-        "DELETE",
-        "/v1/concerts/{concert_id}/queue",
-        200,
-        path={"concert_id": auditor.concert_id},
-        headers=auditor.gate,
-    )
+            ids |= {s.id for s in page.items}
+            cursor = page.next_cursor
+        sold[schedule.id] = ids
+    await _setup("the auditor leaving", client.leave_queue(concert_id))
     return sold
 
 
@@ -949,7 +811,7 @@ def _wallet_checks(checks: list[Check], o: _Observed) -> None:
         for u in users
         if u.balance is not None and u.balance != u.charged - u.paid
     ]
-    unread = sum(1 for u in users if u.auth and u.balance is None)
+    unread = sum(1 for u in users if u.logged_in and u.balance is None)
     _check(
         checks,
         "balances = charges - payments",
@@ -993,6 +855,67 @@ def _endpoint_stats(rec: _Recorder) -> list[EndpointStats]:
 # --- the drop ------------------------------------------------------------------------------
 
 
+class _Progress:
+    """The drop as it runs, on stderr (tqdm): one bar for the accounts, one for the sale, each
+    counting users done, with the purchases and the answers that were not 2xx. Silent unless
+    ``config.progress``."""
+
+    def __init__(self, config: DropConfig, rec: _Recorder) -> None:
+        self.config = config
+        self.rec = rec
+        self.purchases = 0
+        self.bar: Any = None
+
+    def start(self, what: str) -> None:
+        """A new bar for the next phase (after the notices: they come first)."""
+        self.close()
+        if self.config.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.config.users, unit="user", desc=what, file=sys.stderr, mininterval=0.5
+            )
+
+    def say(self, line: str) -> None:
+        if self.config.progress:
+            print(line, file=sys.stderr, flush=True)
+
+    def user_done(self, user: _User) -> None:
+        self.purchases += user.payment is not None
+        if self.bar is not None:
+            self.bar.set_postfix(purchases=self.purchases, errors=self.rec.errors, refresh=False)
+            self.bar.update(1)
+
+    async def refresh(self) -> None:
+        """Refreshes the figures every second while users wait (none finishes then)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.bar is not None:
+                self.bar.set_postfix(purchases=self.purchases, errors=self.rec.errors)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _hashing_notice(profile: str | None, sign_up_s: float, log_in_s: float) -> str:
+    """What the server's password hashing costs, said before the users start (each of them
+    signs up and logs in; the progress bar's rate shows what that adds up to)."""
+    name = profile or "not named by this server"
+    text = (
+        f"boxoffice drop: the server hashes passwords with PASSWORD_HASH_PROFILE={name}: "
+        f"one sign-up took {sign_up_s:.2f} s and one log-in {log_in_s:.2f} s here"
+    )
+    if profile != "cheapest":
+        text += (
+            "; every user signs up and logs in, so on a small machine hashing is most of the "
+            "drop (a server started with BOXOFFICE_PASSWORD_HASH_PROFILE=cheapest measures "
+            "the drop, not the hashing)"
+        )
+    return text
+
+
 async def run_drop(config: DropConfig) -> DropResult:
     """Runs a drop against ``config.url`` and checks it (see the module docstring).
 
@@ -1002,14 +925,15 @@ async def run_drop(config: DropConfig) -> DropResult:
         DropError: setup or read-back failed: the server did not answer, the admin key was
             refused (403 ``ADMIN_KEY_INVALID``), the concert is unknown, the auditor never got
             in.
-        ImportError: httpx is not installed.
+        ImportError: the client's packages (httpx, tenacity) or tqdm are not installed.
     """
     import httpx
+
+    from boxoffice.client import AsyncClient
 
     admin_key = config.admin_key or os.environ.get("BOXOFFICE_ADMIN_KEY")
     if not admin_key:
         raise DropError("an admin key is needed (--admin-key or BOXOFFICE_ADMIN_KEY)")
-    admin = {"X-Admin-Key": admin_key}
     shards = math.ceil(config.concurrency / _CONNECTIONS_PER_CLIENT)
     per_client = math.ceil(config.concurrency / shards)
     # Idle connections are dropped by the client before the server's keep-alive timeout (5 s
@@ -1024,59 +948,103 @@ async def run_drop(config: DropConfig) -> DropResult:
     timeout = httpx.Timeout(config.timeout_s, pool=None)
     tls = ssl.create_default_context()  # one for all clients: building one is slow
     run_id = secrets.token_hex(4)
+    rec = _Recorder()
+    progress = _Progress(config, rec)
+
+    async def scaled_sleep(seconds: float) -> None:  # every server-given wait x poll_scale
+        await asyncio.sleep(max(seconds * config.poll_scale, 0.01))
+
     async with contextlib.AsyncExitStack() as stack:
-        clients = [
+        stack.callback(progress.close)
+        # Several small pools rather than one big one: httpcore scans the whole pool on every
+        # request, which makes one pool of hundreds of connections slow on the client side.
+        # Each pool lets as many requests in flight as it has connections (the limiter), so
+        # the measured latency never includes waiting for a connection.
+        pools = [
             await stack.enter_async_context(
                 httpx.AsyncClient(base_url=config.url, limits=limits, timeout=timeout, verify=tls)
             )
             for _ in range(shards)
         ]
-        http = _Http(clients, per_client, config.poll_scale)
-        rec = http.rec
-        health = await _setup_call(http, "GET", "/healthz", 200)
-        first_seq = int(health["last_event_seq"])
+        slots = [asyncio.Semaphore(per_client) for _ in pools]
+
+        def client(shard: int, *, recorded: bool = True, **options: Any) -> AsyncClient:
+            return AsyncClient(
+                http=pools[shard % shards],
+                limiter=slots[shard % shards],
+                sleep=scaled_sleep,
+                observe=rec.add if recorded else None,
+                **options,
+            )
+
+        operator = client(0, recorded=False, admin_key=admin_key)
+        health = await _setup("GET /healthz", operator.get_health())
+        first_seq = health.last_event_seq
         fresh = config.concert_id is None
         if config.concert_id is None:
-            created = await _setup_call(
-                http, "POST", "/v1/admin/concerts", 201, headers=admin, body=_concert_body(config)
+            created = await _setup(
+                "POST /v1/admin/concerts", operator.create_concert(_concert_body(config))
             )
-            concert_id = int(created["id"])
+            concert_id = created.id
         else:
             concert_id = config.concert_id
-        stats_path = {"concert_id": concert_id}
-        stats_route = "/v1/admin/concerts/{concert_id}/stats"
-        before = await _setup_call(http, "GET", stats_route, 200, path=stats_path, headers=admin)
+        stats_route = "GET /v1/admin/concerts/{concert_id}/stats"
+        before = asdict(await _setup(stats_route, operator.get_concert_stats(concert_id)))
 
-        def user(i: int) -> _User:
+        password_slots = asyncio.Semaphore(config.password_concurrency)
+
+        def user(i: int, recorded: bool = True) -> _User:
             return _User(
                 index=i,
-                http=http,
+                client=client(i, recorded=recorded),
                 concert_id=concert_id,
                 config=config,
                 email=f"drop-{run_id}-{i}@example.com",
                 rng=random.Random(f"{config.seed}:{i}"),
+                password_slots=password_slots,
             )
 
-        auditor = user(config.users)
-        auditor.http = _Http(clients, per_client, config.poll_scale)  # not in the figures
-        try:
-            await auditor._log_in()
-        except _Unexpected as exc:
-            raise DropError(f"the auditor could not sign up: {exc}") from exc
-        concert = await _setup_call(
-            http, "GET", "/v1/concerts/{concert_id}", 200, path=stats_path, headers=auditor.auth
+        auditor = user(config.users, recorded=False)  # not in the figures
+        clock = time.monotonic()
+        await _setup("the auditor's sign-up", auditor.client.sign_up(auditor.email, PASSWORD))
+        sign_up_s, clock = time.monotonic() - clock, time.monotonic()
+        await _setup("the auditor's log-in", auditor.client.log_in(auditor.email, PASSWORD))
+        log_in_s = time.monotonic() - clock
+        auditor.logged_in = True
+        progress.say(_hashing_notice(health.password_hash_profile, sign_up_s, log_in_s))
+        concert = await _setup(
+            "GET /v1/concerts/{concert_id}", auditor.client.get_concert(concert_id)
         )
         users = [user(i) for i in range(config.users)]
         for u in users:
-            u.max_seats = int(concert["sale"]["max_seats_per_reservation"])
+            u.max_seats = concert.sale.max_seats_per_reservation
 
+        async def open_account(u: _User) -> None:
+            await u.open_account()
+            progress.user_done(u)
+
+        async def run_user(u: _User) -> None:
+            await u.run(started)
+            progress.user_done(u)
+
+        # The accounts first (hashing-bound: password_concurrency at once), then the sale,
+        # which every user joins at once (or over ramp_s), as fans do when it opens.
         started = time.monotonic()
-        await asyncio.gather(*(u.run(started) for u in users))
+        refresher = asyncio.create_task(progress.refresh())
+        try:
+            progress.start("accounts")
+            await asyncio.gather(*(open_account(u) for u in users))
+            accounts_s = time.monotonic() - started
+            progress.start("users done")
+            await asyncio.gather(*(run_user(u) for u in users))
+        finally:
+            refresher.cancel()
+            progress.close()
         duration = time.monotonic() - started
 
-        sold_map = await _audit_seat_map(auditor.http, auditor)
-        after = await _setup_call(http, "GET", stats_route, 200, path=stats_path, headers=admin)
-        events = await _events(http, admin, first_seq)
+        sold_map = await _audit_seat_map(auditor)
+        after = asdict(await _setup(stats_route, operator.get_concert_stats(concert_id)))
+        events = await _events(operator, first_seq)
 
     events_complete = not events or int(events[0]["seq"]) == first_seq + 1
     checks = _consistency(
@@ -1102,7 +1070,11 @@ async def run_drop(config: DropConfig) -> DropResult:
         users=config.users,
         concurrency=config.concurrency,
         seed=config.seed,
+        password_hash_profile=health.password_hash_profile,
+        sign_up_s=round(sign_up_s, 3),
+        log_in_s=round(log_in_s, 3),
         duration_s=round(duration, 3),
+        accounts_s=round(accounts_s, 3),
         requests=rec.requests,
         requests_per_s=round(rec.requests / duration, 1),
         purchases=len(purchases),
@@ -1144,6 +1116,11 @@ _OPTIONS: list[tuple[str, type, str]] = [
     ("--best-available-share", float, "share of holds asking for best-available seats"),
     ("--charge-amount", int, "won each user charges up front"),
     ("--max-wait-s", float, "a user still waiting after this many seconds leaves"),
+    (
+        "--password-concurrency",
+        int,
+        "sign-ups and log-ins in flight (the server's BOXOFFICE_PASSWORD_HASH_PER_CLIENT_MAX)",
+    ),
     ("--timeout-s", float, "per-request timeout in seconds"),
 ]
 
@@ -1163,7 +1140,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="A live ticket drop over HTTP against a running boxoffice server: N "
         "virtual users sign up, charge, queue, hold and pay; prints throughput, latency "
         "percentiles per endpoint, errors by code and a consistency check read back from the "
-        "server. Exit status 1 when the check fails.",
+        "server. Says first which password-hash profile the server uses and what one sign-up "
+        "costs; shows progress on stderr. Exit status 1 when the check fails.",
     )
     defaults = DropConfig(url="")
     p.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:8000")
@@ -1172,6 +1150,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         shown = f" (default {default})" if default is not None else ""
         p.add_argument(flag, type=kind, default=default, help=text + shown)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar and no password-hash notice on stderr",
+    )
     p.set_defaults(run=_run)
     return p
 
@@ -1180,6 +1163,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = DropConfig(
             url=args.url.rstrip("/"),
+            progress=not args.no_progress,
             **{_field(f): getattr(args, _field(f)) for f, _, _ in _OPTIONS},
         )
     except ValueError as exc:
@@ -1188,7 +1172,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(run_drop(config))
     except ImportError as exc:
-        print(f"boxoffice drop needs httpx ({exc}): pip install httpx", file=sys.stderr)
+        print(
+            f"boxoffice drop needs the client and tqdm ({exc}): "
+            "pip install 'boxoffice[client]' tqdm",
+            file=sys.stderr,
+        )
         return 2
     except DropError as exc:
         print(f"boxoffice drop: {exc}", file=sys.stderr)

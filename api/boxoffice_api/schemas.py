@@ -554,6 +554,10 @@ class Health(BaseModel):
     last_event_seq: int = Field(description="The last domain event's sequence number.")
     concerts: int
     users: int
+    password_hash_profile: str = Field(
+        description="The argon2id parameters of BOXOFFICE_PASSWORD_HASH_PROFILE: what each "
+        "sign-up and log-in costs the server (rfc9106_low_memory: t=3, 64 MiB)."
+    )
     test_clock: bool | None = Field(
         None,
         description="Present, and true, only when the server runs in test mode "

@@ -110,6 +110,7 @@ def test_drop_sells_out_and_the_server_agrees(start_server: Any) -> None:
     assert result.last_purchase_s is not None and result.last_purchase_s <= result.duration_s
     assert 0 <= result.queue_wait_s["p50"] <= result.queue_wait_s["max"] <= result.duration_s
     assert "consistency check: PASS" in report
+    assert "passwords    cheapest: one sign-up" in report
     assert "POST /v1/reservations" in report
 
 
@@ -135,7 +136,8 @@ def test_drop_command_prints_one_json_object(
             "--json",
         ]
     )
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert status == 0, out
     assert out["ok"] is True and out["consistency"]["ok"] is True
     assert out["users"] == 40
@@ -143,6 +145,20 @@ def test_drop_command_prints_one_json_object(
     assert out["revenue"] == out["consistency"]["stats"]["revenue"]
     assert {"p50_ms", "p90_ms", "p99_ms", "max_ms"} <= set(out["endpoints"][0])
     assert out["server_errors"] == 0
+    # Said up front on stderr: the server's password-hash profile and a sign-up's cost; then
+    # the progress bar with users done, purchases and errors.
+    assert out["password_hash_profile"] == "cheapest" and out["sign_up_s"] > 0
+    assert "PASSWORD_HASH_PROFILE=cheapest: one sign-up took" in captured.err
+    assert "users done" in captured.err and "40/40" in captured.err
+    assert f"purchases={out['purchases']}" in captured.err and "errors=" in captured.err
+
+
+def test_the_notice_says_what_real_password_hashing_costs() -> None:
+    notice = drop._hashing_notice("rfc9106_low_memory", 0.5, 0.25)
+    assert "PASSWORD_HASH_PROFILE=rfc9106_low_memory: one sign-up took 0.50 s" in notice
+    assert "one log-in 0.25 s" in notice
+    assert "BOXOFFICE_PASSWORD_HASH_PROFILE=cheapest measures the drop" in notice
+    assert "measures the drop" not in drop._hashing_notice("cheapest", 0.01, 0.01)
 
 
 def test_drop_into_an_existing_concert_checks_the_difference(server: Any) -> None:
@@ -194,7 +210,7 @@ def test_the_check_catches_a_seat_sold_twice_and_missing_money() -> None:
 
     def user(i: int, reservation_id: int, seats: list[int], amount: int) -> Any:
         u = drop._User(i, cast(Any, None), 1, DropConfig(url=""), f"u{i}@x", random.Random(i))
-        u.auth = {"Authorization": "Bearer x"}
+        u.logged_in = True
         u.payment = drop._Payment(reservation_id, reservation_id, amount)
         u.charged, u.paid, u.balance = amount, amount, 0
         u.reservations = [

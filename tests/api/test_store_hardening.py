@@ -259,7 +259,13 @@ def test_metrics_need_the_admin_key_and_healthz_stays_open(server):
             assert "boxoffice_revenue_won" in r.text or "boxoffice_users" in r.text
         health = http.get("/healthz")
         assert health.status_code == 200
-        assert set(health.json()) == {"status", "last_event_seq", "concerts", "users"}
+        assert set(health.json()) == {
+            "status",
+            "last_event_seq",
+            "concerts",
+            "users",
+            "password_hash_profile",
+        }
 
 
 def test_metrics_can_be_made_public_by_the_operator(start_server):

@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Admin])
     status_code=status.HTTP_201_CREATED,
     responses=problems(403, 413),
     summary="Create a concert",
+    operation_id="create_concert",
 )
 async def create_concert(body: ConcertIn, service: ServiceDep) -> ConcertOut:
     """A concert with its schedules, seat maps (sections x rows x seats, grade, price in won)
@@ -46,7 +47,12 @@ async def create_concert(body: ConcertIn, service: ServiceDep) -> ConcertOut:
     return ConcertOut.of(concert)
 
 
-@router.get("/concerts/{concert_id}/stats", responses=problems(403, 404), summary="Concert stats")
+@router.get(
+    "/concerts/{concert_id}/stats",
+    responses=problems(403, 404),
+    summary="Concert stats",
+    operation_id="get_concert_stats",
+)
 async def stats(
     concert_id: Annotated[int, Path(ge=1, le=2**63 - 1)], service: ServiceDep
 ) -> StatsOut:
@@ -56,7 +62,7 @@ async def stats(
     return StatsOut.of(s)
 
 
-@router.get("/events", responses=problems(403), summary="Domain events")
+@router.get("/events", responses=problems(403), summary="Domain events", operation_id="list_events")
 async def events(
     service: ServiceDep,
     after: Annotated[int, Query(ge=0, le=2**63 - 1, description="Events with seq > after.")] = 0,

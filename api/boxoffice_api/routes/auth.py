@@ -16,7 +16,7 @@ from .users import client_address, normalize_email
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-@router.post("/token", responses=problems(401, 413, 429), summary="Log in")
+@router.post("/token", responses=problems(401, 413, 429), summary="Log in", operation_id="log_in")
 async def log_in(body: Credentials, service: ServiceDep, request: Request) -> AccessToken:
     """Exchanges email and password for an access JWT (HS256, ``exp``/``iss``/``aud``).
 

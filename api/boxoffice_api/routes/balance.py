@@ -12,14 +12,19 @@ from .responses import problems
 router = APIRouter(prefix="/v1/me/balance", tags=["balance"])
 
 
-@router.get("", responses=problems(401), summary="My balance")
+@router.get("", responses=problems(401), summary="My balance", operation_id="get_balance")
 async def balance(user_id: CurrentUser, service: ServiceDep) -> BalanceOut:
     """The wallet balance in won."""
     balance = await service.engine_api.balance(user_id, now=service.now())
     return BalanceOut(user_id=user_id, balance=balance)
 
 
-@router.get("/history", responses=problems(401), summary="My balance history")
+@router.get(
+    "/history",
+    responses=problems(401),
+    summary="My balance history",
+    operation_id="get_balance_history",
+)
 async def history(user_id: CurrentUser, service: ServiceDep) -> Page[HistoryEntryOut]:
     """CHARGE, PAYMENT and REFUND entries, oldest first, each with ``balance_after``."""
     entries = await service.engine_api.history(user_id, now=service.now())
@@ -31,6 +36,7 @@ async def history(user_id: CurrentUser, service: ServiceDep) -> Page[HistoryEntr
     status_code=status.HTTP_201_CREATED,
     responses=problems(401, 409, 413),
     summary="Charge my wallet",
+    operation_id="charge_balance",
 )
 async def charge(
     body: ChargeIn,

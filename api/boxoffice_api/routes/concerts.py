@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/concerts", tags=["concerts"])
 ConcertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.get("", responses=problems(401), summary="Search concerts")
+@router.get("", responses=problems(401), summary="Search concerts", operation_id="search_concerts")
 async def search(
     user_id: CurrentUser,
     service: ServiceDep,
@@ -40,7 +40,9 @@ async def search(
     return Page(items=[ConcertOut.of(c) for c in concerts])
 
 
-@router.get("/{concert_id}", responses=problems(401, 404), summary="One concert")
+@router.get(
+    "/{concert_id}", responses=problems(401, 404), summary="One concert", operation_id="get_concert"
+)
 async def get_concert(
     concert_id: ConcertId, user_id: CurrentUser, service: ServiceDep
 ) -> ConcertOut:
@@ -55,6 +57,7 @@ async def get_concert(
     "/{concert_id}/schedules",
     responses=problems(401, 403, 404),
     summary="Available dates (ACTIVE queue token)",
+    operation_id="list_schedules",
 )
 async def schedules(
     concert_id: ConcertId, user_id: CurrentUser, token: QueueTokenDep, service: ServiceDep

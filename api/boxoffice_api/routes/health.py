@@ -21,11 +21,16 @@ log = get_logger()
 
 # A production server's answer has no test_clock field (None is left out).
 @router.get(
-    "/healthz", summary="Liveness", responses=problems(503), response_model_exclude_none=True
+    "/healthz",
+    summary="Liveness",
+    responses=problems(503),
+    response_model_exclude_none=True,
+    operation_id="get_health",
 )
 async def healthz(service: ServiceDep) -> Health:
     """``ok`` while the engine answers and its store accepts commands, with the last event
-    sequence and the counts; 503 ``STORE_UNAVAILABLE`` once the journal writer has failed, or
+    sequence, the counts and the password-hash profile (what a sign-up costs); 503
+    ``STORE_UNAVAILABLE`` once the journal writer has failed, or
     while the store's filesystem has less free space than ``BOXOFFICE_STORE_FREE_BYTES_MIN``
     (the next writes could fail). ``test_clock``: true, on a server in test mode only."""
     if service.cluster is not None:
@@ -38,6 +43,7 @@ async def healthz(service: ServiceDep) -> Health:
         last_event_seq=engine.last_event_seq,
         concerts=engine.concert_count,
         users=engine.user_count,
+        password_hash_profile=service.settings.password_hash_profile,
         test_clock=True if service.test_clock is not None else None,
     )
 
@@ -55,6 +61,7 @@ async def _cluster_health(service: Service) -> Health:
             last_event_seq=await engine_api.last_event_seq(),
             concerts=await engine_api.concert_count(),
             users=await engine_api.user_count(),
+            password_hash_profile=service.settings.password_hash_profile,
             cluster=ClusterHealth(
                 shard=observation.shard,
                 log_last_seq=observation.log_last_seq,
@@ -79,6 +86,7 @@ async def _cluster_health(service: Service) -> Health:
         200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
         **problems(403),
     },
+    operation_id="get_metrics",
 )
 async def metrics(request: Request, service: ServiceDep) -> Response:
     """Request counts and latencies by route; queue lengths, holds, sales, revenue.

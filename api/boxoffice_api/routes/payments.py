@@ -17,6 +17,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
     status_code=status.HTTP_201_CREATED,
     responses=problems(401, 403, 404, 409, 413),
     summary="Pay a reservation (ACTIVE queue token)",
+    operation_id="pay",
 )
 async def pay(
     body: PaymentIn,

@@ -25,6 +25,7 @@ ConcertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
     responses=problems(401, 404, 413, 429)
     | {200: {"description": "The user's live token (already in the queue)."}},
     summary="Join the queue",
+    operation_id="join_queue",
 )
 async def join(
     concert_id: ConcertId, user_id: CurrentUser, service: ServiceDep, response: Response
@@ -49,7 +50,9 @@ def _same_concert(token_concert_id: int, concert_id: int) -> None:
         raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token is for another concert")
 
 
-@router.get("", responses=problems(401, 403, 404), summary="Poll the queue token")
+@router.get(
+    "", responses=problems(401, 403, 404), summary="Poll the queue token", operation_id="poll_queue"
+)
 async def poll(
     concert_id: ConcertId, user_id: CurrentUser, token: QueueTokenDep, service: ServiceDep
 ) -> QueueStatus:
@@ -61,7 +64,9 @@ async def poll(
     return QueueStatus.of(state)
 
 
-@router.delete("", responses=problems(401, 403, 404), summary="Leave the queue")
+@router.delete(
+    "", responses=problems(401, 403, 404), summary="Leave the queue", operation_id="leave_queue"
+)
 async def leave(
     concert_id: ConcertId, user_id: CurrentUser, token: QueueTokenDep, service: ServiceDep
 ) -> QueueStatus:

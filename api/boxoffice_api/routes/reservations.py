@@ -31,6 +31,7 @@ IdempotencyKey = Annotated[
     status_code=status.HTTP_201_CREATED,
     responses=problems(401, 403, 404, 409, 413, 429),
     summary="Hold seats (ACTIVE queue token)",
+    operation_id="hold_seats",
 )
 async def hold(
     body: HoldIn,
@@ -63,7 +64,10 @@ async def hold(
 
 
 @router.get(
-    "/reservations/{reservation_id}", responses=problems(401, 404), summary="One reservation"
+    "/reservations/{reservation_id}",
+    responses=problems(401, 404),
+    summary="One reservation",
+    operation_id="get_reservation",
 )
 async def get_reservation(
     reservation_id: ReservationId, user_id: CurrentUser, service: ServiceDep
@@ -73,7 +77,12 @@ async def get_reservation(
     return ReservationOut.of(reservation)
 
 
-@router.get("/me/reservations", responses=problems(401), summary="My reservations")
+@router.get(
+    "/me/reservations",
+    responses=problems(401),
+    summary="My reservations",
+    operation_id="list_my_reservations",
+)
 async def my_reservations(user_id: CurrentUser, service: ServiceDep) -> Page[ReservationOut]:
     """The user's reservations, oldest first."""
     items = await service.engine_api.reservations(user_id, now=service.now())
@@ -84,6 +93,7 @@ async def my_reservations(user_id: CurrentUser, service: ServiceDep) -> Page[Res
     "/reservations/{reservation_id}",
     responses=problems(401, 404, 409),
     summary="Cancel a pending reservation",
+    operation_id="cancel_reservation",
 )
 async def cancel(
     reservation_id: ReservationId, user_id: CurrentUser, service: ServiceDep
@@ -100,6 +110,7 @@ async def cancel(
     "/reservations/{reservation_id}/seats/{seat_id}",
     responses=problems(401, 404, 409),
     summary="Release one seat",
+    operation_id="release_seat",
 )
 async def release_seat(
     reservation_id: ReservationId,
@@ -123,6 +134,7 @@ async def release_seat(
     "/reservations/{reservation_id}/refund",
     responses=problems(401, 404, 409, 413),
     summary="Refund a confirmed reservation",
+    operation_id="refund_reservation",
 )
 async def refund(
     reservation_id: ReservationId, user_id: CurrentUser, service: ServiceDep

@@ -17,6 +17,7 @@ router = APIRouter(prefix="/v1/schedules", tags=["seats"])
     "/{schedule_id}/seats",
     responses=problems(401, 403, 404),
     summary="Seats of a schedule (ACTIVE queue token)",
+    operation_id="list_seats",
 )
 async def seats(
     schedule_id: Annotated[int, Path(ge=1, le=2**63 - 1)],

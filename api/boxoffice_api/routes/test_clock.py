@@ -25,7 +25,9 @@ def _clock(service: Service) -> TestClock:
     return service.test_clock
 
 
-@router.get("", responses=problems(403), summary="Read the test clock")
+@router.get(
+    "", responses=problems(403), summary="Read the test clock", operation_id="read_test_clock"
+)
 async def read_test_clock(service: ServiceDep) -> ClockOut:
     """The server's time and how far it is ahead of the wall clock. Errors: 403
     ``ADMIN_KEY_INVALID``."""
@@ -33,7 +35,12 @@ async def read_test_clock(service: ServiceDep) -> ClockOut:
     return ClockOut(now=utc(clock.now()), offset_s=clock.offset_s)
 
 
-@router.post("", responses=problems(403, 413), summary="Move the test clock forward")
+@router.post(
+    "",
+    responses=problems(403, 413),
+    summary="Move the test clock forward",
+    operation_id="advance_test_clock",
+)
 async def advance_test_clock(body: ClockAdvance, service: ServiceDep) -> ClockOut:
     """Moves the server's clock ``seconds`` forward (never back) and fires every deadline up to
     the new time: a hold whose ``expires_at`` is passed is EXPIRED when this answers. Errors:

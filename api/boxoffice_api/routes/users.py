@@ -25,6 +25,7 @@ def normalize_email(email: str) -> str:
     status_code=status.HTTP_201_CREATED,
     responses=problems(409, 413, 429),
     summary="Sign up",
+    operation_id="sign_up",
 )
 async def sign_up(body: SignUp, service: ServiceDep, request: Request) -> UserOut:
     """Creates an account: the password is stored only as an argon2id hash.
@@ -60,7 +61,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-@router.get("/me", responses=problems(401), summary="The current user")
+@router.get("/me", responses=problems(401), summary="The current user", operation_id="get_me")
 async def me(user_id: CurrentUser, service: ServiceDep) -> UserOut:
     """The account of the access token. Errors: 401 ``UNAUTHENTICATED``."""
     account = await asyncio.to_thread(service.accounts.by_user, user_id)
