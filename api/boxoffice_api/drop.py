@@ -94,10 +94,9 @@ class DropConfig:
         users: virtual users (each buys at most one reservation).
         concurrency: most requests in flight at once (also the connection pool size).
         concert_id: the concert to sell; ``None`` creates a fresh one with ``seats`` seats (one
-            schedule; sections VIP, R and S at 165,000 / 132,000 / 99,000 won) and
-            ``capacity`` as ``queue_capacity``.
+            schedule; sections VIP, R and S at 165,000 / 132,000 / 99,000 won).
         admin_key: ``X-Admin-Key`` (needed to create the concert and for the check).
-        seats, capacity, hold_ttl_s, session_ttl_s: settings of a created concert.
+        seats, queue_capacity, hold_ttl_s, session_ttl_s: settings of a created concert.
         seed: seeds each user's choices (seat count, best-available or explicit, start delay).
         poll_scale: factor on every server-given wait (``poll_after_s``, ``Retry-After``);
             below 1 polls faster than the server asks (for tests).
@@ -123,7 +122,7 @@ class DropConfig:
     concert_id: int | None = None
     admin_key: str | None = None
     seats: int = 100
-    capacity: int = 50
+    queue_capacity: int = 50
     hold_ttl_s: float = 300.0
     session_ttl_s: float = 600.0
     seed: int = 0
@@ -139,8 +138,8 @@ class DropConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if min(self.users, self.concurrency, self.seats, self.capacity) < 1:
-            raise ValueError("users, concurrency, seats and capacity must be at least 1")
+        if min(self.users, self.concurrency, self.seats, self.queue_capacity) < 1:
+            raise ValueError("users, concurrency, seats and queue_capacity must be at least 1")
         if self.password_concurrency < 1:
             raise ValueError("password_concurrency must be at least 1")
         if self.poll_scale < 0 or self.ramp_s < 0 or self.hold_attempts < 1:
@@ -554,7 +553,7 @@ def _concert_body(config: DropConfig) -> dict[str, Any]:
         artist="boxoffice drop",
         venue="Load Hall",
         sections=[section(n, r, w, g, PRICES[g]) for n, r, w, g in sections if r and w],
-        queue_capacity=config.capacity,
+        queue_capacity=config.queue_capacity,
         session_ttl_s=config.session_ttl_s,
         hold_ttl_s=config.hold_ttl_s,
         max_seats_per_reservation=4,
@@ -1107,7 +1106,7 @@ _OPTIONS: list[tuple[str, type, str]] = [
     ("--concert-id", int, "the concert to sell (default: create a fresh one)"),
     ("--admin-key", str, "X-Admin-Key (default: $BOXOFFICE_ADMIN_KEY)"),
     ("--seats", int, "seats of a created concert"),
-    ("--capacity", int, "queue capacity of a created concert"),
+    ("--queue-capacity", int, "queue capacity of a created concert"),
     ("--hold-ttl-s", float, "hold TTL of a created concert"),
     ("--session-ttl-s", float, "session TTL of a created concert"),
     ("--seed", int, "seeds the users' choices"),
@@ -1149,6 +1148,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default = getattr(defaults, _field(flag))
         shown = f" (default {default})" if default is not None else ""
         p.add_argument(flag, type=kind, default=default, help=text + shown)
+    # The earlier spelling still parses (not shown): the simulator's flag is --queue-capacity too.
+    p.add_argument(
+        "--capacity",
+        dest="queue_capacity",
+        type=int,
+        help=argparse.SUPPRESS,
+        default=argparse.SUPPRESS,
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--no-progress",

@@ -51,7 +51,7 @@ def test_drop_sells_out_and_the_server_agrees(start_server: Any) -> None:
         url=server.base_url,
         users=USERS,
         seats=SEATS,
-        capacity=50,
+        queue_capacity=50,
         concurrency=64,
         admin_key=server.env["BOXOFFICE_ADMIN_KEY"],
         poll_scale=0.1,  # poll every 0.5 s instead of 5 s
@@ -127,7 +127,7 @@ def test_drop_command_prints_one_json_object(
             "40",
             "--seats",
             "30",
-            "--capacity",
+            "--queue-capacity",
             "10",
             "--concurrency",
             "16",

@@ -40,7 +40,7 @@ def test_a_running_servers_journal_replays_and_reruns(start_server: Any, tmp_pat
                 url=server.base_url,
                 users=USERS,
                 seats=SEATS,
-                capacity=20,
+                queue_capacity=20,
                 concurrency=32,
                 admin_key=server.env["BOXOFFICE_ADMIN_KEY"],
                 poll_scale=0.05,
