@@ -24,8 +24,34 @@ from boxoffice_api.testing import ServerError, ServerProcess, serve_command, ser
 from boxoffice_api.testing.harness import AppHarness, ServerHarness, asgi_client
 from boxoffice_api.testing.plugin import new_admin_key
 
-# What docs/testing.md shows: hold, let the hold expire through the test clock, hold again, pay.
+# What docs/testing.md shows: hold, let the hold expire through the test clock, hold again, pay;
+# through a real server and through the app in the test's process, with the typed client.
 THIRD_PARTY_TEST = """\
+import pytest
+
+
+@pytest.fixture(params=["boxoffice_server", "boxoffice_app"])
+def bo(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_an_expired_hold_frees_the_seat_and_a_new_hold_is_paid(bo):
+    concert = bo.concert(hold_ttl_s=300)
+    fan = bo.fan()  # signed up, logged in, 1,000,000 won in the wallet
+    fan.wait_until_active(concert["id"])
+    schedule = fan.list_schedules(concert["id"])[0]
+    first = fan.hold_seats(schedule.id, quantity=1, grade="VIP")
+
+    bo.advance(301)  # past expires_at at once: no sleeping
+    assert fan.get_reservation(first.id).status == "EXPIRED"
+
+    again = fan.hold_seats(schedule.id, quantity=1, grade="VIP")
+    assert fan.pay(again.id).status == "SUCCEEDED"
+    assert fan.get_balance().balance == 1_000_000 - again.amount
+"""
+
+# The same with raw HTTP requests (the harness's httpx client): no client extra needed.
+RAW_HTTP_TEST = """\
 def test_an_expired_hold_frees_the_seat_and_a_new_hold_is_paid(boxoffice_server):
     bo = boxoffice_server
     concert = bo.concert(hold_ttl_s=300)
@@ -80,6 +106,12 @@ def run_pytest(directory: Path, test_file: str, source: str) -> subprocess.Compl
 def test_a_third_party_test_holds_lets_the_hold_expire_and_pays(tmp_path):
     assert len(THIRD_PARTY_TEST.splitlines()) < 30
     result = run_pytest(tmp_path, "test_third_party.py", THIRD_PARTY_TEST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout  # a real server, and the app in the test's process
+
+
+def test_the_same_test_in_raw_http_requests(tmp_path):
+    result = run_pytest(tmp_path, "test_raw_http.py", RAW_HTTP_TEST)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
 

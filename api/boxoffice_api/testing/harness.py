@@ -12,6 +12,9 @@ process) and ``boxoffice_app`` (the app in this process) are harnesses::
         ...
         boxoffice_server.advance(301)  # the hold has expired
 
+:meth:`Harness.fan` and :meth:`Harness.client` give typed :mod:`boxoffice.client` clients on the
+same server instead of raw requests.
+
 Everything here speaks the HTTP contract (docs/http-api.md) and nothing else, so a harness can
 be pointed at any server, a cluster's workers included (:meth:`advance` needs a server in test
 mode). An answer other than the expected status raises :class:`UnexpectedResponse`.
@@ -33,6 +36,8 @@ from . import ServerProcess, concert_body
 if TYPE_CHECKING:  # httpx is imported where a client is made: the plugin loads this module
     import httpx
     from fastapi import FastAPI
+
+    from boxoffice.client import Client
 
 __all__ = [
     "PASSWORD",
@@ -163,6 +168,26 @@ class Harness:
         if amount > 0:
             self.charge(user, amount)
         return user
+
+    def client(self, *, operator: bool = False) -> Client:
+        """A typed :class:`boxoffice.client.Client` on this server, over the harness's own
+        HTTP connection (so it reaches an in-process app too); with ``operator`` it carries the
+        admin key. It keeps its own tokens; closing it leaves the harness's connection open.
+        Needs the client extra (``pip install 'boxoffice[client]'``)."""
+        from boxoffice.client import Client
+
+        return Client(admin_key=self.admin_key if operator else None, http=self.http)
+
+    def fan(self, amount: int = FUNDS_DEFAULT) -> Client:
+        """:meth:`client` of a new user, signed up and logged in (a unique email), with
+        ``amount`` won charged to the wallet (if positive)."""
+        client = self.client()
+        email = f"fan{next(_emails)}-{os.getpid()}-{uuid.uuid4().hex[:8]}@example.com"
+        client.sign_up(email, PASSWORD)
+        client.log_in(email, PASSWORD)
+        if amount > 0:
+            client.charge_balance(amount)
+        return client
 
     def charge(self, user: User, amount: int) -> int:
         """Charges ``amount`` won to ``user``'s wallet; returns the new balance."""
