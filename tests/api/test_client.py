@@ -311,3 +311,19 @@ def test_the_operation_ids_are_the_client_methods() -> None:
     for name in methods:
         assert callable(getattr(Client, name)) and callable(getattr(AsyncClient, name))
         assert getattr(Client, name).__doc__ == getattr(client_operations, name).__doc__
+
+
+def test_every_code_of_the_docs_table_raises_a_class_with_its_status():
+    """The client writes the HTTP layer's own codes as classes: each must carry the status the
+    documented code table gives (the engine's come from the C++ table)."""
+    import re
+    from pathlib import Path
+
+    from boxoffice.client.errors import problem_error
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "http-api.md").read_text()
+    table = dict(re.findall(r"^\| `([A-Z_]+)` \| (\d{3}) \|", docs, re.M))
+    assert {"EMAIL_TAKEN", "WEAK_PASSWORD", "SEAT_UNAVAILABLE", "OVERLOADED"} <= set(table)
+    for code, status in table.items():
+        error = problem_error(int(status), {"code": code, "detail": "x"}, {})
+        assert (error.code, error.http_status) == (code, int(status)), code
