@@ -101,12 +101,26 @@ def test_the_second_fan_waits_and_is_let_through_when_the_first_pays(
     (seat_id,) = first_seat_ids(boxoffice_server, concert, 1)
     first, second = browsers(), browsers()
     sign_up(first, boxoffice_server.url)
+    screenshot(first, "concerts")
     join(first, concert, "seats")
     sign_up(second, boxoffice_server.url)
+    # Three fans ahead of the second, WAITING too; they leave, and the page follows.
+    ahead = []
+    for _ in range(3):
+        user = boxoffice_server.user()
+        r = boxoffice_server.http.post(f"/v1/concerts/{concert['id']}/queue", headers=user.headers)
+        assert r.json()["status"] == "WAITING", r.text
+        ahead.append(user.headers | {"X-Queue-Token": r.json()["queue_token"]})
     join(second, concert, "wait")
+    wait_for(second, lambda b: by_id(b, "ahead").text == "3", "three ahead")
+    assert by_id(second, "place").text == "4"
+    screenshot(second, "waiting")
+    for headers in ahead:
+        r = boxoffice_server.http.delete(f"/v1/concerts/{concert['id']}/queue", headers=headers)
+        assert r.json()["ended_reason"] == "LEFT", r.text
     wait_for(second, lambda b: by_id(b, "ahead").text == "0", "no one ahead")
     assert by_id(second, "place").text == "1"
-    screenshot(second, "waiting")
+    assert float(by_id(second, "progress").get_attribute("value") or 0) > 0.5
 
     wait_seat(first, seat_id, "AVAILABLE")
     seat_button(first, seat_id).click()
@@ -283,6 +297,7 @@ def test_the_dashboard_shows_the_stats_of_every_concert(
     )
     assert float(shown["admitted_per_minute"]) >= 0
     assert all(shown[k] == v for k, v in expected.items())  # nothing changed since
+    operator.execute_script("document.getElementById('create').open = false; scrollTo(0, 0)")
     screenshot(operator, "dashboard")
 
 

@@ -101,7 +101,8 @@
     const rates = samples.map((_, i) => perMinute(samples.slice(0, i + 1)) || 0);
     tr.append(cell("admitted_per_minute", rate ?? "", rate === null ? "–" : rate.toFixed(1),
       sparkline(rates.map((r) => Math.round(r)), "admitted per minute")));
-    tr.append(cell("seats_held", s.seats_held, `${s.seats_held} (${s.reservations_pending} holds)`));
+    const holds = s.reservations_pending;
+    tr.append(cell("seats_held", s.seats_held, `${s.seats_held} (${holds} hold${holds === 1 ? "" : "s"})`));
     tr.append(cell("seats_sold", s.seats_sold, `${s.seats_sold} / ${s.seats_total}`,
       sparkline(series((x) => x.seats_sold), "sold seats")));
     tr.append(cell("revenue", s.revenue, won(s.revenue)));
