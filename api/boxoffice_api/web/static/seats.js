@@ -19,10 +19,13 @@
   let clock = null;  // {serverMs, at}: the server's time at a local performance.now()
   let payKey = null;
   let lastSeatsLoad = 0;
+  let timers = [];  // the page's polls, stopped once the queue token no longer passes
 
   function gateLost(e) {
     if (e.code === "QUEUE_NOT_ACTIVE") { go(`/concerts/${cid}/wait`); return true; }
     if (e.code === "QUEUE_TOKEN_EXPIRED" || e.code === "QUEUE_TOKEN_INVALID") {
+      timers.forEach(clearInterval);
+      timers = [];
       store.removeItem("bo.queue." + cid);
       showError(e);
       say("Your turn in the queue is over: join again to buy.");
@@ -234,13 +237,13 @@
     await loadBalance();
     showCart();
     say("Choose your seats.");
-    setInterval(tick, 1000);
-    setInterval(() => {
+    timers.push(setInterval(tick, 1000));
+    timers.push(setInterval(() => {
       if (res && res.status === "PENDING") refreshReservation();
       if (performance.now() - lastSeatsLoad > SEATS_POLL_S * 1000) {
         loadSeats().catch((e) => { if (!gateLost(e)) showError(e); });
       }
-    }, RESERVATION_POLL_S * 1000);
+    }, RESERVATION_POLL_S * 1000));
   }
 
   $("schedule").addEventListener("change", () => act(async () => {
