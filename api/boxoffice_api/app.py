@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.errors import BoxOfficeError
 
-from . import __version__, errors, store_files
+from . import __version__, errors, store_files, web
 from .fast_path import FastPathMiddleware, replay
 from .logs import get_logger
 from .metrics import Metrics, MetricsMiddleware
@@ -376,6 +376,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(balance.router)
     app.include_router(admin.router)
     app.include_router(docs.router)
+    app.include_router(web.router)  # the fan's pages and the dashboard (web/), not in OpenAPI
     if settings.test_clock:  # the test clock's routes exist in test mode only
         app.include_router(test_clock.router)
     # Outermost first: metrics and the access log see every answer, 413s and shed requests

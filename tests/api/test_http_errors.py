@@ -501,7 +501,7 @@ def test_an_overlong_idempotency_key_is_422_and_charges_nothing(ctx, key):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/nope"), ("POST", "/v2/users"), ("GET", "/v1/concerts/1/nope"), ("DELETE", "/")],
+    [("GET", "/nope"), ("POST", "/v2/users"), ("GET", "/v1/concerts/1/nope"), ("DELETE", "/v1")],
 )
 def test_an_unknown_route_is_a_404_problem(ctx, method, path):
     r = ctx.http.request(method, path, headers=ctx.auth)
@@ -519,6 +519,7 @@ def test_an_unknown_route_is_a_404_problem(ctx, method, path):
         ("DELETE", "/v1/me/balance"),
         ("POST", "/healthz"),
         ("PUT", "/v1/admin/concerts"),
+        ("DELETE", "/"),  # the fan's home page (GET only)
     ],
 )
 def test_a_wrong_method_is_a_405_problem(ctx, method, path):
