@@ -22,7 +22,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # README's walkthrough); the tests, benchmarks and fuzzers add the rest: Catch2, the Redis and
 # PostgreSQL baselines, wrk, clang's libFuzzer.
 APT_SERVE := g++ cmake libabsl-dev libsqlite3-dev python3-venv curl jq
-APT_DEV   := catch2 redis-server postgresql wrk clang libclang-rt-14-dev chromium
+APT_DEV   := catch2 redis-server postgresql wrk clang libclang-rt-14-dev chromium chromium-driver
 SERVE_STAMP := $(VENV)/.serve-stamp
 DEV_STAMP   := $(VENV)/.dev-stamp
 
@@ -107,7 +107,7 @@ lint: bootstrap
 
 typecheck: build bootstrap
 	$(VENV)/bin/mypy
-	for dir in tests/python tests/api tests/cluster tests/packaging; do \
+	for dir in tests/python tests/api tests/cluster tests/web tests/packaging; do \
 	  $(VENV)/bin/mypy --allow-untyped-defs --allow-incomplete-defs --allow-untyped-calls \
 	    --disable-error-code=no-untyped-call $$dir || exit 1; \
 	done

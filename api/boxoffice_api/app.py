@@ -190,6 +190,7 @@ def welcome(settings: Settings, admin_key: str) -> str:
     base = f"http://{settings.host}:{settings.port}"
     return (
         f"boxoffice serving {base}  (store {settings.db})\n"
+        f"  in a browser: {base}/  (the fan's pages; the dashboard: {base}/admin)\n"
         f"  API docs:    {base}/docs\n"
         f"  admin key:   {admin_key}\n"
         f"  first step:  curl -s -X POST {base}/v1/users -H 'Content-Type: application/json' "
