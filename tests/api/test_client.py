@@ -101,6 +101,11 @@ def test_a_fan_and_an_operator_over_the_whole_flow(server: Any) -> None:
 
     stats = operator.get_concert_stats(concert.id)
     assert stats.payments == 1 and stats.reservations_refunded == 1
+    second = operator.create_concert(testing.concert_body(title="Second Night"))
+    newest = operator.list_concerts(limit=2)
+    assert [c.id for c in newest] == [second.id, concert.id]  # newest first
+    assert newest[0].title == "Second Night"
+    assert newest[1].sale.queue_capacity == concert.sale.queue_capacity
     assert stats.seats_available == 10
     events = operator.list_events(after=0, limit=1000)
     assert any(e.type == "PaymentSucceeded" and e.reservation_id == held.id for e in events.items)

@@ -48,6 +48,25 @@ async def create_concert(body: ConcertIn, service: ServiceDep) -> ConcertOut:
 
 
 @router.get(
+    "/concerts",
+    responses=problems(403),
+    summary="The newest concerts",
+    operation_id="list_concerts",
+)
+async def list_concerts(
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="How many, newest first.")] = 100,
+) -> list[ConcertOut]:
+    """The ``limit`` newest concerts, newest first, each with its schedules and sale settings
+    (``queue_capacity``, …): what a dashboard shows beside each concert's stats. Concert ids
+    count up from 1, so the newest are the highest."""
+    newest = await service.engine_api.concert_count()
+    now = service.now()
+    ids = range(newest, max(0, newest - limit), -1)
+    return [ConcertOut.of(await service.engine_api.concert(i, now=now)) for i in ids]
+
+
+@router.get(
     "/concerts/{concert_id}/stats",
     responses=problems(403, 404),
     summary="Concert stats",

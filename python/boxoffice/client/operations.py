@@ -183,6 +183,14 @@ def create_concert(body: Mapping[str, Any]) -> Plan[Concert]:
     )
 
 
+def list_concerts(limit: int = 100) -> Plan[list[Concert]]:
+    """The ``limit`` newest concerts, newest first, with their schedules and sale settings
+    (operator): ``list[Concert]``."""
+    query = {"limit": limit}
+    route = "/v1/admin/concerts"
+    return (yield from _request("GET", route, list[Concert], query=query, auth="admin", safe=True))
+
+
 def get_concert_stats(concert_id: int) -> Plan[Stats]:
     """Queue, seats, reservations, payments and revenue of a concert (operator):
     :class:`Stats`."""
@@ -517,6 +525,7 @@ OPERATIONS = (
     get_concert,
     create_concert,
     get_concert_stats,
+    list_concerts,
     list_events,
     get_health,
     read_test_clock,

@@ -1,9 +1,8 @@
 // The operator's dashboard: the admin key typed once (kept in this tab), every concert's
 // stats polled from GET /v1/admin/concerts/{id}/stats every few seconds, with sparklines of
 // the last minutes, and a form that creates a concert (the body of POST /v1/admin/concerts).
-// Concert ids are dense from 1 (docs/http-api.md), so the newest id is found by probing the
-// stats route; titles and capacities come from the concerts created here, or from the public
-// catalog when a fan is also logged in in this tab, since the admin routes do not list them.
+// The concerts, with their titles and queue capacities, come from GET /v1/admin/concerts (the
+// newest first).
 "use strict";
 (() => {
   const { api, showError, say, el, $, store, won } = BO;
@@ -12,40 +11,15 @@
   const RATE_WINDOW_S = 60;
   const SHOWN_MAX = 20;  // the newest concerts shown
   const SVG = "http://www.w3.org/2000/svg";
-  let newest = 0;
   const history = new Map();  // concert id -> [{t (ms), s (stats)}]
-  const meta = JSON.parse(store.getItem("bo.admin.meta") || "{}");  // id -> {title, capacity}
-  const asked = new Set();
+  const meta = {};  // id -> {title, capacity}
 
   const stats = (id) => api("GET", `/v1/admin/concerts/${id}/stats`, { admin: true });
-  async function exists(id) {
-    try { await stats(id); return true; } catch (e) {
-      if (e.code === "CONCERT_NOT_FOUND") return false;
-      throw e;
-    }
-  }
-
-  // The newest concert id: doubling until a 404, then bisecting (a few calls for any count).
-  async function findNewest() {
-    let lo = newest;
-    let hi = Math.max(1, newest + 1);
-    while (await exists(hi)) { lo = hi; hi *= 2; }
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (await exists(mid)) lo = mid; else hi = mid;
-    }
-    newest = lo;
-  }
+  const newestConcerts = () =>
+    api("GET", `/v1/admin/concerts?limit=${SHOWN_MAX}`, { admin: true });
 
   function remember(c) {
     meta[c.id] = { title: c.title, capacity: c.sale.queue_capacity };
-    store.setItem("bo.admin.meta", JSON.stringify(meta));
-  }
-
-  async function describe(id) {
-    if (meta[id] || asked.has(id) || !store.getItem("bo.access")) return;
-    asked.add(id);
-    try { remember((await api("GET", `/v1/concerts/${id}`)).data); } catch (e) { /* no fan login */ }
   }
 
   function perMinute(samples) {
@@ -110,9 +84,9 @@
   }
 
   async function refresh() {
-    await findNewest();
-    const ids = [];
-    for (let id = newest; id >= 1 && ids.length < SHOWN_MAX; id--) ids.push(id);
+    const concerts = (await newestConcerts()).data;
+    concerts.forEach(remember);
+    const ids = concerts.map((c) => c.id);
     const answers = await Promise.all(ids.map(stats));
     const now = Date.now();
     ids.forEach((id, i) => {
@@ -121,7 +95,6 @@
       while (now - samples[0].t > HISTORY_S * 1000) samples.shift();
       history.set(id, samples);
     });
-    await Promise.all(ids.map(describe));
     $("stats").tBodies[0].replaceChildren(...ids.map(row));
     say(ids.length ? `Updated ${new Date(now).toLocaleTimeString()}.` : "No concert yet: create one below.");
   }
