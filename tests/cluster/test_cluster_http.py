@@ -160,6 +160,20 @@ def test_a_token_naming_no_user_is_401_as_on_a_single_server(cluster: Cluster) -
         assert charge.status_code == 401, charge.text
 
 
+def test_the_web_pages_and_the_dashboards_reads_are_served_by_the_workers(
+    cluster: Cluster,
+) -> None:
+    with httpx.Client(base_url=cluster.url, timeout=30) as client:
+        for page in ("/", "/admin", "/concerts/1/wait", "/concerts/1/seats"):
+            answer = client.get(page)
+            assert answer.status_code == 200, (page, answer.text)
+            assert answer.headers["content-type"].startswith("text/html")
+        newest = client.get("/v1/admin/concerts", params={"limit": 5}, headers=cluster.admin)
+        assert newest.status_code == 200, newest.text
+        concerts = newest.json()
+        assert concerts and concerts[-1]["id"] == 1 and concerts[0]["sale"]["queue_capacity"] >= 1
+
+
 def test_a_worker_killed_mid_flight_loses_nothing_and_a_retry_answers_once(
     cluster: Cluster,
 ) -> None:
