@@ -6,6 +6,7 @@ Selenium), against a real server in test mode (docs/web.md).
 - A hold on the seat map expires when the server's test clock passes ``hold_ttl_s``: the seat
   is free again and the countdown says so.
 - The dashboard's numbers are those of ``GET /v1/admin/concerts/{id}/stats``.
+- A fan buys a seat through a cluster's workers (``boxoffice cluster up``) with the same pages.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from boxoffice_api.testing import section
-from boxoffice_api.testing.harness import PASSWORD, ServerHarness
+from boxoffice_api.testing.harness import PASSWORD, ClusterHarness, Harness, ServerHarness
 
 # Upper bounds for what the pages do by themselves (polls every second or few); never waited
 # out when the page is right.
@@ -79,7 +80,7 @@ def wait_seat(browser: WebDriver, seat_id: int, status: str) -> None:
     wait_for(browser, lambda b: seat_status(b, seat_id) == status, f"seat {seat_id} {status}")
 
 
-def first_seat_ids(server: ServerHarness, concert: dict[str, Any], count: int) -> list[int]:
+def first_seat_ids(server: Harness, concert: dict[str, Any], count: int) -> list[int]:
     """The ids of the first ``count`` seats of the concert's first schedule, read with an
     ACTIVE token of a user of its own (the seat map's order is seat-id order)."""
     probe = server.active_token(server.user(), concert["id"])
@@ -313,3 +314,28 @@ def test_pages_fit_a_phone_width(
     wait_for(phone, lambda b: b.find_elements(By.CSS_SELECTOR, "form"), "the page")
     width = phone.execute_script("return document.documentElement.scrollWidth")
     assert width <= 390, f"{page} scrolls sideways at 390 px: {width} px wide"
+
+
+def test_a_fan_buys_a_seat_through_a_clusters_workers(
+    browsers: Callable[..., WebDriver], boxoffice_cluster: ClusterHarness
+) -> None:
+    concert = boxoffice_cluster.concert(title="Cluster Night", queue_capacity=5)
+    (seat_id,) = first_seat_ids(boxoffice_cluster, concert, 1)
+    fan = browsers()
+    sign_up(fan, boxoffice_cluster.url)
+    join(fan, concert, "seats")  # ACTIVE at once: the queue has room
+    wait_seat(fan, seat_id, "AVAILABLE")
+    seat_button(fan, seat_id).click()
+    wait_seat(fan, seat_id, "MINE")
+    charge = by_id(fan, "charge")
+    charge.clear()
+    charge.send_keys("100000")
+    charge.submit()
+    wait_for(fan, lambda b: by_id(b, "balance").text == "100,000 won", "the charge")
+    by_id(fan, "pay").click()
+    wait_for(fan, lambda b: "/receipt" in b.current_url, "the receipt")
+    wait_for(fan, lambda b: "CONFIRMED" in by_id(b, "r-status").text, "a confirmed receipt")
+    stats = boxoffice_cluster.http.get(
+        f"/v1/admin/concerts/{concert['id']}/stats", headers=boxoffice_cluster.admin_headers
+    ).json()
+    assert (stats["seats_sold"], stats["payments"]) == (1, 1)

@@ -43,6 +43,7 @@ __all__ = [
     "PASSWORD",
     "ActiveToken",
     "AppHarness",
+    "ClusterHarness",
     "Harness",
     "ServerHarness",
     "UnexpectedResponse",
@@ -319,3 +320,32 @@ class ServerHarness(Harness):
     def log_tail(self, lines: int = 60) -> str:
         """The last ``lines`` lines of the server's output."""
         return self.process.tail(lines)
+
+
+class ClusterHarness(Harness):
+    """A :class:`Harness` on a one-machine cluster started by ``boxoffice cluster up`` (the
+    ``boxoffice_cluster`` fixture): its workers' shared URL and admin key. A cluster has no
+    test clock (:meth:`advance` answers 404).
+
+    Args:
+        directory: the cluster's directory (``cluster.json``, the processes' logs).
+        record: ``cluster.json``'s content.
+    """
+
+    def __init__(self, directory: Path, record: Mapping[str, Any]) -> None:
+        import httpx
+
+        super().__init__(httpx.Client(base_url=str(record["url"]), timeout=30), record["admin_key"])
+        self.directory = directory
+        self.record = record
+
+    @property
+    def url(self) -> str:
+        """The workers' base URL, ``http://127.0.0.1:<port>``."""
+        return str(self.record["url"])
+
+    def pids(self) -> list[int]:
+        """Every process of the cluster: nats-servers, replicas, workers."""
+        record = self.record
+        servers = [int(s["pid"]) for s in record["nats"]["servers"]]
+        return servers + [int(c["pid"]) for c in [*record["replicas"], *record["workers"]]]

@@ -13,6 +13,9 @@ conftest (docs/testing.md):
   temporary store and in test mode: a :class:`ServerHarness` with ``url``, ``admin_key``,
   ``advance(seconds)`` and the seeding helpers of :class:`~.harness.Harness`. It is stopped by
   its process id after the test; when the test fails, the report shows the end of its log.
+- ``boxoffice_cluster``: a one-machine cluster (``boxoffice cluster up``: nats-servers,
+  replicas, workers) shared by the session's tests, a :class:`ClusterHarness` with the same
+  helpers (no test clock); every process stopped by its pid at the end.
 
 Both servers run in test mode (``BOXOFFICE_TEST_CLOCK``): their clock is the wall clock plus
 what the test advanced, so ``advance(301)`` passes a 300 s hold's expiry at once. Each fixture
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import ServerProcess, server_env
-from .harness import AppHarness, ServerHarness
+from .harness import AppHarness, ClusterHarness, ServerHarness
 
 if TYPE_CHECKING:
     import boxoffice
@@ -104,6 +107,60 @@ def boxoffice_server(tmp_path: Path) -> Iterator[ServerHarness]:
             harness.close()
     finally:
         process.stop()
+
+
+CLUSTER_START_TIMEOUT_S = 180.0
+
+
+@pytest.fixture(scope="session")
+def boxoffice_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHarness]:
+    """A one-machine cluster for the whole session (:class:`ClusterHarness`): ``boxoffice
+    cluster up`` on a free loopback port (3 nats-servers, 2 replicas, 2 workers sharing the
+    port), then ``cluster down`` and every process stopped by its pid. Its tests share it: make
+    your own concerts and users (the helpers do). No test clock. Needs the ``server`` extra
+    (it brings ``nats-server``).
+
+    Raises:
+        RuntimeError: ``cluster up`` failed (its output is the message).
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from ..cluster.processes import pid_alive, stop_pid
+    from . import free_port
+
+    directory = tmp_path_factory.mktemp("boxoffice-cluster")
+    env = dict(os.environ, BOXOFFICE_PASSWORD_HASH_PROFILE="cheapest")
+    env.update({f"BOXOFFICE_{k.upper()}": v for k, v in _HASHING_UNBOUNDED.items()})
+    command = [sys.executable, "-m", "boxoffice.cli", "cluster"]
+    where = ["--dir", str(directory)]
+    up = subprocess.run(
+        [*command, "up", *where, "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=CLUSTER_START_TIMEOUT_S,
+        env=env,
+        check=False,
+    )
+    record_path = directory / "cluster.json"
+    harness = (
+        ClusterHarness(directory, json.loads(record_path.read_text()))
+        if (record_path.exists())
+        else None
+    )
+    try:
+        if up.returncode != 0 or harness is None:
+            raise RuntimeError(f"boxoffice cluster up failed:\n{up.stdout}{up.stderr}")
+        yield harness
+    finally:
+        subprocess.run([*command, "down", *where], capture_output=True, timeout=120, check=False)
+        if harness is not None:
+            harness.close()
+            for pid in harness.pids():
+                if pid_alive(pid):
+                    stop_pid(pid, grace_s=1.0)
 
 
 @pytest.hookimpl(wrapper=True)
