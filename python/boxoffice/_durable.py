@@ -65,13 +65,17 @@ class DurableWaiter:
             return seq
         loop = asyncio.get_running_loop()
         waits = self._loops.get(loop)
+        watched_now = waits is None
         if waits is None:
             waits = self._watch(loop, engine)
         future: asyncio.Future[int] = loop.create_future()
-        # The fd is watched before this wait can miss a commit: a commit after the poll above
-        # leaves the eventfd readable until the loop reads it.
         heapq.heappush(waits.pending, (seq, next(self._order), future))
         del engine
+        if watched_now:
+            # A commit between the poll above and the listener's creation signalled no fd of
+            # this loop: look again now that one is there. (A loop already watching has its fd
+            # on the list, and a commit after the poll leaves it readable until read.)
+            self._wake(waits)
         return await future
 
     def _watch(self, loop: asyncio.AbstractEventLoop, engine: Any) -> _LoopWaits:

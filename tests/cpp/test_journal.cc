@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sqlite3.h>
@@ -413,6 +414,9 @@ TEST_CASE("a durable listener's eventfd is signalled after each group commit and
   CHECK(::read(*fd, &count, sizeof count) < 0);  // nothing committed yet: not readable
   const Seq last = AppendPayloads(*j, 50);
   REQUIRE(j->WaitDurable(last).ok());
+  // The writer wakes WaitDurable's callers, then the listeners: wait for the fd.
+  pollfd readable{*fd, POLLIN, 0};
+  REQUIRE(::poll(&readable, 1, 10'000) == 1);
   REQUIRE(::read(*fd, &count, sizeof count) == sizeof count);
   CHECK(count >= 1);
   absl::StatusOr<bool> durable = j->PollDurable(last);
@@ -420,7 +424,7 @@ TEST_CASE("a durable listener's eventfd is signalled after each group commit and
   CHECK(*durable);
   CHECK(j->PollDurable(last + 1).status().code() == absl::StatusCode::kInvalidArgument);
   const Seq more = AppendPayloads(*j, 5);
-  REQUIRE(j->Close().ok());  // writes what was appended, then signals
+  REQUIRE(j->Close().ok());  // writes what was appended, then signals (before returning)
   REQUIRE(::read(*fd, &count, sizeof count) == sizeof count);
   durable = j->PollDurable(more);
   REQUIRE(durable.ok());

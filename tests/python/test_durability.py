@@ -255,6 +255,32 @@ def test_many_async_waiters_share_group_commits_without_a_thread_and_all_wake(tm
 # Regressions found in review: each of these once corrupted a store or crashed the process.
 
 
+def test_a_commit_just_before_a_loops_first_listener_still_wakes_the_wait(tmp_path):
+    """The group commit lands between the first poll and the listener's creation (forced here
+    by committing inside the creation): the wait must not sleep until the next commit."""
+    import asyncio
+
+    class CommitFirst(bo.Engine):
+        polls = 0
+
+        def _poll_durable(self, seq: int) -> bool:
+            self.polls += 1
+            return self.polls > 1 and super()._poll_durable(seq)  # the first: not yet
+
+        def _add_durable_listener(self) -> int:
+            self.wait_durable()  # the commit happens now, before the fd is on the list
+            return super()._add_durable_listener()
+
+    engine = CommitFirst(tmp_path / "first-wait.db", durability="off")
+    engine.create_user(now=1)
+
+    async def main() -> int:
+        return await asyncio.wait_for(engine.wait_durable_async(), timeout=10)
+
+    assert asyncio.run(main()) == engine.last_seq  # not a TimeoutError
+    engine.close()
+
+
 def test_closing_the_store_from_another_thread_settles_the_pending_async_waits(tmp_path):
     import asyncio
     import threading
