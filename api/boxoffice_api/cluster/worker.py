@@ -197,14 +197,28 @@ class ClusterBackend:
     concert_stats: list[tuple[int, Any]] | None = None
     users: int = 0
     last_event_seq: int = 0
+    _observed: tuple[float, ClusterObservation] | None = None  # (monotonic time, answer)
 
-    async def observe(self) -> ClusterObservation:
+    OBSERVED_MAX_AGE_S = 1.0
+    """How long :meth:`observe`'s answer serves again (health probes come often; replicas
+    report once a second anyway)."""
+
+    async def observe(self, max_age_s: float = OBSERVED_MAX_AGE_S) -> ClusterObservation:
         """The log's head and the replicas' last reports (none when the bucket is out of
-        reach; the log's head is required).
+        reach; the log's head is required); an answer at most ``max_age_s`` seconds old is
+        given again without asking the cluster.
 
         Raises:
             nats.errors.TimeoutError and other NATS errors of reading the head.
         """
+        cached = self._observed
+        if cached is not None and time.monotonic() - cached[0] <= max_age_s:
+            return cached[1]
+        observation = await self._observe()
+        self._observed = (time.monotonic(), observation)
+        return observation
+
+    async def _observe(self) -> ClusterObservation:
         from .status import replica_statuses
 
         last_seq = await self.head.latest()
@@ -229,7 +243,11 @@ class ClusterBackend:
         Raises:
             the errors of :meth:`observe` and of the engine reads (e.g. ``ResultUnavailable``).
         """
-        self.observation = await self.observe()
+        # Nothing old is exported as if it were current: a failed refresh clears the cluster's
+        # numbers (the scrape then shows the worker's own), a good one replaces them at once.
+        self.observation = None
+        self.concert_stats = None
+        observation = await self.observe(max_age_s=0.0)
         last = await self.engine_api.concert_count()
         ids = list(range(max(1, last - concerts_max + 1), last + 1))
         stats: list[tuple[int, Any]] = []
@@ -239,9 +257,10 @@ class ClusterBackend:
                 *(self.engine_api.stats(concert_id, now=now) for concert_id in chunk)
             )
             stats.extend(zip(chunk, answers, strict=True))
-        self.concert_stats = stats
-        self.users = await self.engine_api.user_count()
-        self.last_event_seq = await self.engine_api.last_event_seq()
+        users = await self.engine_api.user_count()
+        last_event_seq = await self.engine_api.last_event_seq()
+        self.observation, self.concert_stats = observation, stats
+        self.users, self.last_event_seq = users, last_event_seq
 
     @classmethod
     async def connect(

@@ -12,11 +12,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ..deps import Admin, ServiceDep
+from ..errors import ApiError
 from ..schemas import ClockAdvance, ClockOut, utc
 from ..service import Service, TestClock
 from .responses import problems
 
 router = APIRouter(prefix="/v1/admin/test-clock", tags=["test mode"], dependencies=[Admin])
+
+TEST_CLOCK_END_S = 221_845_392_000.0
+"""9000-01-01T00:00:00Z: the clock goes no further (an answer's timestamps are dates, and a
+year past 9999 has none), so repeated large steps cannot make every answer fail."""
 
 
 def _clock(service: Service) -> TestClock:
@@ -44,8 +49,16 @@ async def read_test_clock(service: ServiceDep) -> ClockOut:
 async def advance_test_clock(body: ClockAdvance, service: ServiceDep) -> ClockOut:
     """Moves the server's clock ``seconds`` forward (never back) and fires every deadline up to
     the new time: a hold whose ``expires_at`` is passed is EXPIRED when this answers. Errors:
-    403 ``ADMIN_KEY_INVALID``; 422 ``INVALID_ARGUMENT`` for a negative or too large step."""
+    403 ``ADMIN_KEY_INVALID``; 422 ``INVALID_ARGUMENT`` for a negative or too large step, or
+    one past 9000-01-01 (where the clock stops)."""
     clock = _clock(service)
+    if clock.now() + body.seconds > TEST_CLOCK_END_S:
+        raise ApiError(
+            422,
+            "INVALID_ARGUMENT",
+            f"the test clock stops at {utc(TEST_CLOCK_END_S).isoformat()}: "
+            "timestamps after it cannot be written",
+        )
     now = clock.advance(body.seconds)
     async with service.command():
         service.engine.advance(now=now)

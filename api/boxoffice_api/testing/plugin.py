@@ -136,23 +136,25 @@ def boxoffice_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clus
     env.update({f"BOXOFFICE_{k.upper()}": v for k, v in _HASHING_UNBOUNDED.items()})
     command = [sys.executable, "-m", "boxoffice.cli", "cluster"]
     where = ["--dir", str(directory)]
-    up = subprocess.run(
-        [*command, "up", *where, "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        timeout=CLUSTER_START_TIMEOUT_S,
-        env=env,
-        check=False,
-    )
-    record_path = directory / "cluster.json"
-    harness = (
-        ClusterHarness(directory, json.loads(record_path.read_text()))
-        if (record_path.exists())
-        else None
-    )
+    harness: ClusterHarness | None = None
     try:
+        try:
+            up = subprocess.run(
+                [*command, "up", *where, "--port", str(free_port())],
+                capture_output=True,
+                text=True,
+                timeout=CLUSTER_START_TIMEOUT_S,
+                env=env,
+                check=False,
+            )
+            output = up.stdout + up.stderr
+            record_path = directory / "cluster.json"
+            if record_path.exists():  # what started, to be stopped even when up failed
+                harness = ClusterHarness(directory, json.loads(record_path.read_text()))
+        except (subprocess.TimeoutExpired, ValueError) as exc:
+            raise RuntimeError(f"boxoffice cluster up failed: {exc}") from exc
         if up.returncode != 0 or harness is None:
-            raise RuntimeError(f"boxoffice cluster up failed:\n{up.stdout}{up.stderr}")
+            raise RuntimeError(f"boxoffice cluster up failed:\n{output}")
         yield harness
     finally:
         subprocess.run([*command, "down", *where], capture_output=True, timeout=120, check=False)
