@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
@@ -63,7 +64,9 @@ async def list_concerts(
     newest = await service.engine_api.concert_count()
     now = service.now()
     ids = range(newest, max(0, newest - limit), -1)
-    return [ConcertOut.of(await service.engine_api.concert(i, now=now)) for i in ids]
+    # Concurrently: in cluster mode each is a replica read.
+    concerts = await asyncio.gather(*(service.engine_api.concert(i, now=now) for i in ids))
+    return [ConcertOut.of(c) for c in concerts]
 
 
 @router.get(
