@@ -35,6 +35,7 @@
 #include "boxoffice/engine.h"
 #include "boxoffice/errors.h"
 #include "boxoffice/journal.h"
+#include "boxoffice/queue_digest.h"
 #include "boxoffice/snapshot.h"
 #include "boxoffice/store.h"
 #include "stub_docs.h"  // generated from python/boxoffice/_core.pyi (cpp/bindings/stub_docs.py)
@@ -395,6 +396,11 @@ void BindViews(py::module_& m) {
       .RO(TokenView, user_id)
       .RO(TokenView, concert_id)
       .RO_NAME(TokenView, status)
+      .def_property_readonly("join_seq",
+                             [](const TokenView& v) -> py::object {
+                               if (v.join_seq < 0) return py::none();
+                               return py::int_(v.join_seq);
+                             })
       .def_property_readonly("ended_reason",
                              [](const TokenView& v) -> py::object {
                                if (v.end == TokenEnd::kNone) return py::none();
@@ -424,6 +430,53 @@ void BindViews(py::module_& m) {
                     "returned the user's live one.")
       .def("__repr__", [](const TokenView& v) {
         return Repr("QueueToken", v.id) + " " + std::string(ToString(v.status));
+      });
+
+  py::class_<QueueDigest>(m, "QueueDigest",
+                          "One concert's waiting room as of one moment: answers WAITING polls.")
+      .def(py::init([](const py::bytes& data) {
+             const std::string_view view(data);
+             return Unwrap(QueueDigest::Decode(absl::string_view(view.data(), view.size())));
+           }),
+           py::arg("data"))
+      .def_property_readonly("concert_id", &QueueDigest::concert_id)
+      .def_property_readonly("as_of", [](const QueueDigest& d) { return Seconds(d.as_of()); })
+      .def_property_readonly("open", &QueueDigest::open)
+      .def_property_readonly("waiting", &QueueDigest::waiting)
+      .def_property_readonly("active", &QueueDigest::active)
+      .def_property_readonly("joined", &QueueDigest::joined)
+      .def_property_readonly("encoded_bytes", &QueueDigest::encoded_bytes)
+      .def(
+          "position",
+          [](const QueueDigest& d, int64_t join_seq) -> py::object {
+            const int64_t p = d.Position(join_seq);
+            if (p < 0) return py::none();
+            return py::int_(p);
+          },
+          py::arg("join_seq"))
+      .def(
+          "waiting_token",
+          [](const QueueDigest& d, TokenId id, UserId user, int64_t join_seq,
+             double joined_at) -> std::optional<TokenView> {
+            const int64_t p = d.Position(join_seq);
+            if (p < 0) return std::nullopt;
+            TokenView v;
+            v.id = id;
+            v.user_id = user;
+            v.concert_id = d.concert_id();
+            v.status = TokenStatus::kWaiting;
+            v.position = p;
+            v.join_seq = join_seq;
+            v.eta_us = d.Eta(p);
+            v.poll_after_us = d.poll_interval_us();
+            v.joined_at = ToMicros(joined_at, "joined_at");
+            return v;
+          },
+          py::arg("token_id"), py::kw_only(), py::arg("user_id"), py::arg("join_seq"),
+          py::arg("joined_at"))
+      .def("__repr__", [](const QueueDigest& d) {
+        return absl::StrCat("<boxoffice.QueueDigest concert_id=", d.concert_id(),
+                            " waiting=", d.waiting(), " joined=", d.joined(), ">");
       });
 
   py::class_<Reservation>(m, "Reservation",
@@ -1153,6 +1206,13 @@ void BindEngineQueries(EngineClass& cls) {
           [](Engine& e, ConcertId concert, double now) {
             const TimeUs t = ToMicros(now, "now");
             return Held([&] { return e.Stats(concert, t); });
+          },
+          py::arg("concert_id"), py::kw_only(), py::arg("now"))
+      .def(
+          "queue_digest",
+          [](Engine& e, ConcertId concert, double now) {
+            const TimeUs t = ToMicros(now, "now");
+            return py::bytes(Held([&] { return e.EncodeQueueDigest(concert, t); }));
           },
           py::arg("concert_id"), py::kw_only(), py::arg("now"))
       .def(

@@ -63,6 +63,20 @@ int64_t RankBitmap::Prefix(int64_t end) const {
   return sum;
 }
 
+void RankBitmap::AssignWords(std::vector<uint64_t> words) {
+  words.resize((words.size() + kBlockWords - 1) / kBlockWords * kBlockWords, 0);
+  words_ = std::move(words);
+  tree_.assign(words_.size() / kBlockWords, 0);
+  // Each block's count, then each count added into its Fenwick parent: O(n).
+  for (size_t w = 0; w < words_.size(); ++w) {
+    tree_[w / kBlockWords] += static_cast<int32_t>(std::popcount(words_[w]));
+  }
+  for (size_t k = 1; k <= tree_.size(); ++k) {
+    const size_t parent = k + (k & (~k + 1));
+    if (parent <= tree_.size()) tree_[parent - 1] += tree_[k - 1];
+  }
+}
+
 void RankBitmap::Reserve(int64_t i) {
   const auto need = static_cast<size_t>(i) / 64 + 1;
   if (need <= words_.size()) return;
@@ -355,25 +369,10 @@ int64_t AdmissionQueue::Position(TokenId id) const {
   return waiting_at_.Prefix(t.join_seq);
 }
 
-DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
-  const TokenRecord& t = token(id);
-  if (t.status != TokenStatus::kWaiting) return 0;
-  if (t.join_seq == TokenRecord::kNoJoinSeq) {
-    return std::max<DurationUs>(0, settings_.opens_at - now);
-  }
-  const int64_t p = Position(id) + 1;
-  // Admission times are ascending: count those in (now - window, now]. Every
-  // admission runs at the clock, so for a given `now` the count only changes
-  // when an admission happens at `now` (which resets the cache).
-  if (now != eta_now_) {
-    eta_now_ = now;
-    eta_admitted_ = static_cast<int64_t>(
-        recent_admissions_.end() - std::upper_bound(recent_admissions_.begin(),
-                                                    recent_admissions_.end(),
-                                                    now - kEtaWindowUs));
-  }
-  const int64_t n = eta_admitted_;
-  const int64_t per_minute = settings_.admission_per_minute;
+DurationUs EstimateWait(int64_t position, int64_t admitted_in_window, const QueueSettings& s) {
+  const int64_t p = position + 1;
+  const int64_t n = admitted_in_window;
+  const int64_t per_minute = s.admission_per_minute;
   const DurationUs interval = per_minute > 0 ? 60 * kMicrosPerSecond / per_minute : 0;
   DurationUs eta;
   if (n > 0) {
@@ -384,10 +383,33 @@ DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
     // Millions waiting times a long session TTL overflows 64 bits: use 128.
     __extension__ using Int128 = __int128;
     eta = static_cast<DurationUs>(std::min<Int128>(
-        static_cast<Int128>(p) * settings_.session_ttl_us / settings_.queue_capacity, kEtaMaxUs));
+        static_cast<Int128>(p) * s.session_ttl_us / s.queue_capacity, kEtaMaxUs));
   }
   if (per_minute > 0) eta = std::max(eta, p * interval);
   return std::min(eta, kEtaMaxUs);
+}
+
+int64_t AdmissionQueue::AdmittedInWindow(TimeUs now) const {
+  // Admission times are ascending: count those in (now - window, now]. Every
+  // admission runs at the clock, so for a given `now` the count only changes
+  // when an admission happens at `now` (which resets the cache).
+  if (now != eta_now_) {
+    eta_now_ = now;
+    eta_admitted_ = static_cast<int64_t>(
+        recent_admissions_.end() - std::upper_bound(recent_admissions_.begin(),
+                                                    recent_admissions_.end(),
+                                                    now - kEtaWindowUs));
+  }
+  return eta_admitted_;
+}
+
+DurationUs AdmissionQueue::Eta(TokenId id, TimeUs now) const {
+  const TokenRecord& t = token(id);
+  if (t.status != TokenStatus::kWaiting) return 0;
+  if (t.join_seq == TokenRecord::kNoJoinSeq) {
+    return std::max<DurationUs>(0, settings_.opens_at - now);
+  }
+  return EstimateWait(Position(id), AdmittedInWindow(now), settings_);
 }
 
 void AdmissionQueue::Emit(EventType type, TokenId id, TimeUs at, int64_t value) {

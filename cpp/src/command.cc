@@ -281,6 +281,7 @@ void EncodeToken(const TokenView& t, std::string* out) {
   PutVarint(static_cast<uint64_t>(t.status), out);
   PutVarint(static_cast<uint64_t>(t.end), out);
   PutInt(t.position, out);
+  PutInt(t.join_seq, out);
   PutInt(t.eta_us, out);
   PutInt(t.poll_after_us, out);
   PutInt(t.joined_at, out);
@@ -294,7 +295,7 @@ bool DecodeToken(Reader& r, TokenView* t) {
   return r.Int(&t->id) && r.Int(&t->user_id) && r.Int(&t->concert_id) &&
          r.Enum(&t->status, static_cast<uint64_t>(TokenStatus::kExpired)) &&
          r.Enum(&t->end, static_cast<uint64_t>(TokenEnd::kCompleted)) && r.Int(&t->position) &&
-         r.Int(&t->eta_us) && r.Int(&t->poll_after_us) && r.Int(&t->joined_at) &&
+         r.Int(&t->join_seq) && r.Int(&t->eta_us) && r.Int(&t->poll_after_us) && r.Int(&t->joined_at) &&
          r.Int(&t->activated_at) && r.Int(&t->expires_at) && r.Int(&t->ended_at) &&
          r.Enum(&t->created, 1);
 }

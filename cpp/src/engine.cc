@@ -380,6 +380,7 @@ TokenView Engine::ViewToken(TokenId id) const {
   v.status = t.status;
   v.end = t.end;
   v.position = c.queue->Position(id);
+  v.join_seq = t.JoinSeq();
   v.eta_us = t.status == TokenStatus::kWaiting ? c.queue->Eta(id, clock_) : 0;
   v.poll_after_us = c.sale.poll_interval_us;
   v.joined_at = t.joined_at;
@@ -1349,6 +1350,19 @@ absl::StatusOr<std::vector<HistoryEntry>> Engine::History(UserId user, TimeUs no
   for (EntryId id : users_[static_cast<size_t>(user - 1)].history) {
     out.push_back(ledger_.entry(id));
   }
+  return out;
+}
+
+absl::StatusOr<std::string> Engine::EncodeQueueDigest(ConcertId concert, TimeUs now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!ValidNow(now)) return InvalidNow(now);
+  RecordQuery(now);
+  AdvanceLocked(now);
+  if (concert < 1 || concert > static_cast<int64_t>(concerts_.size())) {
+    return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
+  }
+  std::string out;
+  concerts_[static_cast<size_t>(concert - 1)]->queue->EncodeDigest(clock_, &out);
   return out;
 }
 

@@ -187,6 +187,10 @@ class QueueToken:
     @property
     def status(self) -> TokenStatusName: ...
     @property
+    def join_seq(self) -> int | None:
+        """The order of admission (0 = first to join the opened queue); None in the pre-queue.
+        A :class:`QueueDigest` answers a poll from it."""
+    @property
     def ended_reason(self) -> TokenEndName | None: ...
     @property
     def position(self) -> int | None: ...
@@ -206,6 +210,48 @@ class QueueToken:
     def created(self) -> bool:
         """``join_queue`` only: True when this call made the token, False when it returned
         the user's live one (HTTP 201 or 200); False in every other answer."""
+
+class QueueDigest:
+    """One concert's waiting room as of one moment (``Engine.queue_digest``): enough to answer
+    a WAITING token's poll exactly as the engine would have at ``as_of``. A cluster's replicas
+    publish one per busy concert about once a second; HTTP workers answer polls from it
+    (docs/scale-out.md, "Polls"). The bytes carry the queue's rank bitmap from its head on, as
+    runs of 64-bit words: a few bytes for a long line of WAITING tokens.
+
+    Args:
+        data: the bytes ``Engine.queue_digest`` returned.
+
+    Raises:
+        DataLoss: the bytes are not a digest (truncated, damaged, another version).
+    """
+    def __init__(self, data: bytes) -> None: ...
+    @property
+    def concert_id(self) -> int: ...
+    @property
+    def as_of(self) -> float:
+        """The engine clock (s since the epoch) the digest was taken at."""
+    @property
+    def open(self) -> bool:
+        """The queue is open (False: joins wait in the pre-queue, without positions)."""
+    @property
+    def waiting(self) -> int:
+        """WAITING tokens, the pre-queue's included."""
+    @property
+    def active(self) -> int: ...
+    @property
+    def joined(self) -> int:
+        """Join sequences issued: the digest knows ``join_seq`` in ``[0, joined)``."""
+    @property
+    def encoded_bytes(self) -> int: ...
+    def position(self, join_seq: int) -> int | None:
+        """WAITING tokens ahead of the token with this join sequence, or None when that token
+        was not WAITING as of the digest (ACTIVE, EXPIRED) or joined after it."""
+    def waiting_token(
+        self, token_id: int, *, user_id: int, join_seq: int, joined_at: float
+    ) -> QueueToken | None:
+        """The answer to a poll of a WAITING token, as the engine would have given it at
+        ``as_of`` (position, ETA in s, poll interval); None when the digest cannot say (the
+        token was not WAITING then, or joined after it): ask the engine."""
 
 class Reservation:
     @property
@@ -592,6 +638,9 @@ class Engine:
         """The user's CHARGE, PAYMENT and REFUND entries with ``balance_after`` (won)."""
     def stats(self, concert_id: int, *, now: float) -> ConcertStats:
         """Operator view: queue, seats, reservations, payments, revenue (won)."""
+    def queue_digest(self, concert_id: int, *, now: float) -> bytes:
+        """The concert's queue as of ``now``, encoded for :class:`QueueDigest` (bytes: runs
+        of the rank bitmap, O(WAITING span / 64) to build). Raises ConcertNotFound."""
     def events(self, after: int = 0, limit: int = 1000) -> list[Event]:
         """Domain events with ``seq > after``, oldest first, at most ``limit``
         (capped by ``list_limit_max``; only the last ``event_retention_max`` are kept)."""

@@ -17,7 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "boxoffice/errors.h"
+#include "boxoffice/queue_digest.h"
 
 namespace boxoffice {
 namespace {
@@ -781,6 +783,136 @@ TEST_CASE("a random workload keeps positions exact and admission FIFO",
   for (TokenId id : h.AdmittedOrder()) {
     CHECK(h.token(id).join_seq > last_seq);
     last_seq = h.token(id).join_seq;
+  }
+}
+
+// --- the queue digest (queue_digest.h) --------------------------------------------------------
+
+// Decodes the queue's digest as of `now` and requires it to answer every token as the queue
+// does: a WAITING token's position and ETA, -1 for every other.
+QueueDigest CheckDigest(Harness& h, TimeUs now) {
+  h.Advance(now);
+  std::string bytes;
+  h.queue.EncodeDigest(now, &bytes);
+  absl::StatusOr<QueueDigest> d = QueueDigest::Decode(bytes);
+  INFO(d.status().ToString());
+  REQUIRE(d.ok());
+  CHECK(d->concert_id() == kConcert);
+  CHECK(d->as_of() == now);
+  CHECK(d->open() == h.queue.open());
+  CHECK(d->waiting() == h.queue.waiting());
+  CHECK(d->active() == h.queue.active());
+  CHECK(d->poll_interval_us() == h.queue.settings().poll_interval_us);
+  CHECK(d->encoded_bytes() == bytes.size());
+  for (size_t i = 1; i < h.tokens.size(); ++i) {
+    const auto id = static_cast<TokenId>(i);
+    const TokenFacts t = h.token(id);
+    INFO("token " << id << " join_seq " << t.join_seq);
+    const int64_t position = h.queue.Position(id);
+    REQUIRE(d->Position(t.join_seq) == position);
+    if (position >= 0) REQUIRE(d->Eta(position) == h.queue.Eta(id, now));
+  }
+  CHECK(d->Position(d->joined()) == -1);  // joined after the digest: unknown
+  return *d;
+}
+
+TEST_CASE("a queue digest answers every token's position and ETA as the queue does",
+          "[admission_queue][queue_digest]") {
+  const uint64_t seed = GENERATE(11u, 12u);
+  const bool rate_capped = GENERATE(false, true);
+  INFO("seed " << seed << " rate cap " << rate_capped);
+  std::mt19937_64 rng(seed);
+  QueueSettings s = Settings(5);
+  s.session_ttl_us = Sec(40);
+  s.abandon_timeout_us = Sec(25);
+  if (rate_capped) s.admission_per_minute = 30;
+  Harness h(s);
+  TimeUs now = kT0;
+  std::vector<TokenId> live;
+  // Over 1,500 users: several Fenwick blocks (512 join sequences each) and every kind of run.
+  for (int step = 0; step < 6'000; ++step) {
+    now += static_cast<TimeUs>(rng() % 700'000);
+    const uint64_t op = rng() % 10;
+    if (op < 6) {
+      live.push_back(h.Join(static_cast<UserId>(1 + rng() % 1'500), now));
+    } else if (op < 8 && !live.empty()) {
+      h.Touch(live[static_cast<size_t>(rng() % live.size())], now);
+    } else if (op < 9 && !live.empty()) {
+      h.Leave(live[static_cast<size_t>(rng() % live.size())], now);
+    } else if (!live.empty()) {
+      const TokenId id = live[static_cast<size_t>(rng() % live.size())];
+      h.Advance(now);
+      if (h.token(id).status == TokenStatus::kActive) h.queue.Complete(id, now);
+    }
+    if (step % 500 == 0) CheckDigest(h, now);
+  }
+  const QueueDigest last = CheckDigest(h, now);
+  CHECK(last.joined() > 1'000);
+}
+
+TEST_CASE("a digest of a long WAITING line is a few bytes, whatever its length",
+          "[admission_queue][queue_digest]") {
+  Harness h(Settings(10));
+  TimeUs now = kT0;
+  for (UserId u = 1; u <= 20'000; ++u) h.Join(u, now += 1'000);
+  // A few leave in the middle: literal words for their ragged edges, runs elsewhere.
+  for (TokenId id : {500, 501, 9'999, 15'000}) h.Leave(id, now);
+  const QueueDigest d = CheckDigest(h, now);
+  CHECK(d.waiting() == 20'000 - 10 - 4);
+  CHECK(d.encoded_bytes() < 128);
+}
+
+TEST_CASE("a pre-queue digest knows its WAITING count but no positions until opening",
+          "[admission_queue][queue_digest]") {
+  QueueSettings s = Settings(2);
+  s.opens_at = kT0 + Sec(60);
+  Harness h(s);
+  for (UserId u = 1; u <= 8; ++u) h.Join(u, kT0 + Sec(u));
+  const QueueDigest before = CheckDigest(h, kT0 + Sec(10));
+  CHECK_FALSE(before.open());
+  CHECK(before.waiting() == 8);
+  CHECK(before.joined() == 0);
+  CHECK(before.Position(-1) == -1);
+  const QueueDigest after = CheckDigest(h, kT0 + Sec(61));
+  CHECK(after.open());
+  CHECK(after.waiting() == 6);
+  CHECK(after.joined() == 8);
+}
+
+TEST_CASE("a damaged queue digest is DATA_LOSS, never a crash or a wrong answer",
+          "[admission_queue][queue_digest]") {
+  Harness h(Settings(3));
+  TimeUs now = kT0;
+  for (UserId u = 1; u <= 700; ++u) h.Join(u, now += 1'000);
+  for (TokenId id = 10; id < 700; id += 7) h.Leave(id, now);
+  std::string bytes;
+  h.queue.EncodeDigest(now, &bytes);
+  REQUIRE(QueueDigest::Decode(bytes).ok());
+  for (size_t n = 0; n < bytes.size(); ++n) {  // every truncation
+    absl::StatusOr<QueueDigest> d = QueueDigest::Decode(absl::string_view(bytes).substr(0, n));
+    INFO("first " << n << " bytes");
+    REQUIRE_FALSE(d.ok());
+    CHECK(d.status().code() == absl::StatusCode::kDataLoss);
+    CHECK(absl::StartsWith(d.status().message(), "damaged queue digest: "));
+  }
+  CHECK_FALSE(QueueDigest::Decode(bytes + "x").ok());
+  std::string other_version = bytes;
+  other_version[0] = 2;
+  CHECK_FALSE(QueueDigest::Decode(other_version).ok());
+  // Every single flipped bit: refused, or decoded into a digest whose answers stay in range.
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    for (int b = 0; b < 8; ++b) {
+      std::string flipped = bytes;
+      flipped[i] = static_cast<char>(flipped[i] ^ (1 << b));
+      absl::StatusOr<QueueDigest> d = QueueDigest::Decode(flipped);
+      if (!d.ok()) continue;
+      for (int64_t seq = -1; seq <= d->joined(); ++seq) {
+        const int64_t p = d->Position(seq);
+        REQUIRE(p >= -1);
+        REQUIRE(p < d->waiting() + 1);
+        if (p >= 0) REQUIRE(d->Eta(p) >= 0);
+      }
+    }
   }
 }
 

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <string>
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
@@ -95,6 +96,16 @@ class RankBitmap {
   void Set(int64_t i);    // i must be clear; Reserve(i) first
   void Clear(int64_t i);  // i must be set
   int64_t Prefix(int64_t end) const;  // set bits in [0, end)
+  bool Test(int64_t i) const {  // false beyond the end
+    const auto u = static_cast<size_t>(i);
+    return i >= 0 && u / 64 < words_.size() && ((words_[u / 64] >> (u % 64)) & 1) != 0;
+  }
+  // The words, bit i of the bitmap being bit i % 64 of word i / 64 (a queue
+  // digest copies them: queue_digest.h).
+  size_t word_count() const { return words_.size(); }
+  uint64_t word(size_t w) const { return words_[w]; }
+  // Replaces the bits by `words` (padded to a whole Fenwick block) and rebuilds the tree.
+  void AssignWords(std::vector<uint64_t> words);
   // Ensures index i is addressable (grows by doubling, at least 1,024 bits).
   void Reserve(int64_t i);
   void Reset() {
@@ -138,6 +149,14 @@ class LiveTokens {
  private:
   std::vector<absl::InlinedVector<TokenId, 1>> by_user_;  // index = UserId
 };
+
+// The estimated wait until admission of a WAITING token with `position`
+// tokens ahead: its place over the admissions measured in the last minute
+// (`admitted_in_window`); with none measured, the admission rate cap, else the
+// session TTL over the capacity (each session ending admits one). Never less
+// than the rate cap allows, never more than ten years. The engine's ETA and a
+// queue digest's (queue_digest.h) are this one function.
+DurationUs EstimateWait(int64_t position, int64_t admitted_in_window, const QueueSettings& s);
 
 class AdmissionQueue {
  public:
@@ -191,6 +210,10 @@ class AdmissionQueue {
   }
   // Estimated wait until admission, from the measured admission rate.
   DurationUs Eta(TokenId id, TimeUs now) const;
+  // Appends the queue's digest as of `now` (the engine's clock) to `out`:
+  // what a worker needs to answer a WAITING token's poll (queue_digest.h has
+  // the format). O(WAITING span / 64) time; bytes: runs of the rank bitmap.
+  void EncodeDigest(TimeUs now, std::string* out) const;
 
   ConcertId concert_id() const { return concert_id_; }
   const QueueSettings& settings() const { return settings_; }
@@ -265,6 +288,8 @@ class AdmissionQueue {
   };
   TimeUs SessionEnd(const Session& s) const { return s.activated_at + settings_.session_ttl_us; }
   void AdmitWhilePossible(TimeUs at);
+  // Admissions in (now - the ETA window, now] (cached per `now`).
+  int64_t AdmittedInWindow(TimeUs now) const;
   // Ends a live token (its timer entries go stale).
   void End(TokenId id, TokenEnd why, TimeUs at, EventType event);
   void Emit(EventType type, TokenId id, TimeUs at, int64_t value);

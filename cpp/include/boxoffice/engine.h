@@ -147,6 +147,9 @@ class Engine {
   absl::StatusOr<Won> Balance(UserId user, TimeUs now);
   absl::StatusOr<std::vector<HistoryEntry>> History(UserId user, TimeUs now);
   absl::StatusOr<ConcertStats> Stats(ConcertId concert, TimeUs now);
+  // The concert's queue digest as of `now` (queue_digest.h): what an HTTP
+  // worker of a cluster answers polls from. CONCERT_NOT_FOUND.
+  absl::StatusOr<std::string> EncodeQueueDigest(ConcertId concert, TimeUs now);
   std::vector<Event> EventsAfter(Seq after, int64_t limit);
   Seq last_event_seq();
   int64_t user_count();     // users are 1..user_count()

@@ -81,6 +81,7 @@ struct TokenView {
   TokenStatus status = TokenStatus::kWaiting;
   TokenEnd end = TokenEnd::kNone;
   int64_t position = -1;  // WAITING tokens ahead; -1 when not WAITING or in the pre-queue
+  int64_t join_seq = -1;  // the order of admission; -1 in the pre-queue (queue_digest.h reads it)
   DurationUs eta_us = 0;  // estimated wait until ACTIVE (WAITING only)
   DurationUs poll_after_us = 0;
   TimeUs joined_at = 0;
