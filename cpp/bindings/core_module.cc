@@ -442,6 +442,8 @@ void BindViews(py::module_& m) {
       .def_property_readonly("concert_id", &QueueDigest::concert_id)
       .def_property_readonly("as_of", [](const QueueDigest& d) { return Seconds(d.as_of()); })
       .def_property_readonly("open", &QueueDigest::open)
+      .def_property_readonly("abandon_timeout_s",
+                             [](const QueueDigest& d) { return Seconds(d.abandon_timeout_us()); })
       .def_property_readonly("waiting", &QueueDigest::waiting)
       .def_property_readonly("active", &QueueDigest::active)
       .def_property_readonly("joined", &QueueDigest::joined)

@@ -31,6 +31,7 @@ void AdmissionQueue::EncodeDigest(TimeUs now, std::string* out) const {
   w.Int(settings_.queue_capacity);
   w.Int(settings_.admission_per_minute);
   w.Int(settings_.session_ttl_us);
+  w.Int(settings_.abandon_timeout_us);
   w.Int(AdmittedInWindow(now));
   w.Int(waiting_);
   w.Int(prequeue_waiting_);
@@ -74,6 +75,7 @@ absl::StatusOr<QueueDigest> QueueDigest::Decode(absl::string_view bytes) {
   d.settings_.queue_capacity = r.Int("queue capacity", 1, kCompactIdMax);
   d.settings_.admission_per_minute = r.Int("admission rate", kNoLimit, kSnapshotTimeLimit);
   d.settings_.session_ttl_us = r.Int("session TTL", 1, kSnapshotTimeLimit);
+  d.settings_.abandon_timeout_us = r.Int("abandon timeout", 1, kSnapshotTimeLimit);
   d.admitted_in_window_ = r.Int("admissions in the window", 0, kCompactIdMax);
   d.waiting_ = r.Int("waiting", 0, kCompactIdMax);
   d.prequeue_waiting_ = r.Int("pre-queue waiting", 0, kCompactIdMax);

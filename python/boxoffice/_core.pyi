@@ -234,6 +234,9 @@ class QueueDigest:
     def open(self) -> bool:
         """The queue is open (False: joins wait in the pre-queue, without positions)."""
     @property
+    def abandon_timeout_s(self) -> float:
+        """How long a WAITING token may go without a poll before it loses its place (s)."""
+    @property
     def waiting(self) -> int:
         """WAITING tokens, the pre-queue's included."""
     @property

@@ -803,6 +803,7 @@ QueueDigest CheckDigest(Harness& h, TimeUs now) {
   CHECK(d->waiting() == h.queue.waiting());
   CHECK(d->active() == h.queue.active());
   CHECK(d->poll_interval_us() == h.queue.settings().poll_interval_us);
+  CHECK(d->abandon_timeout_us() == h.queue.settings().abandon_timeout_us);
   CHECK(d->encoded_bytes() == bytes.size());
   for (size_t i = 1; i < h.tokens.size(); ++i) {
     const auto id = static_cast<TokenId>(i);

@@ -31,6 +31,7 @@ def test_a_waiting_tokens_answer_from_the_digest_equals_the_engines(make_drop):
     assert digest.as_of == now
     assert digest.open
     assert digest.joined == 40
+    assert digest.abandon_timeout_s == 3_600.0
 
     answered = 0
     for t in tokens:

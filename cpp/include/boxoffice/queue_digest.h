@@ -16,7 +16,8 @@
 //
 // Format (version 1; integers as snapshot_io.h writes them): the version byte,
 // the concert, `as_of`, whether the queue is open, its settings that an answer
-// needs (poll interval, capacity, admission rate cap, session TTL), the
+// needs (poll interval, capacity, admission rate cap, session TTL, abandon
+// timeout), the
 // admissions of the ETA window at `as_of`, the counters (WAITING with a join
 // sequence, WAITING in the pre-queue, ACTIVE), the join sequences issued, and
 // the rank bitmap's words from the queue's head on, as runs: a varint
@@ -55,6 +56,8 @@ class QueueDigest {
   TimeUs as_of() const { return as_of_; }  // the engine clock it was taken at
   bool open() const { return open_; }
   DurationUs poll_interval_us() const { return settings_.poll_interval_us; }
+  // How long a WAITING token may go without a poll (what a worker's touches keep alive).
+  DurationUs abandon_timeout_us() const { return settings_.abandon_timeout_us; }
   int64_t waiting() const { return waiting_ + prequeue_waiting_; }
   int64_t active() const { return active_; }
   int64_t joined() const { return joined_; }  // join sequences issued: [0, joined)
