@@ -56,6 +56,7 @@ class EngineCollector(Collector):
                     backend.concert_stats, backend.users, backend.last_event_seq
                 )
             yield from _cluster_metrics(backend)
+            yield from _digest_metrics(backend, service.now())
             yield from _password_hashing_metrics(service.password_hashing)
             return
         engine = service.engine
@@ -107,6 +108,37 @@ def _engine_metrics(
     seq = GaugeMetricFamily("boxoffice_journal_last_event_seq", "Last domain event sequence")
     seq.add_metric([], last_event_seq)
     yield seq
+
+
+def _digest_metrics(backend: ClusterBackend, now: float) -> Iterator[Metric]:
+    """How this worker answered polls (from a queue digest, a replica read, the log), its
+    touches that failed, and the age of each concert's digest it holds."""
+    shard = backend.log.route.shard
+    engine_api = backend.engine_api
+    polls = CounterMetricFamily(
+        "boxoffice_cluster_polls",
+        "Queue polls this worker answered, by source (digest: no log write, no round trip)",
+        labels=["shard", "answered_from"],
+    )
+    for source, count in engine_api.polls.items():
+        polls.add_metric([shard, source], count)
+    yield polls
+    touches = CounterMetricFamily(
+        "boxoffice_cluster_touch_failures",
+        "Background touches (a digest-answered poll's STATUS) the log did not take",
+        labels=["shard"],
+    )
+    touches.add_metric([shard], engine_api.touch_failures)
+    yield touches
+    age = GaugeMetricFamily(
+        "boxoffice_cluster_queue_digest_age_seconds",
+        "Now minus the engine clock of the concert's newest queue digest (grows while the log "
+        "stands still)",
+        labels=["shard", "concert_id"],
+    )
+    for concert_id, age_s in engine_api.digests.ages(now):
+        age.add_metric([shard, str(concert_id)], age_s)
+    yield age
 
 
 def _cluster_metrics(backend: ClusterBackend) -> Iterator[Metric]:

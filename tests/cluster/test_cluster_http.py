@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from boxoffice_api import testing
 from boxoffice_api.cluster.nats import NatsCluster
 from boxoffice_api.cluster.processes import pid_alive, stop_pid
 from boxoffice_api.testing import free_port
@@ -230,6 +232,31 @@ def test_boxoffice_drop_against_the_cluster_passes_its_consistency_check(
     assert json.loads(done.stdout)["ok"]
 
 
+def waiting_fans(
+    cluster: Cluster, client: httpx.Client, n: int
+) -> tuple[int, list[dict[str, str]]]:
+    """A new concert with one ACTIVE place and ``n`` + 1 fans in its line: the concert and the
+    headers of the ``n`` WAITING ones (positions 0..n-1)."""
+    body = testing.concert_body(queue_capacity=1, abandon_timeout_s=600)
+    concert = client.post("/v1/admin/concerts", json=body, headers=cluster.admin).json()["id"]
+    fans = []
+    for i in range(n + 1):
+        email = f"line{concert}-{i}@example.com"
+        client.post("/v1/users", json={"email": email, "password": PASSWORD}, headers=J)
+        login = client.post("/v1/auth/token", json={"email": email, "password": PASSWORD})
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        joined = client.post(f"/v1/concerts/{concert}/queue", headers=auth)
+        assert joined.status_code == 201, joined.text
+        fans.append(auth | {"X-Queue-Token": joined.json()["queue_token"]})
+    return concert, fans[1:]
+
+
+def poll_each_worker(url: str, concert: int, fan: dict[str, str]) -> httpx.Response:
+    """A poll on a new connection (the kernel spreads connections over the workers)."""
+    with httpx.Client(base_url=url, timeout=30) as fresh:
+        return fresh.get(f"/v1/concerts/{concert}/queue", headers=fan)
+
+
 def test_two_of_three_servers_down_writes_are_503_and_nothing_acknowledged_is_lost(
     cluster: Cluster,
 ) -> None:
@@ -237,6 +264,10 @@ def test_two_of_three_servers_down_writes_are_503_and_nothing_acknowledged_is_lo
         headers = cluster.fan(client, "quorum@example.com")
         first = client.post("/v1/me/balance/charges", json={"amount": 1000}, headers=headers)
         assert first.status_code == 201
+        concert, line = waiting_fans(cluster, client, 3)
+        for _ in range(12):  # every worker learns the WAITING tokens (an engine answer each)
+            for fan in line:
+                assert poll_each_worker(cluster.url, concert, fan).status_code == 200
         down = [s.name for s in cluster.nats.servers[:2]]
         for name in down:
             cluster.nats.kill(name)
@@ -247,6 +278,19 @@ def test_two_of_three_servers_down_writes_are_503_and_nothing_acknowledged_is_lo
             assert refused.status_code == 503, refused.text
             assert refused.json()["code"] == "STORE_UNAVAILABLE"
             assert "Retry-After" in refused.headers
+            # Polls are still answered, from the last queue digest, with the line as it was.
+            for _ in range(4):
+                for position, fan in enumerate(line):
+                    poll = poll_each_worker(cluster.url, concert, fan)
+                    assert poll.status_code == 200, poll.text
+                    assert (poll.json()["status"], poll.json()["position"]) == (
+                        "WAITING",
+                        position,
+                    )
+            still = client.post(
+                "/v1/me/balance/charges", json={"amount": 1000}, headers=headers | J
+            )
+            assert still.status_code == 503, still.text  # the polls were answered without a quorum
         finally:
             for name in down:  # the writes below wait for the stream's election
                 cluster.nats.restart(name, wait=False)
@@ -258,9 +302,20 @@ def test_two_of_three_servers_down_writes_are_503_and_nothing_acknowledged_is_lo
             time.sleep(0.5)
         assert after.status_code == 201, after.text
         balance = client.get("/v1/me/balance", headers=headers).json()["balance"]
-        # The acknowledged charges are there; the refused one is there at most once (a 503
-        # may be appended after its deadline), never twice.
-        assert balance in (2000, 3000)
+        # The acknowledged charges are there; the refused ones are there at most once each (a
+        # 503 may be appended after its deadline), never twice.
+        assert balance in (2000, 3000, 4000)
+        metrics = client.get("/metrics", headers=cluster.admin)
+        assert metrics.status_code == 200, metrics.text
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(metrics.text)
+            for sample in family.samples
+        }
+        digest_polls = (("answered_from", "digest"), ("shard", "main"))
+        assert samples[("boxoffice_cluster_polls_total", digest_polls)] > 0
+        digest_age = (("concert_id", str(concert)), ("shard", "main"))
+        assert samples[("boxoffice_cluster_queue_digest_age_seconds", digest_age)] >= 0
 
 
 def test_admin_key_prints_the_clusters_key(cluster: Cluster) -> None:

@@ -24,7 +24,7 @@ import boxoffice.errors as bo_errors
 from boxoffice_api.cluster import log as command_log
 from boxoffice_api.cluster.client import ClusterClient
 from boxoffice_api.cluster.nats import NatsCluster
-from boxoffice_api.cluster.remote_engine import LogHead, RemoteEngine
+from boxoffice_api.cluster.remote_engine import LogHead, RemoteEngine, subscribe_digests
 from boxoffice_api.cluster.wire import to_wire
 
 T0 = 1_900_000_000.0
@@ -141,14 +141,18 @@ def replicated(nats_cluster: NatsCluster, shard: str, tmp_path: Path) -> Iterato
 
 @contextlib.asynccontextmanager
 async def remote_engine(
-    urls: list[str], shard: str, touch_fraction: float = 0.5
+    urls: list[str], shard: str, touch_fraction: float = 0.5, digests: bool = False
 ) -> AsyncIterator[tuple[RemoteEngine, LogHead]]:
-    """A worker's :class:`RemoteEngine` of ``shard`` and its log head."""
+    """A worker's :class:`RemoteEngine` of ``shard`` and its log head; with ``digests``, fed
+    with the replicas' queue digests as a worker's is."""
     log = await command_log.CommandLog.connect(urls, shard)
     try:
         client = ClusterClient(log.nc, command_log.Batcher(log, timeout_s=30), shard)
         head = LogHead(log.js, log.route.stream)
-        yield RemoteEngine(client, head, touch_fraction=touch_fraction), head
+        remote = RemoteEngine(client, head, touch_fraction=touch_fraction)
+        if digests:
+            await subscribe_digests(log.nc, shard, remote.digests)
+        yield remote, head
     finally:
         await log.close()
 
@@ -207,5 +211,80 @@ def test_polls_between_touches_are_replica_reads_without_a_log_write(
                 users[1], tokens[1].id, now=T0 + 100, concert_id=concert.id
             )
             assert far.status in ("ACTIVE", "WAITING")
+
+    asyncio.run(run())
+
+
+async def digest_of(remote: RemoteEngine, concert_id: int, joined: int) -> bo.QueueDigest:
+    """The concert's digest once the replicas published one with ``joined`` join sequences."""
+    for _ in range(100):
+        digest = remote.digests.latest(concert_id)
+        if digest is not None and digest.joined >= joined:
+            return digest
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no digest of concert {concert_id} with {joined} joins in 10 s")
+
+
+def test_polls_are_answered_from_the_replicas_queue_digest_without_a_log_write(
+    replicated: list[str], shard: str
+) -> None:
+    async def run() -> None:
+        async with (
+            remote_engine(replicated, shard, digests=True) as (remote, head),
+            remote_engine(replicated, shard, digests=True) as (other_worker, _),
+        ):
+            users = [await remote.create_user(now=T0) for _ in range(6)]
+            sale = bo.SaleSettings(queue_capacity=1, abandon_timeout_s=60)
+            spec = [bo.ScheduleSpec(2e9, [bo.SectionSpec("A", 1, 2, "R", 1)])]
+            concert = await remote.create_concert(title="d", schedules=spec, sale=sale, now=T0)
+            tokens = [await remote.join_queue(u, concert.id, now=T0 + 1) for u in users]
+            assert [t.join_seq for t in tokens] == list(range(6))
+            await digest_of(remote, concert.id, joined=6)
+            seq = await head.latest()
+            before = dict(remote.polls)
+
+            async def poll(i: int, now: float) -> Any:
+                return await remote.queue_status(
+                    users[i], tokens[i].id, now=now, concert_id=concert.id
+                )
+
+            for i in range(1, 6):  # the WAITING ones, answered as the replica would
+                got = await poll(i, T0 + 2)
+                live = await remote._read("live_token", users[i], concert.id)
+                assert normalize(to_wire(got)) == normalize(to_wire(live))
+                assert (got.status, got.position) == ("WAITING", i - 1)
+            assert remote.polls["digest"] - before["digest"] == 5
+            assert remote.polls["log"] == before["log"]
+            assert await head.latest() == seq  # no log write for them
+
+            # A token that leaves through another worker: the next digest knows.
+            await other_worker.leave_queue(users[2], tokens[2].id, now=T0 + 3)
+            for _ in range(100):
+                moved = await poll(4, T0 + 4)
+                if moved.position == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert (moved.status, moved.position) == ("WAITING", 2)
+            # Leaving through this worker: its next poll is the engine's final answer at once.
+            await remote.leave_queue(users[5], tokens[5].id, now=T0 + 5)
+            ended = await poll(5, T0 + 5)
+            assert (ended.status, ended.ended_reason) == ("EXPIRED", "LEFT")
+            # The admitted token is not WAITING in the digest: the engine answers.
+            first = await poll(0, T0 + 5)
+            assert first.status == "ACTIVE"
+
+            # Half the abandon timeout after its join, a poll still answers from the digest
+            # and sends the token's STATUS in the background: one log write per touch.
+            seq = await head.latest()
+            touched = await poll(3, T0 + 31)
+            assert touched.status == "WAITING"
+            for _ in range(100):
+                if await head.latest() > seq:
+                    break
+                await asyncio.sleep(0.05)
+            assert await head.latest() == seq + 1
+            await poll(3, T0 + 32)  # touched a second ago: no write
+            await asyncio.sleep(0.3)
+            assert await head.latest() == seq + 1
 
     asyncio.run(run())

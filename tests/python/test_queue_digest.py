@@ -39,17 +39,31 @@ def test_a_waiting_tokens_answer_from_the_digest_equals_the_engines(make_drop):
         if seen is None or seen.status != "WAITING":
             assert t.join_seq is not None
             assert digest.position(t.join_seq) is None
-            assert digest.waiting_token(
-                t.id, user_id=t.user_id, join_seq=t.join_seq, joined_at=t.joined_at
-            ) is None
+            assert (
+                digest.waiting_token(
+                    t.id, user_id=t.user_id, join_seq=t.join_seq, joined_at=t.joined_at
+                )
+                is None
+            )
             continue
         assert seen.join_seq == t.join_seq
         answer = digest.waiting_token(
             t.id, user_id=t.user_id, join_seq=t.join_seq, joined_at=t.joined_at
         )
         assert answer is not None
-        for field in ("id", "user_id", "concert_id", "status", "position", "join_seq", "eta_s",
-                      "poll_after_s", "joined_at", "expires_at", "ended_reason"):
+        for field in (
+            "id",
+            "user_id",
+            "concert_id",
+            "status",
+            "position",
+            "join_seq",
+            "eta_s",
+            "poll_after_s",
+            "joined_at",
+            "expires_at",
+            "ended_reason",
+        ):
             assert getattr(answer, field) == getattr(seen, field), field
         answered += 1
     assert answered == digest.waiting > 0

@@ -61,6 +61,7 @@ def _replica(args: argparse.Namespace) -> int:
         tick_s=args.tick_s,
         snapshot_every_s=args.snapshot_every_s,
         trim_margin=args.trim_margin,
+        digest_every_s=args.digest_every_s,
     )
     replica = Replica(options)
 
@@ -95,6 +96,12 @@ def add_replica(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--snapshot-every-s", type=float, default=30.0, help="period of snapshots (s)"
+    )
+    parser.add_argument(
+        "--digest-every-s",
+        type=float,
+        default=1.0,
+        help="period of the queue digests workers answer polls from (s; 0 = none)",
     )
     parser.add_argument(
         "--trim-margin",

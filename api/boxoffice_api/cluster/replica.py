@@ -21,6 +21,11 @@ What a replica does:
   ``publish_snapshots``, into the Object Store bucket ``boxoffice_snapshots`` (object ``<shard>``),
   after which it trims the stream up to ``trim_margin`` messages behind the snapshot. A restarted
   replica starts from the newer of its file and the bucket's object, then applies the tail.
+- **Publishes queue digests**: every ``digest_every_s`` (1 s) the digest of each concert
+  with WAITING tokens (``boxoffice.QueueDigest``: position and ETA of every WAITING token as of
+  now, in a few bytes), on ``boxoffice.<shard>.digest.<concert>`` with the applied sequence in
+  the ``Boxoffice-Seq`` header; plain NATS publish, so digests still flow while the log has no
+  quorum. HTTP workers answer polls from them (:mod:`.remote_engine`).
 - **Reports** its applied sequence and state hash in the KV bucket ``boxoffice_replicas``
   (key ``<shard>.<name>``) every second, for ``boxoffice cluster status``.
 
@@ -68,6 +73,18 @@ MALFORMED_RESULT = b"\xff"
 def results_subject(shard: str) -> str:
     """The request subject for "the results of stream sequence N" of ``shard``."""
     return f"boxoffice.{shard}.results"
+
+
+def digest_subject(shard: str, concert_id: int | str) -> str:
+    """The subject of ``shard``'s queue digests of one concert (``"*"``: of every concert)."""
+    return f"boxoffice.{shard}.digest.{concert_id}"
+
+
+DIGEST_SEQ_HEADER = "Boxoffice-Seq"
+"""The header of a digest message: the stream sequence the replica had applied."""
+
+DIGEST_CONCERTS_MAX = 1_000
+"""Digests are published for the newest concerts only (a drop's concert is among them)."""
 
 
 def query_subject(shard: str) -> str:
@@ -247,6 +264,7 @@ class ReplicaOptions:
         trim_margin: messages kept in the stream behind the published snapshot.
         results_window: messages whose results are kept.
         fetch_batch: messages asked for per pull.
+        digest_every_s: the period of queue digests (s; 0 = none).
     """
 
     urls: list[str]
@@ -259,6 +277,7 @@ class ReplicaOptions:
     trim_margin: int = 10_000
     results_window: int = 100_000
     fetch_batch: int = 512
+    digest_every_s: float = 1.0
 
 
 class Replica:
@@ -274,6 +293,7 @@ class Replica:
         self._stream = ""
         self._subject = ""
         self.failovers = 0  # consumers re-created after an error
+        self._digest_busy: set[int] = set()  # concerts with WAITING tokens at the last digest
 
     def stop(self) -> None:
         """Asks :meth:`run` to return (after a last snapshot)."""
@@ -329,6 +349,8 @@ class Replica:
             tasks.append(asyncio.create_task(self._tick(), name="tick"))
         if opts.snapshot_every_s > 0:
             tasks.append(asyncio.create_task(self._snapshots(), name="snapshots"))
+        if opts.digest_every_s > 0:
+            tasks.append(asyncio.create_task(self._digests(), name="digests"))
         try:
             await self._stopping.wait()
         finally:
@@ -554,6 +576,42 @@ class Replica:
                 raise
             except Exception as exc:  # no quorum right now: the next slot's tick will do
                 log.debug("tick %d not appended: %s", slot, exc)
+
+    def queue_digests(self) -> list[tuple[int, bytes]]:
+        """The digests to publish now: ``(concert_id, bytes)`` of each of the newest
+        :data:`DIGEST_CONCERTS_MAX` concerts with WAITING tokens, and one last time of each
+        that had some at the previous call (so workers see the line empty). Taken between two
+        messages, at the engine's clock: they are exact as of ``applied_seq``."""
+        assert self.state is not None
+        engine = self.state.engine
+        clock = engine.clock
+        last = engine.concert_count
+        digests = []
+        busy = set()
+        for concert_id in range(max(1, last - DIGEST_CONCERTS_MAX + 1), last + 1):
+            if engine.stats(concert_id, now=clock).queue_waiting > 0:
+                busy.add(concert_id)
+            elif concert_id not in self._digest_busy:
+                continue
+            digests.append((concert_id, engine.queue_digest(concert_id, now=clock)))
+        self._digest_busy = busy
+        return digests
+
+    async def _digests(self) -> None:
+        opts = self.options
+        while True:
+            await asyncio.sleep(opts.digest_every_s)
+            assert self.state is not None
+            headers = {DIGEST_SEQ_HEADER: str(self.state.applied_seq)}
+            try:
+                for concert_id, data in self.queue_digests():
+                    await self._nc.publish(
+                        digest_subject(opts.shard, concert_id), data, headers=headers
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # disconnected: the next period's digests will do
+                log.debug("queue digests not published: %s", exc)
 
     def _save_local(self) -> bytes:
         assert self.state is not None

@@ -21,7 +21,7 @@ import boxoffice.errors as bo_errors
 from ..accounts import Account, EmailTaken
 from . import log as command_log
 from .client import ClusterClient
-from .remote_engine import LogHead, RemoteEngine
+from .remote_engine import LogHead, RemoteEngine, subscribe_digests
 
 ACCOUNTS_BUCKET = "boxoffice_accounts"
 ACCOUNT_OP_TIMEOUT_S = 10.0
@@ -283,6 +283,7 @@ class ClusterBackend:
             client = ClusterClient(nc, batcher, shard)
             head = LogHead(js, route.stream)
             engine_api = RemoteEngine(client, head)
+            await subscribe_digests(nc, shard, engine_api.digests)
             try:
                 kv = await js.key_value(ACCOUNTS_BUCKET)
             except BucketNotFoundError:
