@@ -12,6 +12,8 @@
 //
 // Checked after every step:
 //   - CheckInvariants() is OK (seats, money, queues);
+//   - each concert's queue digest answers every live token's position and ETA as the
+//     engine does (queue_digest.h);
 //   - the journal path agrees: engine A reports each command to a CommandSink that
 //     encodes it (EncodeCommand), as the store does; each record decodes, re-encodes to
 //     the same bytes, and Engine::Apply applies it to engine B, which must return the
@@ -47,6 +49,7 @@
 #include "boxoffice/command.h"
 #include "boxoffice/engine.h"
 #include "boxoffice/errors.h"
+#include "boxoffice/queue_digest.h"
 #include "boxoffice/snapshot.h"
 #include "fuzz_common.h"
 
@@ -370,11 +373,40 @@ class Sequence {
       }
     }
     CheckInvariants(*a_, after);
+    CheckQueueDigests(after);
     last_hash_ = a_->StateHash();
     if (last_hash_ != b_->StateHash()) {
       Fail(absl::StrCat(after, ": the engine replayed from the journal differs (clock ",
                         a_->clock(), " vs ", b_->clock(), ", event seq ", a_->last_event_seq(),
                         " vs ", b_->last_event_seq(), ")"));
+    }
+  }
+
+  // Each concert's queue digest (queue_digest.h) answers every live token as the engine
+  // does: a WAITING token's position and ETA, "not WAITING" for an ACTIVE one. Read at the
+  // engine's clock, so nothing is recorded and nothing changes.
+  void CheckQueueDigests(absl::string_view after) {
+    const TimeUs clock = a_->clock();
+    for (ConcertId concert = 1; concert <= a_->concert_count(); ++concert) {
+      absl::StatusOr<std::string> bytes = a_->EncodeQueueDigest(concert, clock);
+      if (!bytes.ok()) Fail(absl::StrCat(after, ": no queue digest: ", bytes.status().ToString()));
+      absl::StatusOr<QueueDigest> digest = QueueDigest::Decode(*bytes);
+      if (!digest.ok()) {
+        Fail(absl::StrCat(after, ": a queue digest does not decode: ", digest.status().ToString()));
+      }
+      for (UserId user = 1; user <= a_->user_count(); ++user) {
+        absl::StatusOr<std::optional<TokenView>> live = a_->LiveToken(user, concert, clock);
+        if (!live.ok() || !live->has_value() || (*live)->join_seq < 0) continue;
+        const TokenView& t = **live;
+        const int64_t position = digest->Position(t.join_seq);
+        Check(position == t.position,
+              absl::StrCat(after, ": the digest places token ", t.id, " at ", position,
+                           ", the engine at ", t.position));
+        if (position >= 0) {
+          Check(digest->Eta(position) == t.eta_us,
+                absl::StrCat(after, ": the digest's ETA of token ", t.id, " differs"));
+        }
+      }
     }
   }
 

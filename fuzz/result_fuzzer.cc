@@ -53,7 +53,7 @@ bool Same(UserId a, UserId b) { return a == b; }
 bool Same(const TokenView& a, const TokenView& b) {
   return a.id == b.id && a.user_id == b.user_id && a.concert_id == b.concert_id &&
          a.status == b.status && a.end == b.end && a.position == b.position &&
-         a.eta_us == b.eta_us && a.poll_after_us == b.poll_after_us &&
+         a.join_seq == b.join_seq && a.eta_us == b.eta_us && a.poll_after_us == b.poll_after_us &&
          a.joined_at == b.joined_at && a.activated_at == b.activated_at &&
          a.expires_at == b.expires_at && a.ended_at == b.ended_at;
 }
