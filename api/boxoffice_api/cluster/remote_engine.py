@@ -334,6 +334,8 @@ class RemoteEngine(EngineApi):
             result = await super()._apply(op, now, **fields)
         except bo_errors.UserNotFound as exc:
             raise _no_such_user() from exc
+        except bo_errors.StoreUnavailable:
+            raise  # the log or the replicas did not answer: nothing is known of the token
         except bo_errors.BoxOfficeError:
             if "token" in fields:  # refused (ended, someone else's): ask the engine next time
                 self._known.pop(fields["token"], None)
