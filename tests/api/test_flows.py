@@ -841,7 +841,10 @@ def test_holds_sessions_and_waiting_places_expire_on_time(api):
         "QUEUE_TOKEN_EXPIRED",
     )
     assert poll(api, session_user, short_session["id"])["ended_reason"] == "SESSION_EXPIRED"
-    assert poll(api, next_in_line, short_session["id"])["status"] == "ACTIVE"
+    # Admitted: ACTIVE, or on a slow machine already past its own 1 s session (only an
+    # admitted token's session can expire; a WAITING one would be ABANDONED).
+    successor = poll(api, next_in_line, short_session["id"])
+    assert successor["status"] == "ACTIVE" or successor["ended_reason"] == "SESSION_EXPIRED"
     # The sale opened: the pre-queue was admitted.
     assert poll(api, early, later["id"])["status"] == "ACTIVE"
 
