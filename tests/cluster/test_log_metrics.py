@@ -1,6 +1,7 @@
 """The command log's metrics as a worker's ``/metrics`` exports them, on real nats-servers: the
-append-latency and commands-per-message histograms grow with appends and keep sane buckets, and
-a replica's consumer re-creations (its server SIGKILLed) show as its failover counter."""
+append-latency and commands-per-message histograms grow with appends and keep sane buckets, a
+replica's consumer re-creations (its consumer deleted under it) show as its failover counter, and a
+whole cluster's worker serves them over HTTP."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats.errors
 from nats_helpers import create_shard
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,6 +24,7 @@ from boxoffice_api.cluster.nats import NatsCluster
 from boxoffice_api.cluster.processes import pid_alive
 from boxoffice_api.cluster.worker import ClusterBackend
 from boxoffice_api.metrics import _cluster_metrics
+from boxoffice_api.testing.harness import ClusterHarness
 
 
 class ClusterCollector(Collector):
@@ -69,12 +72,23 @@ def assert_sane_histogram(samples: list[Sample], name: str, shard: str) -> float
     return count
 
 
+async def connect_backend(urls: list[str], shard: str) -> ClusterBackend:
+    """A worker's backend for ``shard``; asked again while a just-created bucket or stream has
+    no leader yet (a busy machine: up to 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return await ClusterBackend.connect(urls, shard)
+        except nats.errors.TimeoutError:
+            assert time.monotonic() < deadline, "the cluster did not answer in 30 s"
+
+
 def test_append_and_batch_histograms_grow_with_appends(nats_cluster: NatsCluster, shard: str):
     create_shard(nats_cluster.urls, shard)
     commands = [encode_command("STATUS", now=1.0, user=1, token=i + 1) for i in range(300)]
 
     async def run() -> None:
-        backend = await ClusterBackend.connect(nats_cluster.urls, shard)
+        backend = await connect_backend(nats_cluster.urls, shard)
         try:
             before = scrape(backend)
             assert value(before["boxoffice_cluster_append_seconds"],
@@ -134,27 +148,29 @@ def test_a_replicas_consumer_re_creation_is_its_failover_counter(
     replicas = Replicas(tmp_path, nats_cluster.urls, shard)
 
     async def run() -> None:
-        await wait_applied(nats_cluster.urls, shard, ["r1"], 0)
-        backend = await ClusterBackend.connect(nats_cluster.urls, shard)
+        backend = await connect_backend(nats_cluster.urls, shard)
         try:
-            assert await failovers_exported(backend, "r1", 0) == 0
-            # The server holding the replica's consumer dies: its heartbeats stop and the
-            # replica re-creates the consumer on a live server.
+            # The replica's consumer works (it applied a message); it may have failed before,
+            # while the stream just created had no leader: that count is the baseline.
+            seq, _ = await backend.batcher.submit(
+                encode_command("STATUS", now=1.0, user=1, token=1)
+            )
+            reports = await wait_applied(nats_cluster.urls, shard, ["r1"], seq)
+            first = reports["r1"]["failovers"]
+            assert await failovers_exported(backend, "r1", first) == first
+            # Its consumer is deleted under it (as an operator or a lost server would): the
+            # replica's next fetch fails and it re-creates the consumer.
             infos = await backend.log.js.consumers_info(stream)
-            hosts = {info.cluster.leader for info in infos if info.cluster is not None}
-            assert hosts, infos
-            for host in hosts:
-                await asyncio.to_thread(nats_cluster.kill, host)
-            assert await failovers_exported(backend, "r1", 1) >= 1
+            assert infos
+            for info in infos:
+                await backend.log.js.delete_consumer(stream, info.name)
+            assert await failovers_exported(backend, "r1", int(first) + 1) > first
             families = scrape(backend)
             assert value(families["boxoffice_cluster_replica_failovers"],
                          "boxoffice_cluster_replica_failovers_total",
-                         replica="r1", shard=shard) >= 1  # fmt: skip
+                         replica="r1", shard=shard) > first  # fmt: skip
         finally:
             await backend.close()
-            for server in nats_cluster.servers:
-                if not nats_cluster.alive(server.name):
-                    await asyncio.to_thread(nats_cluster.restart, server.name)
 
     replicas.start("r1", "--tick-s", "0")
     try:
@@ -162,3 +178,36 @@ def test_a_replicas_consumer_re_creation_is_its_failover_counter(
     finally:
         replicas.stop_all()
     assert not pid_alive(replicas.started["r1"]["pid"])
+
+
+def test_a_cluster_workers_metrics_grow_with_its_writes(boxoffice_cluster: ClusterHarness):
+    cluster = boxoffice_cluster
+    user = cluster.user()
+
+    def scrape_http() -> dict[str, list[Sample]]:
+        answer = cluster.http.get("/metrics", headers=cluster.admin_headers)
+        assert answer.status_code == 200, answer.text
+        return {f.name: f.samples for f in text_string_to_metric_families(answer.text)}
+
+    # The harness's one keep-alive connection: the same worker answers the scrapes and does
+    # the charges (each an append of its own, answered before the next is sent).
+    before = scrape_http()
+    for _ in range(3):
+        cluster.charge(user, 1000)
+    after = scrape_http()
+    counts = []
+    for families in (before, after):
+        appends = value(families["boxoffice_cluster_appends"],
+                        "boxoffice_cluster_appends_total", shard="main")  # fmt: skip
+        latency = families["boxoffice_cluster_append_seconds"]
+        sizes = families["boxoffice_cluster_batch_commands"]
+        assert assert_sane_histogram(latency, "boxoffice_cluster_append_seconds", "main") == (
+            appends
+        )
+        assert assert_sane_histogram(sizes, "boxoffice_cluster_batch_commands", "main") == appends
+        counts.append(appends)
+        failovers = families["boxoffice_cluster_replica_failovers"]
+        for replica in cluster.record["replicas"]:
+            labels = {"replica": replica["name"], "shard": "main"}
+            assert value(failovers, "boxoffice_cluster_replica_failovers_total", **labels) >= 0
+    assert counts[1] >= counts[0] + 3
