@@ -424,3 +424,50 @@ def test_an_append_retried_after_timeouts_keeps_its_message_id_and_times_it_once
         assert samples["boxoffice_cluster_append_seconds_sum"] >= 0.06
 
     asyncio.run(run())
+
+
+def test_batcher_at_max_in_flight_fills_the_next_message_until_a_slot_frees():
+    async def run() -> None:
+        gated = GatedLog()
+        batcher = command_log.Batcher(
+            gated, max_commands=3, linger_s=0.0, max_in_flight=2, msg_id_prefix="c"
+        )
+        first = [asyncio.create_task(batcher.submit(b"a"))]
+        await asyncio.sleep(0.01)
+        first.append(asyncio.create_task(batcher.submit(b"b")))
+        await asyncio.sleep(0.01)
+        assert [msg_id for _, msg_id in gated.calls] == ["c-1", "c-2"]
+        # Both slots are taken: the next commands wait past their linger in one message; a
+        # full one is closed (numbered) and the next opened, none sent yet.
+        later = [asyncio.create_task(batcher.submit(bytes([n]))) for n in range(1, 6)]
+        await asyncio.sleep(0.01)
+        assert len(gated.calls) == 2 and batcher.in_flight == 2
+        gated.answer(1, seq=1)  # a slot frees: the oldest closed message goes first
+        await asyncio.sleep(0.01)
+        assert gated.calls[2] == (frames.encode_batch([b"\x01", b"\x02", b"\x03"]), "c-3")
+        gated.answer(0, seq=2)  # then the open one, whose linger is over
+        await asyncio.sleep(0.01)
+        assert gated.calls[3] == (frames.encode_batch([b"\x04", b"\x05"]), "c-4")
+        gated.answer(2, seq=3)
+        gated.answer(3, seq=4)
+        assert await asyncio.gather(*first, *later) == [
+            (2, 0), (1, 0), (3, 0), (3, 1), (3, 2), (4, 0), (4, 1)
+        ]  # fmt: skip
+        await batcher.flush()
+        assert (batcher.messages, batcher.in_flight) == (4, 0)
+
+    asyncio.run(run())
+
+
+def test_batcher_flush_sends_what_waits_for_a_slot():
+    async def run() -> None:
+        fake = FakeLog()
+        fake.release.set()
+        batcher = command_log.Batcher(fake, max_commands=2, linger_s=60.0, max_in_flight=1)
+        tasks = [asyncio.create_task(batcher.submit(bytes([n]))) for n in range(1, 6)]
+        await asyncio.sleep(0)
+        await batcher.flush()  # the last, open message too, without waiting a minute
+        assert [seq for seq, _ in await asyncio.gather(*tasks)] == [1, 1, 2, 2, 3]
+        assert batcher.in_flight == 0 and len(fake.payloads) == 3
+
+    asyncio.run(run())
