@@ -12,7 +12,9 @@ client in this process (one connection, nats-py):
   messages in flight / latency until the servers' CPU (or the client's) is spent.
   More rows: the ``Batcher`` under ``--submitters`` concurrent submitters of one command
   each, each waiting for its acknowledgement before the next (the grouping a worker's
-  concurrent requests get; its messages in flight are submitters / commands per message).
+  concurrent requests get; its messages in flight are submitters / commands per message),
+  first on a stand-in log that acknowledges after 2 ms (what this process can submit at all:
+  one task per command), then on each stream.
   The client runs on uvloop, the event loop of ``boxoffice serve`` (``--loop asyncio``: the
   standard one).
 - Failover: the R3 stream's leader is SIGKILLed while nothing else is in flight; the time from
@@ -89,11 +91,24 @@ async def append_rate(
     return len(latencies) * batch / elapsed, len(latencies) / elapsed, latencies
 
 
+class NoLog:
+    """An appender that acknowledges every message 2 ms later without storing it: the
+    ``Batcher`` row on it is what one Python process can submit at all."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+
+    async def append(self, payload: bytes, msg_id: str, timeout_s: float) -> int:
+        await asyncio.sleep(0.002)
+        self.seq += 1
+        return self.seq
+
+
 async def batcher_rate(
-    log: command_log.CommandLog, submitters: int, seconds: float
+    log: command_log.Appender, submitters: int, seconds: float
 ) -> tuple[float, float]:
     """(commands/s, mean commands per message) of ``submitters`` one-command submitters
-    (the ``Batcher``'s defaults: up to 1,024 commands a message, 1 ms linger)."""
+    (the ``Batcher``'s defaults: up to 1,024 commands a message, 1 ms linger, 8 in flight)."""
     batcher = command_log.Batcher(log)
     done = 0
     deadline = time.perf_counter() + seconds
@@ -163,6 +178,19 @@ async def log_rows(
             )
     finally:
         await log.close()
+    return rows
+
+
+async def no_log_rows(submitters: list[int], seconds: float) -> list[Row]:
+    """The ``Batcher`` rows on :class:`NoLog`: the client process's own ceiling."""
+    rows = []
+    for count in submitters:
+        per_s, per_message = await batcher_rate(NoLog(), count, seconds)
+        rows.append(
+            Row("log", f"Batcher, no log (2 ms acks), {count} submitters", "this process",
+                per_s, "commands/s",
+                {"commands_per_message": round(per_message, 1), "seconds": seconds})
+        )  # fmt: skip
     return rows
 
 
@@ -336,6 +364,8 @@ def main() -> None:
     in_flight = [int(n) for n in args.in_flight.split(",")]
     submitters = [int(n) for n in args.submitters.split(",")]
     rows: list[Row] = []
+    if "log" in parts:
+        rows += run_on(args.loop, no_log_rows(submitters, seconds))
     with tempfile.TemporaryDirectory(prefix="boxoffice-cluster-bench-") as tmp:
         sizes = (1, 3) if "log" in parts else (3,) if "failover" in parts else ()
         for size in sizes:
