@@ -3,13 +3,20 @@
 Real ``nats-server`` processes on loopback (``NatsCluster``: ``sync_interval: always``), the
 client in this process (one connection, nats-py):
 
-- Append commands/s: one stream at R1 (one server) and R3 (three servers); ``--appenders``
-  tasks each append one log message after another (``CommandLog.append``, a new message id
-  each) for ``--seconds``; a message holds 1, 16 or 256 copies of a typical encoded command
-  (``STATUS``, 18 bytes). Reports commands/s, messages/s and the append latency p50/p99.
-  One more row: the ``Batcher`` under ``--submitters`` concurrent submitters of one command
+- Append commands/s: one stream at R1 (one server) and R3 (three servers), by batch size and
+  by messages in flight: ``--in-flight`` tasks (8 and 64 by default) each append one log
+  message after another (``CommandLog.append``, a new message id each) for ``--seconds``, so
+  that many messages wait for their quorum at once; a message holds 1, 16, 256 or 1,024 copies
+  of a typical encoded command (``STATUS``, 18 bytes). Reports commands/s, messages/s and the
+  append latency p50/p99. One append waits milliseconds for its quorum's fsync, so the rate is
+  messages in flight / latency until the servers' CPU (or the client's) is spent.
+  More rows: the ``Batcher`` under ``--submitters`` concurrent submitters of one command
   each, each waiting for its acknowledgement before the next (the grouping a worker's
-  concurrent requests get).
+  concurrent requests get; its messages in flight are submitters / commands per message),
+  first on a stand-in log that acknowledges after 2 ms (what this process can submit at all:
+  one task per command), then on each stream.
+  The client runs on uvloop, the event loop of ``boxoffice serve`` (``--loop asyncio``: the
+  standard one).
 - Failover: the R3 stream's leader is SIGKILLed while nothing else is in flight; the time from
   the kill to the first acknowledged append (a new message, retried through the election) is
   measured ``--kills`` times (in between, the killed server is restarted and the stream waited
@@ -19,7 +26,8 @@ client in this process (one connection, nats-py):
   through a one-machine cluster (``boxoffice cluster up``: 3 servers, 2 replicas) with 1 and
   with 2 workers: the drop's requests/s, and p50/p99 of polls and holds.
 
-    .venv/bin/python bench/cluster_bench.py [--quick] [--users N] [--json PATH]
+    .venv/bin/python bench/cluster_bench.py [--quick] [--only log,failover,http] [--users N]
+        [--in-flight 8,64] [--submitters 2048,8192] [--json PATH]
 """
 
 from __future__ import annotations
@@ -35,8 +43,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -48,7 +57,10 @@ from boxoffice_api.cluster import log as command_log
 from boxoffice_api.cluster.nats import NatsCluster, stream_leader, stream_replicas_current
 from boxoffice_api.cluster.processes import stop_pid, wait_healthy
 
-BATCH_SIZES = (1, 16, 256)
+T = TypeVar("T")
+BATCH_SIZES = (1, 16, 256, 1024)
+LOG_TARGET_PER_S = 1_000_000.0
+"""docs/benchmarks.md: log append >= 1 M commands/s batched at R3 (256 commands a message)."""
 COMMAND = encode_command("STATUS", now=1_767_225_600.0, user=123_456, token=987_654)
 
 
@@ -60,7 +72,8 @@ def percentile(values: list[float], q: float) -> float:
 async def append_rate(
     log: command_log.CommandLog, batch: int, appenders: int, seconds: float, run: str
 ) -> tuple[float, float, list[float]]:
-    """(commands/s, messages/s, append latencies in s) of ``appenders`` sequential appenders."""
+    """(commands/s, messages/s, append latencies in s) of ``appenders`` sequential appenders
+    (as many messages in flight)."""
     payload = frames.encode_batch([COMMAND] * batch)
     latencies: list[float] = []
     ids = itertools.count()
@@ -78,10 +91,24 @@ async def append_rate(
     return len(latencies) * batch / elapsed, len(latencies) / elapsed, latencies
 
 
+class NoLog:
+    """An appender that acknowledges every message 2 ms later without storing it: the
+    ``Batcher`` row on it is what one Python process can submit at all."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+
+    async def append(self, payload: bytes, msg_id: str, timeout_s: float) -> int:
+        await asyncio.sleep(0.002)
+        self.seq += 1
+        return self.seq
+
+
 async def batcher_rate(
-    log: command_log.CommandLog, submitters: int, seconds: float
+    log: command_log.Appender, submitters: int, seconds: float
 ) -> tuple[float, float]:
-    """(commands/s, mean commands per message) of ``submitters`` one-command submitters."""
+    """(commands/s, mean commands per message) of ``submitters`` one-command submitters
+    (the ``Batcher``'s defaults: up to 1,024 commands a message, 1 ms linger, 8 in flight)."""
     batcher = command_log.Batcher(log)
     done = 0
     deadline = time.perf_counter() + seconds
@@ -99,8 +126,14 @@ async def batcher_rate(
 
 
 async def log_rows(
-    cluster: NatsCluster, replicas: int, appenders: int, submitters: int, seconds: float
+    cluster: NatsCluster,
+    replicas: int,
+    in_flight: list[int],
+    submitters: list[int],
+    seconds: float,
 ) -> list[Row]:
+    """The append rows of one stream at R``replicas``: every batch size at every number of
+    messages in flight, then the ``Batcher`` at every number of submitters."""
     nc = await command_log.connect(cluster.urls)
     await command_log.ensure_shard(nc.jetstream(), "bench", replicas)
     await nc.close()
@@ -108,41 +141,66 @@ async def log_rows(
     sync = "" if cluster.sync_interval == "always" else f", sync {cluster.sync_interval}"
     rows = []
     try:
-        for batch in BATCH_SIZES:
+        for batch, appenders in itertools.product(BATCH_SIZES, in_flight):
             per_s, messages_per_s, latencies = await append_rate(
-                log, batch, appenders, seconds, f"r{replicas}-b{batch}"
+                log, batch, appenders, seconds, f"r{replicas}-b{batch}-f{appenders}"
             )
+            target = LOG_TARGET_PER_S if replicas == 3 and batch == 256 else None
             rows.append(
                 Row(
                     "log",
-                    f"append R{replicas}, {batch} command(s)/message{sync}",
+                    f"append R{replicas}, {batch} cmd/msg, {appenders} in flight{sync}",
                     "nats jetstream",
                     per_s,
                     "commands/s",
                     {
                         "messages_per_s": round(messages_per_s),
-                        "appenders": appenders,
+                        "in_flight": appenders,
                         "message_bytes": len(frames.encode_batch([COMMAND] * batch)),
                         "p50_ms": round(percentile(latencies, 0.5) * 1e3, 2),
                         "p99_ms": round(percentile(latencies, 0.99) * 1e3, 2),
                         "seconds": seconds,
                     },
+                    target=target if appenders == max(in_flight) else None,
                 )
             )
-        per_s, per_message = await batcher_rate(log, submitters, seconds)
-        rows.append(
-            Row(
-                "log",
-                f"Batcher R{replicas}, {submitters} submitters{sync}",
-                "nats jetstream",
-                per_s,
-                "commands/s",
-                {"commands_per_message": round(per_message, 1), "seconds": seconds},
+        for count in submitters:
+            per_s, per_message = await batcher_rate(log, count, seconds)
+            rows.append(
+                Row(
+                    "log",
+                    f"Batcher R{replicas}, {count} submitters{sync}",
+                    "nats jetstream",
+                    per_s,
+                    "commands/s",
+                    {"commands_per_message": round(per_message, 1), "seconds": seconds},
+                )
             )
-        )
     finally:
         await log.close()
     return rows
+
+
+async def no_log_rows(submitters: list[int], seconds: float) -> list[Row]:
+    """The ``Batcher`` rows on :class:`NoLog`: the client process's own ceiling."""
+    rows = []
+    for count in submitters:
+        per_s, per_message = await batcher_rate(NoLog(), count, seconds)
+        rows.append(
+            Row("log", f"Batcher, no log (2 ms acks), {count} submitters", "this process",
+                per_s, "commands/s",
+                {"commands_per_message": round(per_message, 1), "seconds": seconds})
+        )  # fmt: skip
+    return rows
+
+
+def run_on(loop: str, coroutine: Coroutine[Any, Any, T]) -> T:
+    """Runs ``coroutine`` on a new ``uvloop`` or standard ``asyncio`` event loop."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 async def whole(log: command_log.CommandLog) -> bool:
@@ -276,8 +334,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, one kill")
     parser.add_argument("--seconds", type=float, help="per append measurement (default 3)")
-    parser.add_argument("--appenders", type=int, default=8, help="concurrent appenders")
-    parser.add_argument("--submitters", type=int, default=2048, help="Batcher submitters")
+    parser.add_argument(
+        "--only", default="log,failover,http", help="which parts (comma-separated): log rows, "
+        "failover times, HTTP drops"
+    )  # fmt: skip
+    parser.add_argument(
+        "--in-flight", default="8,64", help="messages in flight per append row (comma-separated)"
+    )
+    parser.add_argument(
+        "--submitters", default="2048,8192", help="Batcher submitters per row (comma-separated)"
+    )
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="the client's event loop"
+    )
     parser.add_argument("--kills", type=int, help="leader kills (default 5; --quick: 1)")
     parser.add_argument(
         "--sync-interval",
@@ -291,16 +360,23 @@ def main() -> None:
     args = parser.parse_args()
     seconds = args.seconds or (0.3 if args.quick else 3.0)
     kills = args.kills or (1 if args.quick else 5)
+    parts = set(args.only.split(","))
+    in_flight = [int(n) for n in args.in_flight.split(",")]
+    submitters = [int(n) for n in args.submitters.split(",")]
     rows: list[Row] = []
+    if "log" in parts:
+        rows += run_on(args.loop, no_log_rows(submitters, seconds))
     with tempfile.TemporaryDirectory(prefix="boxoffice-cluster-bench-") as tmp:
-        for size in (1, 3):
+        sizes = (1, 3) if "log" in parts else (3,) if "failover" in parts else ()
+        for size in sizes:
             with NatsCluster(
                 Path(tmp) / f"nats{size}", size=size, sync_interval=args.sync_interval
             ) as cluster:
-                rows += asyncio.run(
-                    log_rows(cluster, size, args.appenders, args.submitters, seconds)
-                )
-                if size == 3:
+                if "log" in parts:
+                    rows += run_on(
+                        args.loop, log_rows(cluster, size, in_flight, submitters, seconds)
+                    )
+                if size == 3 and "failover" in parts:
                     times = asyncio.run(failover_times(cluster, kills))
                     rows.append(
                         Row(
@@ -317,7 +393,8 @@ def main() -> None:
                             higher_is_better=False,
                         )
                     )
-        rows += http_rows(Path(tmp), args.users or (40 if args.quick else 600), args.quick)
+        if "http" in parts:
+            rows += http_rows(Path(tmp), args.users or (40 if args.quick else 600), args.quick)
     print_rows(rows)
     if args.json:
         write_json(rows, args.json)

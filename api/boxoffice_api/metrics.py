@@ -142,8 +142,9 @@ def _digest_metrics(backend: ClusterBackend, now: float) -> Iterator[Metric]:
 
 
 def _cluster_metrics(backend: ClusterBackend) -> Iterator[Metric]:
-    """The command log's head, each replica's applied sequence, lag and report age, and this
-    worker's appends, retries and failed appends."""
+    """The command log's head; each replica's applied sequence, lag, report age and consumer
+    re-creations (failovers); this worker's appends, retries and failed appends, its append
+    latency and commands per message (histograms)."""
     observation = backend.observation
     shard = backend.log.route.shard
     if observation is not None:
@@ -164,11 +165,20 @@ def _cluster_metrics(backend: ClusterBackend) -> Iterator[Metric]:
             "Seconds since the replica's last report (every second while it runs)",
             labels=labels,
         )
+        # The replica's own count since it started (a restarted replica starts again at 0,
+        # which Prometheus reads as a counter reset).
+        failovers = CounterMetricFamily(
+            "boxoffice_cluster_replica_failovers",
+            "Times the replica re-created its log consumer after an error (an election, a lost "
+            "server or connection)",
+            labels=labels,
+        )
         for replica in observation.replicas:
             applied.add_metric([shard, replica.name], replica.applied_seq)
             lag.add_metric([shard, replica.name], replica.lag)
             age.add_metric([shard, replica.name], replica.age_s)
-        yield from (applied, lag, age)
+            failovers.add_metric([shard, replica.name], replica.failovers)
+        yield from (applied, lag, age, failovers)
     for name, help_, value in [
         ("appends", "Log messages this worker appended (acknowledged)", backend.log.appends),
         ("append_retries", "Log appends sent again (an election)", backend.log.retries),
@@ -177,6 +187,8 @@ def _cluster_metrics(backend: ClusterBackend) -> Iterator[Metric]:
         counter = CounterMetricFamily(f"boxoffice_cluster_{name}", help_, labels=["shard"])
         counter.add_metric([shard], value)
         yield counter
+    yield from backend.log.append_seconds.collect()
+    yield from backend.batcher.batch_commands.collect()
 
 
 def _password_hashing_metrics(pool: PasswordHashing) -> Iterator[Metric]:

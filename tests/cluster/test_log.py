@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from typing import Any
 
 import nats.js.errors
@@ -324,5 +325,149 @@ def test_batcher_refuses_empty_and_oversized_commands():
         for command in (b"", b"x" * (frames.COMMAND_BYTES_MAX + 1)):
             with pytest.raises(ValueError):
                 await batcher.submit(command)
+
+    asyncio.run(run())
+
+
+class GatedLog:
+    """A log whose every append waits until the test answers it: ``answer(n, seq)`` or
+    ``fail(n, error)`` for the ``n``-th append (0-based), in any order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bytes, str]] = []
+        self.outcomes: list[asyncio.Future[int]] = []
+
+    async def append(self, payload: bytes, msg_id: str, timeout_s: float) -> int:
+        self.calls.append((payload, msg_id))
+        outcome: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.outcomes.append(outcome)
+        return await outcome
+
+    def answer(self, n: int, seq: int) -> None:
+        self.outcomes[n].set_result(seq)
+
+    def fail(self, n: int, error: BaseException) -> None:
+        self.outcomes[n].set_exception(error)
+
+
+def note_answer(answered: list[int], i: int, _: object) -> None:
+    answered.append(i)
+
+
+def test_batcher_keeps_messages_in_flight_and_each_answers_on_its_own_ack():
+    async def run() -> None:
+        gated = GatedLog()
+        batcher = command_log.Batcher(gated, max_commands=2, linger_s=10.0, msg_id_prefix="f")
+        tasks = [asyncio.create_task(batcher.submit(bytes([i + 1]))) for i in range(6)]
+        await asyncio.sleep(0.01)
+        # Three full messages are on their way at once: none waited for another's ack.
+        assert [msg_id for _, msg_id in gated.calls] == ["f-1", "f-2", "f-3"]
+        assert [frames.decode_batch(p) for p, _ in gated.calls] == [
+            [b"\x01", b"\x02"], [b"\x03", b"\x04"], [b"\x05", b"\x06"]
+        ]  # fmt: skip
+        assert batcher.in_flight == 3
+        answered: list[int] = []
+        for i, task in enumerate(tasks):
+            task.add_done_callback(partial(note_answer, answered, i))
+        gated.answer(2, seq=7)  # the last message is stored first
+        await asyncio.sleep(0.01)
+        assert sorted(answered) == [4, 5]
+        assert [await tasks[4], await tasks[5]] == [(7, 0), (7, 1)]
+        error = command_log.LogUnavailable("no quorum", retry_after_s=2.0)
+        gated.fail(1, error)  # fails its own two submitters only
+        gated.answer(0, seq=8)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert results == [(8, 0), (8, 1), error, error, (7, 0), (7, 1)]
+        assert batcher.in_flight == 0
+        assert len(gated.calls) == 3  # a failed message is not sent again by the Batcher
+
+    asyncio.run(run())
+
+
+class FlakyJetStream:
+    """``js.publish`` that times out ``failures`` times, then acknowledges sequence 1."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.headers: list[dict[str, str]] = []
+
+    async def publish(self, subject: str, payload: bytes, **kwargs: Any) -> Any:
+        self.headers.append(dict(kwargs["headers"]))
+        if len(self.headers) <= self.failures:
+            raise nats.errors.TimeoutError
+        return type("Ack", (), {"seq": 1})()
+
+
+class FakeConnection:
+    def __init__(self, js: FlakyJetStream) -> None:
+        self.js, self.is_closed = js, False
+
+    def jetstream(self) -> FlakyJetStream:
+        return self.js
+
+
+def test_an_append_retried_after_timeouts_keeps_its_message_id_and_times_it_once():
+    async def run() -> None:
+        js = FlakyJetStream(failures=2)
+        log = command_log.CommandLog(FakeConnection(js), command_log.shard_route("t"), False)
+        assert await log.append(message("one"), "w-1", timeout_s=5.0) == 1
+        assert [h["Nats-Msg-Id"] for h in js.headers] == ["w-1"] * 3
+        assert (log.appends, log.retries, log.failures) == (1, 2, 0)
+        samples = {
+            s.name: s.value
+            for metric in log.append_seconds.collect()
+            for s in metric.samples
+            if s.labels.get("shard") == "t"
+        }
+        # One append observed, its latency including the two retries' pauses (20 + 40 ms).
+        assert samples["boxoffice_cluster_append_seconds_count"] == 1
+        assert samples["boxoffice_cluster_append_seconds_sum"] >= 0.06
+
+    asyncio.run(run())
+
+
+def test_batcher_at_max_in_flight_fills_the_next_message_until_a_slot_frees():
+    async def run() -> None:
+        gated = GatedLog()
+        batcher = command_log.Batcher(
+            gated, max_commands=3, linger_s=0.0, max_in_flight=2, msg_id_prefix="c"
+        )
+        first = [asyncio.create_task(batcher.submit(b"a"))]
+        await asyncio.sleep(0.01)
+        first.append(asyncio.create_task(batcher.submit(b"b")))
+        await asyncio.sleep(0.01)
+        assert [msg_id for _, msg_id in gated.calls] == ["c-1", "c-2"]
+        # Both slots are taken: the next commands wait past their linger in one message; a
+        # full one is closed (numbered) and the next opened, none sent yet.
+        later = [asyncio.create_task(batcher.submit(bytes([n]))) for n in range(1, 6)]
+        await asyncio.sleep(0.01)
+        assert len(gated.calls) == 2 and batcher.in_flight == 2
+        gated.answer(1, seq=1)  # a slot frees: the oldest closed message goes first
+        await asyncio.sleep(0.01)
+        assert gated.calls[2] == (frames.encode_batch([b"\x01", b"\x02", b"\x03"]), "c-3")
+        gated.answer(0, seq=2)  # then the open one, whose linger is over
+        await asyncio.sleep(0.01)
+        assert gated.calls[3] == (frames.encode_batch([b"\x04", b"\x05"]), "c-4")
+        gated.answer(2, seq=3)
+        gated.answer(3, seq=4)
+        assert await asyncio.gather(*first, *later) == [
+            (2, 0), (1, 0), (3, 0), (3, 1), (3, 2), (4, 0), (4, 1)
+        ]  # fmt: skip
+        await batcher.flush()
+        assert (batcher.messages, batcher.in_flight) == (4, 0)
+
+    asyncio.run(run())
+
+
+def test_batcher_flush_sends_what_waits_for_a_slot():
+    async def run() -> None:
+        fake = FakeLog()
+        fake.release.set()
+        batcher = command_log.Batcher(fake, max_commands=2, linger_s=60.0, max_in_flight=1)
+        tasks = [asyncio.create_task(batcher.submit(bytes([n]))) for n in range(1, 6)]
+        await asyncio.sleep(0)
+        await batcher.flush()  # the last, open message too, without waiting a minute
+        assert [seq for seq, _ in await asyncio.gather(*tasks)] == [1, 1, 2, 2, 3]
+        assert batcher.in_flight == 0 and len(fake.payloads) == 3
 
     asyncio.run(run())

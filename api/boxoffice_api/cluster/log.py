@@ -11,18 +11,22 @@ written create-only: the first writer wins and every later one reads its value.
 
 Appends (:class:`CommandLog`) retry through leader elections and reconnections under the SAME
 message id until their deadline, so a retried message is stored once; :class:`Batcher` shares one
-message between concurrent submitters. See ``docs/scale-out.md``.
+message between concurrent submitters and keeps several messages in flight. Both keep
+Prometheus histograms (append latency, commands per message) that a worker's ``/metrics``
+exports. See ``docs/scale-out.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
 import re
 import secrets
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,6 +35,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
+from prometheus_client import Histogram
 
 import boxoffice.errors as bo_errors
 
@@ -66,6 +71,15 @@ ATTEMPT_TIMEOUT_S = 1.0
 
 RETRY_AFTER_S = 2.0
 """What :class:`LogUnavailable` suggests to wait: about one RAFT election."""
+
+APPEND_SECONDS_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
+)  # fmt: skip
+"""Buckets of :attr:`CommandLog.append_seconds`: a quorum ack on loopback takes milliseconds,
+an append retried through a RAFT election 4-9 s, the longest deadline is a minute."""
+
+BATCH_COMMANDS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 16384)
+"""Buckets of :attr:`Batcher.batch_commands` (commands per appended message)."""
 
 _SHARD_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _RETRYABLE_API_CODES = frozenset({500, 503})
@@ -263,6 +277,17 @@ class CommandLog:
         self.appends = 0  # acknowledged appends
         self.retries = 0  # attempts sent again (a timeout, no leader, a reconnection)
         self.failures = 0  # appends that gave up (LogUnavailable)
+        # Not in any registry: the worker's /metrics collector exports it (one per log, so a
+        # process may hold many logs, and tests many workers).
+        self.append_seconds = Histogram(
+            "boxoffice_cluster_append_seconds",
+            "Seconds from an append's first attempt to its quorum acknowledgement, retries "
+            "through elections included (acknowledged appends only)",
+            ["shard"],
+            buckets=APPEND_SECONDS_BUCKETS,
+            registry=None,
+        )
+        self._append_seconds = self.append_seconds.labels(route.shard)
 
     @classmethod
     async def connect(
@@ -301,6 +326,8 @@ class CommandLog:
         if len(payload) > MESSAGE_BYTES_MAX:
             raise ValueError(f"a log message is at most {MESSAGE_BYTES_MAX} bytes")
         loop = asyncio.get_running_loop()
+        # The latency on the process clock: uvloop's loop.time() counts whole milliseconds.
+        started_s = time.perf_counter()
         deadline = loop.time() + timeout_s
         pause_s = 0.02
         last_error: BaseException | None = None
@@ -336,6 +363,7 @@ class CommandLog:
                 last_error = exc
             else:
                 self.appends += 1
+                self._append_seconds.observe(time.perf_counter() - started_s)
                 seq: int = ack.seq
                 return seq
             self.retries += 1
@@ -367,36 +395,79 @@ class Appender(Protocol):
 
 
 class Batcher:
-    """Groups concurrently submitted commands into one log message.
+    """Groups concurrently submitted commands into log messages, up to ``max_in_flight`` of
+    them on their way at once.
 
-    A message is sent when it holds ``max_commands`` commands or ``max_bytes`` bytes, or
-    ``linger_s`` seconds after its first command; several messages may be in flight. Message ids
-    are ``<msg_id_prefix>-<counter>`` and stay the same through that message's retries.
+    A message is closed when it holds ``max_commands`` commands or ``max_bytes`` bytes, or
+    ``linger_s`` seconds after its first command, and sent at once while fewer than
+    ``max_in_flight`` messages wait for their acknowledgement. A message on its way never holds
+    back the next one: throughput comes from many messages in flight (one R3 append waits
+    milliseconds for its quorum's fsync), not from waiting for each acknowledgement in turn.
+    When ``max_in_flight`` messages are on their way (the log is slower than this worker), the
+    next message keeps filling past its linger until one is acknowledged: a busy log gets fewer,
+    fuller messages, which is what it can store more of (it is bound by messages per second,
+    not by bytes).
+
+    Each message is appended on its own, so messages on their way together may be stored in
+    either order (a submitter that needs an order awaits its first command before submitting
+    the next). Message ids are ``<msg_id_prefix>-<counter>``, numbered in the order messages
+    are closed, and stay the same through that message's retries.
+
+    ``batch_commands`` is a Prometheus histogram of commands per message, labelled ``shard``
+    (the log's, else ``shard``), in no registry: the worker's ``/metrics`` exports it.
     """
 
     def __init__(
         self,
         log: Appender,
-        max_commands: int = 256,
+        max_commands: int = 1024,
         max_bytes: int = 256 * 1024,
         linger_s: float = 0.001,
         msg_id_prefix: str | None = None,
         timeout_s: float = APPEND_TIMEOUT_S,
+        shard: str | None = None,
+        max_in_flight: int = 8,
     ) -> None:
-        if max_commands < 1 or max_bytes < 1 or linger_s < 0:
-            raise ValueError("max_commands and max_bytes are >= 1, linger_s >= 0")
+        if max_commands < 1 or max_bytes < 1 or linger_s < 0 or max_in_flight < 1:
+            raise ValueError("max_commands, max_bytes and max_in_flight are >= 1, linger_s >= 0")
         self.log = log
+        # The log's cost is per message: a full message of small commands (~20-50 bytes each)
+        # carries 4x the commands of the 256 a message held before, for the same cost.
         self.max_commands = max_commands
         self.max_bytes = min(max_bytes, MESSAGE_BYTES_MAX)
         self.linger_s = linger_s
         self.msg_id_prefix = msg_id_prefix or msg_id_prefix_default()
         self.timeout_s = timeout_s
-        self.messages = 0  # messages flushed
+        # 8 full messages per round trip of a few ms is over 1 M commands/s: more than one
+        # process submits; a log slower than that makes messages fuller instead of more.
+        self.max_in_flight = max_in_flight
+        self.messages = 0  # messages sent
+        route = getattr(log, "route", None)
+        self.batch_commands = Histogram(
+            "boxoffice_cluster_batch_commands",
+            "Commands per log message this worker appended",
+            ["shard"],
+            buckets=BATCH_COMMANDS_BUCKETS,
+            registry=None,
+        )
+        self._batch_commands = self.batch_commands.labels(
+            shard or (route.shard if isinstance(route, ShardRoute) else SHARD_DEFAULT)
+        )
         self._counter = 0
-        self._pending: list[tuple[bytes, asyncio.Future[tuple[int, int]]]] = []
+        # The open message: its commands and their submitters' futures, index for index.
+        self._commands: list[bytes] = []
+        self._futures: list[asyncio.Future[tuple[int, int]]] = []
         self._pending_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._due = False  # the open message's linger is over: it goes with the next free slot
+        # Closed messages waiting for a free slot, oldest first: (commands, futures, message id).
+        self._closed: collections.deque[_Message] = collections.deque()
         self._in_flight: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages sent and not yet acknowledged (or failed)."""
+        return len(self._in_flight)
 
     async def submit(self, command: bytes) -> tuple[int, int]:
         """Appends ``command`` (one encoded command) in the next message; returns
@@ -409,53 +480,92 @@ class Batcher:
         if not 0 < len(command) <= frames.COMMAND_BYTES_MAX:
             raise ValueError(f"a command is 1..{frames.COMMAND_BYTES_MAX} bytes")
         size = len(command) + 3  # its length varint (a command of < 2 MiB takes <= 3 bytes)
-        if self._pending and self._pending_bytes + size > self.max_bytes:
-            self._flush()
-        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self._pending.append((command, future))
+        if self._commands and self._pending_bytes + size > self.max_bytes:
+            self._close()
+            self._send_closed()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, int]] = loop.create_future()
+        self._commands.append(command)
+        self._futures.append(future)
         self._pending_bytes += size
-        if len(self._pending) >= self.max_commands or self._pending_bytes >= self.max_bytes:
-            self._flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.linger_s, self._flush)
+        if len(self._commands) >= self.max_commands or self._pending_bytes >= self.max_bytes:
+            self._close()
+            self._send_closed()
+        elif self._timer is None and not self._due:
+            self._timer = loop.call_later(self.linger_s, self._linger_over)
         # A cancelled submitter cancels only its own future: its command stays in the message
         # (which may be on its way already), and the others' results are unaffected.
         return await future
 
-    def _flush(self) -> None:
+    def _linger_over(self) -> None:
+        self._timer = None
+        self._due = True
+        self._send_closed()
+
+    def _close(self) -> None:
+        """Closes the open message (numbering it) and queues it for sending."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._pending:
+        self._due = False
+        if not self._commands:
             return
-        batch, self._pending, self._pending_bytes = self._pending, [], 0
         self._counter += 1
-        msg_id = f"{self.msg_id_prefix}-{self._counter}"
-        self.messages += 1
-        task = asyncio.get_running_loop().create_task(self._send(batch, msg_id))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._closed.append(
+            _Message(self._commands, self._futures, f"{self.msg_id_prefix}-{self._counter}")
+        )
+        self._commands, self._futures, self._pending_bytes = [], [], 0
 
-    async def _send(
-        self, batch: list[tuple[bytes, asyncio.Future[tuple[int, int]]]], msg_id: str
-    ) -> None:
+    def _send_closed(self) -> None:
+        """Sends closed messages, then the open one if its linger is over, while slots are
+        free."""
+        while len(self._in_flight) < self.max_in_flight:
+            if not self._closed:
+                if not (self._due and self._commands):
+                    return
+                self._close()
+            message = self._closed.popleft()
+            self.messages += 1
+            self._batch_commands.observe(len(message.commands))
+            task = asyncio.get_running_loop().create_task(self._send(message))
+            self._in_flight.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._send_closed()
+
+    async def _send(self, message: _Message) -> None:
         try:
-            payload = frames.encode_batch([command for command, _ in batch])
-            seq = await self.log.append(payload, msg_id, self.timeout_s)
+            payload = frames.encode_batch(message.commands)
+            seq = await self.log.append(payload, message.msg_id, self.timeout_s)
         except BaseException as exc:
-            for _, future in batch:
+            for future in message.futures:
                 if not future.done():
                     future.set_exception(exc)
                     future.exception()  # a submitter that went away must not log it as lost
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        for index, (_, future) in enumerate(batch):
+        for index, future in enumerate(message.futures):
             if not future.done():
                 future.set_result((seq, index))
 
     async def flush(self) -> None:
-        """Sends the pending commands now and waits for every message in flight."""
-        self._flush()
-        while self._in_flight:
+        """Sends the pending commands now and waits until every message is acknowledged (or
+        failed)."""
+        while self._in_flight or self._closed or self._commands:
+            # Only an open message is ever due: an empty one would start no linger timer.
+            self._due = self._due or bool(self._commands)
+            self._send_closed()
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+
+
+@dataclass(frozen=True)
+class _Message:
+    """A closed message of a :class:`Batcher`: its commands, their submitters' futures (index
+    for index) and its message id."""
+
+    commands: list[bytes]
+    futures: list[asyncio.Future[tuple[int, int]]]
+    msg_id: str

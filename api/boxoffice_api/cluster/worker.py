@@ -156,12 +156,14 @@ class ReplicaReport:
         applied_seq: the stream sequence of the last message it applied.
         lag: messages it is behind the log's head (0: up to date).
         age_s: seconds since the report (replicas report every second; a dead one ages).
+        failovers: consumer re-creations since the replica started.
     """
 
     name: str
     applied_seq: int
     lag: int
     age_s: float
+    failovers: int = 0
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,7 @@ class ClusterBackend:
                 applied_seq=int(report.get("applied_seq", 0)),
                 lag=max(0, last_seq - int(report.get("applied_seq", 0))),
                 age_s=max(0.0, now - float(report.get("at", now))),
+                failovers=int(report.get("failovers", 0)),
             )
             for name, report in sorted(statuses.items())
         ]
