@@ -25,8 +25,11 @@ client in this process (one connection, nats-py):
 - HTTP: one ``boxoffice drop`` (``--users`` virtual users) through the embedded server, then
   through a one-machine cluster (``boxoffice cluster up``: 3 servers, 2 replicas) with 1 and
   with 2 workers: the drop's requests/s, and p50/p99 of polls and holds.
+- Polls: queue polls at full speed (wrk) of WAITING fans through the embedded server and a
+  one-machine cluster with 1 and 2 workers, which answer them from the queue digest
+  (``bench/cluster_polls.py``): polls/s, p50/p99, server CPU per poll, 2 workers / 1 worker.
 
-    .venv/bin/python bench/cluster_bench.py [--quick] [--only log,failover,http] [--users N]
+    .venv/bin/python bench/cluster_bench.py [--quick] [--only log,failover,http,polls] [--users N]
         [--in-flight 8,64] [--submitters 2048,8192] [--json PATH]
 """
 
@@ -47,6 +50,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import cluster_polls
 import nats.errors
 import nats.js.errors
 from common import Row, print_rows, write_json
@@ -335,8 +339,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs, one kill")
     parser.add_argument("--seconds", type=float, help="per append measurement (default 3)")
     parser.add_argument(
-        "--only", default="log,failover,http", help="which parts (comma-separated): log rows, "
-        "failover times, HTTP drops"
+        "--only", default="log,failover,http,polls", help="which parts (comma-separated): log "
+        "rows, failover times, HTTP drops, poll throughput"
     )  # fmt: skip
     parser.add_argument(
         "--in-flight", default="8,64", help="messages in flight per append row (comma-separated)"
@@ -395,6 +399,14 @@ def main() -> None:
                     )
         if "http" in parts:
             rows += http_rows(Path(tmp), args.users or (40 if args.quick else 600), args.quick)
+        if "polls" in parts:
+            rows += cluster_polls.poll_rows(
+                Path(tmp),
+                users=60 if args.quick else 400,
+                duration_s=1.0 if args.quick else 8.0,
+                connections=32,
+                quick=args.quick,
+            )
     print_rows(rows)
     if args.json:
         write_json(rows, args.json)
