@@ -140,7 +140,7 @@ def _cluster_up(args: argparse.Namespace) -> int:
 
     from .log import ensure_meta, ensure_shard
     from .nats import NatsCluster
-    from .processes import start_replica, wait_healthy
+    from .processes import start_replica, wait_healthy, wait_listening
 
     directory = Path(args.dir).resolve()
     record_path = directory / CLUSTER_FILE
@@ -201,6 +201,9 @@ def _cluster_up(args: argparse.Namespace) -> int:
             _start_workers(args, directory, record)
             _write_record(record_path, record)
             wait_healthy(record["url"], args.timeout_s)
+            # One worker answering is not all of them: each must have started and listen.
+            workers = [int(w["pid"]) for w in record["workers"]]
+            wait_listening(int(record["url"].rsplit(":", 1)[1]), workers, args.timeout_s)
         if args.demo:
             asyncio.run(_load_demo(nats_cluster.urls, args.shard))
     except BaseException:

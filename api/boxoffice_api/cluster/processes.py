@@ -95,6 +95,39 @@ def run_workers(count: int, overrides: dict[str, Any]) -> int:
     return next((s for s in statuses if s != 0), 0)
 
 
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets of this machine listen on ``port`` (Linux ``/proc/net/tcp{,6}``).
+    Processes sharing a port with ``SO_REUSEPORT`` each have their own, so this counts them."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                count += 1
+    return count
+
+
+def wait_listening(port: int, pids: list[int], timeout_s: float = 60.0) -> None:
+    """Returns once every process of ``pids`` serves ``port``: as many listening sockets as
+    processes (a worker binds its port only once it has started up).
+
+    Raises:
+        RuntimeError: one of them exited (it could not start).
+        TimeoutError: not all listen within ``timeout_s`` seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    while listening_sockets(port) < len(pids):
+        if dead := [pid for pid in pids if not pid_alive(pid)]:
+            raise RuntimeError(f"processes {dead} exited before listening on port {port}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not all of {pids} listen on port {port} after {timeout_s} s")
+        time.sleep(0.2)
+
+
 def wait_healthy(url: str, timeout_s: float = 60.0) -> None:
     """Returns once ``url``/healthz answers 200 (polled every 0.2 s).
 

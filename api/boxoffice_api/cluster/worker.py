@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
+import nats.js.errors
+import tenacity
 
 import boxoffice.errors as bo_errors
 
@@ -181,6 +183,29 @@ class ClusterObservation:
     replicas: list[ReplicaReport]
 
 
+STARTUP_TIMEOUT_S = 30.0
+"""How long a worker keeps asking for its shard's route and the accounts bucket at start."""
+
+_TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
+
+async def _accounts_bucket(js: Any, stream: str) -> Any:
+    """The accounts bucket, created with the stream's replication when it does not exist."""
+    from nats.js.errors import BucketNotFoundError
+
+    try:
+        return await js.key_value(ACCOUNTS_BUCKET)
+    except BucketNotFoundError:
+        info = await js.stream_info(stream)
+        return await js.create_key_value(
+            bucket=ACCOUNTS_BUCKET, history=1, replicas=info.config.num_replicas or 1
+        )
+
+
 @dataclass
 class ClusterBackend:
     """One worker's view of the cluster: connection, log, engine API, accounts.
@@ -269,31 +294,33 @@ class ClusterBackend:
     async def connect(
         cls, urls: list[str], shard: str, append_timeout_s: float = 10.0
     ) -> ClusterBackend:
-        """Connects to the cluster and looks the shard up.
+        """Connects to the cluster and looks the shard up (a request that times out is asked
+        again for up to :data:`STARTUP_TIMEOUT_S`).
 
         Raises:
             nats.errors.NoServersError: no server reachable.
+            nats.errors.TimeoutError: the cluster did not answer in :data:`STARTUP_TIMEOUT_S`.
             boxoffice_api.cluster.log.ShardNotFound: the shard has no stream.
         """
-        from nats.js.errors import BucketNotFoundError
-
         nc = await command_log.connect(urls, name=f"worker-{os.getpid()}")
         try:
             js = nc.jetstream()
-            route = await command_log.route(js, shard)
+            # A loaded machine or an election can time a request out: try again, for a while.
+            async for attempt in tenacity.AsyncRetrying(
+                retry=tenacity.retry_if_exception_type(_TRANSIENT),
+                stop=tenacity.stop_after_delay(STARTUP_TIMEOUT_S),
+                wait=tenacity.wait_exponential(multiplier=0.1, max=2.0),
+                reraise=True,
+            ):
+                with attempt:
+                    route = await command_log.route(js, shard)
+                    kv = await _accounts_bucket(js, route.stream)
             log = command_log.CommandLog(nc, route, owns_connection=False)
             batcher = command_log.Batcher(log, timeout_s=append_timeout_s)
             client = ClusterClient(nc, batcher, shard)
             head = LogHead(js, route.stream)
             engine_api = RemoteEngine(client, head)
             await subscribe_digests(nc, shard, engine_api.digests)
-            try:
-                kv = await js.key_value(ACCOUNTS_BUCKET)
-            except BucketNotFoundError:
-                info = await js.stream_info(route.stream)
-                kv = await js.create_key_value(
-                    bucket=ACCOUNTS_BUCKET, history=1, replicas=info.config.num_replicas or 1
-                )
             accounts = KvAccounts(kv, asyncio.get_running_loop())
         except BaseException:
             await nc.close()
