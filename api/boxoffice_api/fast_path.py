@@ -316,7 +316,7 @@ class FastPathMiddleware:
         try:
             if self.api.dependency_overrides:
                 raise _FallThrough
-            values, headers = self.parameters(fast, match, scope)
+            values, headers, path_params = self.parameters(fast, match, scope)
             if fast.body_name is not None:
                 values[fast.body_name] = await self.body(fast, headers, receive, messages)
         except _FallThrough:
@@ -325,6 +325,7 @@ class FastPathMiddleware:
         route = fast.route
         scope["route"] = route  # what the router would have set (metrics label by it)
         scope["endpoint"] = route.endpoint
+        scope["path_params"] = path_params
         try:
             service: Service = self.api.state.service
             if fast.needs_service is not None:
@@ -364,10 +365,10 @@ class FastPathMiddleware:
     @staticmethod
     def parameters(
         fast: FastRoute, match: re.Match[str], scope: Scope
-    ) -> tuple[dict[str, Any], dict[str, str]]:
-        """The handler's validated path, query and header parameters, and the request headers
-        the route reads (the first of each name, as Starlette's ``Headers.get`` takes it).
-        Sets the scope's ``path_params``, as the router does.
+    ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+        """The handler's validated path, query and header parameters, the request headers
+        the route reads (the first of each name, as Starlette's ``Headers.get`` takes it), and
+        the path parameters as the router puts them in the scope.
 
         Raises:
             _FallThrough: FastAPI must serve the request.
@@ -390,8 +391,7 @@ class FastPathMiddleware:
                 param.read(query, values)
         for param in fast.header_params:
             param.read(headers, values)
-        scope["path_params"] = path_params
-        return values, headers
+        return values, headers, path_params
 
     @staticmethod
     async def body(
