@@ -73,9 +73,11 @@ JSON_MEDIA_TYPE = "application/json"
 # fast path takes the one clients send and leaves the rest (and any parameters) to FastAPI.
 _FAST_CONTENT_TYPES = frozenset({"application/json", "application/json; charset=utf-8"})
 _CONTENT_TYPE_HEADER = (b"content-type", JSON_MEDIA_TYPE.encode())
-# Defaults passed as they are: FastAPI deep-copies a parameter's default for each request,
-# which for these immutable values is the value itself.
+# Defaults read once and passed as they are: FastAPI reads a parameter's default (a property
+# that asks pydantic) and deep-copies it for each request, which for these immutable values
+# is the value itself.
 _IMMUTABLE = (str, int, float, bool, bytes, type(None))
+_PER_REQUEST = object()  # a default that must be made for each request, as FastAPI does
 
 
 class _FallThrough(Exception):
@@ -182,6 +184,7 @@ class _Param:
     validator: SchemaValidator  # the field's own
     required: bool
     validate_default: bool
+    default: Any  # or _PER_REQUEST
 
     @classmethod
     def of(cls, field: ModelField) -> _Param:
@@ -198,6 +201,13 @@ class _Param:
         key = aliases[0][1]
         if isinstance(info, params.Header):
             key = key.lower()
+        default: Any = _PER_REQUEST
+        if (
+            not info.is_required()
+            and info.default_factory is None
+            and type(info.default) in _IMMUTABLE
+        ):
+            default = info.default
         return cls(
             field.name,
             key,
@@ -205,6 +215,7 @@ class _Param:
             _validator_of(field),
             info.is_required(),
             bool(info.validate_default),
+            default,
         )
 
     def read(self, source: Mapping[str, str], values: dict[str, Any]) -> None:
@@ -217,9 +228,9 @@ class _Param:
         if raw is None:
             if self.required:
                 raise _FallThrough
-            default = self.field.default
-            if type(default) not in _IMMUTABLE:
-                default = copy.deepcopy(default)
+            default = self.default
+            if default is _PER_REQUEST:
+                default = copy.deepcopy(self.field.default)
             if not self.validate_default:
                 values[self.name] = default
                 return
