@@ -18,11 +18,12 @@ Method
    connections, a fixed duration) drives each endpoint: queue status (a poll), one page of a
    50,000-seat schedule's seat list, hold (each request one seat nobody asked for yet; the seat
    of every 201 answer is collected), pay (each request another user's reservation; the run
-   stops after N answers) and the bare app's ``GET /bare`` and ``POST /bare`` (a hold-shaped
-   pydantic body). The Lua ``done()`` prints requests, duration, p50/p99 and the status
-   counts as JSON. The bare endpoints, queue status and hold run in interleaved rounds
-   (``--rounds``, 5 of 2 s by default), and each reports the median of its rounds, so a
-   burst of other work on the machine hits the engine and the baseline alike.
+   stops after N answers), charge (1 won to each user's wallet in turn) and the bare app's
+   ``GET /bare`` and ``POST /bare`` (a hold-shaped pydantic body). The Lua ``done()`` prints
+   requests, duration, p50/p99 and the status counts as JSON. The bare endpoints, queue
+   status and hold run in interleaved rounds (``--rounds``, 5 of 2 s by default), and each
+   reports the median of its rounds, so a burst of other work on the machine hits the engine
+   and the baseline alike.
 4. Half load: wrk cannot pace, so a paced client in another process sends holds at 50 % of the
    measured maximum, at fixed arrival times (an open loop over 64 keep-alive connections).
    Latency runs from each request's *scheduled* send time, so queueing behind a stalled
@@ -47,11 +48,12 @@ authentication (two HS256 JWTs), the queue gate, the engine call, the journal wa
 API's middleware cost on top of FastAPI's own request handling. ``GET /bare`` is shown too.
 
 ``--profile PATH`` runs the ``full`` server under cProfile, timed by the event-loop thread's CPU
-clock (so time lost to other programs or to waiting is not counted), records the hold run
-alone, writes the pstats file and prints the share of each stage of a request (uvicorn, routing,
-dependencies, JWT, the engine call, ...); a profiled run is several times slower and its rows
-are marked ``profiled``. Work done in other threads (sync dependencies run by FastAPI in its
-thread pool) is not in the profile.
+clock (so time lost to other programs or to waiting is not counted), records the hold runs
+alone (``--profile-run status``: the queue status runs), writes the pstats file and prints the
+share of each stage of a request (uvicorn, the middlewares, the fast path, the engine call,
+...) and the functions with the most own and cumulative time; a profiled run is several times
+slower and its rows are marked ``profiled``. Work done in other threads (sync dependencies run
+by FastAPI in its thread pool) is not in the profile.
 
 Every process shares the machine (wrk, the paced client and both servers compete for the same
 cores, as do any other programs), so absolute numbers move from run to run: the ratios, from
@@ -79,7 +81,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -676,6 +678,7 @@ class Options:
     quick: bool
     json: str | None
     profile: Path | None
+    profile_run: str
 
 
 def parse_args() -> Options:
@@ -694,6 +697,12 @@ def parse_args() -> Options:
         help="also run a durability=off server (default: on, off with --quick)",
     )
     parser.add_argument("--profile", type=Path, help="cProfile the hold run; write pstats here")
+    parser.add_argument(
+        "--profile-run",
+        choices=sorted(PROFILED_RUNS),
+        default="hold",
+        help="the run --profile records (hold)",
+    )
     args = parser.parse_args()
     users = args.users or (300 if args.quick else 2000)
     return Options(
@@ -706,65 +715,78 @@ def parse_args() -> Options:
         quick=args.quick,
         json=args.json,
         profile=args.profile,
+        profile_run=args.profile_run,
     )
 
 
-# The engine's hold as cProfile names it: a method descriptor (the single calls skip pybind11).
-ENGINE_HOLD = "<method 'hold' of 'boxoffice._core.Engine' objects>"
+# Per profiled run: the route function (file name part, name) and the engine call, as cProfile
+# names it (a method descriptor: the single calls skip pybind11's Python side); the engine call
+# is made once per request, so it counts the requests (cProfile counts a coroutine once per
+# resume, so the Python handlers count more than once).
+PROFILED_RUNS: dict[str, tuple[str, str, str]] = {
+    "hold": (
+        "boxoffice_api/routes/reservations.py",
+        "hold",
+        "<method 'hold' of 'boxoffice._core.Engine' objects>",
+    ),
+    "status": (
+        "boxoffice_api/routes/queue.py",
+        "poll",
+        "<method 'queue_status' of 'boxoffice._core.Engine' objects>",
+    ),
+}
 PROFILE_STAGES: list[tuple[str, str, str]] = [
     # (label, file name part, function name); a stage's time is its cumulative time
     ("uvicorn: parse the request (httptools)", "uvicorn/protocols/http/", "data_received"),
     ("uvicorn: write the response", "uvicorn/protocols/http/", "send"),
-    ("metrics middleware (prometheus_client)", "prometheus_client/metrics.py", "labels"),
-    ("metrics middleware (prometheus_client)", "prometheus_client/metrics.py", "inc"),
-    ("metrics middleware (prometheus_client)", "prometheus_client/metrics.py", "observe"),
+    ("metrics middleware, and all inside it", "boxoffice_api/metrics.py", "__call__"),
     ("FastAPI routing (route matching)", "fastapi/routing.py", "_match"),
     (
         "FastAPI dependencies (solve_dependencies)",
         "fastapi/dependencies/utils.py",
         "solve_dependencies",
     ),
-    ("  JWT decodes (Tokens._decode)", "boxoffice_api/security.py", "_decode"),
-    (
-        "  body: pydantic (request_body_to_args)",
-        "fastapi/dependencies/utils.py",
-        "request_body_to_args",
-    ),
-    ("fast path: parameters, body, credentials", "boxoffice_api/fast_path.py", "arguments"),
-    ("route function (hold)", "boxoffice_api/routes/reservations.py", "hold"),
-    ("  engine call (_core.hold)", "~", ENGINE_HOLD),
-    ("  journal wait (wait_durable_async)", "boxoffice/__init__.py", "wait_durable_async"),
-    ("  response model (ReservationOut.of)", "boxoffice_api/schemas.py", "of"),
+    ("fast path: parameters", "boxoffice_api/fast_path.py", "parameters"),
+    ("fast path: body (read, parsed, validated)", "boxoffice_api/fast_path.py", "body"),
+    ("access JWT (Tokens.user_of)", "boxoffice_api/security.py", "user_of"),
+    ("queue token (Tokens.queue_claims)", "boxoffice_api/security.py", "queue_claims"),
+    ("response serialization (fast path)", "boxoffice_api/fast_path.py", "serialize"),
     ("FastAPI serialize_response", "fastapi/routing.py", "serialize_response"),
 ]
 
 
-def print_profile(path: Path, top: int = 15) -> None:
-    """Each stage's share of the event-loop thread's CPU time per hold request, then the
-    functions with the most own time."""
+def print_profile(path: Path, run: str, top: int = 15) -> None:
+    """Each stage's share of the event-loop thread's CPU time per request of ``run``, then the
+    functions with the most own and cumulative time."""
     stats_ = pstats.Stats(str(path), stream=io.StringIO())
     entries: dict[tuple[str, int, str], Any] = stats_.stats  # type: ignore[attr-defined]
-    total = sum(v[3] for (f, _, n), v in entries.items() if n == "run_asgi")
-    # The engine's hold is called once per hold request (cProfile counts a coroutine once per
-    # resume, so the Python handlers count twice).
-    holds = sum(v[1] for (f, _, n), v in entries.items() if n == ENGINE_HOLD)
-    if not total or not holds:
-        print("profile: no hold requests recorded")
+    total: float = stats_.total_tt  # type: ignore[attr-defined]
+    route_file, route_name, engine_call = PROFILED_RUNS[run]
+    requests = sum(v[1] for (f, _, n), v in entries.items() if n == engine_call)
+    if not total or not requests:
+        print(f"profile: no {run} requests recorded")
         return
     stages: dict[str, float] = {}
-    for label, where, name in PROFILE_STAGES:
+    for label, where, name in [
+        *PROFILE_STAGES,
+        (f"route function ({route_name})", route_file, route_name),
+        ("  engine call", "~", engine_call),
+        ("  journal wait (wait_durable_async)", "boxoffice/__init__.py", "wait_durable_async"),
+        ("  response model (X.of)", "boxoffice_api/schemas.py", "of"),
+    ]:
         cum = sum(v[3] for (f, _, n), v in entries.items() if n == name and where in f)
         stages[label] = stages.get(label, 0.0) + cum
     print(
-        f"\nprofile of the hold run ({holds} requests; CPU time of the event-loop thread, "
-        f"{1e6 * total / holds:,.0f} us per request under the profiler):"
+        f"\nprofile of the {run} run ({requests} requests; CPU time of the event-loop thread, "
+        f"{1e6 * total / requests:,.0f} us per request under the profiler):"
     )
     for label, cum in stages.items():
-        print(f"  {label:<46} {100 * cum / total:5.1f} %")
-    out = io.StringIO()
-    stats_.stream = out  # type: ignore[attr-defined]
-    stats_.sort_stats("tottime").print_stats(top)
-    print(out.getvalue())
+        print(f"  {label:<46} {100 * cum / total:5.1f} %  {1e6 * cum / requests:7.1f} us")
+    for order in ("tottime", "cumtime"):
+        out = io.StringIO()
+        stats_.stream = out  # type: ignore[attr-defined]
+        stats_.sort_stats(order).print_stats(top)
+        print(out.getvalue())
 
 
 class Report:
@@ -817,6 +839,8 @@ class Report:
         self.cpu_ratio("queue status / bare GET, by server CPU per request", status, get)
         self.rows.append(ratio(SUITE, "seat list / bare GET", rows["seats"], get))
         self.rows.append(ratio(SUITE, "pay / bare POST", rows["pay"], post, target=0.8))
+        self.rows.append(ratio(SUITE, "charge / bare POST", rows["charge"], post, target=0.8))
+        self.cpu_ratio("charge / bare POST, by server CPU per request", rows["charge"], post)
 
     def cpu_ratio(self, name: str, ours: Row, theirs: Row) -> None:
         """A comparison row by server CPU per request (theirs / ours: higher is better)."""
@@ -899,11 +923,13 @@ class Bench:
             load,
             seats_in_schedule=drop.ranges[0][2],
         )
+        load = wrk(server, "charge", d, c, env)
+        rows["charge"] = self.report.add("charge POST /v1/me/balance/charges", "boxoffice", load)
         in_flight = sum(x.in_flight for x in loads["hold"])
         rows |= self.run_half_load(bare, server, drop, rows["hold"].value, offset, ok, in_flight)
         rows["pay"] = self.run_pay(server, drop, env)
         if o.profile is not None:
-            print_profile(o.profile)
+            print_profile(o.profile, o.profile_run)
         return rows
 
     def interleaved_rounds(
@@ -918,14 +944,12 @@ class Bench:
         for r in range(rounds):
             loads["bare_get"].append(wrk(bare, "bare_get", d / rounds, c, {}))
             loads["bare_post"].append(wrk(bare, "bare_post", d / rounds, c, {}))
-            loads["status"].append(wrk(server, "status", d / rounds, c, env))
+            with self.profiled(server, "status"):
+                loads["status"].append(wrk(server, "status", d / rounds, c, env))
             held = self.workdir / f"held-{r}.txt"
             hold_env = env | {"BENCH_OFFSET": str(offset), "BENCH_OUT": str(held)}
-            if o.profile is not None:
-                server.signal(signal.SIGUSR1)
-            load = wrk(server, "hold", d / rounds, c, hold_env)
-            if o.profile is not None:
-                server.signal(signal.SIGUSR2)
+            with self.profiled(server, "hold"):
+                load = wrk(server, "hold", d / rounds, c, hold_env)
             if len(set(load.seats)) != load.statuses.get(201, 0):
                 self.report.fail("hold: the 201 answers do not name one new seat each")
             ok |= set(load.seats)
@@ -935,6 +959,18 @@ class Bench:
                 rates = ", ".join(f"{k} {v[-1].rate:,.0f}" for k, v in loads.items())
                 log(f"round {r + 1}/{rounds} (req/s): {rates}")
         return loads, offset
+
+    @contextlib.contextmanager
+    def profiled(self, server: Server, run: str) -> Iterator[None]:
+        """Records the profile during ``run`` when it is the run to profile."""
+        on = self.opts.profile is not None and self.opts.profile_run == run
+        if on:
+            server.signal(signal.SIGUSR1)
+        try:
+            yield
+        finally:
+            if on:
+                server.signal(signal.SIGUSR2)
 
     def run_half_load(
         self,

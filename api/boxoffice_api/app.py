@@ -116,6 +116,58 @@ class LoadShedMiddleware:
             self.in_flight -= 1
 
 
+class BodyDeadlines:
+    """The deadlines of the request bodies being read, each ``timeout_s`` after its reading
+    began. They come in the order they were set, so one timer, at the earliest, serves them
+    all: an ``asyncio.timeout`` per request (a timer armed and cancelled) cost more than
+    reading a small body. A task whose deadline passes is cancelled, as ``asyncio.timeout``
+    does, and :meth:`stop` says so.
+
+    Only the event loop's thread uses it; a later loop (an app served again, in tests) takes
+    the timer over."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._reading: dict[asyncio.Task[Any], float] = {}  # deadline by task, earliest first
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the timer's
+
+    def start(self, task: asyncio.Task[Any]) -> None:
+        """Times ``task``'s reading of a body from now."""
+        loop = task.get_loop()
+        deadline = loop.time() + self.timeout_s
+        self._reading[task] = deadline
+        if self._timer is None or self._loop is not loop:
+            self._loop = loop
+            self._timer = loop.call_at(deadline, self._expire, loop)
+
+    def stop(self, task: asyncio.Task[Any]) -> bool:
+        """Stops timing ``task``; True if its deadline passed (it was cancelled for that)."""
+        self._reading.pop(task, None)
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._loop:
+            return  # a timer of an earlier loop
+        self._timer = None
+        now = loop.time()
+        reading = self._reading
+        while reading:
+            task = next(iter(reading))
+            deadline = reading[task]
+            if task.get_loop() is loop and deadline > now:
+                self._timer = loop.call_at(deadline, self._expire, loop)
+                return
+            del reading[task]
+            if task.get_loop() is loop and not task.done():
+                self._expired.add(task)
+                task.cancel()
+
+
 class BodyLimitMiddleware:
     """Refuses request bodies above ``limit`` bytes with 413 ``REQUEST_TOO_LARGE``, whether
     announced by Content-Length or streamed: the body is read, up to the limit, before the
@@ -128,6 +180,7 @@ class BodyLimitMiddleware:
         self.app = app
         self.limit = limit
         self.timeout_s = timeout_s
+        self.deadlines = BodyDeadlines(timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -160,22 +213,29 @@ class BodyLimitMiddleware:
         # with chunked framing is framed by the chunks): buffer up to the limit, then replay.
         messages: list[Message] = []
         seen = 0
+        task = asyncio.current_task()
+        assert task is not None
+        self.deadlines.start(task)
         try:
-            async with asyncio.timeout(self.timeout_s):
-                while True:
-                    message = await receive()
-                    messages.append(message)
-                    if message["type"] != "http.request":
-                        break
-                    seen += len(message.get("body", b""))
-                    if seen > self.limit or not message.get("more_body", False):
-                        break
-        except TimeoutError:
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                seen += len(message.get("body", b""))
+                if seen > self.limit or not message.get("more_body", False):
+                    break
+        except asyncio.CancelledError:
+            # Answered here if the deadline cancelled it, and nothing else did too.
+            if not self.deadlines.stop(task) or task.uncancel() > 0:
+                raise
             detail = f"the request body did not arrive within {self.timeout_s:g} s"
             response = errors.problem(Request(scope), 408, "REQUEST_TIMEOUT", detail)
             response.headers["Connection"] = "close"
             await response(scope, receive, send)
             return
+        finally:
+            self.deadlines.stop(task)
         if seen > self.limit:
             await too_large()
             return

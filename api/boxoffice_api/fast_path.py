@@ -9,12 +9,16 @@ given directly:
 - the route is found by one dictionary look-up on the method and the route's own compiled
   path pattern;
 - path, query and header parameters are read as FastAPI's ``request_params_to_args`` reads
-  them and validated by the route's own fields; the body by FastAPI's ``request_body_to_args``;
-  so what is accepted and how it is converted cannot differ;
+  them and validated by the route's own fields' validators (a plan made once per route: each
+  parameter's request key, default and validator); the JSON body is parsed and validated in
+  one call by the route's own body field's validator (``validate_json``), and a body it
+  refuses is FastAPI's to parse and report; so what is accepted and how it is converted cannot
+  differ (``tests/api/test_fast_path.py`` sends the cases where JSON parsers disagree);
 - authentication is one plain call per credential (``deps.user_of_access_token``,
   ``deps.queue_claims_of``), the functions the FastAPI dependencies call;
 - the route's handler is called with the same arguments FastAPI would pass, and its answer is
-  serialized once, by the route's response field, into the bytes FastAPI would send.
+  serialized once, by the route's response field's serializer, into the bytes FastAPI would
+  send, sent as two ASGI messages with a header list made once per route.
 
 There is one definition of each endpoint: the handler function, its schemas and its OpenAPI
 description are the FastAPI route's; this module only decides, per request, who calls it.
@@ -31,7 +35,6 @@ for a route (the fast path runs outside FastAPI's stack: ``app.BoxOfficeApp``).
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +50,7 @@ from fastapi.dependencies.utils import (
 )
 from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic_core import SchemaSerializer, SchemaValidator, ValidationError
 from starlette.convertors import Convertor
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -68,7 +72,12 @@ JSON_MEDIA_TYPE = "application/json"
 # FastAPI parses a body as JSON for any application/json or application/*+json type; the
 # fast path takes the one clients send and leaves the rest (and any parameters) to FastAPI.
 _FAST_CONTENT_TYPES = frozenset({"application/json", "application/json; charset=utf-8"})
-_CONTENT_TYPE_HEADERS = [(b"content-type", JSON_MEDIA_TYPE.encode())]
+_CONTENT_TYPE_HEADER = (b"content-type", JSON_MEDIA_TYPE.encode())
+# Defaults read once and passed as they are: FastAPI reads a parameter's default (a property
+# that asks pydantic) and deep-copies it for each request, which for these immutable values
+# is the value itself.
+_IMMUTABLE = (str, int, float, bool, bytes, type(None))
+_PER_REQUEST = object()  # a default that must be made for each request, as FastAPI does
 
 
 class _FallThrough(Exception):
@@ -91,6 +100,9 @@ class FastRoute:
     query_params: tuple[_Param, ...]
     header_params: tuple[_Param, ...]
     header_names: frozenset[bytes]  # the request headers the route reads
+    body_name: str | None  # the handler's argument for the body, and the body's validator
+    body_validator: SchemaValidator | None
+    serializer: SchemaSerializer  # the response field's
 
     @classmethod
     def of(cls, route: APIRoute) -> FastRoute:
@@ -129,6 +141,10 @@ class FastRoute:
         field_type = route.response_field.field_info.annotation
         if not isinstance(field_type, type):
             raise ValueError(f"{route.path}: the response model is not a class")
+        body_name, body_validator = None, None
+        if route.body_field is not None:
+            body = dependant.body_params[0]
+            body_name, body_validator = body.name, _validator_of(body)
         header_params = tuple(_Param.of(f) for f in dependant.header_params)
         header_names = {p.key.encode("latin-1") for p in header_params}
         if current_user in names:
@@ -150,6 +166,9 @@ class FastRoute:
             query_params=tuple(_Param.of(f) for f in dependant.query_params),
             header_params=header_params,
             header_names=frozenset(header_names),
+            body_name=body_name,
+            body_validator=body_validator,
+            serializer=_serializer_of(route.response_field),
         )
 
 
@@ -161,8 +180,11 @@ class _Param:
 
     name: str
     key: str  # the request's name for it; header names in lower case
-    loc: tuple[str, str]
     field: ModelField
+    validator: SchemaValidator  # the field's own
+    required: bool
+    validate_default: bool
+    default: Any  # or _PER_REQUEST
 
     @classmethod
     def of(cls, field: ModelField) -> _Param:
@@ -179,7 +201,22 @@ class _Param:
         key = aliases[0][1]
         if isinstance(info, params.Header):
             key = key.lower()
-        return cls(field.name, key, (info.in_.value, aliases[0][1]), field)
+        default: Any = _PER_REQUEST
+        if (
+            not info.is_required()
+            and info.default_factory is None
+            and type(info.default) in _IMMUTABLE
+        ):
+            default = info.default
+        return cls(
+            field.name,
+            key,
+            field,
+            _validator_of(field),
+            info.is_required(),
+            bool(info.validate_default),
+            default,
+        )
 
     def read(self, source: Mapping[str, str], values: dict[str, Any]) -> None:
         """Adds the parameter's value from ``source`` to ``values``.
@@ -189,18 +226,36 @@ class _Param:
         """
         raw = source.get(self.key)
         if raw is None:
-            info = self.field.field_info
-            if info.is_required():
+            if self.required:
                 raise _FallThrough
-            value = copy.deepcopy(self.field.default)
-            if not info.validate_default:
-                values[self.name] = value
+            default = self.default
+            if default is _PER_REQUEST:
+                default = copy.deepcopy(self.field.default)
+            if not self.validate_default:
+                values[self.name] = default
                 return
-            raw = value
-        value, errors = self.field.validate(raw, values, loc=self.loc)
-        if errors:
-            raise _FallThrough
-        values[self.name] = value
+            raw = default
+        try:
+            # As FastAPI's ModelField.validate calls it.
+            values[self.name] = self.validator.validate_python(raw, from_attributes=True)
+        except ValidationError:
+            raise _FallThrough from None
+
+
+def _validator_of(field: ModelField) -> SchemaValidator:
+    """The validator FastAPI's ``field.validate`` runs (its type adapter's)."""
+    validator = field._type_adapter.validator
+    if not isinstance(validator, SchemaValidator):
+        raise ValueError(f"{field.name}: no built validator")
+    return validator
+
+
+def _serializer_of(field: ModelField) -> SchemaSerializer:
+    """The serializer FastAPI's ``field.serialize_json`` runs (its type adapter's)."""
+    serializer = field._type_adapter.serializer
+    if not isinstance(serializer, SchemaSerializer):
+        raise ValueError(f"{field.name}: no built serializer")
+    return serializer
 
 
 def fast_routes(
@@ -272,15 +327,16 @@ class FastPathMiddleware:
         try:
             if self.api.dependency_overrides:
                 raise _FallThrough
-            values, headers = await self.arguments(fast, match, scope, receive, messages)
+            values, headers, path_params = self.parameters(fast, match, scope)
+            if fast.body_name is not None:
+                values[fast.body_name] = await self.body(fast, headers, receive, messages)
         except _FallThrough:
             await self.app(scope, replay(messages, receive), send)
             return
         route = fast.route
         scope["route"] = route  # what the router would have set (metrics label by it)
         scope["endpoint"] = route.endpoint
-        scope["path_params"] = values["__path__"]
-        del values["__path__"]
+        scope["path_params"] = path_params
         try:
             service: Service = self.api.state.service
             if fast.needs_service is not None:
@@ -310,36 +366,32 @@ class FastPathMiddleware:
                 raise  # as Starlette's ServerErrorMiddleware: answered, then logged by the server
             return
         status = fast.status_code
-        response_headers = [(b"content-length", str(len(body)).encode()), *_CONTENT_TYPE_HEADERS]
+        response_headers = [(b"content-length", b"%d" % len(body)), _CONTENT_TYPE_HEADER]
         if sub_response is not None:
             status = sub_response.status_code or status
             response_headers.extend(sub_response.raw_headers)
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def arguments(
-        self,
-        fast: FastRoute,
-        match: re.Match[str],
-        scope: Scope,
-        receive: Receive,
-        messages: list[Message],
-    ) -> tuple[dict[str, Any], dict[str, str]]:
-        """The handler's validated parameters and body (and the path parameters under
-        ``__path__``) and the request headers the route reads (the first of each name, as
-        Starlette's ``Headers.get`` takes it).
+    @staticmethod
+    def parameters(
+        fast: FastRoute, match: re.Match[str], scope: Scope
+    ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+        """The handler's validated path, query and header parameters, the request headers
+        the route reads (the first of each name, as Starlette's ``Headers.get`` takes it), and
+        the path parameters as the router puts them in the scope.
 
         Raises:
-            _FallThrough: FastAPI must serve the request (``messages`` holds what was read).
+            _FallThrough: FastAPI must serve the request.
         """
-        route = fast.route
         headers: dict[str, str] = {}
         wanted = fast.header_names
         for name, value in scope["headers"]:
             if name in wanted:
                 headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        convertors = fast.convertors
         path_params = {
-            name: fast.convertors[name].convert(value) for name, value in match.groupdict().items()
+            name: convertors[name].convert(value) for name, value in match.groupdict().items()
         }
         values: dict[str, Any] = {}
         for param in fast.path_params:
@@ -350,47 +402,46 @@ class FastPathMiddleware:
                 param.read(query, values)
         for param in fast.header_params:
             param.read(headers, values)
-        if route.body_field is not None:
-            content_type = headers.get("content-type")
-            if content_type is None or content_type.lower() not in _FAST_CONTENT_TYPES:
-                raise _FallThrough
-            raw = await _read_body(receive, messages)
-            if not raw:
-                raise _FallThrough
-            try:
-                document = json.loads(raw)
-            except Exception as exc:  # FastAPI's own errors for these (422 or 400)
-                raise _FallThrough from exc
-            # FastAPI's request_body_to_args for one body parameter, not embedded.
-            field = route.dependant.body_params[0]
-            body, body_errors = field.validate(document, values, loc=("body",))
-            if body_errors:
-                raise _FallThrough
-            values[field.name] = body
-        values["__path__"] = path_params
-        return values, headers
+        return values, headers, path_params
+
+    @staticmethod
+    async def body(
+        fast: FastRoute, headers: dict[str, str], receive: Receive, messages: list[Message]
+    ) -> Any:
+        """The route's body, parsed and validated in one call by its own validator.
+
+        Raises:
+            _FallThrough: FastAPI must serve the request (``messages`` holds what was read):
+                another media type, an empty body, or one the validator refuses (FastAPI
+                parses it with ``json.loads`` and reports its own errors; a JSON text that
+                parser reads differently, such as a UTF-16 one, is refused here).
+        """
+        content_type = headers.get("content-type")
+        if content_type is None or content_type.lower() not in _FAST_CONTENT_TYPES:
+            raise _FallThrough
+        raw = await _read_body(receive, messages)
+        if not raw:
+            raise _FallThrough
+        assert fast.body_validator is not None
+        try:
+            return fast.body_validator.validate_json(raw)
+        except ValidationError:
+            raise _FallThrough from None
 
     @staticmethod
     def serialize(fast: FastRoute, raw: object) -> bytes:
         """The answer's bytes, as FastAPI's ``serialize_response`` writes them: validated
         against the response field (a handler's own model instance passes as it is) and
         dumped to JSON by it."""
-        field = fast.route.response_field
-        assert field is not None
         value = raw
         if type(raw) is not fast.response_type:
+            field = fast.route.response_field
+            assert field is not None
             value, errors = field.validate(raw, {}, loc=("response",))
             if errors:
                 raise ResponseValidationError(errors=errors, body=raw)
-        return field.serialize_json(
-            value,
-            include=None,
-            exclude=None,
-            by_alias=True,
-            exclude_unset=False,
-            exclude_defaults=False,
-            exclude_none=False,
-        )
+        # As FastAPI's ModelField.serialize_json calls it (the other options at their defaults).
+        return fast.serializer.to_json(value, by_alias=True)
 
     def handler_for(self, exc: Exception) -> Any:
         """The app's handler for ``exc`` (by its classes, nearest first), or None."""

@@ -9,13 +9,22 @@ head and each replica's lag (``ClusterBackend.refresh_metrics``).
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import metrics as prometheus_metrics
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .logs import get_logger
@@ -24,14 +33,6 @@ if TYPE_CHECKING:
     from .cluster.worker import ClusterBackend
     from .security import PasswordHashing
     from .service import Service
-
-
-class _Incrementer(Protocol):
-    def inc(self, amount: float = 1) -> None: ...
-
-
-class _Observer(Protocol):
-    def observe(self, amount: float) -> None: ...
 
 
 CONCERTS_EXPORTED_MAX = 1000  # the most recent concerts get per-concert gauges
@@ -212,24 +213,81 @@ def _password_hashing_metrics(pool: PasswordHashing) -> Iterator[Metric]:
     yield refused
 
 
+class RequestStats(Collector):
+    """HTTP request counts by (method, route template, status) and latencies by (method,
+    route template), exported as the counter ``boxoffice_http_requests`` and the histogram
+    ``boxoffice_http_request_duration_seconds``, sample for sample as prometheus_client's
+    ``Counter`` and ``Histogram`` write them. A request costs a dictionary look-up and three
+    additions to plain numbers, 0.5 µs against 2.0 µs for the library's children (locked
+    values, a loop over the buckets); the families are built when Prometheus scrapes.
+
+    Not thread-safe: requests are recorded, and ``/metrics`` answered, on the event loop's
+    thread."""
+
+    BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+    def __init__(self) -> None:
+        # Per (method, route, status): [count, created], and the latency cell of (method,
+        # route): [created, sum, then one count per bucket, +Inf last (not cumulative)].
+        self._cells: dict[tuple[str, str, int], tuple[list[float], list[float]]] = {}
+        self._latencies: dict[tuple[str, str], list[float]] = {}
+        self._bucket_names = [*map(floatToGoString, self.BUCKETS_S), "+Inf"]
+
+    def record(self, method: str, route: str, status: int, elapsed_s: float) -> None:
+        """Counts one answered request (``elapsed_s``: its latency, seconds)."""
+        cells = self._cells.get((method, route, status))
+        if cells is None:
+            cells = self._new_cells(method, route, status)
+        count, latency = cells
+        count[0] += 1
+        latency[1] += elapsed_s
+        # The first bucket whose bound is at least the latency, as Histogram.observe.
+        latency[2 + bisect.bisect_left(self.BUCKETS_S, elapsed_s)] += 1
+
+    def _new_cells(self, method: str, route: str, status: int) -> tuple[list[float], list[float]]:
+        now = time.time()
+        latency = self._latencies.get((method, route))
+        if latency is None:
+            latency = self._latencies[method, route] = [now, 0.0] + [0] * len(self._bucket_names)
+        cells = self._cells[method, route, status] = ([0, now], latency)
+        return cells
+
+    def collect(self) -> Iterator[Metric]:
+        created = getattr(prometheus_metrics, "_use_created", True)
+        requests = CounterMetricFamily(
+            "boxoffice_http_requests",
+            "HTTP requests by route template and status",
+            labels=["method", "route", "status"],
+        )
+        for (method, route, status), (count, _) in self._cells.items():
+            requests.add_metric(
+                [method, route, str(status)], count[0], created=count[1] if created else None
+            )
+        yield requests
+        latency = HistogramMetricFamily(
+            "boxoffice_http_request_duration_seconds",
+            "HTTP request latency by route template, seconds",
+            labels=["method", "route"],
+        )
+        for (method, route), cell in self._latencies.items():
+            buckets, total = [], 0.0
+            for name, n in zip(self._bucket_names, cell[2:], strict=True):
+                total += n
+                buckets.append((name, total))
+            latency.add_metric([method, route], buckets, cell[1])
+            if created:
+                labels = {"method": method, "route": route}
+                latency.samples.append(Sample(latency.name + "_created", labels, cell[0]))
+        yield latency
+
+
 class Metrics:
     """The registry of one app (one per app, so tests can build many apps)."""
 
     def __init__(self, get_service: object) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "boxoffice_http_requests",
-            "HTTP requests by route template and status",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "boxoffice_http_request_duration_seconds",
-            "HTTP request latency by route template, seconds",
-            ["method", "route"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=self.registry,
-        )
+        self.requests = RequestStats()
+        self.registry.register(self.requests)
         # Its value is read from LoadShedMiddleware's count at scrape time (set_function).
         self.in_flight = Gauge(
             "boxoffice_http_requests_in_flight",
@@ -253,22 +311,6 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.log = get_logger() if access_log else None
-        # The label children of each (method, route, status), bound once: prometheus_client
-        # checks and joins the label values on every `labels` call. Bounded like the label
-        # space itself (known methods, route templates, statuses the app answers).
-        self._children: dict[tuple[str, str, int], tuple[_Incrementer, _Observer]] = {}
-
-    def _record(self, method: str, route: str, status: int, elapsed_s: float) -> None:
-        key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.metrics.requests.labels(method, route, str(status)),
-                self.metrics.latency.labels(method, route),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(elapsed_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -289,7 +331,7 @@ class MetricsMiddleware:
             elapsed_s = time.perf_counter() - start
             template = getattr(scope.get("route"), "path", None)
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            self._record(method, template or "unmatched", status, elapsed_s)
+            self.metrics.requests.record(method, template or "unmatched", status, elapsed_s)
             if self.log is not None:
                 client = scope.get("client")
                 self.log.info(

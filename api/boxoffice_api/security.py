@@ -289,10 +289,11 @@ class Tokens:
         self._audience = audience
         self.access_ttl_s = access_ttl_s
         self._queue_ttl_s = queue_ttl_s
-        # Tokens whose signature and claims were verified, by their exact text: a client
-        # sends the same two tokens with every request, and PyJWT takes ~150 us to verify
-        # one. A hit still checks `exp`; a forged or altered token is different text.
-        self._verified: dict[str, dict[str, Any]] = {}
+        # Tokens whose signature and claims were verified, by their exact text, with what they
+        # were read as (`exp`, `typ`, and the user id or QueueClaims): a client sends the same
+        # two tokens with every request, and PyJWT takes ~150 us to verify one. A hit still
+        # checks `exp`; a forged or altered token is different text.
+        self._verified: dict[str, tuple[float, str, Any]] = {}
 
     def _encode(self, claims: dict[str, Any], ttl_s: int) -> str:
         now = int(time.time())
@@ -307,13 +308,30 @@ class Tokens:
 
     VERIFIED_MAX = 65_536  # tokens remembered (oldest forgotten first)
 
-    def _decode(self, token: str) -> dict[str, Any]:
+    def _remembered(self, token: str, typ: str) -> Any:
+        """What ``token`` was read as when verified, if it is remembered as a token of type
+        ``typ`` (else None: it is verified afresh).
+
+        Raises:
+            jwt.ExpiredSignatureError: it is remembered and its ``exp`` has passed.
+        """
         cached = self._verified.get(token)
-        if cached is not None:
-            if cached["exp"] > time.time():  # PyJWT's rule: expired once now >= exp
-                return cached
+        if cached is None:
+            return None
+        exp, kind, value = cached
+        if exp <= time.time():  # PyJWT's rule: expired once now >= exp
             self._verified.pop(token, None)
             raise jwt.ExpiredSignatureError("Signature has expired")
+        return value if kind == typ else None
+
+    def _remember(self, token: str, claims: dict[str, Any], value: Any) -> None:
+        exp = claims.get("exp")
+        if isinstance(exp, int | float):
+            if len(self._verified) >= self.VERIFIED_MAX:
+                self._verified.pop(next(iter(self._verified)), None)
+            self._verified[token] = (exp, claims["typ"], value)
+
+    def _decode(self, token: str) -> dict[str, Any]:
         claims: dict[str, Any] = jwt.decode(
             token,
             self._secret,
@@ -322,10 +340,6 @@ class Tokens:
             issuer=self._issuer,
             options={"require": ["exp", "iat", "iss", "aud", "sub", "typ"]},
         )
-        if isinstance(claims.get("exp"), int | float):
-            if len(self._verified) >= self.VERIFIED_MAX:
-                self._verified.pop(next(iter(self._verified)), None)
-            self._verified[token] = claims
         return claims
 
     def access_token(self, user_id: int) -> str:
@@ -340,6 +354,9 @@ class Tokens:
                 issuer, audience, type or shape).
         """
         try:
+            user_id: int | None = self._remembered(token, "access")
+            if user_id is not None:
+                return user_id
             claims = self._decode(token)
         except jwt.ExpiredSignatureError as exc:
             raise ApiError(401, "TOKEN_EXPIRED", "the access token has expired") from exc
@@ -347,7 +364,9 @@ class Tokens:
             raise ApiError(401, "UNAUTHENTICATED", "the access token is not valid") from exc
         if claims.get("typ") != "access":
             raise ApiError(401, "UNAUTHENTICATED", "not an access token")
-        return _positive_int(claims.get("sub"), "UNAUTHENTICATED", 401)
+        user_id = _positive_int(claims.get("sub"), "UNAUTHENTICATED", 401)
+        self._remember(token, claims, user_id)
+        return user_id
 
     def queue_token(self, user_id: int, concert_id: int, token_id: int) -> str:
         """A signed queue token naming the user, the concert and the engine token id."""
@@ -364,6 +383,9 @@ class Tokens:
                 ``QUEUE_TOKEN_INVALID`` (forged, malformed, or not a queue token).
         """
         try:
+            remembered: QueueClaims | None = self._remembered(token, "queue")
+            if remembered is not None:
+                return remembered
             claims = self._decode(token)
         except jwt.ExpiredSignatureError as exc:
             raise ApiError(403, "QUEUE_TOKEN_EXPIRED", "the queue token has expired") from exc
@@ -371,11 +393,13 @@ class Tokens:
             raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token is not valid") from exc
         if claims.get("typ") != "queue":
             raise ApiError(403, "QUEUE_TOKEN_INVALID", "not a queue token")
-        return QueueClaims(
+        queue_claims = QueueClaims(
             user_id=_positive_int(claims.get("sub"), "QUEUE_TOKEN_INVALID", 403),
             concert_id=_positive_int(claims.get("cid"), "QUEUE_TOKEN_INVALID", 403),
             token_id=_positive_int(claims.get("tid"), "QUEUE_TOKEN_INVALID", 403),
         )
+        self._remember(token, claims, queue_claims)
+        return queue_claims
 
 
 def _positive_int(value: object, code: str, status: int) -> int:

@@ -45,6 +45,18 @@ async def client(settings: Settings, fast: bool) -> AsyncIterator[httpx.AsyncCli
         yield await stack.enter_async_context(http)
 
 
+def settings(tmp_path: Path, name: str) -> Settings:
+    """A test app's settings, its store ``name`` in ``tmp_path``."""
+    return Settings(
+        db=tmp_path / f"{name}.db",
+        admin_key=ADMIN_KEY,
+        jwt_secret=JWT_SECRET,
+        password_hash_profile="cheapest",
+        log_level="warning",
+        access_log=False,
+    )
+
+
 class Lockstep:
     """Sends each request to both apps and asserts identical answers."""
 
@@ -94,18 +106,11 @@ def test_the_hot_endpoints_answer_byte_for_byte_as_fastapi_does(
     handled_by_fastapi: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def settings(name: str) -> Settings:
-        return Settings(
-            db=tmp_path / f"{name}.db",
-            admin_key=ADMIN_KEY,
-            jwt_secret=JWT_SECRET,
-            password_hash_profile="cheapest",
-            log_level="warning",
-            access_log=False,
-        )
-
     async def run() -> tuple[int, int]:
-        async with client(settings("fast"), True) as fast, client(settings("slow"), False) as slow:
+        async with (
+            client(settings(tmp_path, "fast"), True) as fast,
+            client(settings(tmp_path, "slow"), False) as slow,
+        ):
             send = Lockstep(fast, slow)
             gated = await drive(send)
             # A bug in a handler: the same 500 problem from both (then raised to the server).
@@ -217,3 +222,64 @@ async def drive(send: Lockstep) -> dict[str, str]:
     ):
         assert line in metrics, line
     return waiting | {"queue": queue}
+
+
+# Request bodies where Python's json.loads (FastAPI's parser) and pydantic's JSON parser (the
+# fast path's) could read differently, with the fast path's expected share of them: the ones
+# its parser refuses are FastAPI's to serve, the rest it must read exactly as FastAPI does.
+CHARGE_BODIES: list[tuple[bytes, str]] = [
+    (b'{"amount": 5}', "fast"),
+    (b'{"amount": 1, "amount": 7}', "fast"),  # a repeated key: the last one counts
+    (b'{"amount": 5}  \n', "fast"),
+    (b'\xef\xbb\xbf{"amount": 5}', "fastapi"),  # a UTF-8 byte order mark: json.loads skips it
+    ('{"amount": 5}'.encode("utf-16"), "fastapi"),  # json.loads detects UTF-16
+    (b'{"amount": 5.0}', "fastapi"),
+    (b'{"amount": NaN}', "fastapi"),
+    (b'{"amount": true}', "fastapi"),
+    (b'{"amount": 99999999999999999999999}', "fastapi"),
+    (b'{"amount": 5} x', "fastapi"),
+]
+HOLD_BODIES: list[tuple[bytes, str]] = [
+    (b'"grade": "\\u0041"', "fast"),
+    (b'"grade": "\\ud83d\\ude00"', "fast"),  # a surrogate pair: one character
+    (b'"grade": "\\ud800"', "fastapi"),  # a lone surrogate
+    (b'"grade": "\xed\xa0\x80"', "fastapi"),  # the same, as bytes that are not UTF-8
+    (b'"seat_ids": null, "quantity": 1', "fast"),
+]
+
+
+def test_bodies_json_parsers_read_differently_are_answered_as_fastapi_does(
+    tmp_path: Path, fixed_clock_and_ids: None, handled_by_fastapi: list[str]
+) -> None:
+    json_type = {"Content-Type": "application/json"}
+
+    async def run() -> None:
+        async with (
+            client(settings(tmp_path, "fast"), True) as fast,
+            client(settings(tmp_path, "slow"), False) as slow,
+        ):
+            send = Lockstep(fast, slow)
+            admin = {"X-Admin-Key": ADMIN_KEY}
+            body = testing.concert_body(sections=[testing.section(price=1000)])
+            concert = (await send("POST", "/v1/admin/concerts", json=body, headers=admin)).json()
+            credentials = {"email": "fan@example.com", "password": PASSWORD}
+            await send("POST", "/v1/users", json=credentials)
+            token = (await send("POST", "/v1/auth/token", json=credentials)).json()["access_token"]
+            user = {"Authorization": f"Bearer {token}"} | json_type
+            joined = await send("POST", f"/v1/concerts/{concert['id']}/queue", headers=user)
+            gated = user | {"X-Queue-Token": joined.json()["queue_token"]}
+            requests: list[tuple[str, dict[str, str], bytes, str]] = [
+                ("/v1/me/balance/charges", user, content, who) for content, who in CHARGE_BODIES
+            ]
+            schedule = concert["schedules"][0]["id"]
+            for seat, (field, who) in enumerate(HOLD_BODIES, start=1):
+                content = b'{"schedule_id": %d, "seat_ids": [%d], %s}' % (schedule, seat, field)
+                requests.append(("/v1/reservations", gated, content, who))
+            for path, headers, content, who in requests:
+                before = len(handled_by_fastapi)
+                await send("POST", path, content=content, headers=headers)
+                # The slow app's request always goes through FastAPI's routing; the fast
+                # app's only when handed over.
+                assert len(handled_by_fastapi) - before == (2 if who == "fastapi" else 1), content
+
+    asyncio.run(run())
