@@ -7,17 +7,18 @@ concert); past ``holds_per_minute`` the answer is 429 ``HOLD_RATE_LIMITED`` with
 ``Retry-After`` (when the oldest attempt in the window leaves it). A refused attempt is not
 counted, so a client that waits ``Retry-After`` gets through.
 
-The algorithm is the ``limits`` library's moving window (:class:`MovingWindowRateLimiter`,
-``RateLimitItemPerMinute``); its storage here is :class:`WindowStorage`, not limits'
-``MemoryStorage``. That one (limits 5.8) keeps a list for every key it has ever seen and
-sweeps all of them from a timer thread every 10 ms after each hit: with 1,000 live keys a sweep
-took 4.7 ms, with 100,000 keys 0.6 s, and 100,000 keys were still there after their windows
-ended — a drop with many fans would pay that on every hold. ``WindowStorage`` has no thread:
-a key keeps the times inside its window (at most ``limit`` of them), keys whose window ended
-are dropped as new keys arrive, and at most ``keys_max`` keys are kept (the least recently hit
-is dropped first, which forgets its count: the limit can only get more lenient, never
-stricter). The storage is swappable: a shared one (limits' Redis storage) would make the count
-cluster-wide; today each server process counts its own attempts.
+The algorithm is the ``limits`` library's moving window (``RateLimitItemPerMinute`` and the
+``MovingWindowSupport`` storage interface; :meth:`HoldRateLimiter.hit` calls the storage as
+limits' ``MovingWindowRateLimiter.hit`` does, with a cheaper key); its storage here is
+:class:`WindowStorage`, not limits' ``MemoryStorage``. That one (limits 5.8) keeps a list for
+every key it has ever seen and sweeps all of them from a timer thread every 10 ms after each
+hit: with 1,000 live keys a sweep took 4.7 ms, with 100,000 keys 0.6 s, and 100,000 keys were
+still there after their windows ended — a drop with many fans would pay that on every hold.
+``WindowStorage`` has no thread: a key keeps the times inside its window (at most ``limit`` of
+them), keys whose window ended are dropped as new keys arrive, and at most ``keys_max`` keys
+are kept (the least recently hit is dropped first, which forgets its count: the limit can only
+get more lenient, never stricter). The storage is swappable: a shared one (limits' Redis
+storage) would make the count cluster-wide; today each server process counts its own attempts.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from collections.abc import Callable
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MovingWindowSupport, Storage
-from limits.strategies import MovingWindowRateLimiter
 
 from .errors import ApiError
 
@@ -163,7 +163,7 @@ class HoldRateLimiter:
         )
         self._clock = clock
         self.storage = WindowStorage(keys_max, clock)
-        self._limiter = MovingWindowRateLimiter(self.storage)
+        self._expiry_s = self._item.get_expiry() if self._item is not None else 0
 
     def hit(self, user_id: int, concert_id: int) -> None:
         """Counts one hold attempt of ``user_id`` on ``concert_id``.
@@ -175,14 +175,16 @@ class HoldRateLimiter:
         item = self._item
         if item is None:
             return
-        user, concert = str(user_id), str(concert_id)
-        if self._limiter.hit(item, user, concert):
+        # What limits' MovingWindowRateLimiter.hit does, with a key that costs one f-string:
+        # its key_for builds and escapes a namespaced key, ~10 µs of a 150 µs hold.
+        key = f"{user_id}/{concert_id}"
+        if self.storage.acquire_entry(key, item.amount, self._expiry_s):
             return
-        reset_s, _ = self._limiter.get_window_stats(item, user, concert)
+        oldest_s, _ = self.storage.get_moving_window(key, item.amount, self._expiry_s)
         raise ApiError(
             429,
             "HOLD_RATE_LIMITED",
             f"at most {item.amount} hold attempts per minute per user for this concert; "
             "retry later",
-            retry_after_s=max(1.0, reset_s - self._clock()),
+            retry_after_s=max(1.0, oldest_s + self._expiry_s - self._clock()),
         )

@@ -216,15 +216,22 @@ class PasswordHashing:
                 return  # canceled while waiting (and already released)
             self._running += 1
         start = time.perf_counter()
+        result: Any = None
+        error: BaseException | None = None
         try:
-            future.set_result(fn(*args))
+            result = fn(*args)
         except BaseException as exc:  # the caller gets the error (ApiError, argon2 errors)
-            future.set_exception(exc)
-        finally:
-            elapsed_s = time.perf_counter() - start
-            with self._lock:
-                self._running -= 1
-                self._seconds_ewma += 0.2 * (elapsed_s - self._seconds_ewma)
+            error = exc
+        # The count drops before the caller hears: one that looks at `running` once it has
+        # its answer must not see its own work still running.
+        elapsed_s = time.perf_counter() - start
+        with self._lock:
+            self._running -= 1
+            self._seconds_ewma += 0.2 * (elapsed_s - self._seconds_ewma)
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
 
     def close(self) -> None:
         """Stops the threads after the running work; waiting work is canceled."""
