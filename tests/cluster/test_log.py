@@ -471,3 +471,46 @@ def test_batcher_flush_sends_what_waits_for_a_slot():
         assert batcher.in_flight == 0 and len(fake.payloads) == 3
 
     asyncio.run(run())
+
+
+class TimedGatedLog(GatedLog):
+    """A :class:`GatedLog` that also records the timeout each append was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float] = []
+
+    async def append(self, payload: bytes, msg_id: str, timeout_s: float) -> int:
+        self.timeouts.append(timeout_s)
+        return await super().append(payload, msg_id, timeout_s)
+
+
+def test_batcher_a_message_that_waits_out_its_deadline_for_a_slot_fails_unsent():
+    async def run() -> None:
+        gated = TimedGatedLog()
+        batcher = command_log.Batcher(
+            gated, max_commands=1, linger_s=0.0, max_in_flight=1, timeout_s=0.2, msg_id_prefix="d"
+        )
+        first = asyncio.create_task(batcher.submit(b"a"))
+        await asyncio.sleep(0.01)
+        late = [asyncio.create_task(batcher.submit(bytes([n]))) for n in (1, 2)]
+        await asyncio.sleep(0.25)  # the log is stuck past every deadline
+        gated.fail(0, command_log.LogUnavailable("no quorum", retry_after_s=2.0))
+        results = await asyncio.gather(first, *late, return_exceptions=True)
+        assert all(isinstance(r, command_log.LogUnavailable) for r in results)
+        assert "no free slot" in str(results[1]) and "no free slot" in str(results[2])
+        assert [msg_id for _, msg_id in gated.calls] == ["d-1"]  # the late ones never went out
+        # A message sent after waiting gets what is left of its time, not a fresh timeout.
+        gated = TimedGatedLog()
+        batcher = command_log.Batcher(gated, max_commands=1, linger_s=0.0, max_in_flight=1)
+        second = asyncio.create_task(batcher.submit(b"b"))
+        await asyncio.sleep(0.01)
+        third = asyncio.create_task(batcher.submit(b"c"))
+        await asyncio.sleep(0.05)
+        gated.answer(0, seq=5)
+        await asyncio.sleep(0.01)
+        assert gated.timeouts[1] <= gated.timeouts[0] - 0.05
+        gated.answer(1, seq=6)
+        assert await asyncio.gather(second, third) == [(5, 0), (6, 0)]
+
+    asyncio.run(run())

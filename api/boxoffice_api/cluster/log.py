@@ -408,6 +408,12 @@ class Batcher:
     fuller messages, which is what it can store more of (it is bound by messages per second,
     not by bytes).
 
+    A command's deadline is ``timeout_s`` after it entered its message's first command, however
+    long the message then waited for a slot: its append gets what is left, and a message whose
+    deadline passed before a slot freed fails with :class:`LogUnavailable` without being sent.
+    So a submitter hears within ``timeout_s`` (and a little) even when the log is down, and the
+    commands waiting for a slot never exceed what arrives in ``timeout_s``.
+
     Each message is appended on its own, so messages on their way together may be stored in
     either order (a submitter that needs an order awaits its first command before submitting
     the next). Message ids are ``<msg_id_prefix>-<counter>``, numbered in the order messages
@@ -445,7 +451,7 @@ class Batcher:
         route = getattr(log, "route", None)
         self.batch_commands = Histogram(
             "boxoffice_cluster_batch_commands",
-            "Commands per log message this worker appended",
+            "Commands per log message this worker sent (acknowledged or not)",
             ["shard"],
             buckets=BATCH_COMMANDS_BUCKETS,
             registry=None,
@@ -458,6 +464,7 @@ class Batcher:
         self._commands: list[bytes] = []
         self._futures: list[asyncio.Future[tuple[int, int]]] = []
         self._pending_bytes = 0
+        self._opened_at = 0.0  # loop time of the open message's first command
         self._timer: asyncio.TimerHandle | None = None
         self._due = False  # the open message's linger is over: it goes with the next free slot
         # Closed messages waiting for a free slot, oldest first: (commands, futures, message id).
@@ -485,6 +492,8 @@ class Batcher:
             self._send_closed()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[int, int]] = loop.create_future()
+        if not self._commands:
+            self._opened_at = loop.time()
         self._commands.append(command)
         self._futures.append(future)
         self._pending_bytes += size
@@ -512,7 +521,12 @@ class Batcher:
             return
         self._counter += 1
         self._closed.append(
-            _Message(self._commands, self._futures, f"{self.msg_id_prefix}-{self._counter}")
+            _Message(
+                self._commands,
+                self._futures,
+                f"{self.msg_id_prefix}-{self._counter}",
+                self._opened_at + self.timeout_s,
+            )
         )
         self._commands, self._futures, self._pending_bytes = [], [], 0
 
@@ -537,8 +551,15 @@ class Batcher:
 
     async def _send(self, message: _Message) -> None:
         try:
+            left_s = message.deadline - asyncio.get_running_loop().time()
+            if left_s <= 0:  # waited out its time for a slot: the log is slower than us
+                raise LogUnavailable(
+                    f"message {message.msg_id} found no free slot within {self.timeout_s} s "
+                    f"({self.max_in_flight} messages were on their way)",
+                    retry_after_s=RETRY_AFTER_S,
+                )
             payload = frames.encode_batch(message.commands)
-            seq = await self.log.append(payload, message.msg_id, self.timeout_s)
+            seq = await self.log.append(payload, message.msg_id, left_s)
         except BaseException as exc:
             for future in message.futures:
                 if not future.done():
@@ -564,8 +585,9 @@ class Batcher:
 @dataclass(frozen=True)
 class _Message:
     """A closed message of a :class:`Batcher`: its commands, their submitters' futures (index
-    for index) and its message id."""
+    for index), its message id and its deadline (loop time)."""
 
     commands: list[bytes]
     futures: list[asyncio.Future[tuple[int, int]]]
     msg_id: str
+    deadline: float
