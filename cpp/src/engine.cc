@@ -1362,7 +1362,8 @@ absl::StatusOr<std::string> Engine::EncodeQueueDigest(ConcertId concert, TimeUs 
     return MakeError(ErrorCode::kConcertNotFound, absl::StrCat("no concert ", concert));
   }
   std::string out;
-  concerts_[static_cast<size_t>(concert - 1)]->queue->EncodeDigest(clock_, &out);
+  absl::Status s = concerts_[static_cast<size_t>(concert - 1)]->queue->EncodeDigest(clock_, &out);
+  if (!s.ok()) return s;
   return out;
 }
 

@@ -3,6 +3,7 @@
 // EncodeDigest (which reads the queue's private state) and QueueDigest::Decode.
 #include "boxoffice/queue_digest.h"
 
+#include <algorithm>
 #include <bit>
 #include <utility>
 #include <vector>
@@ -21,7 +22,16 @@ constexpr uint64_t kAllOnes = ~uint64_t{0};
 
 }  // namespace
 
-void AdmissionQueue::EncodeDigest(TimeUs now, std::string* out) const {
+absl::Status AdmissionQueue::EncodeDigest(TimeUs now, std::string* out) const {
+  const auto joined = static_cast<int64_t>(order_.size());
+  // Every join sequence before the head has left the line: the bitmap starts at its word.
+  const int64_t first_word = head_ / 64;
+  const int64_t end_word = (joined + 63) / 64;
+  if (end_word - first_word > kQueueDigestWordsMax) {
+    return MakeError(ErrorCode::kLimitExceeded,
+                     absl::StrCat("the line of concert ", concert_id_, " spans ",
+                                  joined - head_, " join sequences: too long for a digest"));
+  }
   SnapshotWriter w;
   w.U8(QueueDigest::kVersion);
   w.Int(concert_id_);
@@ -36,10 +46,6 @@ void AdmissionQueue::EncodeDigest(TimeUs now, std::string* out) const {
   w.Int(waiting_);
   w.Int(prequeue_waiting_);
   w.Int(active_);
-  const auto joined = static_cast<int64_t>(order_.size());
-  // Every join sequence before the head has left the line: the bitmap starts at its word.
-  const int64_t first_word = head_ / 64;
-  const int64_t end_word = (joined + 63) / 64;
   w.Int(joined);
   w.Int(first_word);
   auto word = [&](int64_t i) -> uint64_t {
@@ -60,6 +66,7 @@ void AdmissionQueue::EncodeDigest(TimeUs now, std::string* out) const {
     i = j;
   }
   out->append(w.bytes());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<QueueDigest> QueueDigest::Decode(absl::string_view bytes) {
@@ -82,10 +89,15 @@ absl::StatusOr<QueueDigest> QueueDigest::Decode(absl::string_view bytes) {
   d.active_ = r.Int("active", 0, kCompactIdMax);
   d.joined_ = r.Int("join sequences", 0, kCompactIdMax + 1);
   const int64_t end_word = (d.joined_ + 63) / 64;
-  const int64_t first_word = r.Int("first word", 0, end_word);
+  // At most kQueueDigestWordsMax words: a longer span is damage, not a digest.
+  const int64_t first_word =
+      r.Int("first word", std::max<int64_t>(0, end_word - kQueueDigestWordsMax), end_word);
   d.first_bit_ = first_word * 64;
   std::vector<uint64_t> words;
   const auto need = static_cast<size_t>(end_word - first_word);
+  // Ones are counted as runs are read, so a run claiming more WAITING tokens than the
+  // digest says is refused before anything is allocated for it.
+  int64_t ones_left = d.waiting_;
   while (r.ok() && words.size() < need) {
     const uint64_t header = r.Var();
     const uint64_t length = header >> 2;
@@ -98,6 +110,10 @@ absl::StatusOr<QueueDigest> QueueDigest::Decode(absl::string_view bytes) {
       if (!r.Check(r.remaining() / 8 >= length, "a bitmap run past the end")) break;
       for (uint64_t k = 0; k < length; ++k) words.push_back(r.Fixed64());
     } else {
+      if (kind == kOnes) {
+        ones_left -= static_cast<int64_t>(length) * 64;
+        if (!r.Check(ones_left >= 0, "the bitmap has more WAITING tokens than the digest")) break;
+      }
       words.insert(words.end(), length, kind == kOnes ? kAllOnes : 0);
     }
   }

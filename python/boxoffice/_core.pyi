@@ -226,7 +226,8 @@ class QueueDigest:
     """
     def __init__(self, data: bytes) -> None: ...
     @property
-    def concert_id(self) -> int: ...
+    def concert_id(self) -> int:
+        """The concert whose queue this is."""
     @property
     def as_of(self) -> float:
         """The engine clock (s since the epoch) the digest was taken at."""
@@ -240,12 +241,14 @@ class QueueDigest:
     def waiting(self) -> int:
         """WAITING tokens, the pre-queue's included."""
     @property
-    def active(self) -> int: ...
+    def active(self) -> int:
+        """ACTIVE tokens (sessions running) as of ``as_of``."""
     @property
     def joined(self) -> int:
         """Join sequences issued: the digest knows ``join_seq`` in ``[0, joined)``."""
     @property
-    def encoded_bytes(self) -> int: ...
+    def encoded_bytes(self) -> int:
+        """The size of the bytes it was decoded from (bytes)."""
     def position(self, join_seq: int) -> int | None:
         """WAITING tokens ahead of the token with this join sequence, or None when that token
         was not WAITING as of the digest (ACTIVE, EXPIRED) or joined after it."""
@@ -642,8 +645,10 @@ class Engine:
     def stats(self, concert_id: int, *, now: float) -> ConcertStats:
         """Operator view: queue, seats, reservations, payments, revenue (won)."""
     def queue_digest(self, concert_id: int, *, now: float) -> bytes:
-        """The concert's queue as of ``now``, encoded for :class:`QueueDigest` (bytes: runs
-        of the rank bitmap, O(WAITING span / 64) to build). Raises ConcertNotFound."""
+        """The concert's queue as of ``now`` (s), encoded for :class:`QueueDigest` (bytes: runs
+        of the rank bitmap, O(WAITING span / 64) to build). Raises ConcertNotFound,
+        InvalidArgument (a ``now`` out of range), LimitExceeded (a line spanning more than
+        268 M join sequences: its polls go to the engine)."""
     def events(self, after: int = 0, limit: int = 1000) -> list[Event]:
         """Domain events with ``seq > after``, oldest first, at most ``limit``
         (capped by ``list_limit_max``; only the last ``event_retention_max`` are kept)."""

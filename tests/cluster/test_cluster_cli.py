@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from boxoffice_api.cluster.processes import listening_sockets, pid_alive, stop_pid, wait_listening
+from boxoffice_api.cluster.processes import listening_pids, pid_alive, stop_pid, wait_listening
 
 
 def boxoffice(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -69,26 +69,21 @@ def test_up_status_down(tmp_path: Path) -> None:
                 stop_pid(pid, grace_s=1.0)
 
 
-def test_listening_sockets_counts_each_process_sharing_a_port() -> None:
+def test_listening_pids_finds_the_processes_that_listen_on_a_port() -> None:
+    import os
     import socket
 
     from boxoffice_api.testing import free_port
 
     port = free_port()
-    sockets = []
-    try:
-        for expected in (1, 2):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            s.bind(("127.0.0.1", port))
-            sockets.append(s)
-            assert listening_sockets(port) == expected - 1  # bound, not listening yet
-            s.listen()
-            assert listening_sockets(port) == expected
-    finally:
-        for s in sockets:
-            s.close()
-    assert listening_sockets(port) == 0
+    me, other = os.getpid(), os.getppid()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(("127.0.0.1", port))
+        assert listening_pids(port, [me, other]) == []  # bound, not listening yet
+        s.listen()
+        assert listening_pids(port, [me, other]) == [me]
+    assert listening_pids(port, [me]) == []
 
 
 def test_waiting_for_workers_to_listen_fails_fast_when_one_exits() -> None:

@@ -29,6 +29,7 @@ class Cluster:
         self.engine = bo.Engine()
         self.down = False
         self.appends = 0
+        self.last_seen = 0  # LogHead's: the head as this worker last fetched it
 
     async def apply(self, command: bytes) -> bytes:
         if self.down:
@@ -44,6 +45,7 @@ class Cluster:
     async def latest(self) -> int:  # LogHead's
         if self.down:
             raise nats.errors.TimeoutError
+        self.last_seen = self.appends
         return self.appends
 
     def publish_digest(self, digests: QueueDigests, concert_id: int) -> None:
@@ -135,7 +137,7 @@ def test_without_a_quorum_polls_answer_from_the_last_digest_even_after_a_failed_
 
 def test_an_older_or_damaged_digest_never_replaces_the_held_one(line: Line) -> None:
     cluster, remote, concert_id, _ = line
-    held = remote.digests.latest(concert_id)
+    held = remote.digests.last(concert_id)
     assert held is not None
     remote.digests.offer(concert_id, cluster.appends - 1, b"\x01older")  # a replica behind
     remote.digests.offer(concert_id, cluster.appends + 1, b"\x07damaged")
@@ -144,8 +146,8 @@ def test_an_older_or_damaged_digest_never_replaces_the_held_one(line: Line) -> N
         cluster.appends + 1,
         cluster.engine.queue_digest(concert_id, now=cluster.engine.clock),
     )
-    assert remote.digests.latest(concert_id) is held
-    assert remote.digests.latest(concert_id + 1) is None  # it named another concert
+    assert remote.digests.last(concert_id) is held
+    assert remote.digests.last(concert_id + 1) is None  # it named another concert
     assert remote.digests.damaged == 2
 
 
@@ -165,3 +167,43 @@ def test_a_token_that_left_through_this_worker_is_asked_of_the_engine_at_once(
         assert remote.polls["digest"] == 0
 
     asyncio.run(run())
+
+
+def test_a_digest_behind_the_log_head_is_not_fresh_once_its_clock_is_old(line: Line) -> None:
+    """A replica stuck behind the log keeps publishing its old state; a worker that has seen
+    a later head stops answering from it once its clock is ``FRESH_S`` old."""
+    cluster, remote, concert_id, tokens = line
+    token = tokens[3]
+
+    async def run() -> None:
+        late = await remote.create_user(now=T0 + 2)  # the log moves on...
+        await remote.join_queue(late, concert_id, now=T0 + 2)
+        await cluster.latest()  # ...and this worker sees its head (a read, a health probe)
+        assert remote.digests.fresh(concert_id, T0 + 2, cluster.last_seen) is not None
+        answer = await remote.queue_status(
+            token.user_id, token.id, now=T0 + 2, concert_id=concert_id
+        )
+        assert remote.polls["digest"] == 1 and answer.position == 2
+        # Ten seconds on by the clock, the digest (engine clock T0 + 1) is too old to trust.
+        assert remote.digests.fresh(concert_id, T0 + 11, cluster.last_seen) is None
+        await remote.queue_status(token.user_id, token.id, now=T0 + 11, concert_id=concert_id)
+        assert remote.polls["digest"] == 1  # the engine answered
+        # While the log stands still at the digest's sequence, its age does not matter.
+        cluster.publish_digest(remote.digests, concert_id)
+        assert remote.digests.fresh(concert_id, T0 + 500, cluster.last_seen) is not None
+
+    asyncio.run(run())
+
+
+def test_a_line_with_nobody_waiting_is_forgotten(line: Line) -> None:
+    cluster, remote, concert_id, tokens = line
+
+    async def run() -> None:
+        for token in tokens[1:]:
+            await remote.leave_queue(token.user_id, token.id, now=T0 + 3)
+
+    asyncio.run(run())
+    assert remote.digests.ages(T0 + 3) == [(concert_id, 2.0)]
+    cluster.publish_digest(remote.digests, concert_id)  # the line's last digest: empty
+    assert remote.digests.last(concert_id) is None
+    assert remote.digests.ages(T0 + 3) == []  # no age exported for a finished line

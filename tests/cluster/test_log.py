@@ -511,6 +511,6 @@ def test_batcher_a_message_that_waits_out_its_deadline_for_a_slot_fails_unsent()
         await asyncio.sleep(0.01)
         assert gated.timeouts[1] <= gated.timeouts[0] - 0.05
         gated.answer(1, seq=6)
-        assert await asyncio.gather(second, third) == [(5, 0), (6, 0)]
+        assert list(await asyncio.gather(second, third)) == [(5, 0), (6, 0)]
 
     asyncio.run(run())

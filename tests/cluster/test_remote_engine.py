@@ -218,7 +218,7 @@ def test_polls_between_touches_are_replica_reads_without_a_log_write(
 async def digest_of(remote: RemoteEngine, concert_id: int, joined: int) -> bo.QueueDigest:
     """The concert's digest once the replicas published one with ``joined`` join sequences."""
     for _ in range(100):
-        digest = remote.digests.latest(concert_id)
+        digest = remote.digests.last(concert_id)
         if digest is not None and digest.joined >= joined:
             return digest
         await asyncio.sleep(0.1)

@@ -19,7 +19,9 @@
 
 #include "absl/strings/match.h"
 #include "boxoffice/errors.h"
+#include "boxoffice/limits.h"
 #include "boxoffice/queue_digest.h"
+#include "boxoffice/snapshot_io.h"
 
 namespace boxoffice {
 namespace {
@@ -793,7 +795,7 @@ TEST_CASE("a random workload keeps positions exact and admission FIFO",
 QueueDigest CheckDigest(Harness& h, TimeUs now) {
   h.Advance(now);
   std::string bytes;
-  h.queue.EncodeDigest(now, &bytes);
+  REQUIRE(h.queue.EncodeDigest(now, &bytes).ok());
   absl::StatusOr<QueueDigest> d = QueueDigest::Decode(bytes);
   INFO(d.status().ToString());
   REQUIRE(d.ok());
@@ -880,6 +882,42 @@ TEST_CASE("a pre-queue digest knows its WAITING count but no positions until ope
   CHECK(after.joined() == 8);
 }
 
+// A digest's header, as EncodeDigest writes it, for `waiting` WAITING tokens among `joined`
+// join sequences whose bitmap starts at word `first_word`; the runs follow.
+SnapshotWriter DigestHeader(int64_t waiting, int64_t joined, int64_t first_word) {
+  SnapshotWriter w;
+  w.U8(QueueDigest::kVersion);
+  w.Int(kConcert);
+  w.Int(kT0);  // as_of
+  w.Bool(true);  // open
+  // poll interval, capacity, rate cap, session TTL, abandon timeout, admissions in the
+  // window, WAITING, pre-queue WAITING, ACTIVE, join sequences, the bitmap's first word
+  for (int64_t v : {Sec(5), int64_t{10}, kNoLimit, Sec(600), Sec(60), int64_t{0}, waiting,
+                    int64_t{0}, int64_t{0}, joined, first_word}) {
+    w.Int(v);
+  }
+  return w;
+}
+
+TEST_CASE("a few bytes of digest can never make the reader allocate much", "[queue_digest]") {
+  // Well formed, small: one run of ones covering 640 WAITING tokens.
+  SnapshotWriter ok = DigestHeader(640, 640, 0);
+  ok.Var(10 << 2 | 1);
+  REQUIRE(QueueDigest::Decode(ok.bytes()).ok());
+  // 2^32 join sequences from word 0: more words than any digest carries.
+  SnapshotWriter wide = DigestHeader(0, kCompactIdMax + 1, 0);
+  wide.Var(static_cast<uint64_t>((kCompactIdMax + 1) / 64) << 2 | 0);
+  absl::StatusOr<QueueDigest> d = QueueDigest::Decode(wide.bytes());
+  REQUIRE_FALSE(d.ok());
+  CHECK(d.status().code() == absl::StatusCode::kDataLoss);
+  // A run of ones longer than the WAITING count: refused as it is read.
+  SnapshotWriter ones = DigestHeader(64, kQueueDigestWordsMax * 64, 0);
+  ones.Var(static_cast<uint64_t>(kQueueDigestWordsMax) << 2 | 1);
+  d = QueueDigest::Decode(ones.bytes());
+  REQUIRE_FALSE(d.ok());
+  CHECK(absl::StrContains(d.status().message(), "more WAITING tokens"));
+}
+
 TEST_CASE("a damaged queue digest is DATA_LOSS, never a crash or a wrong answer",
           "[admission_queue][queue_digest]") {
   Harness h(Settings(3));
@@ -887,7 +925,7 @@ TEST_CASE("a damaged queue digest is DATA_LOSS, never a crash or a wrong answer"
   for (UserId u = 1; u <= 700; ++u) h.Join(u, now += 1'000);
   for (TokenId id = 10; id < 700; id += 7) h.Leave(id, now);
   std::string bytes;
-  h.queue.EncodeDigest(now, &bytes);
+  REQUIRE(h.queue.EncodeDigest(now, &bytes).ok());
   REQUIRE(QueueDigest::Decode(bytes).ok());
   for (size_t n = 0; n < bytes.size(); ++n) {  // every truncation
     absl::StatusOr<QueueDigest> d = QueueDigest::Decode(absl::string_view(bytes).substr(0, n));

@@ -95,10 +95,11 @@ def run_workers(count: int, overrides: dict[str, Any]) -> int:
     return next((s for s in statuses if s != 0), 0)
 
 
-def listening_sockets(port: int) -> int:
-    """How many TCP sockets of this machine listen on ``port`` (Linux ``/proc/net/tcp{,6}``).
-    Processes sharing a port with ``SO_REUSEPORT`` each have their own, so this counts them."""
-    count = 0
+def listening_pids(port: int, pids: list[int]) -> list[int]:
+    """Those of ``pids`` that hold a TCP socket listening on ``port`` (Linux: the LISTEN
+    sockets of ``/proc/net/tcp{,6}``, matched by inode with each process's open files).
+    Processes sharing a port with ``SO_REUSEPORT`` each hold their own."""
+    inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -107,20 +108,31 @@ def listening_sockets(port: int) -> int:
         for line in lines:
             fields = line.split()
             if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
-                count += 1
-    return count
+                inodes.add(f"socket:[{fields[9]}]")
+    listening = []
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    listening.append(pid)
+                    break
+    return listening
 
 
 def wait_listening(port: int, pids: list[int], timeout_s: float = 60.0) -> None:
-    """Returns once every process of ``pids`` serves ``port``: as many listening sockets as
-    processes (a worker binds its port only once it has started up).
+    """Returns once every process of ``pids`` listens on ``port`` (a worker binds its port
+    only once it has started up).
 
     Raises:
         RuntimeError: one of them exited (it could not start).
         TimeoutError: not all listen within ``timeout_s`` seconds.
     """
     deadline = time.monotonic() + timeout_s
-    while listening_sockets(port) < len(pids):
+    while len(listening_pids(port, pids)) < len(pids):
         if dead := [pid for pid in pids if not pid_alive(pid)]:
             raise RuntimeError(f"processes {dead} exited before listening on port {port}")
         if time.monotonic() > deadline:

@@ -71,6 +71,11 @@ class LogHead:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def last_seen(self) -> int:
+        """The highest last sequence any fetch has found (0 before the first); no request."""
+        return self._value
+
     async def latest(self) -> int:
         """The stream's last sequence as of some moment after this call began.
 
@@ -111,7 +116,10 @@ class QueueDigests:
 
     Args:
         fresh_s: a digest received longer ago than this (s, by this worker's monotonic clock)
-            is not used: the replicas that sent it stopped publishing.
+            is not used: the replicas that sent it stopped publishing. Nor is one taken more
+            than ``fresh_s`` before now (by the engine clock it carries) at a sequence below
+            the log's head as this worker last saw it: a replica stuck behind the log keeps
+            publishing its old state.
     """
 
     FRESH_S = 3.0
@@ -123,8 +131,10 @@ class QueueDigests:
         self.damaged = 0
 
     def offer(self, concert_id: int, seq: int, data: bytes) -> None:
-        """Keeps the digest of ``concert_id`` taken at stream sequence ``seq`` unless a newer
-        one is held. Damaged bytes are counted and dropped (logged), never raised."""
+        """Keeps the digest of ``concert_id`` taken at stream sequence ``seq`` (the replica's
+        applied sequence, from the message's ``Boxoffice-Seq`` header) unless a newer one is
+        held. A digest of a line with nobody WAITING is dropped, and the one held with it:
+        it answers no poll. Damaged bytes are counted and dropped (logged), never raised."""
         self.received += 1
         held = self._by_concert.get(concert_id)
         if held is not None and held[0] > seq:
@@ -139,15 +149,28 @@ class QueueDigests:
             self.damaged += 1
             log.warning("digest for concert %d names %d", concert_id, digest.concert_id)
             return
+        if digest.waiting == 0:
+            self._by_concert.pop(concert_id, None)
+            return
         self._by_concert[concert_id] = (seq, digest, time.monotonic())
 
-    def latest(self, concert_id: int, fresh_only: bool = True) -> bo.QueueDigest | None:
-        """The concert's newest digest; with ``fresh_only``, only if it was received in the
-        last ``fresh_s`` seconds."""
+    def fresh(self, concert_id: int, now: float, log_seq: int = 0) -> bo.QueueDigest | None:
+        """The concert's newest digest if it is fresh: received in the last ``fresh_s``
+        seconds, and taken either at most ``fresh_s`` before ``now`` (s since the epoch) or
+        at a sequence of at least ``log_seq`` (the log's head as last seen: while the log
+        stands still, a digest of its head stays exact however old its clock)."""
         held = self._by_concert.get(concert_id)
-        if held is None or (fresh_only and time.monotonic() - held[2] > self._fresh_s):
+        if held is None or time.monotonic() - held[2] > self._fresh_s:
             return None
-        return held[1]
+        seq, digest, _ = held
+        if seq < log_seq and now - digest.as_of > self._fresh_s:
+            return None
+        return digest
+
+    def last(self, concert_id: int) -> bo.QueueDigest | None:
+        """The concert's newest digest, however old."""
+        held = self._by_concert.get(concert_id)
+        return None if held is None else held[1]
 
     def ages(self, now: float) -> list[tuple[int, float]]:
         """``(concert_id, age_s)`` of every digest held: ``now`` minus the engine clock it was
@@ -262,7 +285,11 @@ class RemoteEngine(EngineApi):
         known = self._known.get(token_id)
         if known is None or known.user_id != user_id or concert_id != known.concert_id:
             return None
-        digest = self.digests.latest(known.concert_id, fresh_only=fresh_only)
+        digest = (
+            self.digests.fresh(known.concert_id, now, self._head.last_seen)
+            if fresh_only
+            else self.digests.last(known.concert_id)
+        )
         if digest is None:
             return None
         answer = digest.waiting_token(

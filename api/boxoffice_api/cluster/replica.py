@@ -593,7 +593,10 @@ class Replica:
                 busy.add(concert_id)
             elif concert_id not in self._digest_busy:
                 continue
-            digests.append((concert_id, engine.queue_digest(concert_id, now=clock)))
+            try:
+                digests.append((concert_id, engine.queue_digest(concert_id, now=clock)))
+            except bo_errors.LimitExceeded:  # a line too long for a digest: the engine answers
+                continue
         self._digest_busy = busy
         return digests
 

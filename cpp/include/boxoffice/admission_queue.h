@@ -213,7 +213,9 @@ class AdmissionQueue {
   // Appends the queue's digest as of `now` (the engine's clock) to `out`:
   // what a worker needs to answer a WAITING token's poll (queue_digest.h has
   // the format). O(WAITING span / 64) time; bytes: runs of the rank bitmap.
-  void EncodeDigest(TimeUs now, std::string* out) const;
+  // LIMIT_EXCEEDED (nothing appended) when the span from the head to the last
+  // join is over kQueueDigestWordsMax words.
+  absl::Status EncodeDigest(TimeUs now, std::string* out) const;
 
   ConcertId concert_id() const { return concert_id_; }
   const QueueSettings& settings() const { return settings_; }

@@ -148,7 +148,8 @@ class Engine {
   absl::StatusOr<std::vector<HistoryEntry>> History(UserId user, TimeUs now);
   absl::StatusOr<ConcertStats> Stats(ConcertId concert, TimeUs now);
   // The concert's queue digest as of `now` (queue_digest.h): what an HTTP
-  // worker of a cluster answers polls from. CONCERT_NOT_FOUND.
+  // worker of a cluster answers polls from. CONCERT_NOT_FOUND; LIMIT_EXCEEDED
+  // for a line longer than kQueueDigestWordsMax words of join sequences.
   absl::StatusOr<std::string> EncodeQueueDigest(ConcertId concert, TimeUs now);
   std::vector<Event> EventsAfter(Seq after, int64_t limit);
   Seq last_event_seq();

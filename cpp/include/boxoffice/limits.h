@@ -22,6 +22,11 @@ inline constexpr size_t kRecentAdmissionsMax = 1024;  // admissions kept for the
 // largest join sequence: a queue token stores each in 32 bits (admission_queue.h),
 // and UINT32_MAX marks a token with no join sequence. Beyond: LIMIT_EXCEEDED.
 inline constexpr int64_t kCompactIdMax = int64_t{UINT32_MAX} - 1;
+// The longest span of join sequences (from the queue's head to its last join) a
+// queue digest carries, in 64-bit words: 268 M join sequences, 32 MiB decoded. A
+// longer line gets no digest (LIMIT_EXCEEDED; its polls go to the engine), and a
+// digest claiming more is damaged: a few bytes can never make a reader allocate more.
+inline constexpr int64_t kQueueDigestWordsMax = int64_t{1} << 22;
 
 struct Limits {
   int64_t users_max = 100'000'000;
