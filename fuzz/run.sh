@@ -15,7 +15,7 @@
 # Before fuzzing a target, the reproducers of bugs it found earlier
 # (fuzz/regressions/<target>/) are replayed; each must pass.
 #
-# Environment: FUZZ_JOBS (build jobs, default 2), FUZZ_TARGETS (default: all four),
+# Environment: FUZZ_JOBS (build jobs, default 2), FUZZ_TARGETS (default: all five),
 # FUZZ_FRESH=1; BOXOFFICE_FUZZ_TRACE=1 makes command_sequence_fuzzer print every step
 # (to read a reproducer).
 set -uo pipefail
@@ -28,7 +28,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
 fi
 build=build/fuzz
 work_root="${FUZZ_WORK:-$build/corpus-work}"
-targets="${FUZZ_TARGETS:-journal_record_fuzzer command_sequence_fuzzer snapshot_fuzzer result_fuzzer}"
+targets="${FUZZ_TARGETS:-journal_record_fuzzer command_sequence_fuzzer snapshot_fuzzer result_fuzzer queue_digest_fuzzer}"
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S fuzz -B "$build" -DCMAKE_CXX_COMPILER=clang++ >/dev/null || exit 1
