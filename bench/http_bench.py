@@ -144,8 +144,14 @@ def log(message: str) -> None:
 START_TIMEOUT_S = 90.0  # a loaded machine: the server's start-up competes with other programs
 
 
-def boxoffice_server(workdir: Path, durability: str, profile: Path | None = None) -> Server:
-    """``boxoffice serve`` on a fresh store in ``workdir`` (not started yet)."""
+def boxoffice_server(
+    workdir: Path,
+    durability: str,
+    profile: Path | None = None,
+    group_commit_interval_s: float | None = None,
+) -> Server:
+    """``boxoffice serve`` on a fresh store in ``workdir`` (not started yet), with the
+    server's default group commit interval unless one is given."""
     if profile is not None:
         program = [sys.executable, "-c", PROFILED_SERVER, str(profile)]
     elif (exe := Path(sys.executable).parent / "boxoffice").exists():
@@ -165,6 +171,8 @@ def boxoffice_server(workdir: Path, durability: str, profile: Path | None = None
         # the numbers, but out of reach, so they measure holds and not 429s.
         holds_per_minute="1000000000",
     )
+    if group_commit_interval_s is not None:
+        env["BOXOFFICE_GROUP_COMMIT_INTERVAL_S"] = str(group_commit_interval_s)
     db = workdir / f"store-{durability}.db"
     program += ["serve", "--host", "127.0.0.1", "--db", str(db), "--durability", durability]
     return Server(

@@ -2,8 +2,8 @@
 ``boxoffice.commands`` (``pyproject.toml``), so the engine package's command line finds them
 without importing this package.
 
-``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--test-clock] [--queue-length-max N]
-[--max-concurrent-requests N]`` runs the HTTP service (uvicorn, one process: the engine lives in
+``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--test-clock] [--durability MODE]
+[--group-commit-interval-s S] [--queue-length-max N] [--max-concurrent-requests N]`` runs the HTTP service (uvicorn, one process: the engine lives in
 it and the store admits one writer). ``boxoffice serve --cluster URLS [--workers N]`` runs N
 stateless workers sharing the port, serving through the cluster (docs/scale-out.md).
 Flags override the ``BOXOFFICE_*`` environment variables.
@@ -47,6 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
             "demo": True if args.demo else None,
             "test_clock": True if args.test_clock else None,
             "durability": args.durability,
+            "group_commit_interval_s": args.group_commit_interval_s,
             "log_level": args.log_level,
             "queue_length_max": args.queue_length_max,
             "max_concurrent_requests": args.max_concurrent_requests,
@@ -124,6 +125,13 @@ def add_serve(subparsers: Any) -> argparse.ArgumentParser:
         "store never served without it (docs/testing.md)",
     )
     serve.add_argument("--durability", choices=["full", "normal", "off"])
+    serve.add_argument(
+        "--group-commit-interval-s",
+        type=float,
+        metavar="S",
+        help="the shortest time between two journal group commits; writes arriving sooner "
+        "share the next fsync (default 0.001; 0: none)",
+    )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--queue-length-max",

@@ -239,6 +239,7 @@ class Service:
         self.engine = bo.Engine(
             settings.db,
             durability=settings.durability,
+            group_commit_interval_s=settings.group_commit_interval_s,
             snapshot_every_records=settings.snapshot_every_records,
             limits=limits,  # used when the store is created; an existing one keeps its own
             seed=store_files.new_store_seed(),  # likewise; secret: it orders the pre-queues

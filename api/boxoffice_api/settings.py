@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     durability: Literal["full", "normal", "off"] = Field(
         "full", description="Journal durability (docs/operations.md)."
     )
+    group_commit_interval_s: float = Field(
+        0.001,
+        ge=0,
+        le=1,
+        description="The shortest time from one journal group commit to the next: writes "
+        "arriving sooner share the next fsync (docs/operations.md). 0: every group as soon as "
+        "the writer is free.",
+    )
     snapshot_every_records: int = Field(1_000_000, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -964,9 +964,15 @@ using EngineClass = py::class_<Engine, std::shared_ptr<Engine>>;
 // Opening (in memory or a store) and the store's own operations.
 void BindEngineStore(EngineClass& cls) {
   cls.def(py::init([](std::optional<std::string> path, const std::string& durability,
-                       int64_t snapshot_every_records, uint64_t seed,
+                       double group_commit_interval_s, int64_t snapshot_every_records,
+                       uint64_t seed,
                        std::optional<Limits> limits,
                        std::optional<py::bytes> snapshot) -> std::shared_ptr<Engine> {
+             if (!(group_commit_interval_s >= 0.0 && group_commit_interval_s <= 1.0)) {
+               ThrowStatus(MakeError(ErrorCode::kInvalidArgument,
+                                     absl::StrCat("group_commit_interval_s must be in 0..1, got ",
+                                                  group_commit_interval_s)));
+             }
              if (snapshot) {  // an in-memory engine with the state of a snapshot
                if (path) {
                  ThrowStatus(MakeError(ErrorCode::kInvalidArgument,
@@ -998,6 +1004,7 @@ void BindEngineStore(EngineClass& cls) {
                                      "durability must be 'full', 'normal' or 'off'"));
              }
              options.durability = *d;
+             options.group_commit_interval = absl::Seconds(group_commit_interval_s);
              absl::StatusOr<std::unique_ptr<Store>> store;
              {
                py::gil_scoped_release nogil;
@@ -1007,6 +1014,7 @@ void BindEngineStore(EngineClass& cls) {
              return Store::ShareEngine(std::shared_ptr<Store>(*std::move(store)));
            }),
            py::arg("path") = py::none(), py::kw_only(), py::arg("durability") = "full",
+           py::arg("group_commit_interval_s") = 0.0,
            py::arg("snapshot_every_records") = 1'000'000, py::arg("seed") = 0,
            py::arg("limits") = py::none(), py::arg("snapshot") = py::none())
       .def("snapshot_bytes",

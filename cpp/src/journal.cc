@@ -10,12 +10,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "boxoffice/assert.h"
 #include "boxoffice/digest.h"
 #include "boxoffice/errors.h"
@@ -25,6 +27,7 @@ namespace {
 
 constexpr int64_t kGroupRecordsLimit = int64_t{1} << 24;
 constexpr int64_t kGroupBytesLimit = int64_t{256} << 20;
+constexpr absl::Duration kGroupCommitIntervalLimit = absl::Seconds(1);
 // Long enough to outwait a catalog rewrite (catalog.h) holding the write lock.
 constexpr int kBusyTimeoutMs = 120'000;
 // After a checkpoint the WAL file is truncated back to at most this size.
@@ -225,6 +228,13 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
     return MakeError(ErrorCode::kInvalidArgument,
                      absl::StrCat("group_bytes_max must be in 1..", kGroupBytesLimit, ", got ",
                                   options.group_bytes_max));
+  }
+  if (options.group_commit_interval < absl::ZeroDuration() ||
+      options.group_commit_interval > kGroupCommitIntervalLimit) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     absl::StrCat("group_commit_interval must be in 0..",
+                                  absl::FormatDuration(kGroupCommitIntervalLimit), ", got ",
+                                  absl::FormatDuration(options.group_commit_interval)));
   }
   std::unique_ptr<Journal> journal(new Journal(options));
   absl::Status s = journal->Init();
@@ -602,7 +612,8 @@ Seq Journal::Append(absl::string_view record) {
     PutVarint(&g.data, record.size());
     g.data.append(record.data(), record.size());
     ++g.record_count;
-    wake = writer_idle_;
+    // A second group is ready to write at once, even within the commit interval.
+    wake = writer_idle_ || (writer_spacing_ && pending_.size() > 1);
   }
   if (wake) work_cv_.notify_one();
   return seq;
@@ -683,6 +694,15 @@ void Journal::WriterLoop() {
       work_cv_.wait(lock, [&] { return !pending_.empty() || closing_; });
       writer_idle_ = false;
       if (pending_.empty()) return;  // closing, and everything is written
+      if (options_.group_commit_interval > absl::ZeroDuration()) {
+        // Records arriving meanwhile join this group (journal.h).
+        const auto next = last_commit_start_ + absl::ToChronoNanoseconds(
+                                                   options_.group_commit_interval);
+        writer_spacing_ = true;
+        work_cv_.wait_until(lock, next, [&] { return closing_ || pending_.size() > 1; });
+        writer_spacing_ = false;
+        last_commit_start_ = std::chrono::steady_clock::now();
+      }
       group = std::move(pending_.front());
       pending_.pop_front();
     }

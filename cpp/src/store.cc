@@ -106,6 +106,12 @@ void CreatePrivately(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  if (options.group_commit_interval < absl::ZeroDuration() ||
+      options.group_commit_interval > absl::Seconds(1)) {  // before any file is created
+    return MakeError(ErrorCode::kInvalidArgument,
+                     absl::StrCat("group_commit_interval must be in 0..1s, got ",
+                                  absl::FormatDuration(options.group_commit_interval)));
+  }
   std::unique_ptr<Store> store(new Store(options));
   if (!options.path.empty()) {
     CreatePrivately(options.path);
@@ -114,6 +120,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   JournalOptions j;
   j.path = options.path;
   j.durability = options.durability;
+  j.group_commit_interval = options.group_commit_interval;
   absl::StatusOr<std::unique_ptr<Journal>> journal = Journal::Open(j);
   if (!journal.ok()) return StoreError(journal.status());
   store->journal_ = *std::move(journal);

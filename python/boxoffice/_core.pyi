@@ -391,6 +391,7 @@ class Engine:
         path: str | None = None,
         *,
         durability: str = "full",
+        group_commit_interval_s: float = 0.0,
         snapshot_every_records: int = 1_000_000,
         seed: int = 0,
         limits: Limits | None = None,

@@ -1,11 +1,15 @@
 """What an operator sees: one log format, a one-line reason when the store cannot be opened, the
-version everywhere the same, and the documentation pages under their own metrics label."""
+version everywhere the same, the documentation pages under their own metrics label, and the
+journal's group commit interval taken from the settings."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
 import httpx
@@ -67,3 +71,38 @@ def test_the_documentation_pages_have_their_own_metrics_label(server, path):
         admin = {"X-Admin-Key": server.env["BOXOFFICE_ADMIN_KEY"]}
         metrics = http.get("/metrics", headers=admin).text
     assert f'boxoffice_http_requests_total{{method="GET",route="{path}",status="200"}}' in metrics
+
+
+def test_the_group_commit_interval_setting_spaces_the_servers_commits(start_server, api_for):
+    # 0.05 s between commit starts: 40 charges from 8 clients share few groups, at least one
+    # interval apart (with the interval off they would take about one group each).
+    interval_s = 0.05
+    srv = start_server(group_commit_interval_s=str(interval_s))
+    api = api_for(srv.base_url)
+    users = [api.user() for _ in range(8)]
+    with sqlite3.connect(srv.db) as con:
+        before = con.execute("SELECT count(*) FROM journal_groups").fetchone()[0]
+    charged = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda k: api.charge(users[k % 8], 100), range(40)))
+    elapsed_s = time.monotonic() - charged
+    with sqlite3.connect(srv.db) as con:
+        groups = con.execute("SELECT count(*) FROM journal_groups").fetchone()[0] - before
+    assert [r.status_code for r in answers] == [201] * 40
+    assert 1 <= groups <= elapsed_s / interval_s + 1
+
+
+def test_a_group_commit_interval_out_of_range_is_one_line_and_creates_no_store(tmp_path):
+    db = tmp_path / "never.db"
+    command = [sys.executable, "-m", "boxoffice.cli", "serve", "--db", str(db)]
+    done = subprocess.run(
+        [*command, "--group-commit-interval-s", "2"],
+        env=testing.server_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "BOXOFFICE_GROUP_COMMIT_INTERVAL_S" in line and "less than or equal to 1" in line
+    assert not db.exists()

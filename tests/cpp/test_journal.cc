@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +33,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 extern char** environ;
 
@@ -297,7 +300,72 @@ TEST_CASE("options are validated", "[journal]") {
   CHECK(Journal::Open(o).status().code() == absl::StatusCode::kInvalidArgument);
   o.group_bytes_max = int64_t{1} << 40;
   CHECK(Journal::Open(o).status().code() == absl::StatusCode::kInvalidArgument);
+  o = Options(dir.File("j.db"));
+  o.group_commit_interval = absl::Microseconds(-1);
+  CHECK(Journal::Open(o).status().code() == absl::StatusCode::kInvalidArgument);
+  o.group_commit_interval = absl::Seconds(1) + absl::Nanoseconds(1);
+  CHECK(Journal::Open(o).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK_FALSE(fs::exists(dir.File("j.db")));
+}
+
+TEST_CASE("the group commit interval spaces group commits; concurrent writers share them",
+          "[journal]") {
+  // 8 threads each append and wait, 100 times: with commits at least 10 ms apart, every
+  // group holds what all of them appended meanwhile.
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 100;
+  const absl::Duration interval = absl::Milliseconds(10);
+  TempDir dir;
+  const std::string path = dir.File("spaced.db");
+  JournalOptions o = Options(path);
+  o.group_commit_interval = interval;
+  std::atomic<int64_t> failures{0};
+  const auto start = std::chrono::steady_clock::now();  // the clock the writer spaces by
+  {
+    auto j = MustOpen(o);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          const Seq seq = j->Append(absl::StrCat("thread ", t, " record ", i));
+          if (!j->WaitDurable(seq).ok()) failures.fetch_add(1);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    REQUIRE(j->Close().ok());
+  }
+  const absl::Duration elapsed = absl::FromChrono(std::chrono::steady_clock::now() - start);
+  CHECK(failures.load() == 0);
+  Sql sql(path);
+  const int64_t groups = sql.Int("SELECT count(*) FROM journal_groups");
+  INFO(groups << " groups in " << absl::FormatDuration(elapsed));
+  CHECK(sql.Int("SELECT sum(record_count) FROM journal_groups") == kThreads * kPerThread);
+  // Each commit starts at least one interval after the one before (the first at once).
+  CHECK(groups <= elapsed / interval + 1);
+  CHECK(groups >= kPerThread);  // a thread's next record waits for its last one
+}
+
+TEST_CASE("the group commit interval delays neither the first group nor Close", "[journal]") {
+  // The interval is 1 s: a wait for it would show, beside an fsync's milliseconds.
+  TempDir dir;
+  JournalOptions o = Options(dir.File("first.db"));
+  o.group_commit_interval = absl::Seconds(1);
+  auto j = MustOpen(o);
+  absl::Time start = absl::Now();
+  const Seq first = j->Append("first");
+  REQUIRE(j->WaitDurable(first).ok());
+  CHECK(absl::Now() - start < absl::Milliseconds(500));  // no commit before it: written at once
+  const Seq second = j->Append("second");  // within the interval: waits for more
+  absl::StatusOr<bool> durable = j->PollDurable(second);
+  REQUIRE(durable.ok());
+  CHECK_FALSE(*durable);
+  start = absl::Now();
+  REQUIRE(j->Close().ok());  // writes it now rather than at the interval's end
+  CHECK(absl::Now() - start < absl::Milliseconds(500));
+  durable = j->PollDurable(second);
+  REQUIRE(durable.ok());
+  CHECK(*durable);
 }
 
 TEST_CASE("records round-trip across close and reopen; seqs continue", "[journal]") {

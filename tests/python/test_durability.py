@@ -174,12 +174,49 @@ def test_store_errors_are_clear(tmp_path):
         bo.Engine(tmp_path / "a-file" / "x.db")
     with pytest.raises(errors.InvalidArgument):
         bo.Engine(tmp_path / "y.db", durability="sometimes")
+    for interval in (-0.001, 1.5, float("nan")):
+        with pytest.raises(errors.InvalidArgument, match="group_commit_interval_s"):
+            bo.Engine(tmp_path / "y.db", group_commit_interval_s=interval)
+    assert not (tmp_path / "y.db").exists()
     con = sqlite3.connect(path)
     con.execute("UPDATE meta SET value = 99 WHERE key = 'format_version'")
     con.commit()
     con.close()
     with pytest.raises(errors.StoreVersionUnsupported):
         bo.Engine(path)
+
+
+def test_writers_share_group_commits_spaced_by_the_interval(tmp_path):
+    import threading
+
+    path = tmp_path / "spaced.db"
+    interval_s = 0.02
+    start = time.monotonic()  # the writer spaces its commits by this clock
+    engine = bo.Engine(path, group_commit_interval_s=interval_s)
+    users = [engine.create_user(now=1) for _ in range(4)]
+
+    def writer(user: int) -> None:
+        for k in range(20):
+            engine.charge(user, 10, now=2 + k)
+            engine.wait_durable()  # this thread's last command
+
+    threads = [threading.Thread(target=writer, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed_s = time.monotonic() - start
+    con = sqlite3.connect(path)  # before close, whose snapshot compacts the journal
+    groups, records = con.execute(
+        "SELECT count(*), sum(record_count) FROM journal_groups"
+    ).fetchone()
+    con.close()
+    engine.close()
+    assert records == 4 + 4 * 20
+    assert groups <= elapsed_s / interval_s + 1  # at least one interval between commits
+    reopened = bo.Engine(path)
+    assert [reopened.balance(u, now=30) for u in users] == [200] * 4
+    reopened.close()
 
 
 def test_in_memory_engines_have_nothing_to_wait_for():

@@ -46,6 +46,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -60,6 +61,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "boxoffice/types.h"
 
 struct sqlite3;
@@ -101,6 +103,14 @@ struct JournalOptions {
   // group_bytes_max is refused by Append (precondition, asserted).
   int64_t group_records_max = 65536;  // 1 ..= 16 Mi records
   int64_t group_bytes_max = 8 << 20;  // 1 ..= 256 MiB of encoded records
+  // The shortest time from the start of one group commit to the start of the
+  // next (0 ..= 1 s; 0: a group is written as soon as the writer is free).
+  // Records that arrive sooner wait and join one larger group: under a steady
+  // stream of small groups it caps the fsyncs at one per interval, at the cost
+  // of up to one interval of latency; a record arriving after a quiet interval
+  // is written at once. MySQL's binlog_group_commit_sync_delay and
+  // PostgreSQL's commit_delay, without the wait when nothing came recently.
+  absl::Duration group_commit_interval = absl::ZeroDuration();
 };
 
 // What Read saw, for logging and for tests.
@@ -259,6 +269,8 @@ class Journal {
   std::deque<PendingGroup> pending_;
   std::vector<std::string> spare_buffers_;  // reused group buffers
   bool writer_idle_ = false;
+  bool writer_spacing_ = false;  // waiting out group_commit_interval (journal.h)
+  std::chrono::steady_clock::time_point last_commit_start_{};
   bool closing_ = false;
   Seq closing_seq_ = 0;  // appended_seq when Close began: later seqs are never written
   absl::Status writer_status_;  // the first failed commit; then nothing more is written

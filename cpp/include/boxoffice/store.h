@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "boxoffice/command.h"
 #include "boxoffice/engine.h"
 #include "boxoffice/journal.h"
@@ -42,6 +43,8 @@ struct StoreOptions {
   Durability durability = Durability::kFull;
   EngineConfig config;  // for a new store; an existing one keeps its own
   int64_t snapshot_every_records = 1'000'000;  // 0 = only on Close
+  // JournalOptions::group_commit_interval (journal.h): 0 ..= 1 s.
+  absl::Duration group_commit_interval = absl::ZeroDuration();
 };
 
 struct RecoveryStats {
