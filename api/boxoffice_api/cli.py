@@ -3,9 +3,10 @@
 without importing this package.
 
 ``boxoffice serve [--host] [--port] [--db PATH] [--demo] [--test-clock] [--durability MODE]
-[--group-commit-interval-s S] [--queue-length-max N] [--max-concurrent-requests N]`` runs the HTTP service (uvicorn, one process: the engine lives in
-it and the store admits one writer). ``boxoffice serve --cluster URLS [--workers N]`` runs N
-stateless workers sharing the port, serving through the cluster (docs/scale-out.md).
+[--group-commit-interval-s S] [--queue-length-max N] [--max-concurrent-requests N]`` runs the
+HTTP service (uvicorn, one process: the engine lives in it and the store admits one writer).
+``boxoffice serve --cluster URLS [--workers N]`` runs N stateless workers sharing the port,
+serving through the cluster (docs/scale-out.md).
 Flags override the ``BOXOFFICE_*`` environment variables.
 ``boxoffice admin-key [--db PATH] [--cluster-dir D]`` prints the store's admin key (generated on
 first start when ``BOXOFFICE_ADMIN_KEY`` is unset), or a one-machine cluster's.
