@@ -93,10 +93,18 @@ class EngineApi:
         return token
 
     async def queue_status(
-        self, user_id: int, token_id: int, *, now: float, concert_id: int | None = None
+        self,
+        user_id: int,
+        token_id: int,
+        *,
+        now: float,
+        concert_id: int | None = None,
+        join_seq: int | None = None,
+        joined_at: float | None = None,
     ) -> bo.QueueToken:
-        """A poll (``concert_id``, the token's concert, lets a cluster answer it without a
-        log write: ``RemoteEngine.queue_status``)."""
+        """A poll. The token's concert, join sequence and join time, from its signed claims,
+        let a cluster worker answer it from a queue digest without a log write
+        (``RemoteEngine.queue_status``); the embedded engine needs none of them."""
         token: bo.QueueToken = await self._apply("STATUS", now, user=user_id, token=token_id)
         return token
 
@@ -298,7 +306,14 @@ class EmbeddedEngineApi(EngineApi):
             return self._service.engine.join_queue(user_id, concert_id, now=now)
 
     async def queue_status(
-        self, user_id: int, token_id: int, *, now: float, concert_id: int | None = None
+        self,
+        user_id: int,
+        token_id: int,
+        *,
+        now: float,
+        concert_id: int | None = None,
+        join_seq: int | None = None,
+        joined_at: float | None = None,
     ) -> bo.QueueToken:
         async with self._service.command():
             return self._service.engine.queue_status(user_id, token_id, now=now)

@@ -272,11 +272,16 @@ class PasswordSlot:
 
 @dataclass(frozen=True)
 class QueueClaims:
-    """What a queue token names: its user, concert and engine token id."""
+    """What a queue token names: its user, concert and engine token id, and, in tokens issued
+    since the cluster's queue digests, the token's join sequence and join time (``joined_at``,
+    seconds since the epoch), so any cluster worker can answer its polls from a digest (None in
+    older tokens)."""
 
     user_id: int
     concert_id: int
     token_id: int
+    join_seq: int | None = None
+    joined_at: float | None = None
 
 
 class Tokens:
@@ -375,12 +380,25 @@ class Tokens:
         self._remember(token, claims, user_id)
         return user_id
 
-    def queue_token(self, user_id: int, concert_id: int, token_id: int) -> str:
-        """A signed queue token naming the user, the concert and the engine token id."""
-        return self._encode(
-            {"sub": str(user_id), "typ": "queue", "cid": concert_id, "tid": token_id},
-            self._queue_ttl_s,
-        )
+    def queue_token(
+        self,
+        user_id: int,
+        concert_id: int,
+        token_id: int,
+        join_seq: int | None = None,
+        joined_at: float | None = None,
+    ) -> str:
+        """A signed queue token naming the user, the concert and the engine token id, and
+        the token's join sequence (``jsq``) and join time (``jat``, s) when given."""
+        claims: dict[str, Any] = {
+            "sub": str(user_id),
+            "typ": "queue",
+            "cid": concert_id,
+            "tid": token_id,
+        }
+        if join_seq is not None and joined_at is not None:
+            claims |= {"jsq": join_seq, "jat": joined_at}
+        return self._encode(claims, self._queue_ttl_s)
 
     def queue_claims(self, token: str) -> QueueClaims:
         """The claims of a validly signed queue token (liveness is the engine's to decide).
@@ -400,10 +418,26 @@ class Tokens:
             raise ApiError(403, "QUEUE_TOKEN_INVALID", "the queue token is not valid") from exc
         if claims.get("typ") != "queue":
             raise ApiError(403, "QUEUE_TOKEN_INVALID", "not a queue token")
+        jsq, jat = claims.get("jsq"), claims.get("jat")
+        join_seq: int | None = None
+        joined_at: float | None = None
+        if jsq is not None or jat is not None:  # both, as numbers, or neither
+            if (
+                isinstance(jsq, bool)
+                or not isinstance(jsq, int)
+                or not 0 <= jsq < 2**63
+                or isinstance(jat, bool)
+                or not isinstance(jat, (int, float))
+                or not 0 <= jat < 1e11  # also refuses NaN
+            ):
+                raise ApiError(403, "QUEUE_TOKEN_INVALID", "the token's claims are malformed")
+            join_seq, joined_at = jsq, float(jat)
         queue_claims = QueueClaims(
             user_id=_positive_int(claims.get("sub"), "QUEUE_TOKEN_INVALID", 403),
             concert_id=_positive_int(claims.get("cid"), "QUEUE_TOKEN_INVALID", 403),
             token_id=_positive_int(claims.get("tid"), "QUEUE_TOKEN_INVALID", 403),
+            join_seq=join_seq,
+            joined_at=joined_at,
         )
         self._remember(token, claims, queue_claims)
         return queue_claims

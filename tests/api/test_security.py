@@ -168,6 +168,9 @@ def test_queue_token_claims_are_checked(start_server):
         assert (theirs["status"], mine["status"]) == ("ACTIVE", "WAITING")
         issued = jwt.decode(mine["queue_token"], options={"verify_signature": False})
         assert (issued["sub"], issued["cid"], issued["tid"]) == (str(my_id), cid, mine["token_id"])
+        # The join sequence and time, so any cluster worker can answer polls from a digest.
+        assert isinstance(issued["jsq"], int) and issued["jsq"] >= 1  # 0 went to theirs
+        assert abs(issued["jat"] - time.time()) < 600
         now = int(time.time())
         good = {
             "sub": str(my_id),
@@ -186,6 +189,9 @@ def test_queue_token_claims_are_checked(start_server):
 
         ok = http.get(f"/v1/concerts/{cid}/queue", headers=with_claims(good))
         assert ok.status_code == 200 and ok.json()["status"] == "WAITING", ok.text
+        sequenced = good | {"jsq": issued["jsq"], "jat": issued["jat"]}  # as issued since
+        ok = http.get(f"/v1/concerts/{cid}/queue", headers=with_claims(sequenced))
+        assert ok.status_code == 200 and ok.json()["status"] == "WAITING", ok.text
         expired = http.get(
             f"/v1/concerts/{cid}/queue",
             headers=with_claims(good | {"iat": now - 7200, "exp": now - 3600}),
@@ -202,6 +208,12 @@ def test_queue_token_claims_are_checked(start_server):
             "someone else's place": good | {"tid": theirs["token_id"]},
             "no such place": good | {"tid": 10**9},
             "tid not a number": good | {"tid": "1 OR 1=1"},
+            "jsq without jat": good | {"jsq": issued["jsq"]},
+            "jsq not a number": sequenced | {"jsq": "1"},
+            "jsq negative": sequenced | {"jsq": -1},
+            "jat not a number": sequenced | {"jat": "now"},
+            "jat negative": sequenced | {"jat": -1.0},
+            "jat NaN": sequenced | {"jat": float("nan")},
         }
         for name, claims in broken.items():
             headers = with_claims(claims)

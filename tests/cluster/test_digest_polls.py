@@ -207,3 +207,64 @@ def test_a_line_with_nobody_waiting_is_forgotten(line: Line) -> None:
     cluster.publish_digest(remote.digests, concert_id)  # the line's last digest: empty
     assert remote.digests.last(concert_id) is None
     assert remote.digests.ages(T0 + 3) == []  # no age exported for a finished line
+
+
+def test_a_worker_that_never_saw_a_token_answers_its_first_poll_from_the_claims(
+    line: Line,
+) -> None:
+    cluster, _, concert_id, tokens = line
+    # A second worker on the same cluster: it has the digest, and has seen no engine answer.
+    second = RemoteEngine(cast(ClusterClient, cluster), cast(LogHead, cluster))
+    cluster.publish_digest(second.digests, concert_id)
+    token = tokens[2]
+    claims: dict[str, Any] = {"join_seq": token.join_seq, "joined_at": token.joined_at}
+
+    async def run() -> None:
+        # Without the claims: the engine is asked (a log write, as before).
+        await second.queue_status(token.user_id, token.id, now=T0 + 2, concert_id=concert_id)
+        assert second.polls == {"digest": 0, "replica": 0, "log": 1}
+        third = RemoteEngine(cast(ClusterClient, cluster), cast(LogHead, cluster))
+        cluster.publish_digest(third.digests, concert_id)
+        appends = cluster.appends
+        for _ in range(3):
+            answer = await third.queue_status(
+                token.user_id, token.id, now=T0 + 3, concert_id=concert_id, **claims
+            )
+            assert (answer.status, answer.position, answer.id) == ("WAITING", 1, token.id)
+        await asyncio.gather(*third._touches)
+        assert third.polls == {"digest": 3, "replica": 0, "log": 0}
+        assert cluster.appends == appends  # joined 2 s ago: no touch due yet
+        # Half the abandon timeout after the join, one touch: the join counted as the first.
+        await third.queue_status(
+            token.user_id, token.id, now=T0 + 32, concert_id=concert_id, **claims
+        )
+        await asyncio.gather(*third._touches)
+        assert cluster.appends == appends + 1
+        # The claims name the token: another user's poll with them is the engine's refusal.
+        with pytest.raises(bo.errors.QueueTokenInvalid):
+            await RemoteEngine(cast(ClusterClient, cluster), cast(LogHead, cluster)).queue_status(
+                tokens[3].user_id, token.id, now=T0 + 33, concert_id=concert_id, **claims
+            )
+
+    asyncio.run(run())
+
+
+def test_a_token_that_left_through_this_worker_is_not_answered_from_its_claims(
+    line: Line,
+) -> None:
+    _, remote, concert_id, tokens = line
+    token = tokens[3]
+    claims: dict[str, Any] = {"join_seq": token.join_seq, "joined_at": token.joined_at}
+
+    async def run() -> None:
+        left = await remote.leave_queue(token.user_id, token.id, now=T0 + 2)
+        assert left.status == "EXPIRED"
+        # The digest (a second behind) still has it WAITING; the worker knows better.
+        assert remote.digests.last(concert_id) is not None
+        answer = await remote.queue_status(
+            token.user_id, token.id, now=T0 + 2, concert_id=concert_id, **claims
+        )
+        assert answer.status == "EXPIRED"
+        assert remote.polls["digest"] == 0
+
+    asyncio.run(run())

@@ -235,6 +235,8 @@ class RemoteEngine(EngineApi):
         self.digests = digests if digests is not None else QueueDigests()
         # WAITING tokens this worker has seen an engine answer for, least recently seen first.
         self._known: OrderedDict[int, _KnownToken] = OrderedDict()
+        # Tokens this worker has seen end (or refused): their claims no longer say WAITING.
+        self._ended: OrderedDict[int, None] = OrderedDict()
         self._touches: set[asyncio.Task[None]] = set()  # held: the loop keeps weak references
         self.polls = {"digest": 0, "replica": 0, "log": 0}  # polls answered, by source
         self.touch_failures = 0
@@ -242,16 +244,26 @@ class RemoteEngine(EngineApi):
     TOUCHED_MAX = 1_000_000  # tokens remembered; the oldest are forgotten (then: a log write)
 
     async def queue_status(
-        self, user_id: int, token_id: int, *, now: float, concert_id: int | None = None
+        self,
+        user_id: int,
+        token_id: int,
+        *,
+        now: float,
+        concert_id: int | None = None,
+        join_seq: int | None = None,
+        joined_at: float | None = None,
     ) -> Any:
         """A poll, most often without a log write or a round trip:
 
-        1. **From the queue digest**: a WAITING token this worker has seen an engine answer
-           for (its user, concert and join sequence) is answered from its concert's digest
-           (received in the last :attr:`QueueDigests.FRESH_S` s), exact as of the digest
-           (position, ETA, poll interval). Its liveness goes to the engine as a ``STATUS``
-           command in the worker's batches, at most once per ``touch_fraction`` x the abandon
-           timeout per token, without the poll waiting for it.
+        1. **From the queue digest**: a WAITING token whose user, concert and join sequence
+           this worker knows, from an engine answer or from the token's signed claims
+           (``join_seq``, ``joined_at``: any worker knows a token on its first poll there), is
+           answered from its concert's digest (received in the last
+           :attr:`QueueDigests.FRESH_S` s) if the digest has that join sequence WAITING, exact
+           as of the digest (position, ETA, poll interval). Its liveness goes to the engine as
+           a ``STATUS`` command in the worker's batches, at most once per ``touch_fraction`` x
+           the abandon timeout per token (the join counts as the first), without the poll
+           waiting for it. A token this worker saw end is not taken from its claims again.
         2. **From a replica**: between touches, a token the digest cannot answer (joined after
            it, or not WAITING in it) is the replica's read of the user's live token, as of
            the log's head.
@@ -265,6 +277,18 @@ class RemoteEngine(EngineApi):
         (position 0) for about that long; one that left through this worker is forgotten at
         once (its next poll asks the engine), through another worker up to a second later.
         """
+        if (
+            token_id not in self._known
+            and concert_id is not None
+            and join_seq is not None
+            and joined_at is not None
+            and token_id not in self._ended
+        ):
+            self._known[token_id] = _KnownToken(user_id, concert_id, join_seq, joined_at)
+            if len(self._known) > self.TOUCHED_MAX:
+                self._known.popitem(last=False)
+            if token_id not in self._touched:
+                self._mark_touched(token_id, joined_at)  # the join was the engine's last poll
         answer = self._from_digest(user_id, token_id, concert_id, now, fresh_only=True)
         if answer is not None:
             return answer
@@ -354,7 +378,14 @@ class RemoteEngine(EngineApi):
             if len(self._known) > self.TOUCHED_MAX:
                 self._known.popitem(last=False)
         else:
-            self._known.pop(token.id, None)
+            self._forget(token.id)
+
+    def _forget(self, token_id: int) -> None:
+        """The token ended (or was refused): neither remembered nor taken from its claims."""
+        self._known.pop(token_id, None)
+        self._ended[token_id] = None
+        if len(self._ended) > self.TOUCHED_MAX:
+            self._ended.popitem(last=False)
 
     async def _apply(self, op: str, now: float, **fields: Any) -> Any:
         try:
@@ -365,7 +396,7 @@ class RemoteEngine(EngineApi):
             raise  # the log or the replicas did not answer: nothing is known of the token
         except bo_errors.BoxOfficeError:
             if "token" in fields:  # refused (ended, someone else's): ask the engine next time
-                self._known.pop(fields["token"], None)
+                self._forget(fields["token"])
             raise
         if isinstance(result, bo.QueueToken):
             self._remember(result)

@@ -1,7 +1,7 @@
 """The admission queue: join, poll, leave.
 
-Joining answers a signed queue token (JWT naming user, concert and token id) to send as
-``X-Queue-Token``. Joining again returns the same live token — never a second place.
+Joining answers a signed queue token (JWT naming user, concert, token id and join sequence) to
+send as ``X-Queue-Token``. Joining again returns the same live token — never a second place.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ async def join(
     if not token.created:
         response.status_code = status.HTTP_200_OK
     return QueueJoined(
-        queue_token=service.tokens.queue_token(user_id, concert_id, token.id),
+        queue_token=service.tokens.queue_token(
+            user_id, concert_id, token.id, token.join_seq, token.joined_at
+        ),
         **QueueStatus.of(token).model_dump(),
     )
 
@@ -59,7 +61,12 @@ async def poll(
     """The token's state, exact position and ETA (a poll keeps a WAITING token's place)."""
     _same_concert(token.concert_id, concert_id)
     state = await service.engine_api.queue_status(
-        user_id, token.token_id, now=service.now(), concert_id=token.concert_id
+        user_id,
+        token.token_id,
+        now=service.now(),
+        concert_id=token.concert_id,
+        join_seq=token.join_seq,
+        joined_at=token.joined_at,
     )
     return QueueStatus.of(state)
 
