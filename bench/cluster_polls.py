@@ -7,8 +7,9 @@ Part of ``bench/cluster_bench.py`` (its ``poll`` rows), or alone:
 For each deployment: a concert with one ACTIVE place and ``--users`` fans in its line (all
 WAITING but the first, as in a drop's peak), then ``wrk`` (``bench/wrk/status.lua``, one
 thread) polls their tokens in turn for ``--duration`` seconds after a warm-up run of the same
-length (in which a cluster's workers learn the tokens: a worker answers a WAITING token's poll
-from its concert's queue digest once it has seen one engine answer for it). Reported:
+length (a cluster's workers answer a WAITING token's poll from its concert's queue digest, by
+the join sequence in the token's claims, from its first poll on; each sends the token's touch
+at most once per half abandon timeout). Reported:
 polls/s, p50/p99 and the server CPU per poll (the embedded process, or the sum over the
 workers), and the ratio 2 workers / 1 worker.
 
