@@ -19,6 +19,7 @@ import boxoffice as bo
 from boxoffice.commands import decode_result, encode_command
 
 if TYPE_CHECKING:
+    from .security import QueueClaims
     from .service import Service
 
 SeatStatus = Literal["AVAILABLE", "HELD", "SOLD"]
@@ -99,12 +100,12 @@ class EngineApi:
         *,
         now: float,
         concert_id: int | None = None,
-        join_seq: int | None = None,
-        joined_at: float | None = None,
+        claims: QueueClaims | None = None,
     ) -> bo.QueueToken:
-        """A poll. The token's concert, join sequence and join time, from its signed claims,
-        let a cluster worker answer it from a queue digest without a log write
-        (``RemoteEngine.queue_status``); the embedded engine needs none of them."""
+        """A poll. The token's concert and its verified claims (:class:`QueueClaims`: user,
+        join sequence and join time) let a cluster worker answer it from a queue digest
+        without a log write (``RemoteEngine.queue_status``); the embedded engine needs
+        neither."""
         token: bo.QueueToken = await self._apply("STATUS", now, user=user_id, token=token_id)
         return token
 
@@ -312,8 +313,7 @@ class EmbeddedEngineApi(EngineApi):
         *,
         now: float,
         concert_id: int | None = None,
-        join_seq: int | None = None,
-        joined_at: float | None = None,
+        claims: QueueClaims | None = None,
     ) -> bo.QueueToken:
         async with self._service.command():
             return self._service.engine.queue_status(user_id, token_id, now=now)

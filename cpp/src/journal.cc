@@ -699,8 +699,10 @@ void Journal::WriterLoop() {
         const auto next = last_commit_start_ + absl::ToChronoNanoseconds(
                                                    options_.group_commit_interval);
         writer_spacing_ = true;
-        work_cv_.wait_until(lock, next, [&] { return closing_ || pending_.size() > 1; });
+        work_cv_.wait_until(lock, next,
+                            [&] { return closing_ || hurry_ || pending_.size() > 1; });
         writer_spacing_ = false;
+        hurry_ = false;
         last_commit_start_ = std::chrono::steady_clock::now();
       }
       group = std::move(pending_.front());
@@ -867,6 +869,12 @@ absl::Status Journal::SaveSnapshot(Seq seq, absl::string_view bytes) {
                      absl::StrCat("SaveSnapshot: seq must be in 0..", appended_seq(), ", got ",
                                   seq));
   }
+  {
+    // A snapshot (periodic, or the store's Close) waits for nobody's group commit interval.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (durable_seq_.load(std::memory_order_relaxed) < seq) hurry_ = true;
+  }
+  work_cv_.notify_one();
   absl::Status s = WaitDurable(seq);
   if (!s.ok()) return s;
   const int64_t checksum = SnapshotChecksum(seq, bytes);

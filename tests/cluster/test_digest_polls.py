@@ -18,6 +18,7 @@ import boxoffice as bo
 from boxoffice_api.cluster.client import ClusterClient
 from boxoffice_api.cluster.log import LogUnavailable
 from boxoffice_api.cluster.remote_engine import LogHead, QueueDigests, RemoteEngine
+from boxoffice_api.security import QueueClaims
 
 T0 = 1_900_000_000.0
 
@@ -217,7 +218,7 @@ def test_a_worker_that_never_saw_a_token_answers_its_first_poll_from_the_claims(
     second = RemoteEngine(cast(ClusterClient, cluster), cast(LogHead, cluster))
     cluster.publish_digest(second.digests, concert_id)
     token = tokens[2]
-    claims: dict[str, Any] = {"join_seq": token.join_seq, "joined_at": token.joined_at}
+    claims = QueueClaims(token.user_id, concert_id, token.id, token.join_seq, token.joined_at)
 
     async def run() -> None:
         # Without the claims: the engine is asked (a log write, as before).
@@ -228,7 +229,7 @@ def test_a_worker_that_never_saw_a_token_answers_its_first_poll_from_the_claims(
         appends = cluster.appends
         for _ in range(3):
             answer = await third.queue_status(
-                token.user_id, token.id, now=T0 + 3, concert_id=concert_id, **claims
+                token.user_id, token.id, now=T0 + 3, concert_id=concert_id, claims=claims
             )
             assert (answer.status, answer.position, answer.id) == ("WAITING", 1, token.id)
         await asyncio.gather(*third._touches)
@@ -236,15 +237,19 @@ def test_a_worker_that_never_saw_a_token_answers_its_first_poll_from_the_claims(
         assert cluster.appends == appends  # joined 2 s ago: no touch due yet
         # Half the abandon timeout after the join, one touch: the join counted as the first.
         await third.queue_status(
-            token.user_id, token.id, now=T0 + 32, concert_id=concert_id, **claims
+            token.user_id, token.id, now=T0 + 32, concert_id=concert_id, claims=claims
         )
         await asyncio.gather(*third._touches)
         assert cluster.appends == appends + 1
-        # The claims name the token: another user's poll with them is the engine's refusal.
+        # The claims name their user: another user's poll with them is the engine's refusal,
+        # even at a worker with a fresh digest that has never seen the token.
+        fourth = RemoteEngine(cast(ClusterClient, cluster), cast(LogHead, cluster))
+        cluster.publish_digest(fourth.digests, concert_id)
         with pytest.raises(bo.errors.QueueTokenInvalid):
-            await RemoteEngine(cast(ClusterClient, cluster), cast(LogHead, cluster)).queue_status(
-                tokens[3].user_id, token.id, now=T0 + 33, concert_id=concert_id, **claims
+            await fourth.queue_status(
+                tokens[3].user_id, token.id, now=T0 + 33, concert_id=concert_id, claims=claims
             )
+        assert fourth.polls["digest"] == 0
 
     asyncio.run(run())
 
@@ -254,7 +259,7 @@ def test_a_token_that_left_through_this_worker_is_not_answered_from_its_claims(
 ) -> None:
     _, remote, concert_id, tokens = line
     token = tokens[3]
-    claims: dict[str, Any] = {"join_seq": token.join_seq, "joined_at": token.joined_at}
+    claims = QueueClaims(token.user_id, concert_id, token.id, token.join_seq, token.joined_at)
 
     async def run() -> None:
         left = await remote.leave_queue(token.user_id, token.id, now=T0 + 2)
@@ -262,7 +267,7 @@ def test_a_token_that_left_through_this_worker_is_not_answered_from_its_claims(
         # The digest (a second behind) still has it WAITING; the worker knows better.
         assert remote.digests.last(concert_id) is not None
         answer = await remote.queue_status(
-            token.user_id, token.id, now=T0 + 2, concert_id=concert_id, **claims
+            token.user_id, token.id, now=T0 + 2, concert_id=concert_id, claims=claims
         )
         assert answer.status == "EXPIRED"
         assert remote.polls["digest"] == 0

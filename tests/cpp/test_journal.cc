@@ -346,24 +346,42 @@ TEST_CASE("the group commit interval spaces group commits; concurrent writers sh
   CHECK(groups >= kPerThread);  // a thread's next record waits for its last one
 }
 
-TEST_CASE("the group commit interval delays neither the first group nor Close", "[journal]") {
+TEST_CASE("the group commit interval delays neither the first group, nor Close, nor a snapshot, "
+          "nor a full group",
+          "[journal]") {
   // The interval is 1 s: a wait for it would show, beside an fsync's milliseconds.
+  const absl::Duration waited_out = absl::Milliseconds(800);
   TempDir dir;
   JournalOptions o = Options(dir.File("first.db"));
   o.group_commit_interval = absl::Seconds(1);
+  o.group_records_max = 4;
   auto j = MustOpen(o);
   absl::Time start = absl::Now();
   const Seq first = j->Append("first");
   REQUIRE(j->WaitDurable(first).ok());
-  CHECK(absl::Now() - start < absl::Milliseconds(500));  // no commit before it: written at once
-  const Seq second = j->Append("second");  // within the interval: waits for more
-  absl::StatusOr<bool> durable = j->PollDurable(second);
+  CHECK(absl::Now() - start < waited_out);  // no commit before it: written at once
+
+  // Within the interval, a group of 4 fills and a fifth record starts the next group: the
+  // full one is written at once, the new one waits.
+  start = absl::Now();
+  Seq last = 0;
+  for (int i = 0; i < 5; ++i) last = j->Append(absl::StrCat("record ", i));
+  REQUIRE(j->WaitDurable(last - 1).ok());
+  CHECK(absl::Now() - start < waited_out);
+  absl::StatusOr<bool> durable = j->PollDurable(last);
   REQUIRE(durable.ok());
   CHECK_FALSE(*durable);
+
+  // A snapshot waits for its seq without waiting out the interval (a store's Close takes one).
+  start = absl::Now();
+  REQUIRE(j->SaveSnapshot(last, "state").ok());
+  CHECK(absl::Now() - start < waited_out);
+
+  const Seq after = j->Append("after");  // within the interval again
   start = absl::Now();
   REQUIRE(j->Close().ok());  // writes it now rather than at the interval's end
-  CHECK(absl::Now() - start < absl::Milliseconds(500));
-  durable = j->PollDurable(second);
+  CHECK(absl::Now() - start < waited_out);
+  durable = j->PollDurable(after);
   REQUIRE(durable.ok());
   CHECK(*durable);
 }

@@ -219,6 +219,21 @@ def test_writers_share_group_commits_spaced_by_the_interval(tmp_path):
     reopened.close()
 
 
+def test_closing_a_store_does_not_wait_out_the_group_commit_interval(tmp_path):
+    # close() takes a snapshot, which waits for the last command: with a 1 s interval, a wait
+    # for it would show beside an fsync's milliseconds.
+    engine = bo.Engine(tmp_path / "close.db", group_commit_interval_s=1.0)
+    user = engine.create_user(now=1)
+    engine.wait_durable()
+    engine.charge(user, 10, now=2)  # within the interval: its group waits
+    start = time.monotonic()
+    engine.close()
+    assert time.monotonic() - start < 0.8
+    reopened = bo.Engine(tmp_path / "close.db")
+    assert reopened.balance(user, now=3) == 10
+    reopened.close()
+
+
 def test_in_memory_engines_have_nothing_to_wait_for():
     engine = bo.Engine()
     engine.create_user(now=1)

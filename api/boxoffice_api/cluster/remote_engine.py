@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import nats.errors
 
@@ -28,6 +28,9 @@ import boxoffice as bo
 import boxoffice.errors as bo_errors
 
 from ..engine_api import EngineApi, SeatStatus
+
+if TYPE_CHECKING:
+    from ..security import QueueClaims
 from ..errors import ApiError
 from .client import ClusterClient
 from .log import RETRY_AFTER_S, LogUnavailable
@@ -250,14 +253,14 @@ class RemoteEngine(EngineApi):
         *,
         now: float,
         concert_id: int | None = None,
-        join_seq: int | None = None,
-        joined_at: float | None = None,
+        claims: QueueClaims | None = None,
     ) -> Any:
         """A poll, most often without a log write or a round trip:
 
         1. **From the queue digest**: a WAITING token whose user, concert and join sequence
-           this worker knows, from an engine answer or from the token's signed claims
-           (``join_seq``, ``joined_at``: any worker knows a token on its first poll there), is
+           this worker knows, from an engine answer or from the token's verified ``claims``
+           (when they name this user, token and concert, and carry the join sequence and
+           time: any worker knows a token on its first poll there), is
            answered from its concert's digest (received in the last
            :attr:`QueueDigests.FRESH_S` s) if the digest has that join sequence WAITING, exact
            as of the digest (position, ETA, poll interval). Its liveness goes to the engine as
@@ -278,17 +281,21 @@ class RemoteEngine(EngineApi):
         once (its next poll asks the engine), through another worker up to a second later.
         """
         if (
-            token_id not in self._known
-            and concert_id is not None
-            and join_seq is not None
-            and joined_at is not None
+            claims is not None
+            and claims.join_seq is not None
+            and claims.joined_at is not None
+            and (claims.user_id, claims.token_id, claims.concert_id)
+            == (user_id, token_id, concert_id)
+            and token_id not in self._known
             and token_id not in self._ended
         ):
-            self._known[token_id] = _KnownToken(user_id, concert_id, join_seq, joined_at)
+            self._known[token_id] = _KnownToken(
+                user_id, claims.concert_id, claims.join_seq, claims.joined_at
+            )
             if len(self._known) > self.TOUCHED_MAX:
                 self._known.popitem(last=False)
-            if token_id not in self._touched:
-                self._mark_touched(token_id, joined_at)  # the join was the engine's last poll
+            if token_id not in self._touched:  # the join was the engine's last poll of it
+                self._mark_touched(token_id, claims.joined_at)
         answer = self._from_digest(user_id, token_id, concert_id, now, fresh_only=True)
         if answer is not None:
             return answer
@@ -377,14 +384,20 @@ class RemoteEngine(EngineApi):
             )
             if len(self._known) > self.TOUCHED_MAX:
                 self._known.popitem(last=False)
-        else:
+        elif token.status == "EXPIRED":
             self._forget(token.id)
+        else:  # ACTIVE, or in the pre-queue: a digest does not have it WAITING
+            self._known.pop(token.id, None)
+
+    ENDED_MAX = 100_000  # ended tokens remembered (each only turns the claims' shortcut off)
 
     def _forget(self, token_id: int) -> None:
-        """The token ended (or was refused): neither remembered nor taken from its claims."""
+        """The token ended (or was refused): neither remembered nor taken from its claims,
+        which a digest up to a second old may still have WAITING."""
         self._known.pop(token_id, None)
+        self._ended.pop(token_id, None)
         self._ended[token_id] = None
-        if len(self._ended) > self.TOUCHED_MAX:
+        if len(self._ended) > self.ENDED_MAX:
             self._ended.popitem(last=False)
 
     async def _apply(self, op: str, now: float, **fields: Any) -> Any:

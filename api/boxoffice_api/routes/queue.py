@@ -65,8 +65,7 @@ async def poll(
         token.token_id,
         now=service.now(),
         concert_id=token.concert_id,
-        join_seq=token.join_seq,
-        joined_at=token.joined_at,
+        claims=token,
     )
     return QueueStatus.of(state)
 

@@ -108,7 +108,8 @@ struct JournalOptions {
   // Records that arrive sooner wait and join one larger group: under a steady
   // stream of small groups it caps the fsyncs at one per interval, at the cost
   // of up to one interval of latency; a record arriving after a quiet interval
-  // is written at once. MySQL's binlog_group_commit_sync_delay and
+  // is written at once, and so is what Close or SaveSnapshot waits for, or a
+  // group that another full group follows. MySQL's binlog_group_commit_sync_delay and
   // PostgreSQL's commit_delay, without the wait when nothing came recently.
   absl::Duration group_commit_interval = absl::ZeroDuration();
 };
@@ -270,6 +271,7 @@ class Journal {
   std::vector<std::string> spare_buffers_;  // reused group buffers
   bool writer_idle_ = false;
   bool writer_spacing_ = false;  // waiting out group_commit_interval (journal.h)
+  bool hurry_ = false;           // SaveSnapshot waits: write the pending group now
   std::chrono::steady_clock::time_point last_commit_start_{};
   bool closing_ = false;
   Seq closing_seq_ = 0;  // appended_seq when Close began: later seqs are never written
