@@ -968,7 +968,8 @@ void BindEngineStore(EngineClass& cls) {
                        uint64_t seed,
                        std::optional<Limits> limits,
                        std::optional<py::bytes> snapshot) -> std::shared_ptr<Engine> {
-             if (!(group_commit_interval_s >= 0.0 && group_commit_interval_s <= 1.0)) {
+             if (!(group_commit_interval_s >= 0.0 &&
+                   group_commit_interval_s <= absl::ToDoubleSeconds(kGroupCommitIntervalMax))) {
                ThrowStatus(MakeError(ErrorCode::kInvalidArgument,
                                      absl::StrCat("group_commit_interval_s must be in 0..1, got ",
                                                   group_commit_interval_s)));

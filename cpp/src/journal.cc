@@ -27,7 +27,6 @@ namespace {
 
 constexpr int64_t kGroupRecordsLimit = int64_t{1} << 24;
 constexpr int64_t kGroupBytesLimit = int64_t{256} << 20;
-constexpr absl::Duration kGroupCommitIntervalLimit = absl::Seconds(1);
 // Long enough to outwait a catalog rewrite (catalog.h) holding the write lock.
 constexpr int kBusyTimeoutMs = 120'000;
 // After a checkpoint the WAL file is truncated back to at most this size.
@@ -230,10 +229,10 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
                                   options.group_bytes_max));
   }
   if (options.group_commit_interval < absl::ZeroDuration() ||
-      options.group_commit_interval > kGroupCommitIntervalLimit) {
+      options.group_commit_interval > kGroupCommitIntervalMax) {
     return MakeError(ErrorCode::kInvalidArgument,
                      absl::StrCat("group_commit_interval must be in 0..",
-                                  absl::FormatDuration(kGroupCommitIntervalLimit), ", got ",
+                                  absl::FormatDuration(kGroupCommitIntervalMax), ", got ",
                                   absl::FormatDuration(options.group_commit_interval)));
   }
   std::unique_ptr<Journal> journal(new Journal(options));

@@ -107,9 +107,10 @@ void CreatePrivately(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   if (options.group_commit_interval < absl::ZeroDuration() ||
-      options.group_commit_interval > absl::Seconds(1)) {  // before any file is created
+      options.group_commit_interval > kGroupCommitIntervalMax) {  // before any file is created
     return MakeError(ErrorCode::kInvalidArgument,
-                     absl::StrCat("group_commit_interval must be in 0..1s, got ",
+                     absl::StrCat("group_commit_interval must be in 0..",
+                                  absl::FormatDuration(kGroupCommitIntervalMax), ", got ",
                                   absl::FormatDuration(options.group_commit_interval)));
   }
   std::unique_ptr<Store> store(new Store(options));

@@ -91,6 +91,9 @@ enum class Durability : uint8_t {
   kOff = 2,
 };
 
+// The largest JournalOptions::group_commit_interval.
+inline constexpr absl::Duration kGroupCommitIntervalMax = absl::Seconds(1);
+
 // "full", "normal", "off".
 absl::string_view ToString(Durability d);
 // Parses "full", "normal" or "off"; kInvalidArgument otherwise.
@@ -104,13 +107,14 @@ struct JournalOptions {
   int64_t group_records_max = 65536;  // 1 ..= 16 Mi records
   int64_t group_bytes_max = 8 << 20;  // 1 ..= 256 MiB of encoded records
   // The shortest time from the start of one group commit to the start of the
-  // next (0 ..= 1 s; 0: a group is written as soon as the writer is free).
-  // Records that arrive sooner wait and join one larger group: under a steady
-  // stream of small groups it caps the fsyncs at one per interval, at the cost
-  // of up to one interval of latency; a record arriving after a quiet interval
-  // is written at once, and so is what Close or SaveSnapshot waits for, or a
-  // group that another full group follows. MySQL's binlog_group_commit_sync_delay and
-  // PostgreSQL's commit_delay, without the wait when nothing came recently.
+  // next (0 ..= kGroupCommitIntervalMax; 0: a group is written as soon as the
+  // writer is free). Records that arrive sooner wait and join one larger group:
+  // under a steady stream of small groups it caps the fsyncs at one per
+  // interval, at the cost of up to one interval of latency. A record arriving
+  // after a quiet interval is written at once, and so is what Close or
+  // SaveSnapshot waits for, and a group that another full group follows.
+  // MySQL's binlog_group_commit_sync_delay and PostgreSQL's commit_delay,
+  // without the wait when nothing came recently.
   absl::Duration group_commit_interval = absl::ZeroDuration();
 };
 
