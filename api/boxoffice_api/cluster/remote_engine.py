@@ -28,12 +28,12 @@ import boxoffice as bo
 import boxoffice.errors as bo_errors
 
 from ..engine_api import EngineApi, SeatStatus
-
-if TYPE_CHECKING:
-    from ..security import QueueClaims
 from ..errors import ApiError
 from .client import ClusterClient
 from .log import RETRY_AFTER_S, LogUnavailable
+
+if TYPE_CHECKING:
+    from ..security import QueueClaims
 
 log = logging.getLogger(__name__)
 
