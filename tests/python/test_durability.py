@@ -245,7 +245,10 @@ def test_in_memory_engines_have_nothing_to_wait_for():
 def test_wait_durable_async_does_not_block_the_event_loop(tmp_path):
     import asyncio
 
-    engine = bo.Engine(tmp_path / "async.db")
+    # Commits at least 0.2 s apart: a group appended just after a commit waits that long, so
+    # the wait below always has a group to wait for (racing the writer, a busy machine's
+    # writer could commit between the check and the wait, and the wait had nothing to do).
+    engine = bo.Engine(tmp_path / "async.db", group_commit_interval_s=0.2)
     ticks = 0
 
     async def ticker() -> None:
@@ -257,14 +260,14 @@ def test_wait_durable_async_does_not_block_the_event_loop(tmp_path):
     async def main() -> tuple[int, int, int]:
         nonlocal ticks
         task = asyncio.create_task(ticker())
-        # A group the writer has not committed yet when the wait begins (a busy machine's
-        # writer may win the race: then try again with the next group).
-        for attempt in range(50):
-            for i in range(200):
-                apply(engine, attempt * 200 + i, seed=9)
+        for attempt in range(20):
+            apply(engine, attempt * 201, seed=9)
+            engine.wait_durable()  # a commit has just started
+            for i in range(1, 201):
+                apply(engine, attempt * 201 + i, seed=9)
             seq = engine.last_seq
             if engine._poll_durable(seq):
-                continue
+                continue  # this machine stalled for the whole interval: again
             ticks = 0
             waited = await engine.wait_durable_async(seq)
             task.cancel()
