@@ -214,6 +214,16 @@ Journal::~Journal() {
   for (int fd : listeners_) ::close(fd);
 }
 
+absl::Status CheckGroupCommitInterval(absl::Duration interval) {
+  if (interval >= absl::ZeroDuration() && interval <= kGroupCommitIntervalMax) {
+    return absl::OkStatus();
+  }
+  return MakeError(ErrorCode::kInvalidArgument,
+                   absl::StrCat("group_commit_interval must be in 0..",
+                                absl::FormatDuration(kGroupCommitIntervalMax), ", got ",
+                                absl::FormatDuration(interval)));
+}
+
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
   if (options.path.empty()) {
     return MakeError(ErrorCode::kInvalidArgument, "journal path must not be empty");
@@ -228,12 +238,8 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
                      absl::StrCat("group_bytes_max must be in 1..", kGroupBytesLimit, ", got ",
                                   options.group_bytes_max));
   }
-  if (options.group_commit_interval < absl::ZeroDuration() ||
-      options.group_commit_interval > kGroupCommitIntervalMax) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     absl::StrCat("group_commit_interval must be in 0..",
-                                  absl::FormatDuration(kGroupCommitIntervalMax), ", got ",
-                                  absl::FormatDuration(options.group_commit_interval)));
+  if (absl::Status s = CheckGroupCommitInterval(options.group_commit_interval); !s.ok()) {
+    return s;
   }
   std::unique_ptr<Journal> journal(new Journal(options));
   absl::Status s = journal->Init();
@@ -871,7 +877,10 @@ absl::Status Journal::SaveSnapshot(Seq seq, absl::string_view bytes) {
   {
     // A snapshot (periodic, or the store's Close) waits for nobody's group commit interval.
     std::lock_guard<std::mutex> lock(mu_);
-    if (durable_seq_.load(std::memory_order_relaxed) < seq) hurry_ = true;
+    if (options_.group_commit_interval > absl::ZeroDuration() &&
+        durable_seq_.load(std::memory_order_relaxed) < seq) {
+      hurry_ = true;
+    }
   }
   work_cv_.notify_one();
   absl::Status s = WaitDurable(seq);

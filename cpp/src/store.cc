@@ -106,12 +106,9 @@ void CreatePrivately(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
-  if (options.group_commit_interval < absl::ZeroDuration() ||
-      options.group_commit_interval > kGroupCommitIntervalMax) {  // before any file is created
-    return MakeError(ErrorCode::kInvalidArgument,
-                     absl::StrCat("group_commit_interval must be in 0..",
-                                  absl::FormatDuration(kGroupCommitIntervalMax), ", got ",
-                                  absl::FormatDuration(options.group_commit_interval)));
+  // Before any file is created (Journal::Open checks it too, after CreatePrivately).
+  if (absl::Status s = CheckGroupCommitInterval(options.group_commit_interval); !s.ok()) {
+    return s;
   }
   std::unique_ptr<Store> store(new Store(options));
   if (!options.path.empty()) {

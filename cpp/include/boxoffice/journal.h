@@ -93,6 +93,9 @@ enum class Durability : uint8_t {
 
 // The largest JournalOptions::group_commit_interval.
 inline constexpr absl::Duration kGroupCommitIntervalMax = absl::Seconds(1);
+// OK for an interval in 0 ..= kGroupCommitIntervalMax, else kInvalidArgument
+// naming the bounds and the value.
+absl::Status CheckGroupCommitInterval(absl::Duration interval);
 
 // "full", "normal", "off".
 absl::string_view ToString(Durability d);
